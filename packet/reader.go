@@ -1,0 +1,196 @@
+package packet
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Reader reads MQTT packets from a stream. It is not safe for concurrent
+// use; a connection has one reading goroutine.
+type Reader struct {
+	// Version decides how packets other than CONNECT are decoded. A Reader
+	// that decodes a CONNECT sets Version from it, so a server needs not
+	// set it; a client sets it before reading the CONNACK. While Version
+	// is 0 only CONNECT can be read.
+	Version Version
+	// MaxPacketSize is the largest packet, fixed header included, the
+	// Reader accepts; a larger one fails with a ProtocolError of code
+	// PacketTooLarge before any memory is allocated for it. 0 means the
+	// protocol's own limit (MaxPacketSize, 256 MiB + 4 bytes).
+	MaxPacketSize uint32
+
+	br  *bufio.Reader
+	dec decoder
+}
+
+// NewReader returns a Reader reading from r through a 4 KiB buffer (r is
+// used directly if it is already a *bufio.Reader).
+func NewReader(r io.Reader) *Reader {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 4096)
+	}
+	return &Reader{br: br}
+}
+
+// Reset discards any buffered data and reads from r; Version and
+// MaxPacketSize are kept.
+func (r *Reader) Reset(src io.Reader) { r.br.Reset(src) }
+
+// Buffered reports how many bytes have been read from the stream but not
+// yet consumed as packets.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// ReadPacket reads and decodes the next packet. At a clean end of stream
+// between packets it returns io.EOF; a stream ending inside a packet gives
+// io.ErrUnexpectedEOF; a packet that breaks the protocol gives a
+// *ProtocolError, after which the stream position is undefined and the
+// connection must be closed. The packet's strings and slices share one
+// fresh buffer that the Reader never touches again.
+func (r *Reader) ReadPacket() (Packet, error) {
+	b0, err := r.br.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	var hdr [4]byte
+	n := 0
+	for {
+		c, err := r.br.ReadByte()
+		if err != nil {
+			return nil, unexpected(err)
+		}
+		hdr[n] = c
+		n++
+		if c&0x80 == 0 {
+			break
+		}
+		if n == 4 {
+			// A remaining length of five bytes or more [v5 MQTT-1.5.5-1] (section 2.2.3).
+			return nil, malformed(Type(b0>>4), "noid:vbi-5-bytes", "remaining length longer than four bytes")
+		}
+	}
+	rl, _, perr := decodeVBI(hdr[:n])
+	if perr != nil {
+		perr.Packet = Type(b0 >> 4)
+		return nil, perr
+	}
+	t, flags := Type(b0>>4), b0&0x0f
+	if err := r.checkHeader(t, flags); err != nil {
+		return nil, err
+	}
+	max := r.MaxPacketSize
+	if max == 0 {
+		max = MaxPacketSize
+	}
+	if size := uint64(1+n) + uint64(rl); size > uint64(max) {
+		return nil, &ProtocolError{Code: PacketTooLarge, Packet: t, Spec: "v5 MQTT-3.2.2-15",
+			Msg: fmt.Sprintf("packet of %d bytes exceeds the maximum packet size %d", size, max)}
+	}
+	var (
+		body []byte
+		p    Packet
+	)
+	if t == PUBLISH && uintptr(rl) <= smallPublish {
+		box := new(publishBox)
+		body, p = box.buf[:rl:rl], &box.p
+	} else {
+		body, p = make([]byte, rl), New(t)
+	}
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		return nil, unexpected(err)
+	}
+	v := r.Version
+	r.dec = decoder{b: body, t: t, v: v}
+	err = p.decode(&r.dec, flags)
+	r.dec = decoder{}
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := p.(*Connect); ok {
+		r.Version = c.Version
+	}
+	return p, nil
+}
+
+// checkHeader validates the packet type and the fixed-header flags
+// [v5 MQTT-2.1.3-1] [v3 MQTT-2.2.2-1] [v3 MQTT-2.2.2-2].
+func (r *Reader) checkHeader(t Type, flags byte) error {
+	return checkHeader(r.Version, t, flags)
+}
+
+func checkHeader(v Version, t Type, flags byte) error {
+	if t == 0 || (t == AUTH && v != V5 && v != 0) {
+		return malformed(t, versioned(v, "MQTT-2.1.3-1", "MQTT-2.2.2-1"), "reserved packet type "+t.String())
+	}
+	if v == 0 && t != CONNECT {
+		// Nothing but CONNECT can be read before the version is known;
+		// a server gets here when the first packet is not a CONNECT
+		// [v5 MQTT-3.1.0-1] [v3 MQTT-3.1.0-1].
+		return protoErr(t, "v5 MQTT-3.1.0-1", "first packet is not CONNECT")
+	}
+	want := byte(0)
+	switch t {
+	case PUBLISH:
+		return nil // DUP, QoS and RETAIN are checked with the packet
+	case PUBREL:
+		want = 0x02 // [v5 MQTT-3.6.1-1] [v3 MQTT-3.6.1-1]
+	case SUBSCRIBE:
+		want = 0x02 // [v5 MQTT-3.8.1-1] [v3 MQTT-3.8.1-1]
+	case UNSUBSCRIBE:
+		want = 0x02 // [v5 MQTT-3.10.1-1] [v3 MQTT-3.10.1-1]
+	}
+	if flags != want {
+		// DISCONNECT [v5 MQTT-3.14.1-1] [v3 MQTT-3.14.1-1], AUTH [v5 MQTT-3.15.1-1].
+		return malformed(t, versioned(v, "MQTT-2.1.3-1", "MQTT-2.2.2-1"),
+			fmt.Sprintf("fixed header flags 0x%x, want 0x%x", flags, want))
+	}
+	return nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Decode decodes the packet at the front of b, for a stream of protocol
+// version v (0: only a CONNECT is accepted), and returns it with the number
+// of bytes it took. The packet's strings and slices alias b. If b holds
+// less than one whole packet, Decode returns io.ErrUnexpectedEOF.
+func Decode(v Version, b []byte) (Packet, int, error) {
+	if len(b) < 2 {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	t, flags := Type(b[0]>>4), b[0]&0x0f
+	rl, n, perr := decodeVBI(b[1:])
+	if perr != nil {
+		if perr.Spec == "noid:truncated" {
+			return nil, 0, io.ErrUnexpectedEOF
+		}
+		perr.Packet = t
+		return nil, 0, perr
+	}
+	if err := checkHeader(v, t, flags); err != nil {
+		return nil, 0, err
+	}
+	end := 1 + n + int(rl)
+	if len(b) < end {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	p := New(t)
+	d := decoder{b: b[1+n : end : end], t: t, v: v}
+	if err := p.decode(&d, flags); err != nil {
+		return nil, 0, err
+	}
+	return p, end, nil
+}
+
+// IsProtocolError reports whether err is a *ProtocolError and returns it.
+func IsProtocolError(err error) (*ProtocolError, bool) {
+	var pe *ProtocolError
+	ok := errors.As(err, &pe)
+	return pe, ok
+}
