@@ -15,7 +15,7 @@ func (a *ack) decodeAck(d *decoder, t Type, codes *reasonSet, spec string) error
 	a.PacketID = d.u16()
 	if d.err == nil && a.PacketID == 0 {
 		// [v5 MQTT-2.2.1-5] [v3 MQTT-2.3.1-6 .. -7]: acks echo a non-zero id.
-		return protoErr(t, versioned(d.v, "MQTT-2.2.1-5", "MQTT-2.3.1-1"), "packet identifier 0")
+		return protoErr(t, versioned(d.v, "MQTT-2.2.1-5", "MQTT-2.3.1-6"), "packet identifier 0")
 	}
 	if d.v == V5 && d.remaining() > 0 {
 		a.ReasonCode = ReasonCode(d.u8())

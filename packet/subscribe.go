@@ -134,7 +134,7 @@ func (*Suback) Type() Type { return SUBACK }
 func (p *Suback) decode(d *decoder, flags byte) error {
 	p.PacketID = d.u16()
 	if d.err == nil && p.PacketID == 0 {
-		return protoErr(SUBACK, versioned(d.v, "MQTT-2.2.1-5", "MQTT-2.3.1-7"), "packet identifier 0") // answers echo the request's non-zero id
+		return protoErr(SUBACK, versioned(d.v, "MQTT-2.2.1-6", "MQTT-2.3.1-7"), "packet identifier 0") // answers echo the request's non-zero id
 	}
 	if d.v == V5 {
 		p.Properties.decode(d, SUBACK)

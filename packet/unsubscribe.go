@@ -74,7 +74,7 @@ func (*Unsuback) Type() Type { return UNSUBACK }
 func (p *Unsuback) decode(d *decoder, flags byte) error {
 	p.PacketID = d.u16()
 	if d.err == nil && p.PacketID == 0 {
-		return protoErr(UNSUBACK, versioned(d.v, "MQTT-2.2.1-5", "MQTT-2.3.1-7"), "packet identifier 0") // answers echo the request's non-zero id
+		return protoErr(UNSUBACK, versioned(d.v, "MQTT-2.2.1-6", "MQTT-2.3.1-7"), "packet identifier 0") // answers echo the request's non-zero id
 	}
 	if d.v == V5 {
 		p.Properties.decode(d, UNSUBACK)
