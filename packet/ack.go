@@ -36,7 +36,7 @@ func (a *ack) appendAck(dst []byte, v Version, t Type, flags byte, codes *reason
 	dst, off := header(dst, t, flags)
 	dst = appendU16(dst, a.PacketID)
 	if v == V5 {
-		e.check(codes.has(a.ReasonCode), "reason code not allowed: "+a.ReasonCode.String())
+		e.code(codes, a.ReasonCode)
 		hasProps := !a.Properties.IsZero()
 		if a.ReasonCode != Success || hasProps {
 			dst = append(dst, byte(a.ReasonCode))

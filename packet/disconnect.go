@@ -32,7 +32,7 @@ func (p *Disconnect) Append(dst []byte, v Version) ([]byte, error) {
 	start := len(dst)
 	dst, off := header(dst, DISCONNECT, 0)
 	if v == V5 {
-		e.check(disconnectCodes.has(p.ReasonCode), "reason code not allowed: "+p.ReasonCode.String())
+		e.code(disconnectCodes, p.ReasonCode)
 		hasProps := !p.Properties.IsZero()
 		if p.ReasonCode != 0 || hasProps {
 			dst = append(dst, byte(p.ReasonCode))
@@ -81,7 +81,7 @@ func (p *Auth) Append(dst []byte, v Version) ([]byte, error) {
 		return dst, encErr(AUTH, "AUTH exists only in MQTT 5")
 	}
 	e := encoder{t: AUTH}
-	e.check(authCodes.has(p.ReasonCode), "reason code not allowed: "+p.ReasonCode.String())
+	e.code(authCodes, p.ReasonCode)
 	start := len(dst)
 	dst, off := header(dst, AUTH, 0)
 	hasProps := !p.Properties.IsZero()

@@ -262,11 +262,22 @@ func (e *encoder) check(ok bool, msg string) {
 }
 
 func (e *encoder) str(s, field string) {
-	e.check(ValidUTF8String(s), field+" is not a valid MQTT string (UTF-8, no U+0000, at most 65535 bytes)")
+	if !ValidUTF8String(s) {
+		e.check(false, field+" is not a valid MQTT string (UTF-8, no U+0000, at most 65535 bytes)")
+	}
+}
+
+// code checks that reason code c is one of set.
+func (e *encoder) code(set *reasonSet, c ReasonCode) {
+	if !set.has(c) {
+		e.check(false, "reason code not allowed: "+c.String())
+	}
 }
 
 func (e *encoder) bin(b []byte, field string) {
-	e.check(len(b) <= 65535, field+" is longer than 65535 bytes")
+	if len(b) > 65535 {
+		e.check(false, field+" is longer than 65535 bytes")
+	}
 }
 
 // header starts a packet: the first byte and room for the remaining length.

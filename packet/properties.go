@@ -164,88 +164,75 @@ type Properties struct {
 // Mark marks property id present, so that it is encoded even when its
 // field holds the zero value (a Session Expiry Interval of 0 on DISCONNECT,
 // Maximum QoS 0 on CONNACK, ...).
-func (p *Properties) Mark(id PropertyID) { p.present |= 1 << id }
+func (p *Properties) Mark(id PropertyID) {
+	if id <= maxPropertyID && propTable[id].name != "" {
+		p.present |= 1 << id
+	}
+}
 
 // Unmark clears the mark set by Mark or by decoding. A property whose
 // field is non-zero is still sent.
-func (p *Properties) Unmark(id PropertyID) { p.present &^= 1 << id }
+func (p *Properties) Unmark(id PropertyID) {
+	if id <= maxPropertyID {
+		p.present &^= 1 << id
+	}
+}
 
 // Has reports whether property id is present: marked or non-zero.
-func (p *Properties) Has(id PropertyID) bool {
-	if p.present&(1<<id) != 0 {
-		return true
-	}
-	switch id {
-	case PropPayloadFormat:
-		return p.PayloadFormat != 0
-	case PropMessageExpiry:
-		return p.MessageExpiry != 0
-	case PropContentType:
-		return p.ContentType != ""
-	case PropResponseTopic:
-		return p.ResponseTopic != ""
-	case PropCorrelationData:
-		return len(p.CorrelationData) > 0
-	case PropSubscriptionID:
-		return len(p.SubscriptionIDs) > 0
-	case PropSessionExpiry:
-		return p.SessionExpiry != 0
-	case PropAssignedClientID:
-		return p.AssignedClientID != ""
-	case PropServerKeepAlive:
-		return p.ServerKeepAlive != 0
-	case PropAuthMethod:
-		return p.AuthMethod != ""
-	case PropAuthData:
-		return len(p.AuthData) > 0
-	case PropRequestProblemInfo:
-		return p.RequestProblemInfo != 0
-	case PropWillDelay:
-		return p.WillDelay != 0
-	case PropRequestResponseInfo:
-		return p.RequestResponseInfo != 0
-	case PropResponseInfo:
-		return p.ResponseInfo != ""
-	case PropServerReference:
-		return p.ServerReference != ""
-	case PropReasonString:
-		return p.ReasonString != ""
-	case PropReceiveMaximum:
-		return p.ReceiveMaximum != 0
-	case PropTopicAliasMaximum:
-		return p.TopicAliasMaximum != 0
-	case PropTopicAlias:
-		return p.TopicAlias != 0
-	case PropMaximumQoS:
-		return p.MaximumQoS != 0
-	case PropRetainAvailable:
-		return p.RetainAvailable != 0
-	case PropUser:
-		return len(p.User) > 0
-	case PropMaximumPacketSize:
-		return p.MaximumPacketSize != 0
-	case PropWildcardSubAvailable:
-		return p.WildcardSubAvailable != 0
-	case PropSubIDAvailable:
-		return p.SubIDAvailable != 0
-	case PropSharedSubAvailable:
-		return p.SharedSubAvailable != 0
-	}
-	return false
-}
+func (p *Properties) Has(id PropertyID) bool { return id <= maxPropertyID && p.mask()&(1<<id) != 0 }
 
 // IsZero reports whether no property is present.
-func (p *Properties) IsZero() bool {
-	if p.present != 0 || len(p.User) > 0 || len(p.SubscriptionIDs) > 0 || len(p.CorrelationData) > 0 || len(p.AuthData) > 0 {
-		return false
+func (p *Properties) IsZero() bool { return p.mask() == 0 }
+
+// mask returns the set of present properties: marked or non-zero.
+func (p *Properties) mask() uint64 {
+	m := p.present
+	set := func(ok bool, id PropertyID) {
+		if ok {
+			m |= 1 << id
+		}
 	}
-	return p.PayloadFormat == 0 && p.MessageExpiry == 0 && p.ContentType == "" && p.ResponseTopic == "" &&
-		p.SessionExpiry == 0 && p.AssignedClientID == "" && p.ServerKeepAlive == 0 && p.AuthMethod == "" &&
-		p.RequestProblemInfo == 0 && p.WillDelay == 0 && p.RequestResponseInfo == 0 && p.ResponseInfo == "" &&
-		p.ServerReference == "" && p.ReasonString == "" && p.ReceiveMaximum == 0 && p.TopicAliasMaximum == 0 &&
-		p.TopicAlias == 0 && p.MaximumQoS == 0 && p.RetainAvailable == 0 && p.MaximumPacketSize == 0 &&
-		p.WildcardSubAvailable == 0 && p.SubIDAvailable == 0 && p.SharedSubAvailable == 0
+	set(p.ContentType != "", PropContentType)
+	set(p.ResponseTopic != "", PropResponseTopic)
+	set(p.AssignedClientID != "", PropAssignedClientID)
+	set(p.AuthMethod != "", PropAuthMethod)
+	set(p.ResponseInfo != "", PropResponseInfo)
+	set(p.ServerReference != "", PropServerReference)
+	set(p.ReasonString != "", PropReasonString)
+	set(len(p.CorrelationData) > 0, PropCorrelationData)
+	set(len(p.SubscriptionIDs) > 0, PropSubscriptionID)
+	set(len(p.AuthData) > 0, PropAuthData)
+	set(len(p.User) > 0, PropUser)
+	set(p.MessageExpiry != 0, PropMessageExpiry)
+	set(p.SessionExpiry != 0, PropSessionExpiry)
+	set(p.WillDelay != 0, PropWillDelay)
+	set(p.MaximumPacketSize != 0, PropMaximumPacketSize)
+	set(p.ServerKeepAlive != 0, PropServerKeepAlive)
+	set(p.ReceiveMaximum != 0, PropReceiveMaximum)
+	set(p.TopicAliasMaximum != 0, PropTopicAliasMaximum)
+	set(p.TopicAlias != 0, PropTopicAlias)
+	set(p.PayloadFormat != 0, PropPayloadFormat)
+	set(p.RequestProblemInfo != 0, PropRequestProblemInfo)
+	set(p.RequestResponseInfo != 0, PropRequestResponseInfo)
+	set(p.MaximumQoS != 0, PropMaximumQoS)
+	set(p.RetainAvailable != 0, PropRetainAvailable)
+	set(p.WildcardSubAvailable != 0, PropWildcardSubAvailable)
+	set(p.SubIDAvailable != 0, PropSubIDAvailable)
+	set(p.SharedSubAvailable != 0, PropSharedSubAvailable)
+	return m
 }
+
+// allowedMask[ctx] is the set of properties context ctx may carry.
+var allowedMask = func() (a [willContext + 1]uint64) {
+	for id, info := range propTable {
+		for t := range a {
+			if info.allowed&(1<<t) != 0 {
+				a[t] |= 1 << id
+			}
+		}
+	}
+	return a
+}()
 
 // decode reads a property length and the properties of context ctx (a
 // packet type or willContext).
@@ -392,8 +379,12 @@ func ctxName(ctx Type) string {
 // ctx. A packet with no properties still carries a property length of 0
 // [v5 MQTT-2.2.2-1].
 func (p *Properties) append(dst []byte, ctx Type, e *encoder) []byte {
+	m := p.mask() & allowedMask[ctx]
+	if m == 0 {
+		return append(dst, 0)
+	}
 	dst, off := reserveVBI(dst)
-	ok := func(id PropertyID) bool { return propTable[id].allowed&(1<<ctx) != 0 && p.Has(id) }
+	ok := func(id PropertyID) bool { return m&(1<<id) != 0 }
 	if ok(PropPayloadFormat) {
 		e.check(p.PayloadFormat <= 1, "payload format indicator must be 0 or 1")
 		dst = append(dst, byte(PropPayloadFormat), p.PayloadFormat)
@@ -519,8 +510,9 @@ func (p *Properties) String() string {
 			b.WriteByte(' ')
 		}
 	}
+	m := p.mask()
 	for id := PropertyID(1); id <= maxPropertyID; id++ {
-		if propTable[id].name == "" || !p.Has(id) {
+		if m&(1<<id) == 0 {
 			continue
 		}
 		sep()

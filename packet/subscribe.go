@@ -191,7 +191,7 @@ func decodeCodes(d *decoder, t Type, codes *reasonSet, spec string) []ReasonCode
 func appendCodes(dst []byte, rcs []ReasonCode, codes *reasonSet, e *encoder) []byte {
 	e.check(len(rcs) > 0, "no reason codes")
 	for _, c := range rcs {
-		e.check(codes.has(c), "reason code not allowed: "+c.String())
+		e.code(codes, c)
 		dst = append(dst, byte(c))
 	}
 	return dst
