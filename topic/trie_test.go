@@ -27,7 +27,10 @@ func randFilter(r *rand.Rand) string {
 			levels[i] = levelAlphabet[r.IntN(len(levelAlphabet))]
 		}
 	}
-	return strings.Join(levels, "/")
+	if f := strings.Join(levels, "/"); f != "" {
+		return f
+	}
+	return randFilter(r)
 }
 
 // randName returns a valid random name of 1 to 6 levels.
@@ -41,7 +44,10 @@ func randName(r *rand.Rand) string {
 			levels[i] = levelAlphabet[r.IntN(len(levelAlphabet))]
 		}
 	}
-	return strings.Join(levels, "/")
+	if name := strings.Join(levels, "/"); name != "" {
+		return name
+	}
+	return randName(r)
 }
 
 type fk struct {
@@ -202,8 +208,8 @@ func TestTriePrunes(t *testing.T) {
 	tr.Add("a/b/c/d", "x", struct{}{})
 	tr.Add("a/+/#", "x", struct{}{})
 	tr.Add("a", "x", struct{}{})
-	if tr.nodes != 7 {
-		t.Fatalf("nodes = %d, want 7", tr.nodes)
+	if tr.nodes != 6 { // a b c d + #
+		t.Fatalf("nodes = %d, want 6", tr.nodes)
 	}
 	tr.Remove("a/b/c/d", "x")
 	if tr.nodes != 3 {
@@ -244,7 +250,7 @@ func TestTrieStopEarly(t *testing.T) {
 func TestTrieStoredFilter(t *testing.T) {
 	tr := NewTrie[string, int]()
 	buf := []byte("xx/sport/tennis/+yy")
-	f := string(buf[2:17])
+	f := string(buf[3:17])
 	tr.Add(f, "c", 1)
 	var got []string
 	tr.Match("sport/tennis/player1", func(f string, _ string, _ int) bool {
