@@ -69,9 +69,13 @@ func (p *Connect) decode(d *decoder, flags byte) error {
 	willRetain := cf&0x20 != 0
 	p.PasswordFlag = cf&0x40 != 0
 	p.UsernameFlag = cf&0x80 != 0
-	if !willFlag && (willQoS != 0 || willRetain) {
-		// [v5 MQTT-3.1.2-11] [v5 MQTT-3.1.2-13] [v3 MQTT-3.1.2-13] [v3 MQTT-3.1.2-15]
-		return malformed(CONNECT, versioned(d.v, "MQTT-3.1.2-11", "MQTT-3.1.2-13"), "will QoS or will retain set without the will flag")
+	if !willFlag && willQoS != 0 {
+		// [v5 MQTT-3.1.2-11] [v3 MQTT-3.1.2-13]
+		return malformed(CONNECT, versioned(d.v, "MQTT-3.1.2-11", "MQTT-3.1.2-13"), "will QoS set without the will flag")
+	}
+	if !willFlag && willRetain {
+		// [v5 MQTT-3.1.2-13] [v3 MQTT-3.1.2-15]
+		return malformed(CONNECT, versioned(d.v, "MQTT-3.1.2-13", "MQTT-3.1.2-15"), "will retain set without the will flag")
 	}
 	if willQoS == 3 {
 		// [v5 MQTT-3.1.2-12] [v3 MQTT-3.1.2-14]

@@ -104,9 +104,9 @@ func (d *decoder) str() string {
 		return ""
 	}
 	if !validUTF8(b) {
-		spec := "v5 MQTT-1.5.4-1"
-		if d.v != V5 {
-			spec = "v3 MQTT-1.5.3-1"
+		spec := versioned(d.v, "MQTT-1.5.4-1", "MQTT-1.5.3-1")
+		if containsZero(b) {
+			spec = versioned(d.v, "MQTT-1.5.4-2", "MQTT-1.5.3-2") // U+0000
 		}
 		d.fail(malformed(d.t, spec, "string is not well-formed UTF-8 or contains U+0000"))
 		return ""
@@ -122,6 +122,21 @@ func (d *decoder) rest() []byte {
 	b := d.b[d.off:len(d.b):len(d.b)]
 	d.off = len(d.b)
 	return b
+}
+
+// entries counts the entries left in the packet, each a two-byte length,
+// that many bytes and extra more (the SUBSCRIBE and UNSUBSCRIBE payloads),
+// so that their slice is allocated once, at its size, and not grown by
+// append to many times the packet size. A cut-off last entry counts.
+func (d *decoder) entries(extra int) int {
+	n := 0
+	for i := d.off; i < len(d.b); n++ {
+		if len(d.b)-i >= 2 {
+			i += int(binary.BigEndian.Uint16(d.b[i:]))
+		}
+		i += 2 + extra
+	}
+	return n
 }
 
 // end checks that the content used up exactly the remaining length.

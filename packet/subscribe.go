@@ -32,6 +32,9 @@ func (p *Subscribe) decode(d *decoder, flags byte) error {
 	if d.v == V5 {
 		p.Properties.decode(d, SUBSCRIBE)
 	}
+	if n := d.entries(1); d.err == nil && n > 0 {
+		p.Subscriptions = make([]Subscription, 0, n)
+	}
 	for d.err == nil && d.remaining() > 0 {
 		var s Subscription
 		s.Filter = d.str() // [v5 MQTT-3.8.3-1] [v3 MQTT-3.8.3-1]
@@ -45,7 +48,7 @@ func (p *Subscribe) decode(d *decoder, flags byte) error {
 				return malformed(SUBSCRIBE, "v5 MQTT-3.8.3-5", "reserved subscription option bits are set") // [v5 MQTT-3.8.3-5]
 			}
 			if s.QoS == 3 {
-				return malformed(SUBSCRIBE, "v5 noid:sub-qos3", "QoS 3 in subscription options")
+				return protoErr(SUBSCRIBE, "v5 noid:sub-qos3", "QoS 3 in subscription options") // section 3.8.3.1: a Protocol Error
 			}
 			s.NoLocal = o&0x04 != 0
 			s.RetainAsPublished = o&0x08 != 0
@@ -149,6 +152,7 @@ func (p *Suback) decode(d *decoder, flags byte) error {
 
 func (p *Suback) Append(dst []byte, v Version) ([]byte, error) {
 	e := encoder{t: SUBACK}
+	e.check(p.PacketID != 0, "packet identifier 0")
 	codes := v3SubackCodes
 	if v == V5 {
 		codes = subackCodes

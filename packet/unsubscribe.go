@@ -22,6 +22,9 @@ func (p *Unsubscribe) decode(d *decoder, flags byte) error {
 	if d.v == V5 {
 		p.Properties.decode(d, UNSUBSCRIBE)
 	}
+	if n := d.entries(0); d.err == nil && n > 0 {
+		p.Filters = make([]string, 0, n)
+	}
 	for d.err == nil && d.remaining() > 0 {
 		p.Filters = append(p.Filters, d.str()) // [v5 MQTT-3.10.3-1] [v3 MQTT-3.10.3-1]
 	}
@@ -85,6 +88,7 @@ func (p *Unsuback) decode(d *decoder, flags byte) error {
 
 func (p *Unsuback) Append(dst []byte, v Version) ([]byte, error) {
 	e := encoder{t: UNSUBACK}
+	e.check(p.PacketID != 0, "packet identifier 0")
 	start := len(dst)
 	dst, off := header(dst, UNSUBACK, 0)
 	dst = appendU16(dst, p.PacketID)
