@@ -20,6 +20,9 @@ const module = "github.com/ternmq/tern"
 // everything but cmd/...; a trailing "/..." allows a subtree.
 var layers = map[string][]string{
 	"packet":            {},
+	"session":           {"packet", "topic", "store"},
+	"broker":            {"packet", "topic", "transport", "session", "store", "backplane"},
+	"cmd/tern":          {"*"},
 	"topic":             {},
 	"internal/archtest": {},
 }

@@ -1,0 +1,243 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ternmq/tern/broker"
+)
+
+// PasswordFile is a [broker.Authenticator] backed by a password file: one
+// "username:hash" per line, with '#' comment lines and blank lines
+// allowed. Hashes are bcrypt ("$2a$", "$2b$" or "$2y$", as "htpasswd -B"
+// writes them) or argon2id in the PHC string format
+// ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"). [HashPassword] and
+// [PasswdCommand] make them.
+//
+// Set the option fields before the broker starts; do not change them
+// while it runs. Authenticate and Reload are safe for concurrent use.
+type PasswordFile struct {
+	// AllowAnonymous lets clients that send no username connect without
+	// a password check (Mosquitto's allow_anonymous). A client that does
+	// send a username must always be in the file.
+	AllowAnonymous bool
+
+	// UseCertCN authenticates a client that presents a TLS certificate
+	// which the listener verified (its chain is in
+	// tls.ConnectionState.VerifiedChains) by that certificate alone: the
+	// certificate's subject common name becomes the username, and the
+	// password file is not consulted (Mosquitto's
+	// use_identity_as_username). A verified certificate without a common
+	// name is refused. A client without a verified certificate is checked
+	// against the password file as usual.
+	UseCertCN bool
+
+	// MaxConcurrent bounds how many password hashes are verified at once
+	// (0 means runtime.GOMAXPROCS). A hash check is deliberately slow, and
+	// an argon2id check takes its memory cost (64 MiB by default) for its
+	// duration, so a flood of connections must queue rather than exhaust
+	// the machine. A waiting Authenticate gives up when its context ends.
+	MaxConcurrent int
+
+	path    string
+	table   atomic.Pointer[userTable]
+	semOnce sync.Once
+	sem     chan struct{}
+}
+
+// userTable is one immutable snapshot of the file.
+type userTable struct {
+	creds map[string]*credential
+	// dummy is verified for unknown users, so that they take as long as
+	// known ones. It has the cost of the file's most common hash kind; nil
+	// when the file has no users.
+	dummy *credential
+}
+
+// LoadPasswordFile reads and checks a password file. The error names the
+// file and line of the first problem: a line without ':', an empty
+// username or hash, a duplicate user, or a hash that is neither bcrypt
+// nor argon2id.
+func LoadPasswordFile(path string) (*PasswordFile, error) {
+	p := &PasswordFile{path: path}
+	if err := p.Reload(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Reload reads the file again and, if it is valid, replaces the users
+// atomically: Authenticate calls in progress finish with the old set, later
+// ones use the new. If the file is invalid, Reload returns the error and
+// keeps the users it had. A SIGHUP handler can call it.
+func (p *PasswordFile) Reload() error {
+	if p.path == "" {
+		return errors.New("auth: PasswordFile has no file: create it with LoadPasswordFile")
+	}
+	data, err := os.ReadFile(p.path)
+	if err != nil {
+		return err
+	}
+	lines, err := parsePasswordLines(p.path, data, false)
+	if err != nil {
+		return err
+	}
+	t := &userTable{creds: make(map[string]*credential, len(lines))}
+	count := map[string]int{}
+	var common *credential
+	for _, l := range lines {
+		if l.user == "" {
+			continue
+		}
+		t.creds[l.user] = l.cred
+		k := l.cred.kind()
+		count[k]++
+		if common == nil || count[k] > count[common.kind()] {
+			common = l.cred
+		}
+	}
+	if common != nil {
+		t.dummy = dummyCredential(common)
+	}
+	p.table.Store(t)
+	return nil
+}
+
+// Path returns the file's path.
+func (p *PasswordFile) Path() string { return p.path }
+
+// Len returns the number of users.
+func (p *PasswordFile) Len() int {
+	if t := p.table.Load(); t != nil {
+		return len(t.creds)
+	}
+	return 0
+}
+
+// Authenticate implements [broker.Authenticator]. It accepts the broker's
+// own inline client, a client with a verified certificate when UseCertCN
+// is set, a client without a username when AllowAnonymous is set, and a
+// client whose username is in the file with the right password. Anything
+// else is refused with [broker.ErrBadCredentials]; an unknown user costs as
+// much time as a wrong password. A client whose context ends while it
+// waits for its turn (see MaxConcurrent) gets the context's error.
+func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest) error {
+	if req.Inline {
+		return nil
+	}
+	if p.UseCertCN && req.TLS != nil && len(req.TLS.VerifiedChains) > 0 && len(req.TLS.PeerCertificates) > 0 {
+		cn := req.TLS.PeerCertificates[0].Subject.CommonName
+		if cn == "" {
+			return broker.ErrNotAuthorized
+		}
+		req.Username = cn
+		return nil
+	}
+	if req.Username == "" {
+		if p.AllowAnonymous {
+			return nil
+		}
+		return broker.ErrBadCredentials
+	}
+	t := p.table.Load()
+	if t == nil || t.dummy == nil {
+		return broker.ErrBadCredentials // no users at all
+	}
+	c, known := t.creds[req.Username]
+	if !known {
+		c = t.dummy
+	}
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	ok := c.verify(req.Password)
+	<-p.sem
+	if !ok || !known {
+		return broker.ErrBadCredentials
+	}
+	return nil
+}
+
+func (p *PasswordFile) acquire(ctx context.Context) error {
+	p.semOnce.Do(func() {
+		n := p.MaxConcurrent
+		if n <= 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		p.sem = make(chan struct{}, n)
+	})
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pwLine is one line of a password file. user is "" for a comment or
+// blank line.
+type pwLine struct {
+	text    string // the line as read (without its newline), or as written by Set
+	user    string
+	hash    string
+	cred    *credential
+	problem error // lenient parsing: what is wrong with hash
+}
+
+// parsePasswordLines parses a password file. Strictly, every hash must be
+// valid; leniently (for editing), a line whose hash is unknown or
+// malformed is kept with its problem, so that tern passwd can replace it.
+// Syntax errors and duplicates are errors either way.
+func parsePasswordLines(path string, data []byte, lenient bool) ([]pwLine, error) {
+	text := string(data)
+	text = strings.TrimSuffix(text, "\n")
+	if text == "" {
+		return nil, nil
+	}
+	raw := strings.Split(text, "\n")
+	lines := make([]pwLine, 0, len(raw))
+	first := map[string]int{}
+	for i, r := range raw {
+		n := i + 1
+		l := pwLine{text: strings.TrimSuffix(r, "\r")}
+		t := strings.TrimSpace(r)
+		if t == "" || t[0] == '#' {
+			lines = append(lines, l)
+			continue
+		}
+		user, hash, ok := strings.Cut(t, ":")
+		switch {
+		case !ok:
+			// Do not quote the line: it may be a password.
+			return nil, fmt.Errorf("%s:%d: missing ':' (want username:hash, as tern passwd writes)", path, n)
+		case user == "":
+			return nil, fmt.Errorf("%s:%d: empty username before ':'", path, n)
+		}
+		hash = strings.TrimSpace(hash)
+		if hash == "" {
+			return nil, fmt.Errorf("%s:%d: user %q has no password hash after ':' (set one with tern passwd)", path, n, user)
+		}
+		if prev, dup := first[user]; dup {
+			return nil, fmt.Errorf("%s:%d: duplicate user %q (also on line %d): delete one of the lines", path, n, user, prev)
+		}
+		first[user] = n
+		l.user, l.hash = user, hash
+		cred, err := parseHash(hash)
+		if err != nil {
+			err = fmt.Errorf("%s:%d: %v", path, n, err)
+			if !lenient {
+				return nil, err
+			}
+			l.problem = err
+		}
+		l.cred = cred
+		lines = append(lines, l)
+	}
+	return lines, nil
+}

@@ -1,0 +1,132 @@
+package auth
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+)
+
+// PasswdArgs are the arguments of tern passwd, which mirrors
+// mosquitto_passwd:
+//
+//	tern passwd [-c] [--argon2] [--cost N] FILE USER     prompt for the password (twice)
+//	tern passwd [-c] -b [--argon2] [--cost N] FILE USER PASSWORD
+//	tern passwd -D FILE USER
+type PasswdArgs struct {
+	File     string
+	Create   bool // -c: create the file, or overwrite it if it exists
+	Delete   bool // -D: delete User
+	Batch    bool // -b: Password is given on the command line
+	User     string
+	Password string
+	Argon2   bool // hash with argon2id instead of bcrypt
+	Cost     int  // bcrypt cost, or argon2id passes with Argon2; 0 for the default
+}
+
+// PasswdCommand runs tern passwd: it adds or changes a user's password in
+// a password file, or deletes a user, and writes the file back atomically
+// (see [EditablePasswordFile.WriteFile]). Without Batch it prompts on
+// stderr and reads the password twice from stdin, one line each; it does
+// not turn off the terminal's echo, which is the CLI's business. Problems
+// with other users' hashes, which would stop the broker from loading the
+// file, are reported on stderr as warnings. stdout is not written.
+func PasswdCommand(args PasswdArgs, stdin io.Reader, stdout, stderr io.Writer) error {
+	switch {
+	case args.File == "":
+		return errors.New("no password file given")
+	case args.User == "":
+		return errors.New("no username given")
+	case args.Delete && (args.Create || args.Batch || args.Password != "" || args.Argon2 || args.Cost != 0):
+		return errors.New("-D takes only a file and a username")
+	case args.Batch && args.Password == "":
+		return errors.New("-b needs a password after the username")
+	case !args.Batch && args.Password != "":
+		return errors.New("a password on the command line needs -b (or leave it out to be prompted)")
+	}
+	if !args.Delete {
+		if err := CheckUsername(args.User); err != nil {
+			return err
+		}
+	}
+
+	var f *EditablePasswordFile
+	if args.Create {
+		f = NewEditablePasswordFile()
+	} else {
+		var err error
+		f, err = ReadPasswordFileForEdit(args.File)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s does not exist (use -c to create it)", args.File)
+		}
+		if err != nil {
+			return err
+		}
+	}
+
+	if args.Delete {
+		if !f.Delete(args.User) {
+			return fmt.Errorf("user %q is not in %s", args.User, args.File)
+		}
+	} else {
+		password := args.Password
+		if !args.Batch {
+			var err error
+			if password, err = promptPassword(stdin, stderr); err != nil {
+				return err
+			}
+		}
+		opts := HashOptions{Argon2: args.Argon2, Cost: args.Cost}
+		if err := f.Set(args.User, password, opts); err != nil {
+			return err
+		}
+	}
+	if err := f.WriteFile(args.File); err != nil {
+		return err
+	}
+	for _, p := range f.Problems() {
+		fmt.Fprintf(stderr, "warning: %v; the broker will not load the file until it is fixed\n", p)
+	}
+	return nil
+}
+
+// promptPassword asks for the password twice.
+func promptPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	r := bufio.NewReader(stdin)
+	fmt.Fprint(stderr, "Password: ")
+	p1, err := readLine(r)
+	if err != nil {
+		return "", err
+	}
+	if p1 == "" {
+		return "", errors.New("empty password")
+	}
+	fmt.Fprint(stderr, "Reenter password: ")
+	p2, err := readLine(r)
+	if err != nil {
+		return "", err
+	}
+	if p1 != p2 {
+		return "", errors.New("passwords do not match")
+	}
+	return p1, nil
+}
+
+// readLine reads one line without its line ending. Other white space is
+// part of the password.
+func readLine(r *bufio.Reader) (string, error) {
+	s, err := r.ReadString('\n')
+	if err == io.EOF && s != "" {
+		err = nil
+	}
+	if err == io.EOF {
+		return "", errors.New("no password on standard input")
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	s = strings.TrimSuffix(s, "\n")
+	return strings.TrimSuffix(s, "\r"), nil
+}

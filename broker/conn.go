@@ -1,0 +1,521 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/topic"
+	"github.com/ternmq/tern/transport"
+)
+
+// LevelTrace is the slog level at which every packet in and out is logged.
+const LevelTrace = slog.LevelDebug - 4
+
+// conn is one client connection. Its reader runs on the goroutine that
+// called serve; its writer on a goroutine of its own (writer.go). Every
+// byte to the client goes through the writer.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	lis  Listener
+	info ClientInfo
+	log  *slog.Logger
+	r    *packet.Reader
+
+	version   packet.Version
+	keepAlive time.Duration // 1.5 x the client's keep alive; 0 for none
+	sess      *session
+	will      *packet.Will
+	window    int    // outbound QoS 1/2 messages in flight at most
+	maxOut    uint32 // the client's maximum packet size, 0 for none
+	problem   bool   // MQTT 5: the client wants reason strings
+	trace     bool
+
+	ctrl       chan ctrlPkt  // packets for the writer to send, in order
+	wake       chan struct{} // a message was queued for the session
+	quit       chan struct{} // closed to stop the writer
+	writerDone chan struct{}
+	done       chan struct{} // closed when the connection is fully gone
+
+	kicked      atomic.Uint32 // reason code the server closed the connection with, 0 if not
+	disconnectd bool          // the client sent DISCONNECT (no will)
+	resend      bool          // the writer must resend in-flight messages first
+	closeOnce   sync.Once
+}
+
+// ctrlPkt is a packet for the writer: an acknowledgement spelled out in
+// place (no allocation), or any packet. final makes the writer close the
+// connection after sending it.
+type ctrlPkt struct {
+	t     packet.Type
+	id    uint16
+	code  packet.ReasonCode
+	p     packet.Packet
+	final bool
+}
+
+func newConn(srv *Server, nc net.Conn, lis Listener) *conn {
+	c := &conn{
+		srv:        srv,
+		nc:         nc,
+		lis:        lis,
+		ctrl:       make(chan ctrlPkt, 64),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	c.info = ClientInfo{RemoteAddr: nc.RemoteAddr(), Listener: lis.Name}
+	c.log = srv.cfg.log
+	c.trace = c.log.Enabled(context.Background(), LevelTrace)
+	return c
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	defer c.srv.untrack(c)
+	defer close(c.done)
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug must not take the broker down with it; close this
+			// one connection and say what happened.
+			c.log.Error("panic serving connection; connection closed", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "panic", fmt.Sprint(r))
+			c.nc.Close()
+		}
+	}()
+	c.r = packet.NewReader(countingReader{c.nc, &c.srv.stats.bytesIn})
+	c.r.MaxPacketSize = c.srv.cfg.maxPacketSize
+	if !c.connect() {
+		c.nc.Close()
+		return
+	}
+	err := c.readLoop()
+	c.teardown(err)
+}
+
+// connect reads and answers the CONNECT. It returns false if the
+// connection was refused or failed; the caller closes it.
+func (c *conn) connect() bool {
+	srv := c.srv
+	c.nc.SetReadDeadline(time.Now().Add(srv.cfg.connectTimeout))
+	p, err := c.r.ReadPacket()
+	if err != nil {
+		c.connectFailed(err)
+		return false
+	}
+	cp, ok := p.(*packet.Connect)
+	if !ok {
+		// [v5 MQTT-3.1.0-1] [v3 MQTT-3.1.0-1] the first packet must be CONNECT.
+		c.log.Info("connection closed: first packet is not CONNECT", "remote", c.info.RemoteAddr, "packet", p.Type())
+		return false
+	}
+	c.version = cp.Version
+	c.info.Version = cp.Version
+	c.info.ClientID = cp.ClientID
+	c.info.Username = cp.Username
+	if c.trace {
+		c.log.Log(context.Background(), LevelTrace, "recv", "remote", c.info.RemoteAddr, "packet", cp.String())
+	}
+	v5 := c.version == packet.V5
+
+	refuse := func(code packet.ReasonCode, reason string) bool {
+		c.log.Info("connection refused", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "code", code.String(), "reason", reason)
+		ack := &packet.Connack{ReasonCode: code}
+		if !v5 {
+			ack.ReasonCode = code.V3Connack()
+		} else if cp.Properties.RequestProblemInfo == 0 || !cp.Properties.Has(packet.PropRequestProblemInfo) {
+			ack.Properties.ReasonString = reason
+		}
+		c.writeDirect(ack)
+		return false
+	}
+
+	// Client identifier rules.
+	assigned := false
+	switch {
+	case cp.ClientID == "" && c.version == packet.V31:
+		// MQTT 3.1 requires 1 to 23 characters.
+		return refuse(packet.ClientIdentifierNotValid, "MQTT 3.1 requires a client identifier")
+	case cp.ClientID == "" && !v5 && !cp.CleanStart:
+		// [v3 MQTT-3.1.3-8] an empty id needs clean session; refuse with 0x02.
+		return refuse(packet.ClientIdentifierNotValid, "an empty client identifier needs clean session")
+	case cp.ClientID == "":
+		// [v3 MQTT-3.1.3-6] [v5 MQTT-3.1.3-6] assign a unique identifier.
+		c.info.ClientID = newClientID()
+		assigned = true
+	case c.version == packet.V31 && len(cp.ClientID) > 23:
+		return refuse(packet.ClientIdentifierNotValid, "MQTT 3.1 client identifiers are at most 23 characters")
+	}
+
+	// Authentication.
+	req := &AuthRequest{ClientInfo: c.info, Password: cp.Password, Connect: cp}
+	if cs, ok := transport.ConnectionState(c.nc); ok {
+		req.TLS = cs
+		c.info.TLS = cs
+	}
+	if c.lis.UseCertCommonName {
+		cn, ok := transport.PeerCommonName(c.nc)
+		if !ok {
+			return refuse(packet.NotAuthorized, "a verified client certificate is required")
+		}
+		req.Username = cn
+	}
+	if cp.Will != nil {
+		if err := topic.ValidateName(cp.Will.Topic); err != nil {
+			return refuse(packet.TopicNameInvalid, err.Error())
+		}
+	}
+	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.connectTimeout)
+	err = srv.cfg.authn.Authenticate(ctx, req)
+	cancel()
+	if err != nil {
+		return refuse(refusalCode(err), err.Error())
+	}
+	c.info.Username = req.Username
+	if cp.Will != nil && !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionPublish, cp.Will.Topic) {
+		return refuse(packet.NotAuthorized, "not authorized to publish the will topic")
+	}
+
+	// Limits the client announces (MQTT 5).
+	c.window = srv.cfg.maxInflight
+	if v5 {
+		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < c.window {
+			c.window = int(rm)
+		}
+		c.maxOut = cp.Properties.MaximumPacketSize
+		c.problem = !cp.Properties.Has(packet.PropRequestProblemInfo) || cp.Properties.RequestProblemInfo == 1
+	}
+	if cp.KeepAlive > 0 {
+		// [v3 MQTT-3.1.2-24] [v5 MQTT-3.1.2-22] one and a half keep alive periods.
+		c.keepAlive = time.Duration(cp.KeepAlive) * 1500 * time.Millisecond
+	}
+	c.will = cp.Will
+
+	// The session: take over from another connection of this id and
+	// resume or start afresh.
+	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
+	if c.isKicked() {
+		return false
+	}
+	s.mu.Lock()
+	s.clean = cp.CleanStart && !v5 || v5 && cp.Properties.SessionExpiry == 0
+	s.info = c.info
+	c.resend = len(s.inflight) > 0
+	s.mu.Unlock()
+	c.sess = s
+
+	ack := &packet.Connack{SessionPresent: present}
+	if v5 {
+		if assigned {
+			ack.Properties.AssignedClientID = c.info.ClientID // [v5 MQTT-3.2.2-16]
+		}
+		ack.Properties.MaximumPacketSize = srv.cfg.maxPacketSize
+		ack.Properties.ReceiveMaximum = receiveMaximum
+	}
+	go c.writeLoop()
+	c.send(ctrlPkt{p: ack})
+	if c.resend {
+		c.kick()
+	}
+	srv.stats.connected.Add(1)
+	srv.stats.total.Add(1)
+	c.log.Info("client connected", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "version", c.version.String(),
+		"listener", c.lis.Name, "clean", cp.CleanStart, "keepalive", cp.KeepAlive, "session_present", present)
+	srv.observe(Event{Kind: EventConnect, Client: &c.info})
+	return true
+}
+
+// receiveMaximum is the number of QoS 1 and 2 PUBLISHes a client may have
+// unacknowledged towards the broker.
+const receiveMaximum = 65535
+
+// connectFailed handles a CONNECT that could not be read.
+func (c *conn) connectFailed(err error) {
+	var pe *packet.ProtocolError
+	switch {
+	case errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion:
+		// [v3 MQTT-3.1.2-2] answer return code 1 and close; a 5.0 server
+		// may answer 0x84 [v5 MQTT-3.1.2-1]. The level is unknown, so the
+		// 3.1.1 form is sent, which every client can read.
+		c.writeDirect(&packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion})
+		c.log.Info("connection refused: unsupported protocol", "remote", c.info.RemoteAddr, "err", err)
+	case errors.As(err, &pe):
+		c.log.Info("connection closed: bad CONNECT", "remote", c.info.RemoteAddr, "err", err)
+	case isTimeout(err):
+		c.log.Info("connection closed: no CONNECT in time", "remote", c.info.RemoteAddr, "timeout", c.srv.cfg.connectTimeout)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("connection closed before CONNECT", "remote", c.info.RemoteAddr)
+	default:
+		c.log.Info("connection closed before CONNECT", "remote", c.info.RemoteAddr, "err", err)
+	}
+}
+
+// writeDirect writes one packet before the writer goroutine exists.
+func (c *conn) writeDirect(p packet.Packet) {
+	v := c.version
+	if v == 0 {
+		v = packet.V311
+	}
+	b, err := p.Append(nil, v)
+	if err != nil {
+		c.log.Error("cannot encode", "packet", p.Type(), "err", err)
+		return
+	}
+	if c.trace {
+		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout))
+	if n, err := c.nc.Write(b); err == nil {
+		c.srv.stats.bytesOut.Add(uint64(n))
+	}
+}
+
+func newClientID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "auto-" + hex.EncodeToString(b[:])
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readLoop reads packets until the connection ends and returns why.
+func (c *conn) readLoop() error {
+	var deadline time.Time
+	if c.keepAlive == 0 {
+		c.nc.SetReadDeadline(time.Time{}) // keep alive off: no limit after CONNECT
+	}
+	for {
+		if c.keepAlive > 0 {
+			// Moving the deadline costs a timer update, so it moves only
+			// when it would advance by over a second; the second of slack
+			// keeps the limit at or just above 1.5 x keep alive, never below.
+			if d := time.Now().Add(c.keepAlive + time.Second); d.Sub(deadline) > time.Second {
+				c.nc.SetReadDeadline(d)
+				deadline = d
+			}
+		}
+		p, err := c.r.ReadPacket()
+		if err != nil {
+			return err
+		}
+		if c.trace {
+			c.log.Log(context.Background(), LevelTrace, "recv", "client", c.info.ClientID, "packet", p.String())
+		}
+		if err := c.handle(p); err != nil {
+			return err
+		}
+	}
+}
+
+// errDisconnect ends the read loop after a DISCONNECT from the client.
+var errDisconnect = errors.New("client disconnected")
+
+// handle processes one packet from the client.
+func (c *conn) handle(p packet.Packet) error {
+	switch p := p.(type) {
+	case *packet.Publish:
+		return c.onPublish(p)
+	case *packet.Puback:
+		if !c.sess.completeOutbound(p.PacketID, 1, false) {
+			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
+		}
+		c.kick()
+	case *packet.Pubrec:
+		if c.sess.release(p.PacketID) {
+			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
+		} else {
+			// [v5 MQTT-4.3.3-?] answer an unknown id with PUBREL 0x92.
+			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID, code: packet.PacketIdentifierNotFound})
+		}
+	case *packet.Pubcomp:
+		c.sess.completeOutbound(p.PacketID, 2, true)
+		c.kick()
+	case *packet.Pubrel:
+		s := c.sess
+		s.mu.Lock()
+		_, ok := s.incoming[p.PacketID]
+		delete(s.incoming, p.PacketID)
+		s.mu.Unlock()
+		code := packet.Success
+		if !ok {
+			code = packet.PacketIdentifierNotFound
+		}
+		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP.
+		c.send(ctrlPkt{t: packet.PUBCOMP, id: p.PacketID, code: code})
+	case *packet.Subscribe:
+		c.onSubscribe(p)
+	case *packet.Unsubscribe:
+		c.onUnsubscribe(p)
+	case *packet.Pingreq:
+		c.send(ctrlPkt{t: packet.PINGRESP}) // [v5 MQTT-3.12.4-1] [v3 MQTT-3.12.4-1]
+	case *packet.Disconnect:
+		c.disconnectd = true
+		if c.version == packet.V5 && p.ReasonCode == packet.DisconnectWithWill {
+			c.disconnectd = false // the client asks for its will to be sent
+		} else {
+			c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] no will after DISCONNECT
+		}
+		return errDisconnect
+	case *packet.Connect:
+		// [v5 MQTT-3.1.0-2] [v3 MQTT-3.1.0-2] a second CONNECT is a protocol error.
+		return protocolError(packet.CONNECT, "v5 MQTT-3.1.0-2", "second CONNECT")
+	case *packet.Auth:
+		return protocolError(packet.AUTH, "v5 MQTT-4.12.0-1", "AUTH without an authentication method")
+	default:
+		// CONNACK, SUBACK, UNSUBACK, PINGRESP: only a server sends these.
+		return protocolError(p.Type(), "noid:server-only-packet", p.Type().String()+" from a client")
+	}
+	return nil
+}
+
+// send hands a packet to the writer, waiting while its queue is full
+// (back pressure on a client that sends faster than it reads).
+func (c *conn) send(p ctrlPkt) {
+	select {
+	case c.ctrl <- p:
+	case <-c.writerDone:
+	}
+}
+
+// kick wakes the writer: a message was queued or the window opened.
+func (c *conn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) isKicked() bool { return c.kicked.Load() != 0 }
+
+// takenOver is called when a new connection with the same client id
+// arrives [v5 MQTT-3.1.4-3] [v3 MQTT-3.1.4-2].
+func (c *conn) takenOver() { c.closeWith(packet.SessionTakenOver) }
+
+// shutdown closes the connection because the server is stopping.
+func (c *conn) shutdown(code packet.ReasonCode) { c.closeWith(code) }
+
+// closeWith closes the connection from the server side: MQTT 5 clients
+// get a DISCONNECT with code first.
+func (c *conn) closeWith(code packet.ReasonCode) {
+	if !c.kicked.CompareAndSwap(0, uint32(code)) {
+		return
+	}
+	if c.version == packet.V5 && c.sess != nil {
+		select {
+		case c.ctrl <- ctrlPkt{p: &packet.Disconnect{ReasonCode: code}, final: true}:
+			// The writer closes the connection after sending it; the
+			// write deadline bounds how long that can take.
+			return
+		case <-c.writerDone:
+		default:
+		}
+	}
+	c.nc.Close()
+}
+
+// teardown ends the connection after the read loop stopped with err.
+func (c *conn) teardown(err error) {
+	srv := c.srv
+	var pe *packet.ProtocolError
+	reason := "client disconnected"
+	level := slog.LevelInfo
+	switch {
+	case errors.Is(err, errDisconnect):
+	case c.isKicked():
+		reason = packet.ReasonCode(c.kicked.Load()).String()
+	case errors.As(err, &pe):
+		reason = "protocol error"
+		level = slog.LevelWarn
+		if c.version == packet.V5 {
+			d := &packet.Disconnect{ReasonCode: pe.Code}
+			if c.problem {
+				d.Properties.ReasonString = pe.Msg
+			}
+			c.closeWithPacket(d)
+		}
+	case isTimeout(err):
+		reason = "keep alive timeout"
+		if c.version == packet.V5 {
+			c.closeWithPacket(&packet.Disconnect{ReasonCode: packet.KeepAliveTimeout})
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		reason = "connection lost"
+	default:
+		reason = "network error"
+	}
+	c.stopWriter()
+	c.nc.Close()
+	if c.will != nil && !c.disconnectd {
+		srv.publishWill(c)
+	}
+	srv.detach(c, c.sess)
+	srv.stats.connected.Add(-1)
+	attrs := []any{"client", c.info.ClientID, "remote", c.info.RemoteAddr, "reason", reason}
+	if err != nil && !errors.Is(err, errDisconnect) {
+		attrs = append(attrs, "err", err)
+	}
+	c.log.Log(context.Background(), level, "client disconnected", attrs...)
+	var evErr error
+	if !errors.Is(err, errDisconnect) {
+		evErr = err
+	}
+	srv.observe(Event{Kind: EventDisconnect, Client: &c.info, Err: evErr})
+}
+
+// closeWithPacket sends p as the last packet and lets the writer close.
+func (c *conn) closeWithPacket(p packet.Packet) {
+	select {
+	case c.ctrl <- ctrlPkt{p: p, final: true}:
+	case <-c.writerDone:
+	default:
+	}
+}
+
+// stopWriter stops the writer after it has sent what is in its control
+// queue (bounded by the write deadline) and waits for it.
+func (c *conn) stopWriter() {
+	c.closeOnce.Do(func() { close(c.quit) })
+	<-c.writerDone
+}
+
+// publishWill publishes the will of a connection that ended without
+// DISCONNECT [v5 MQTT-3.1.2-8] [v3 MQTT-3.1.2-8].
+func (srv *Server) publishWill(c *conn) {
+	w := c.will
+	c.will = nil
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID, Created: time.Now()}
+	if c.version == packet.V5 {
+		m.Properties = w.Properties
+		m.Properties.WillDelay = 0
+		if w.Properties.MessageExpiry > 0 {
+			m.Expires = m.Created.Add(time.Duration(w.Properties.MessageExpiry) * time.Second)
+		}
+	}
+	c.log.Info("publishing will", "client", c.info.ClientID, "topic", w.Topic)
+	srv.publish(m, nil)
+}
+
+// countingReader counts the bytes read from a connection.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n.Add(uint64(n))
+	return n, err
+}

@@ -1,0 +1,165 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// ClientInfo describes one client connection to the hooks. It is read-only
+// for them.
+type ClientInfo struct {
+	ClientID   string
+	Username   string
+	Version    packet.Version
+	RemoteAddr net.Addr
+	Listener   string               // the name of the listener that accepted the connection
+	TLS        *tls.ConnectionState // nil for a connection without TLS
+	Inline     bool                 // the broker's own in-process client
+}
+
+// AuthRequest is what a client presents at CONNECT.
+type AuthRequest struct {
+	ClientInfo
+	Password []byte
+	Connect  *packet.Connect // the whole packet, for hooks that need its properties
+}
+
+// Authenticator decides whether a client may connect. Return nil to
+// accept, a *Refusal to refuse with a chosen reason code, or any other
+// error to refuse with "not authorized" (the error is logged, not sent).
+// It may change req.Username (for example to the certificate's common
+// name) and the broker uses the changed value from then on.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *AuthRequest) error
+}
+
+// Refusal refuses a connection with an MQTT 5 CONNACK reason code (mapped
+// to the closest 3.1.1 return code for older clients).
+type Refusal struct {
+	Code   packet.ReasonCode // e.g. packet.BadUserNameOrPassword, packet.NotAuthorized, packet.Banned
+	Reason string            // sent as the MQTT 5 reason string when the client asked for problem information
+}
+
+func (r *Refusal) Error() string {
+	if r.Reason != "" {
+		return "connection refused: " + r.Code.String() + ": " + r.Reason
+	}
+	return "connection refused: " + r.Code.String()
+}
+
+// ErrBadCredentials refuses a connection with "bad user name or password".
+var ErrBadCredentials error = &Refusal{Code: packet.BadUserNameOrPassword}
+
+// ErrNotAuthorized refuses a connection or an action with "not authorized".
+var ErrNotAuthorized error = &Refusal{Code: packet.NotAuthorized}
+
+// Action is what a client asks an Authorizer for.
+type Action byte
+
+const (
+	// ActionPublish: the client publishes to a topic name (the will
+	// included, checked when it is published).
+	ActionPublish Action = iota + 1
+	// ActionSubscribe: the client subscribes to a topic filter.
+	ActionSubscribe
+	// ActionReceive: a message on a topic name is about to be delivered
+	// to the client through one of its subscriptions. Asked only of
+	// authorizers that also implement ReceiveAuthorizer.
+	ActionReceive
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionPublish:
+		return "publish"
+	case ActionSubscribe:
+		return "subscribe"
+	case ActionReceive:
+		return "receive"
+	}
+	return "action?"
+}
+
+// Authorizer decides whether a client may publish to a topic or subscribe
+// to a filter. It is called on every PUBLISH and every filter of a
+// SUBSCRIBE, so it should be fast.
+type Authorizer interface {
+	Authorize(ctx context.Context, c *ClientInfo, a Action, topic string) bool
+}
+
+// ReceiveAuthorizer is an optional capability of an Authorizer: when it is
+// implemented, each message is checked with ActionReceive before it is
+// delivered, so a client subscribed to "#" receives only what it may read
+// (as Mosquitto's ACL "read" rules do).
+type ReceiveAuthorizer interface {
+	Authorizer
+	AuthorizeReceive(c *ClientInfo, topic string) bool
+}
+
+// EventKind says what an Event reports.
+type EventKind byte
+
+const (
+	EventConnect     EventKind = iota + 1 // a client connected (after CONNACK)
+	EventDisconnect                       // a client's connection ended; Err says why (nil after DISCONNECT)
+	EventSubscribe                        // a client subscribed; Topic is the filter, QoS the granted QoS
+	EventUnsubscribe                      // a client unsubscribed; Topic is the filter
+	EventPublish                          // a client published a message; Message is set
+	EventDrop                             // a message was not delivered to a client; Err says why
+)
+
+var eventNames = [...]string{"", "connect", "disconnect", "subscribe", "unsubscribe", "publish", "drop"}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) {
+		return eventNames[k]
+	}
+	return "event?"
+}
+
+// Event is one thing that happened in the broker.
+type Event struct {
+	Kind    EventKind
+	Client  *ClientInfo
+	Topic   string
+	QoS     byte
+	Message *Message
+	Err     error
+}
+
+// Observer is told about events: connects, disconnects, subscriptions,
+// publishes and dropped messages. Observe is called from the connection's
+// goroutine, never while the broker holds a lock; it must not block for
+// long, since it delays that client.
+type Observer interface {
+	Observe(e Event)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(Event)
+
+// Observe calls f(e).
+func (f ObserverFunc) Observe(e Event) { f(e) }
+
+// AllowAll is an Authenticator and Authorizer that accepts everything. It
+// is what a Server uses when none is configured.
+type AllowAll struct{}
+
+// Authenticate accepts every client.
+func (AllowAll) Authenticate(context.Context, *AuthRequest) error { return nil }
+
+// Authorize allows every action.
+func (AllowAll) Authorize(context.Context, *ClientInfo, Action, string) bool { return true }
+
+// refusalCode returns the CONNACK reason code for an Authenticate error.
+func refusalCode(err error) packet.ReasonCode {
+	var r *Refusal
+	if errors.As(err, &r) && r.Code.IsError() {
+		return r.Code
+	}
+	return packet.NotAuthorized
+}

@@ -1,0 +1,155 @@
+package broker
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/topic"
+)
+
+// inlineSink delivers the messages of an in-process subscription to a Go
+// function, in order, on a goroutine of its own.
+type inlineSink struct {
+	handler func(*Message)
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (in *inlineSink) kick() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (in *inlineSink) stop() {
+	in.once.Do(func() { close(in.quit) })
+	<-in.done
+}
+
+// Publish publishes a message from the broker itself (the inline client),
+// as if a client had sent it: retained messages are stored and every
+// matching subscriber gets it. It does not block on slow subscribers.
+func (s *Server) Publish(topicName string, payload []byte, qos byte, retain bool) error {
+	return s.PublishMessage(&Message{Topic: topicName, Payload: payload, QoS: qos, Retain: retain})
+}
+
+// PublishMessage is Publish with MQTT 5 properties: m.Properties are
+// passed on to MQTT 5 subscribers. The broker takes ownership of m.
+func (s *Server) PublishMessage(m *Message) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	if err := topic.ValidateName(m.Topic); err != nil {
+		return err
+	}
+	if m.QoS > 2 {
+		return errors.New("broker: QoS must be 0, 1 or 2")
+	}
+	if s.isClosed() {
+		return ErrServerClosed
+	}
+	if m.Created.IsZero() {
+		m.Created = time.Now()
+	}
+	if m.Expires.IsZero() && m.Properties.MessageExpiry > 0 {
+		m.Expires = m.Created.Add(time.Duration(m.Properties.MessageExpiry) * time.Second)
+	}
+	s.stats.msgsIn.Add(1)
+	s.publish(m, nil)
+	return nil
+}
+
+// Subscribe subscribes the inline client to filter: handler is called,
+// on a goroutine of the subscription's own and in order, for every
+// matching message, with the QoS of the message capped at qos. Retained
+// messages matching filter are delivered first. The returned function
+// ends the subscription and waits for a running handler to return.
+// Messages wait in a queue bounded by MaxQueuedMessages; a handler that
+// falls behind loses messages, counted as drops.
+func (s *Server) Subscribe(filter string, qos byte, handler func(*Message)) (unsubscribe func(), err error) {
+	if err := s.init(); err != nil {
+		return nil, err
+	}
+	if err := topic.ValidateFilter(filter); err != nil {
+		return nil, err
+	}
+	if topic.IsShared(filter) {
+		return nil, errors.New("broker: shared subscriptions are not supported yet")
+	}
+	if qos > 2 {
+		return nil, errors.New("broker: QoS must be 0, 1 or 2")
+	}
+	in := &inlineSink{handler: handler, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	ss := newSession("", s.sessSeq.Add(1))
+	ss.inline = in
+	ss.info = ClientInfo{Inline: true, Version: packet.V5}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrServerClosed
+	}
+	if s.inlines == nil {
+		s.inlines = map[*session]struct{}{}
+	}
+	s.inlines[ss] = struct{}{}
+	s.bgWG.Add(1)
+	s.mu.Unlock()
+	go s.inlineLoop(ss)
+	sub := subscription{QoS: qos}
+	s.subscribe(ss, filter, sub)
+	s.sendRetained(ss, filter, sub)
+	return func() {
+		s.unsubscribe(ss, filter)
+		in.stop()
+		s.mu.Lock()
+		delete(s.inlines, ss)
+		s.mu.Unlock()
+	}, nil
+}
+
+func (s *Server) inlineLoop(ss *session) {
+	defer s.bgWG.Done()
+	in := ss.inline
+	defer close(in.done)
+	for {
+		select {
+		case <-in.quit:
+			return
+		case <-in.wake:
+		}
+		for {
+			ss.mu.Lock()
+			var batch []delivery
+			for ss.backlog.len() > 0 && len(batch) < 256 {
+				batch = append(batch, ss.backlog.pop())
+			}
+			for ss.queue.len() > 0 && len(batch) < 256 {
+				batch = append(batch, ss.queue.pop())
+			}
+			ss.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			now := time.Now()
+			for _, d := range batch {
+				select {
+				case <-in.quit:
+					return
+				default:
+				}
+				if d.msg.expired(now) {
+					continue
+				}
+				m := *d.msg
+				m.QoS = d.qos
+				m.Retain = d.retain
+				in.handler(&m)
+			}
+		}
+	}
+}

@@ -1,0 +1,369 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/topic"
+	"github.com/ternmq/tern/transport"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown
+// or Close.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// Server is an MQTT 3.1, 3.1.1 and 5.0 broker. Its fields configure it;
+// the zero value is a working broker that, from ListenAndServe, listens
+// on 127.0.0.1:1883 and lets every client in. Set the fields before the
+// first call to a method and do not change them afterwards.
+type Server struct {
+	// Listeners are opened by ListenAndServe. Empty: one TCP listener on
+	// DefaultAddr. Serve accepts connections from any net.Listener.
+	Listeners []Listener
+
+	// Authenticator decides who may connect. Nil: everybody.
+	Authenticator Authenticator
+	// Authorizer decides who may publish and subscribe where. Nil: all.
+	Authorizer Authorizer
+	// Observers are told about connects, disconnects, subscriptions,
+	// publishes and dropped messages.
+	Observers []Observer
+	// Logger receives the broker's logs. Nil: slog.Default(). At level
+	// LevelTrace every packet in and out is logged in readable form.
+	Logger *slog.Logger
+
+	// ConnectTimeout is how long a new connection may take to send its
+	// CONNECT. Default 10 s.
+	ConnectTimeout time.Duration
+	// WriteTimeout bounds one write to a client; a client that does not
+	// read for this long is disconnected. Default 30 s.
+	WriteTimeout time.Duration
+	// MaxPacketSize is the largest packet accepted from a client, fixed
+	// header included. Default 1 MiB.
+	MaxPacketSize uint32
+	// MaxQueuedMessages bounds each session's queue of messages waiting
+	// to be sent (to an offline client, or to an online client whose
+	// in-flight window is full). Default 1000.
+	MaxQueuedMessages int
+	// QueuePolicy says which message is dropped when a queue is full.
+	// Every drop is counted, reported to Observers and logged.
+	QueuePolicy QueuePolicy
+	// QueueQoS0 queues QoS 0 messages for offline clients with a
+	// persistent session, as Mosquitto's queue_qos0_messages.
+	QueueQoS0 bool
+	// MaxInflight is the number of QoS 1 and 2 messages sent to a client
+	// and not yet acknowledged. Default 20. An MQTT 5 client's Receive
+	// Maximum lowers it.
+	MaxInflight int
+	// RetryInterval, when set, resends a QoS 1 or 2 message that an MQTT
+	// 3.1 / 3.1.1 client has not acknowledged for this long. Messages are
+	// always resent on reconnect; MQTT 5 forbids other resends [v5 MQTT-4.4.0-1].
+	RetryInterval time.Duration
+	// CopyPerSubscription delivers one copy of a message per matching
+	// subscription of a client, instead of one copy at the highest QoS of
+	// the matching subscriptions (the default).
+	CopyPerSubscription bool
+	// SysInterval is how often the $SYS/broker topics are updated.
+	// Default 10 s; negative turns $SYS off.
+	SysInterval time.Duration
+
+	initOnce sync.Once
+	initErr  error
+	cfg      config
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+
+	mu        sync.Mutex // guards listeners, conns, closed
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closed    bool
+	connWG    sync.WaitGroup // one per connection goroutine set
+	bgWG      sync.WaitGroup // background goroutines ($SYS, inline delivery)
+
+	inlines map[*session]struct{} // in-process subscriptions, guarded by mu
+
+	regMu    sync.Mutex // guards sessions
+	sessions map[string]*session
+	sessSeq  atomic.Uint64
+
+	subs     topic.Trie[*session, subscription]
+	retained retainedStore
+	stats    stats
+	started  time.Time
+}
+
+func (s *Server) init() error {
+	s.initOnce.Do(func() {
+		if err := s.Validate(); err != nil {
+			s.initErr = err
+			return
+		}
+		s.cfg = s.resolve()
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[*conn]struct{}{}
+		s.sessions = map[string]*session{}
+		s.retained.init()
+		s.started = time.Now()
+		if s.cfg.sysInterval > 0 {
+			s.bgWG.Add(1)
+			go s.sysLoop()
+		}
+	})
+	return s.initErr
+}
+
+// ListenAndServe opens every configured listener (or one TCP listener on
+// DefaultAddr) and serves them until Shutdown or Close, when it returns
+// ErrServerClosed. If a listener cannot be opened, those already open are
+// closed and the error is returned.
+func (s *Server) ListenAndServe() error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	ls := s.Listeners
+	if len(ls) == 0 {
+		ls = []Listener{{Type: "tcp", Addr: DefaultAddr}}
+	}
+	opened := make([]net.Listener, 0, len(ls))
+	for _, l := range ls {
+		nl, err := Listen(l)
+		if err != nil {
+			for _, o := range opened {
+				o.Close()
+			}
+			return fmt.Errorf("listener %q: %w", listenerName(l), err)
+		}
+		opened = append(opened, nl)
+	}
+	errc := make(chan error, len(opened))
+	for i, nl := range opened {
+		l := ls[i]
+		if l.Name == "" {
+			l.Name = listenerName(Listener{Type: l.Type, Addr: nl.Addr().String()})
+		}
+		s.cfg.log.Info("listening", "listener", l.Name, "addr", nl.Addr().String())
+		go func() { errc <- s.serve(nl, l) }()
+	}
+	var first error
+	for range opened {
+		if err := <-errc; first == nil || errors.Is(first, ErrServerClosed) {
+			first = err
+		}
+	}
+	return first
+}
+
+// Listen opens the socket a Listener describes.
+func Listen(l Listener) (net.Listener, error) {
+	addr := l.Addr
+	switch l.Type {
+	case "", "tcp":
+		if addr == "" {
+			addr = DefaultAddr
+		}
+		return transport.ListenTCP(addr)
+	case "tls":
+		tc, err := l.TLS.Build()
+		if err != nil {
+			return nil, err
+		}
+		return transport.ListenTLS(addr, tc)
+	case "ws", "wss":
+		opts := transport.WSOptions{Path: l.Path}
+		if opts.Path == "" {
+			opts.Path = DefaultWebSocketPath
+		}
+		if l.Type == "wss" {
+			tc, err := l.TLS.Build()
+			if err != nil {
+				return nil, err
+			}
+			opts.TLS = tc
+		}
+		return transport.ListenWebSocket(addr, opts)
+	case "unix":
+		return transport.ListenUnix(addr)
+	}
+	return nil, fmt.Errorf("unknown listener type %q", l.Type)
+}
+
+// Serve accepts connections on l and serves each on its own goroutines
+// until Shutdown or Close, when it returns ErrServerClosed. Serve closes l
+// when it returns.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	return s.serve(l, Listener{Name: l.Addr().Network() + " " + l.Addr().String()})
+}
+
+func (s *Server) serve(l net.Listener, info Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.cfg.log.Warn("accept failed; retrying", "listener", info.Name, "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			// Out of file descriptors and the like: wait and go on, as
+			// net/http does, rather than stop serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.cfg.log.Error("accept failed; retrying", "listener", info.Name, "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		c := newConn(s, nc, info)
+		if !s.track(c) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+var errTemporary = errors.New("temporary")
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Shutdown stops the server gracefully: it stops accepting connections,
+// tells MQTT 5 clients that the server is shutting down (DISCONNECT 0x8B),
+// publishes the wills that are due, closes every connection (WebSocket
+// included) and waits for their goroutines, or until ctx is done, when it
+// closes what is left and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	conns := s.stop()
+	for _, c := range conns {
+		c.shutdown(packet.ServerShuttingDown)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		<-done
+		s.finish()
+		return ctx.Err()
+	}
+	s.finish()
+	return nil
+}
+
+// Close stops the server at once: listeners and connections are closed
+// without a DISCONNECT. Wills are still published.
+func (s *Server) Close() error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	for _, c := range s.stop() {
+		c.nc.Close()
+	}
+	s.connWG.Wait()
+	s.finish()
+	return nil
+}
+
+// stop marks the server closed, closes the listeners and returns the
+// connections that were open.
+func (s *Server) stop() []*conn {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	return conns
+}
+
+// finish stops the background goroutines after the connections are gone.
+func (s *Server) finish() {
+	s.cancel()
+	s.mu.Lock()
+	var inline []*session
+	for ss := range s.inlines {
+		inline = append(inline, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range inline {
+		ss.inline.stop()
+	}
+	s.bgWG.Wait()
+}
+
+// observe tells every observer about e.
+func (s *Server) observe(e Event) {
+	for _, o := range s.Observers {
+		o.Observe(e)
+	}
+}

@@ -1,0 +1,316 @@
+package broker
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	mqttsession "github.com/ternmq/tern/session"
+)
+
+// subscription is what the trie stores per (filter, session).
+type subscription struct {
+	QoS               byte
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+	SubID             uint32 // MQTT 5 subscription identifier, 0 for none
+}
+
+// delivery is one message on its way to one session: the shared message
+// plus what this subscriber gets (QoS, retain flag, subscription ids).
+type delivery struct {
+	msg    *Message
+	qos    byte
+	retain bool
+	subIDs []uint32
+}
+
+// outbound is a QoS 1 or 2 delivery sent and not yet completed.
+type outbound struct {
+	delivery
+	seq      uint64    // send order, for resending in order on reconnect
+	sent     time.Time // last (re)send, for RetryInterval
+	released bool      // QoS 2: PUBREC received, PUBREL sent
+}
+
+// session is the state of one client id, kept across connections when the
+// client asks for a persistent session. All fields below mu are guarded
+// by it.
+type session struct {
+	id     string
+	seq    uint64      // unique per session object, orders sessions when merging matches
+	inline *inlineSink // set for the broker's in-process subscribers
+
+	mu       sync.Mutex
+	conn     *conn // the connection attached now, nil when offline
+	removed  bool  // taken out of the registry; a new connect must make a new session
+	clean    bool  // 3.1.1 clean session: the session ends with the connection
+	subs     map[string]subscription
+	info     ClientInfo // of the attached (or last) connection
+	backlog  ring       // retained messages for new subscriptions: not bounded by the queue limit
+	queue    ring
+	inflight map[uint16]*outbound
+	ids      mqttsession.IDs
+	sendSeq  uint64
+	incoming map[uint16]struct{} // QoS 2 packet ids received and not yet released
+	dropped  uint64              // messages dropped from this session's queue
+	lastWarn time.Time           // rate limit of the drop warning
+}
+
+func newSession(id string, seq uint64) *session {
+	return &session{id: id, seq: seq, subs: map[string]subscription{}}
+}
+
+// ring is a FIFO of deliveries in a growable circular buffer.
+type ring struct {
+	buf  []delivery
+	head int
+	n    int
+}
+
+func (r *ring) len() int { return r.n }
+
+func (r *ring) push(d delivery) {
+	if r.n == len(r.buf) {
+		nb := make([]delivery, max(16, 2*len(r.buf)))
+		for i := 0; i < r.n; i++ {
+			nb[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = nb, 0
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = d
+	r.n++
+}
+
+func (r *ring) pop() delivery {
+	d := r.buf[r.head]
+	r.buf[r.head] = delivery{}
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	if r.n == 0 && len(r.buf) > 64 {
+		r.buf, r.head = nil, 0 // give back a large buffer once drained
+	}
+	return d
+}
+
+func (r *ring) clear() { *r = ring{} }
+
+// pushFront puts d back at the head of the ring.
+func (r *ring) pushFront(d delivery) {
+	r.push(d) // makes room; then rotate d to the front
+	r.n--
+	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
+	r.buf[r.head] = d
+	r.n++
+}
+
+// deliver queues d for the session and wakes its writer. It returns false
+// when the message was dropped (queue full, or QoS 0 for an offline
+// client); the caller counts and reports the drop.
+func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
+	s.mu.Lock()
+	c := s.conn
+	if c == nil && s.inline == nil && d.qos == 0 && !srv.QueueQoS0 {
+		s.mu.Unlock()
+		return false, errOffline
+	}
+	if s.queue.len() >= srv.cfg.maxQueued {
+		s.dropped++
+		warn := time.Since(s.lastWarn) > time.Minute
+		if warn {
+			s.lastWarn = time.Now()
+		}
+		n := s.dropped
+		if srv.QueuePolicy == DropOldest {
+			s.queue.pop()
+			s.queue.push(d)
+		}
+		s.mu.Unlock()
+		if warn {
+			srv.cfg.log.Warn("session queue full; dropping messages", "client", s.id,
+				"queued", srv.cfg.maxQueued, "policy", srv.QueuePolicy.String(), "dropped_total", n)
+		}
+		if c != nil {
+			c.kick()
+		}
+		return srv.QueuePolicy == DropOldest, errQueueFull
+	}
+	s.queue.push(d)
+	s.mu.Unlock()
+	if c != nil {
+		c.kick()
+	} else if s.inline != nil {
+		s.inline.kick()
+	}
+	return true, nil
+}
+
+// pendingResend returns the in-flight messages in the order they were
+// first sent, for resending on reconnect [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1].
+// Called with s.mu held.
+func (s *session) pendingResend() []uint16 {
+	ids := make([]uint16, 0, len(s.inflight))
+	for id := range s.inflight {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b uint16) int {
+		sa, sb := s.inflight[a].seq, s.inflight[b].seq
+		switch {
+		case sa < sb:
+			return -1
+		case sa > sb:
+			return 1
+		}
+		return 0
+	})
+	return ids
+}
+
+// resetState forgets everything but the identity: used for a clean start.
+// Subscriptions must have been removed from the trie by the caller.
+// Called with s.mu held.
+func (s *session) resetState() {
+	s.subs = map[string]subscription{}
+	s.queue.clear()
+	s.backlog.clear()
+	s.inflight = nil
+	s.ids = mqttsession.IDs{}
+	s.incoming = nil
+}
+
+// completeOutbound frees packet id id of an outbound message in state
+// want (released or not) and reports whether it was there.
+func (s *session) completeOutbound(id uint16, qos byte, released bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.inflight[id]
+	if o == nil || o.qos != qos || o.released != released {
+		return false
+	}
+	delete(s.inflight, id)
+	s.ids.Free(id)
+	return true
+}
+
+// release marks a QoS 2 outbound message as released (PUBREC received).
+func (s *session) release(id uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.inflight[id]
+	if o == nil || o.qos != 2 {
+		return false
+	}
+	o.released = true
+	o.sent = time.Now()
+	return true
+}
+
+// attach makes c the session's connection, taking over from a connection
+// that has it now; it returns the session (a new one when the old was
+// removed or clean start was asked) and whether an existing session was
+// resumed. The displaced connection, if any, is told to close and attach
+// waits for it to finish, so that only one connection of a client id runs
+// at a time, whatever the order of concurrent reconnects.
+func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) {
+	for {
+		srv.regMu.Lock()
+		s := srv.sessions[id]
+		if s == nil {
+			s = newSession(id, srv.sessSeq.Add(1))
+			srv.sessions[id] = s
+		}
+		srv.regMu.Unlock()
+
+		s.mu.Lock()
+		if s.removed {
+			s.mu.Unlock()
+			continue
+		}
+		old := s.conn
+		s.conn = c
+		s.mu.Unlock()
+		if old != nil {
+			old.takenOver()
+			<-old.done
+		}
+		if c.isKicked() {
+			return s, false // a newer connection took over meanwhile
+		}
+		s.mu.Lock()
+		present := !cleanStart && (len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.dropped > 0)
+		var subs []string
+		if cleanStart {
+			for f := range s.subs {
+				subs = append(subs, f)
+			}
+			s.resetState()
+		}
+		s.mu.Unlock()
+		for _, f := range subs {
+			srv.unsubscribe(s, f)
+		}
+		return s, present
+	}
+}
+
+// detach is called when c's connection has ended. A clean session ends
+// with it; a persistent one stays, offline, for the next connection.
+func (srv *Server) detach(c *conn, s *session) {
+	s.mu.Lock()
+	if s.conn != c {
+		s.mu.Unlock()
+		return // taken over: the session lives on with the new connection
+	}
+	s.conn = nil
+	end := s.clean
+	var subs []string
+	if end {
+		s.removed = true
+		for f := range s.subs {
+			subs = append(subs, f)
+		}
+		s.resetState()
+	}
+	s.mu.Unlock()
+	if end {
+		for _, f := range subs {
+			srv.unsubscribe(s, f)
+		}
+		srv.regMu.Lock()
+		if srv.sessions[s.id] == s {
+			delete(srv.sessions, s.id)
+		}
+		srv.regMu.Unlock()
+	}
+}
+
+var (
+	errOffline   = &dropError{"client offline and QoS 0 is not queued"}
+	errQueueFull = &dropError{"session queue full"}
+	errTooLarge  = &dropError{"message larger than the client's maximum packet size"}
+	errDenied    = &dropError{"not authorized to receive"}
+)
+
+type dropError struct{ s string }
+
+func (e *dropError) Error() string { return e.s }
+
+// wireForm builds the PUBLISH that carries delivery d to a client of
+// version v.
+func (d *delivery) wireForm(id uint16, dup bool, v packet.Version, now time.Time) packet.Publish {
+	p := packet.Publish{Topic: d.msg.Topic, Payload: d.msg.Payload, QoS: d.qos, Retain: d.retain, PacketID: id, Dup: dup}
+	if v == packet.V5 {
+		p.Properties = d.msg.Properties
+		p.Properties.TopicAlias = 0
+		p.Properties.Unmark(packet.PropTopicAlias)
+		p.Properties.SubscriptionIDs = d.subIDs
+		if !d.msg.Expires.IsZero() {
+			// Forward the remaining lifetime [v5 MQTT-3.3.2-6].
+			left := d.msg.Expires.Sub(now)
+			p.Properties.MessageExpiry = uint32(max(1, (left+time.Second-1)/time.Second))
+		}
+	}
+	return p
+}

@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Version is the broker version reported in $SYS/broker/version.
+var Version = "tern dev"
+
+// stats are the broker's counters, read by $SYS and Stats.
+type stats struct {
+	connected     atomic.Int64
+	total         atomic.Uint64
+	msgsIn        atomic.Uint64
+	msgsOut       atomic.Uint64
+	bytesIn       atomic.Uint64
+	bytesOut      atomic.Uint64
+	subscriptions atomic.Int64
+	dropped       atomic.Uint64
+	offlineQoS0   atomic.Uint64
+}
+
+// Stats is a snapshot of the broker's counters.
+type Stats struct {
+	Uptime           time.Duration
+	ClientsConnected int64
+	ClientsTotal     uint64 // connections accepted since start
+	MessagesReceived uint64
+	MessagesSent     uint64
+	BytesReceived    uint64
+	BytesSent        uint64
+	Subscriptions    int64
+	Retained         int
+	Dropped          uint64 // messages not delivered: queue full, too large, not authorized
+	Sessions         int
+}
+
+// Stats returns the broker's counters.
+func (s *Server) Stats() Stats {
+	s.init()
+	s.regMu.Lock()
+	sessions := len(s.sessions)
+	s.regMu.Unlock()
+	return Stats{
+		Uptime:           time.Since(s.started),
+		ClientsConnected: s.stats.connected.Load(),
+		ClientsTotal:     s.stats.total.Load(),
+		MessagesReceived: s.stats.msgsIn.Load(),
+		MessagesSent:     s.stats.msgsOut.Load(),
+		BytesReceived:    s.stats.bytesIn.Load(),
+		BytesSent:        s.stats.bytesOut.Load(),
+		Subscriptions:    s.stats.subscriptions.Load(),
+		Retained:         s.retained.len(),
+		Dropped:          s.stats.dropped.Load(),
+		Sessions:         sessions,
+	}
+}
+
+// sysLoop publishes $SYS/broker/... every SysInterval, as retained
+// messages, with Mosquitto's topic names.
+func (s *Server) sysLoop() {
+	defer s.bgWG.Done()
+	s.Publish("$SYS/broker/version", []byte(Version), 0, true)
+	t := time.NewTicker(s.cfg.sysInterval)
+	defer t.Stop()
+	for {
+		s.publishSys()
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) publishSys() {
+	st := s.Stats()
+	u := func(x uint64) []byte { return strconv.AppendUint(nil, x, 10) }
+	i := func(x int64) []byte { return strconv.AppendInt(nil, x, 10) }
+	for _, kv := range []struct {
+		topic string
+		val   []byte
+	}{
+		{"$SYS/broker/uptime", []byte(strconv.FormatInt(int64(st.Uptime/time.Second), 10) + " seconds")},
+		{"$SYS/broker/clients/connected", i(st.ClientsConnected)},
+		{"$SYS/broker/clients/total", i(int64(st.Sessions))},
+		{"$SYS/broker/clients/active", i(st.ClientsConnected)},
+		{"$SYS/broker/clients/disconnected", i(max(0, int64(st.Sessions)-st.ClientsConnected))},
+		{"$SYS/broker/connections/total", u(st.ClientsTotal)},
+		{"$SYS/broker/messages/received", u(st.MessagesReceived)},
+		{"$SYS/broker/messages/sent", u(st.MessagesSent)},
+		{"$SYS/broker/publish/messages/dropped", u(st.Dropped)},
+		{"$SYS/broker/bytes/received", u(st.BytesReceived)},
+		{"$SYS/broker/bytes/sent", u(st.BytesSent)},
+		{"$SYS/broker/subscriptions/count", i(st.Subscriptions)},
+		{"$SYS/broker/retained messages/count", i(int64(st.Retained))},
+	} {
+		s.publish(&Message{Topic: kv.topic, Payload: kv.val, Retain: true, Created: time.Now()}, nil)
+	}
+}

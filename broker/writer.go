@@ -1,0 +1,253 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// writeBatch is how many bytes the writer encodes before one Write.
+const writeBatch = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// writeLoop is the connection's only writer. It sends control packets
+// (acknowledgements, SUBACK, PINGRESP ...) and the session's queued
+// messages, batching whatever is ready into one Write, and stops when
+// quit is closed (after sending what is in the control queue), when a
+// final packet has been sent, or when a write fails.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	var retry <-chan time.Time
+	if c.srv.cfg.retryInterval > 0 && c.version != packet.V5 {
+		t := time.NewTicker(c.srv.cfg.retryInterval / 2)
+		defer t.Stop()
+		retry = t.C
+	}
+	var pending []ctrlPkt
+	for {
+		quitting := false
+		select {
+		case p := <-c.ctrl:
+			pending = append(pending, p)
+		case <-c.wake:
+		case <-retry:
+			c.markRetries()
+		case <-c.quit:
+			quitting = true
+		}
+		more, final, err := c.flush(&pending)
+		if err != nil || final {
+			c.nc.Close()
+			return
+		}
+		if quitting {
+			return
+		}
+		if more {
+			c.kick()
+		}
+	}
+}
+
+// out is a message the writer took from the session for one batch.
+type out struct {
+	d   delivery
+	id  uint16
+	dup bool
+	rel bool // send PUBREL instead of PUBLISH (QoS 2 resend)
+}
+
+// flush sends pending control packets and as many queued messages as the
+// in-flight window allows, in one Write. It reports whether messages are
+// left that did not fit in the batch, and whether a final packet was sent.
+func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 64<<10 {
+			*bp = buf[:0]
+			bufPool.Put(bp)
+		}
+	}()
+
+	// Messages first, control packets second: a SUBACK queued before its
+	// retained messages is then always in this batch ahead of them.
+	outs, more := c.take()
+	for {
+		select {
+		case p := <-c.ctrl:
+			*pending = append(*pending, p)
+			continue
+		default:
+		}
+		break
+	}
+	for _, p := range *pending {
+		buf = c.appendCtrl(buf, p)
+		if p.final {
+			final = true
+			break
+		}
+	}
+	clear(*pending)
+	*pending = (*pending)[:0]
+	if !final {
+		now := time.Now()
+		for i := range outs {
+			buf = c.appendOut(buf, &outs[i], now)
+		}
+	}
+	if len(buf) == 0 {
+		return more, final, nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout))
+	n, err := c.nc.Write(buf)
+	c.srv.stats.bytesOut.Add(uint64(n))
+	if err != nil {
+		c.log.Debug("write failed", "client", c.info.ClientID, "err", err)
+	}
+	return more, final, err
+}
+
+// take moves messages from the session to the wire: first the in-flight
+// ones to resend after a reconnect, then the retained backlog, then the
+// queue, while the in-flight window has room and the batch is not full.
+func (c *conn) take() ([]out, bool) {
+	s := c.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var outs []out
+	if c.resend {
+		c.resend = false
+		for _, id := range s.pendingResend() {
+			o := s.inflight[id]
+			o.sent = time.Now()
+			outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
+		}
+	}
+	now := time.Now()
+	for len(outs) < 256 {
+		q := &s.backlog
+		if q.len() == 0 {
+			q = &s.queue
+		}
+		if q.len() == 0 {
+			return outs, false
+		}
+		d := q.buf[q.head]
+		if d.qos > 0 && len(s.inflight) >= c.window {
+			return outs, false // the window is full; a PUBACK will wake us
+		}
+		q.pop()
+		if d.msg.expired(now) {
+			continue // [v5 MQTT-3.3.2-5] an expired message is not delivered
+		}
+		var id uint16
+		if d.qos > 0 {
+			var ok bool
+			if id, ok = s.ids.Alloc(); !ok {
+				q.pushFront(d)
+				return outs, false
+			}
+			if s.inflight == nil {
+				s.inflight = map[uint16]*outbound{}
+			}
+			s.sendSeq++
+			s.inflight[id] = &outbound{delivery: d, seq: s.sendSeq, sent: now}
+		}
+		outs = append(outs, out{d: d, id: id})
+	}
+	return outs, true
+}
+
+// markRetries flags in-flight messages unacknowledged for longer than the
+// retry interval for resending (MQTT 3.1 / 3.1.1 only).
+func (c *conn) markRetries() {
+	s := c.sess
+	limit := time.Now().Add(-c.srv.cfg.retryInterval)
+	s.mu.Lock()
+	for _, o := range s.inflight {
+		if o.sent.Before(limit) {
+			c.resend = true
+			break
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
+	v := c.version
+	var err error
+	start := len(buf)
+	if p.p == nil {
+		code := p.code
+		if v != packet.V5 {
+			code = 0
+		}
+		switch p.t {
+		case packet.PUBACK:
+			pk := packet.Puback{PacketID: p.id, ReasonCode: code}
+			buf, err = pk.Append(buf, v)
+			p.p = &pk
+		case packet.PUBREC:
+			pk := packet.Pubrec{PacketID: p.id, ReasonCode: code}
+			buf, err = pk.Append(buf, v)
+			p.p = &pk
+		case packet.PUBREL:
+			pk := packet.Pubrel{PacketID: p.id, ReasonCode: code}
+			buf, err = pk.Append(buf, v)
+			p.p = &pk
+		case packet.PUBCOMP:
+			pk := packet.Pubcomp{PacketID: p.id, ReasonCode: code}
+			buf, err = pk.Append(buf, v)
+			p.p = &pk
+		case packet.PINGRESP:
+			pk := packet.Pingresp{}
+			buf, err = pk.Append(buf, v)
+			p.p = &pk
+		}
+	} else {
+		buf, err = p.p.Append(buf, v)
+	}
+	if err != nil {
+		c.log.Error("cannot encode packet", "client", c.info.ClientID, "packet", p.t, "err", err)
+		return buf[:start]
+	}
+	if c.trace && p.p != nil {
+		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.p.String())
+	}
+	return buf
+}
+
+// appendOut encodes one message for the wire. A message larger than the
+// client's maximum packet size is not sent [v5 MQTT-3.1.2-25]: it is
+// counted as dropped and its packet id freed.
+func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
+	if o.rel {
+		pk := packet.Pubrel{PacketID: o.id}
+		b, _ := pk.Append(buf, c.version)
+		return b
+	}
+	p := o.d.wireForm(o.id, o.dup, c.version, now)
+	start := len(buf)
+	b, err := p.Append(buf, c.version)
+	if err == nil && c.maxOut > 0 && len(b)-start > int(c.maxOut) {
+		err = errTooLarge
+	}
+	if err != nil {
+		if o.id != 0 {
+			c.sess.completeOutbound(o.id, o.d.qos, false)
+		}
+		c.srv.dropped(c.sess, o.d.msg, err)
+		c.log.Debug("message not sent", "client", c.info.ClientID, "topic", o.d.msg.Topic, "err", err)
+		return buf[:start]
+	}
+	c.srv.stats.msgsOut.Add(1)
+	if c.trace {
+		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
+	}
+	return b
+}
