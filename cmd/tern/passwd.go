@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ternmq/tern/broker/auth"
+)
+
+func init() { commands = append(commands, newPasswdCmd) }
+
+func newPasswdCmd() *cobra.Command {
+	var a auth.PasswdArgs
+	cmd := &cobra.Command{
+		Use:   "passwd [-c] [-b] [-D] FILE USER [PASSWORD]",
+		Short: "Create or edit a password file (like mosquitto_passwd)",
+		Long: `Create or edit a password file for tern broker --password-file.
+
+Passwords are stored as salted bcrypt hashes (or argon2id with --argon2),
+one "user:hash" per line; files made with htpasswd -B work too.
+
+  tern passwd -c FILE USER          create FILE (or overwrite it) and prompt for USER's password
+  tern passwd FILE USER             add or change USER, prompting for the password
+  tern passwd -b FILE USER PASS     take the password from the command line
+  tern passwd -D FILE USER          delete USER`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.File, a.User = args[0], args[1]
+			if len(args) == 3 {
+				if !a.Batch {
+					return fmt.Errorf("a password on the command line needs -b")
+				}
+				a.Password = args[2]
+			} else if a.Batch {
+				return fmt.Errorf("-b needs the password as the third argument")
+			}
+			return auth.PasswdCommand(a, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&a.Create, "create", "c", false, "create the file, overwriting an existing one")
+	fl.BoolVarP(&a.Batch, "batch", "b", false, "take the password from the command line")
+	fl.BoolVarP(&a.Delete, "delete", "D", false, "delete the user")
+	fl.BoolVar(&a.Argon2, "argon2", false, "hash with argon2id instead of bcrypt")
+	fl.IntVar(&a.Cost, "cost", 0, "bcrypt cost (default 12), or argon2id passes with --argon2")
+	return cmd
+}
