@@ -28,6 +28,7 @@ func (p *Connack) decode(d *decoder, flags byte) error {
 			return malformed(CONNACK, "v5 MQTT-3.2.2-8", "reason code not allowed in CONNACK: "+p.ReasonCode.String())
 		}
 		p.Properties.decode(d, CONNACK)
+		d.authPair(&p.Properties)
 	} else if p.ReasonCode > v3ConnackCodeMax {
 		return malformed(CONNACK, "v3 noid:connack-return-code", fmt.Sprintf("reserved return code %d", p.ReasonCode))
 	}

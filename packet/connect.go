@@ -86,6 +86,7 @@ func (p *Connect) decode(d *decoder, flags byte) error {
 	}
 	if d.v == V5 {
 		p.Properties.decode(d, CONNECT)
+		d.authPair(&p.Properties)
 	}
 	// Payload order [v5 MQTT-3.1.3-1] [v3 MQTT-3.1.3-1]: client id first
 	// [MQTT-3.1.3-3], a UTF-8 string [MQTT-3.1.3-4].

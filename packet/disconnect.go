@@ -71,6 +71,7 @@ func (p *Auth) decode(d *decoder, flags byte) error {
 		}
 		if d.remaining() > 0 {
 			p.Properties.decode(d, AUTH)
+			d.authPair(&p.Properties)
 		}
 	}
 	return d.end()

@@ -352,6 +352,15 @@ func (p *Properties) decode(d *decoder, ctx Type) {
 	}
 }
 
+// authPair: Authentication Data without an Authentication Method is a
+// Protocol Error [v5 noid:auth-data-no-method] (sections 3.1.2.11.10,
+// 3.2.2.3.18, 3.15.2.2.3).
+func (d *decoder) authPair(p *Properties) {
+	if d.err == nil && p.present&(1<<PropAuthData) != 0 && p.present&(1<<PropAuthMethod) == 0 {
+		d.fail(protoErr(d.t, "v5 noid:auth-data-no-method", "authentication data without an authentication method"))
+	}
+}
+
 // bool01: byte properties other than 0 or 1 are a Protocol Error
 // [v5 noid:prop-range] (sections 3.1.2.11.7, 3.2.2.3.4 and the others).
 func (d *decoder) bool01(x byte, id PropertyID) {
