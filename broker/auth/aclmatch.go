@@ -139,7 +139,9 @@ func (r *aclRule) covers(c *broker.ClientInfo, filter string) bool {
 			fl = filter[:fe]
 		}
 		if fl == "#" {
-			return false // only a rule '#' covers a filter '#'
+			// Only a rule '#' covers a filter '#', except that a filter
+			// "#" equals "+/#", since every name has at least one level.
+			return i == 0 && l.kind == levelPlus && len(r.levels) == 2 && r.levels[1].kind == levelHash
 		}
 		switch l.kind {
 		case levelWord:

@@ -22,9 +22,11 @@ var layers = map[string][]string{
 	"packet":            {},
 	"session":           {"packet", "topic", "store"},
 	"broker":            {"packet", "topic", "transport", "session", "store", "backplane"},
+	"broker/auth":       {"broker", "packet", "topic", "transport", "session", "store"},
 	"cmd/tern":          {"*"},
 	"topic":             {},
 	"internal/archtest": {},
+	"internal/loadgen":  {"packet", "topic", "transport"},
 }
 
 func TestImportDirection(t *testing.T) {
