@@ -104,7 +104,7 @@ scenario could not run (a connection or subscription refused).`,
 	f.IntVarP(&qos, "qos", "q", 0, "QoS of publishes and subscriptions (retained: at least 1)")
 	f.IntVarP(&cfg.Publishers, "publishers", "p", 0, "publishers (0: the scenario's default)")
 	f.IntVarP(&cfg.Subscribers, "subscribers", "s", 0, "subscribers (0: the scenario's default)")
-	f.IntVarP(&cfg.Count, "count", "n", 0, "messages to publish in all, spread over the publishers (0: the scenario's default; latency: rate × duration)")
+	f.IntVarP(&cfg.Count, "count", "n", 0, "messages to publish in all, spread over the publishers (0: the scenario's default; latency: no limit, --duration ends it)")
 	f.IntVar(&cfg.PayloadSize, "payload", 64, fmt.Sprintf("payload size in bytes (at least %d, the header)", loadgen.HeaderSize))
 	f.Float64Var(&rate, "rate", 0, "total publish rate in msgs/s; 0 = as fast as possible (latency: 20000)")
 	f.IntVar(&cfg.Inflight, "inflight", 64, "QoS 1/2 messages in flight per publisher (capped by the broker's Receive Maximum)")

@@ -25,6 +25,7 @@ var layers = map[string][]string{
 	"broker/auth":       {"broker", "packet", "topic", "transport", "session", "store"},
 	"cmd/tern":          {"*"},
 	"topic":             {},
+	"transport":         {},
 	"internal/archtest": {},
 	"internal/loadgen":  {"packet", "topic", "transport"},
 }

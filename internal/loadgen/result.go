@@ -1,0 +1,217 @@
+package loadgen
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is the outcome of one run. The JSON field names are stable:
+// comparison scripts parse them. Every field is always present; fields
+// that do not apply to a scenario are zero.
+type Result struct {
+	Scenario     string    `json:"scenario"`
+	RunID        string    `json:"run_id"`
+	URL          string    `json:"url"`
+	Protocol     int       `json:"protocol"`
+	QoS          int       `json:"qos"`
+	Publishers   int       `json:"publishers"`
+	Subscribers  int       `json:"subscribers"`
+	PayloadBytes int       `json:"payload_bytes"`
+	TargetRate   float64   `json:"target_rate"` // msgs/s asked for; 0 = as fast as possible
+	Started      time.Time `json:"started"`
+
+	Sent            int64   `json:"sent"`              // messages published
+	SentPerSec      float64 `json:"sent_per_sec"`      // over the publishing phase
+	Expected        int64   `json:"expected"`          // deliveries expected: sent × subscribers
+	Delivered       int64   `json:"delivered"`         // distinct messages received, over all subscribers
+	DeliveredPerSec float64 `json:"delivered_per_sec"` // delivered / duration_s
+	Loss            int64   `json:"loss"`              // expected − delivered, per subscriber, summed
+	LossPercent     float64 `json:"loss_percent"`
+	Duplicates      int64   `json:"duplicates"`
+	Reordered       int64   `json:"reordered"` // first arrivals after a higher seq of the same publisher
+	Invalid         int64   `json:"invalid"`   // payloads without a valid header
+
+	// Latency: publish to delivery (from the header's send time); for
+	// retained, SUBSCRIBE to delivery; for connect and idle, CONNECT to
+	// CONNACK.
+	LatencySamples int64   `json:"latency_samples"`
+	P50Ms          float64 `json:"p50_ms"`
+	P90Ms          float64 `json:"p90_ms"`
+	P99Ms          float64 `json:"p99_ms"`
+	P999Ms         float64 `json:"p999_ms"`
+	MaxMs          float64 `json:"max_ms"`
+	MeanMs         float64 `json:"mean_ms"`
+
+	// DurationSec: from the first publish to the last delivery (retained:
+	// from SUBSCRIBE; connect: opening all connections; idle: the hold).
+	DurationSec float64 `json:"duration_s"`
+	Truncated   bool    `json:"truncated"` // publishing stopped at the max duration before the count
+
+	Connections     int     `json:"connections"`    // connect, idle: asked for
+	ConnectionsUp   int     `json:"connections_up"` // connect, idle: up at the end of the run
+	ConnectFailures int     `json:"connect_failures"`
+	ConnectsPerSec  float64 `json:"connects_per_sec"`
+
+	BrokerPID    int     `json:"broker_pid"`
+	RSSBeforeKiB int64   `json:"rss_before_kib"`
+	RSSAfterKiB  int64   `json:"rss_after_kib"`
+	KiBPerConn   float64 `json:"kib_per_conn"` // (after − before) / connections up, with broker_pid
+
+	Errors     int    `json:"errors"` // connections broken during the run
+	FirstError string `json:"first_error"`
+}
+
+func newResult(cfg Config) *Result {
+	return &Result{
+		Scenario:     cfg.Scenario,
+		RunID:        cfg.RunID,
+		URL:          cfg.URL,
+		Protocol:     int(cfg.Protocol),
+		QoS:          int(cfg.QoS),
+		Publishers:   cfg.Publishers,
+		Subscribers:  cfg.Subscribers,
+		PayloadBytes: cfg.PayloadSize,
+		TargetRate:   cfg.Rate,
+		Started:      time.Now().UTC().Truncate(time.Millisecond),
+		Connections:  cfg.Connections,
+		BrokerPID:    cfg.BrokerPID,
+	}
+}
+
+// setLatency fills the latency fields from h.
+func (r *Result) setLatency(h *Histogram) {
+	ms := func(d time.Duration) float64 { return round3(float64(d) / 1e6) }
+	r.LatencySamples = int64(h.Count())
+	r.P50Ms = ms(h.Percentile(50))
+	r.P90Ms = ms(h.Percentile(90))
+	r.P99Ms = ms(h.Percentile(99))
+	r.P999Ms = ms(h.Percentile(99.9))
+	r.MaxMs = ms(h.Max())
+	r.MeanMs = ms(h.Mean())
+}
+
+func round3(f float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'f', 3, 64), 64)
+	return v
+}
+
+// WriteJSON writes r as one indented JSON object.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes results as a human-readable table, one row per run,
+// followed by the scenario-specific figures.
+func WriteTable(w io.Writer, rs ...*Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tqos\tpubs\tsubs\tsent\tdelivered\tmsgs/s\tloss\tdups\treordered\tp50\tp90\tp99\tmax\tduration\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.Scenario, r.QoS, r.Publishers, r.Subscribers, r.Sent, r.Delivered,
+			human(r.DeliveredPerSec), lossText(r), r.Duplicates, r.Reordered,
+			msText(r.P50Ms), msText(r.P90Ms), msText(r.P99Ms), msText(r.MaxMs),
+			time.Duration(r.DurationSec*float64(time.Second)).Round(time.Millisecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		var extra []string
+		if r.Connections > 0 {
+			extra = append(extra, fmt.Sprintf("connections %d/%d up, %d failed", r.ConnectionsUp, r.Connections, r.ConnectFailures))
+		}
+		if r.ConnectsPerSec > 0 {
+			extra = append(extra, fmt.Sprintf("%s connects/s (latency: CONNECT to CONNACK)", human(r.ConnectsPerSec)))
+		}
+		if r.SentPerSec > 0 {
+			extra = append(extra, fmt.Sprintf("published %s msgs/s", human(r.SentPerSec)))
+		}
+		if r.P999Ms > 0 {
+			extra = append(extra, "p99.9 "+msText(r.P999Ms))
+		}
+		if r.BrokerPID > 0 {
+			extra = append(extra, fmt.Sprintf("broker RSS %d -> %d KiB (%.2f KiB/connection)", r.RSSBeforeKiB, r.RSSAfterKiB, r.KiBPerConn))
+		}
+		if r.Truncated {
+			extra = append(extra, "publishing stopped at the max duration")
+		}
+		if r.Invalid > 0 {
+			extra = append(extra, fmt.Sprintf("%d invalid payloads", r.Invalid))
+		}
+		if r.Errors > 0 {
+			extra = append(extra, fmt.Sprintf("%d connection errors, first: %s", r.Errors, r.FirstError))
+		}
+		if len(extra) > 0 {
+			if _, err := fmt.Fprintf(w, "%s: %s\n", r.Scenario, strings.Join(extra, "; ")); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func lossText(r *Result) string {
+	if r.Loss == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%.2f%%)", r.Loss, r.LossPercent)
+}
+
+func msText(ms float64) string {
+	switch {
+	case ms == 0:
+		return "-"
+	case ms < 1:
+		return fmt.Sprintf("%.0fµs", ms*1000)
+	case ms < 100:
+		return fmt.Sprintf("%.2fms", ms)
+	default:
+		return fmt.Sprintf("%.0fms", ms)
+	}
+}
+
+// human formats a rate with three significant figures.
+func human(f float64) string {
+	switch {
+	case f >= 1e6:
+		return fmt.Sprintf("%.2fM", f/1e6)
+	case f >= 1e4:
+		return fmt.Sprintf("%.1fk", f/1e3)
+	default:
+		return fmt.Sprintf("%.0f", f)
+	}
+}
+
+// newRunID returns 8 random hex digits.
+func newRunID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// readRSS returns the VmRSS of process pid in KiB.
+func readRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
