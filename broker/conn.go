@@ -48,6 +48,7 @@ type conn struct {
 	done       chan struct{} // closed when the connection is fully gone
 
 	kicked      atomic.Uint32 // reason code the server closed the connection with, 0 if not
+	started     atomic.Bool   // the writer runs and the CONNACK is queued
 	disconnectd bool          // the client sent DISCONNECT (no will)
 	resend      bool          // the writer must resend in-flight messages first
 	closeOnce   sync.Once
@@ -211,6 +212,7 @@ func (c *conn) connect() bool {
 	s.clean = cp.CleanStart && !v5 || v5 && cp.Properties.SessionExpiry == 0
 	s.info = c.info
 	c.resend = len(s.inflight) > 0
+	resend := c.resend // c.resend belongs to the writer once it runs
 	s.mu.Unlock()
 	c.sess = s
 
@@ -224,7 +226,8 @@ func (c *conn) connect() bool {
 	}
 	go c.writeLoop()
 	c.send(ctrlPkt{p: ack})
-	if c.resend {
+	c.started.Store(true) // closeWith may now queue a DISCONNECT behind the CONNACK
+	if resend {
 		c.kick()
 	}
 	srv.stats.connected.Add(1)
@@ -413,7 +416,9 @@ func (c *conn) closeWith(code packet.ReasonCode) {
 	if !c.kicked.CompareAndSwap(0, uint32(code)) {
 		return
 	}
-	if c.version == packet.V5 && c.sess != nil {
+	// c.started, not c.sess: closeWith runs on other goroutines (takeover,
+	// Shutdown) while connect may still be writing c's fields.
+	if c.started.Load() && c.version == packet.V5 {
 		select {
 		case c.ctrl <- ctrlPkt{p: &packet.Disconnect{ReasonCode: code}, final: true}:
 			// The writer closes the connection after sending it; the

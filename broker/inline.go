@@ -17,6 +17,7 @@ type inlineSink struct {
 	quit    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	drain   bool // set (before quit is closed) by stopDraining
 }
 
 func (in *inlineSink) kick() {
@@ -28,6 +29,14 @@ func (in *inlineSink) kick() {
 
 func (in *inlineSink) stop() {
 	in.once.Do(func() { close(in.quit) })
+	<-in.done
+}
+
+// stopDraining stops the sink after its handler has been given every
+// message already queued: at Shutdown and Close, so that the wills
+// published while the connections closed reach inline subscribers.
+func (in *inlineSink) stopDraining() {
+	in.once.Do(func() { in.drain = true; close(in.quit) })
 	<-in.done
 }
 
@@ -117,9 +126,13 @@ func (s *Server) inlineLoop(ss *session) {
 	in := ss.inline
 	defer close(in.done)
 	for {
+		stopping := false
 		select {
 		case <-in.quit:
-			return
+			if !in.drain {
+				return
+			}
+			stopping = true // deliver what is queued, then stop
 		case <-in.wake:
 		}
 		for {
@@ -139,7 +152,9 @@ func (s *Server) inlineLoop(ss *session) {
 			for _, d := range batch {
 				select {
 				case <-in.quit:
-					return
+					if !in.drain {
+						return
+					}
 				default:
 				}
 				if d.msg.expired(now) {
@@ -150,6 +165,9 @@ func (s *Server) inlineLoop(ss *session) {
 				m.Retain = d.retain
 				in.handler(&m)
 			}
+		}
+		if stopping {
+			return
 		}
 	}
 }

@@ -222,7 +222,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 		}
 		sub := subscription{QoS: rs.QoS, NoLocal: rs.NoLocal, RetainAsPublished: rs.RetainAsPublished, RetainHandling: rs.RetainHandling, SubID: subID}
 		existed := srv.subscribe(c.sess, rs.Filter, sub) // [v5 MQTT-3.8.4-3] [v3 MQTT-3.8.4-3] replaces
-		codes[i] = packet.ReasonCode(rs.QoS)               // granted QoS
+		codes[i] = packet.ReasonCode(rs.QoS)             // granted QoS
 		if sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed {
 			wantRetained = append(wantRetained, retainedFor{rs.Filter, sub})
 		}

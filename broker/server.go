@@ -80,8 +80,9 @@ type Server struct {
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 
-	mu        sync.Mutex // guards listeners, conns, closed
+	mu        sync.Mutex // guards listeners, bound, conns, closed
 	listeners map[net.Listener]struct{}
+	bound     []net.Addr // addresses ListenAndServe opened, in configured order
 	conns     map[*conn]struct{}
 	closed    bool
 	connWG    sync.WaitGroup // one per connection goroutine set
@@ -143,6 +144,11 @@ func (s *Server) ListenAndServe() error {
 		}
 		opened = append(opened, nl)
 	}
+	s.mu.Lock()
+	for _, nl := range opened {
+		s.bound = append(s.bound, nl.Addr())
+	}
+	s.mu.Unlock()
 	errc := make(chan error, len(opened))
 	for i, nl := range opened {
 		l := ls[i]
@@ -159,6 +165,14 @@ func (s *Server) ListenAndServe() error {
 		}
 	}
 	return first
+}
+
+// Addrs returns the addresses of the listeners ListenAndServe opened, in
+// the order of Listeners (useful with port 0); nil until they are open.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]net.Addr(nil), s.bound...)
 }
 
 // Listen opens the socket a Listener describes.
@@ -356,7 +370,7 @@ func (s *Server) finish() {
 	}
 	s.mu.Unlock()
 	for _, ss := range inline {
-		ss.inline.stop()
+		ss.inline.stopDraining() // wills of the closed connections included
 	}
 	s.bgWG.Wait()
 }

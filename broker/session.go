@@ -123,8 +123,9 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 			s.lastWarn = time.Now()
 		}
 		n := s.dropped
+		var oldest delivery
 		if srv.QueuePolicy == DropOldest {
-			s.queue.pop()
+			oldest = s.queue.pop()
 			s.queue.push(d)
 		}
 		s.mu.Unlock()
@@ -135,7 +136,12 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		if c != nil {
 			c.kick()
 		}
-		return srv.QueuePolicy == DropOldest, errQueueFull
+		if srv.QueuePolicy == DropOldest {
+			// d is queued; the drop to count and report is the oldest.
+			srv.dropped(s, oldest.msg, errQueueFull)
+			return true, nil
+		}
+		return false, errQueueFull
 	}
 	s.queue.push(d)
 	s.mu.Unlock()
@@ -217,7 +223,8 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 	for {
 		srv.regMu.Lock()
 		s := srv.sessions[id]
-		if s == nil {
+		fresh := s == nil
+		if fresh {
 			s = newSession(id, srv.sessSeq.Add(1))
 			srv.sessions[id] = s
 		}
@@ -239,9 +246,14 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 			return s, false // a newer connection took over meanwhile
 		}
 		s.mu.Lock()
-		present := !cleanStart && (len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.dropped > 0)
+		// [v3 MQTT-3.2.2-2] the existence of a session is session state,
+		// even if the rest of it is empty (3.1.1 section 3.1.2.4).
+		// A clean session ends with its connection, taken over or not
+		// [v3 MQTT-3.1.2-6] [v5 MQTT-3.1.2-4]: none of it is resumed.
+		ended := old != nil && s.clean
+		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.dropped > 0)
 		var subs []string
-		if cleanStart {
+		if cleanStart || ended {
 			for f := range s.subs {
 				subs = append(subs, f)
 			}

@@ -27,6 +27,7 @@ var layers = map[string][]string{
 	"topic":             {},
 	"transport":         {},
 	"internal/archtest": {},
+	"internal/testpki":  {},
 	"internal/loadgen":  {"packet", "topic", "transport"},
 }
 

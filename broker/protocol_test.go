@@ -1,0 +1,1832 @@
+package broker
+
+// Black-box protocol tests: real loopback sockets, raw packets, one server
+// per test. Each test names the normative statements it checks, "v3" for
+// MQTT 3.1.1 (which 3.1 shares) and "v5" for MQTT 5.0.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// ---- helpers (prefixed pt to keep clear of other test files) ----
+
+var ptVersions = []packet.Version{packet.V31, packet.V311, packet.V5}
+
+// ptNewServer starts srv ($SYS off unless set) and returns its address.
+func ptNewServer(t *testing.T, srv *Server) string {
+	t.Helper()
+	if srv.SysInterval == 0 {
+		srv.SysInterval = -1
+	}
+	return startServer(t, srv)
+}
+
+// ptConnect dials and connects with a clean or persistent session; a
+// persistent MQTT 5 session gets a Session Expiry Interval of an hour.
+func ptConnect(t *testing.T, addr string, v packet.Version, id string, clean bool) (*rawClient, *packet.Connack) {
+	t.Helper()
+	c := dialRaw(t, addr, v)
+	cp := &packet.Connect{ClientID: id, CleanStart: clean}
+	if v == packet.V5 && !clean {
+		cp.Properties.SessionExpiry = 3600
+	}
+	return c, c.connect(cp)
+}
+
+// ptRefused sends cp and returns the CONNACK, which must refuse, after
+// checking that the server then closes the connection.
+func ptRefused(t *testing.T, c *rawClient, cp *packet.Connect) *packet.Connack {
+	t.Helper()
+	cp.Version = c.v
+	c.send(cp)
+	ack, ok := c.recv().(*packet.Connack)
+	if !ok {
+		t.Fatal("want CONNACK")
+	}
+	if ack.ReasonCode == 0 {
+		t.Fatal("CONNACK accepted the connection, want a refusal")
+	}
+	// [v3 MQTT-3.2.2-4] [v5 MQTT-3.2.2-6] Session Present is 0 on a refusal.
+	if ack.SessionPresent {
+		t.Error("refusing CONNACK has Session Present 1")
+	}
+	// [v3 MQTT-3.2.2-5] [v5 MQTT-3.2.2-7] the server closes the connection.
+	if got := c.expectClosed(); len(got) != 0 {
+		t.Errorf("packets after a refusing CONNACK: %v", got)
+	}
+	return ack
+}
+
+func ptEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ptWaitConnected(t *testing.T, srv *Server, n int64) {
+	t.Helper()
+	ptEventually(t, 5*time.Second, fmt.Sprintf("%d connected clients", n), func() bool {
+		return srv.Stats().ClientsConnected == n
+	})
+}
+
+// ptPublish publishes from c and completes the QoS flow of the sender
+// [v3 MQTT-4.3.2-1] [v3 MQTT-4.3.3-1] [v5 MQTT-4.3.3-4]. c must not be
+// subscribed to anything, so the acknowledgements are its only packets.
+func ptPublish(t *testing.T, c *rawClient, p *packet.Publish) {
+	t.Helper()
+	c.send(p)
+	switch p.QoS {
+	case 1:
+		ack, ok := c.recv().(*packet.Puback)
+		if !ok || ack.PacketID != p.PacketID {
+			t.Fatalf("want PUBACK %d, got %v", p.PacketID, ack)
+		}
+	case 2:
+		rec, ok := c.recv().(*packet.Pubrec)
+		if !ok || rec.PacketID != p.PacketID {
+			t.Fatalf("want PUBREC %d, got %v", p.PacketID, rec)
+		}
+		c.send(&packet.Pubrel{PacketID: p.PacketID})
+		comp, ok := c.recv().(*packet.Pubcomp)
+		if !ok || comp.PacketID != p.PacketID {
+			t.Fatalf("want PUBCOMP %d, got %v", p.PacketID, comp)
+		}
+	}
+}
+
+// ptAck completes the receiver's side of the QoS flow of p, which must be
+// the only thing in flight towards c.
+func ptAck(t *testing.T, c *rawClient, p *packet.Publish) {
+	t.Helper()
+	switch p.QoS {
+	case 1:
+		c.send(&packet.Puback{PacketID: p.PacketID})
+	case 2:
+		c.send(&packet.Pubrec{PacketID: p.PacketID})
+		rel, ok := c.recv().(*packet.Pubrel)
+		if !ok || rel.PacketID != p.PacketID {
+			t.Fatalf("want PUBREL %d, got %v", p.PacketID, rel)
+		}
+		c.send(&packet.Pubcomp{PacketID: p.PacketID})
+	}
+}
+
+// ptDrain publishes a QoS 0 marker on marker, to which c must be
+// subscribed, and returns the PUBLISHes c receives before it, acknowledged.
+// Messages routed to c before the marker are queued ahead of it, so this
+// shows "nothing (else) arrived" without waiting for a timeout.
+func ptDrain(t *testing.T, srv *Server, c *rawClient, marker string) []*packet.Publish {
+	t.Helper()
+	if err := srv.Publish(marker, []byte("marker"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	var got []*packet.Publish
+	for {
+		switch p := c.recv().(type) {
+		case *packet.Publish:
+			if p.Topic == marker && string(p.Payload) == "marker" {
+				return got
+			}
+			got = append(got, p)
+			switch p.QoS {
+			case 1:
+				c.send(&packet.Puback{PacketID: p.PacketID})
+			case 2:
+				c.send(&packet.Pubrec{PacketID: p.PacketID})
+			}
+		case *packet.Pubrel:
+			c.send(&packet.Pubcomp{PacketID: p.PacketID})
+		default:
+			t.Fatalf("unexpected %v while draining", p)
+		}
+	}
+}
+
+func ptPayloads(ps []*packet.Publish) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, string(p.Payload))
+	}
+	return s
+}
+
+// ptRecorder is an Observer that keeps the events it sees.
+type ptRecorder struct {
+	mu     sync.Mutex
+	events []ptEvent
+}
+
+type ptEvent struct {
+	kind    EventKind
+	client  string
+	topic   string
+	qos     byte
+	payload string
+	err     error
+}
+
+func (r *ptRecorder) Observe(e Event) {
+	ev := ptEvent{kind: e.Kind, topic: e.Topic, qos: e.QoS, err: e.Err}
+	if e.Client != nil {
+		ev.client = e.Client.ClientID
+	}
+	if e.Message != nil {
+		ev.payload = string(e.Message.Payload)
+	}
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
+
+func (r *ptRecorder) get(kind EventKind, client string) []ptEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ptEvent
+	for _, e := range r.events {
+		if (kind == 0 || e.kind == kind) && (client == "" || e.client == client) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ptInline subscribes the inline client and returns the channel its
+// messages arrive on.
+func ptInline(t *testing.T, srv *Server, filter string, qos byte) (<-chan *Message, func()) {
+	t.Helper()
+	ch := make(chan *Message, 10000)
+	unsub, err := srv.Subscribe(filter, qos, func(m *Message) { ch <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch, unsub
+}
+
+func ptRecvInline(t *testing.T, ch <-chan *Message) *Message {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message for the inline subscriber")
+		return nil
+	}
+}
+
+// ---- CONNECT ----
+
+// TestProtoConnectClientID: [v3 MQTT-3.1.3-6] [v5 MQTT-3.1.3-6] [v5
+// MQTT-3.1.3-7] [v5 MQTT-3.2.2-16] an empty client id is assigned one;
+// [v3 MQTT-3.1.3-8] [v3 MQTT-3.1.3-9] empty id without clean session is
+// refused with 0x02; [v3 MQTT-3.1.3-5] MQTT 3.1 allows 1 to 23 characters.
+func TestProtoConnectClientID(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+
+	t.Run("v311-empty-clean", func(t *testing.T) {
+		c, ack := ptConnect(t, addr, packet.V311, "", true)
+		if ack.SessionPresent {
+			t.Error("session present with clean session") // [v3 MQTT-3.2.2-1]
+		}
+		// The connection works: subscribe and get a message.
+		c.subscribe(1, "assigned/v311", 1)
+		if err := srv.Publish("assigned/v311", []byte("x"), 1, false); err != nil {
+			t.Fatal(err)
+		}
+		p := c.expectPublish()
+		if p.Topic != "assigned/v311" || string(p.Payload) != "x" {
+			t.Fatalf("got %v", p)
+		}
+		ptAck(t, c, p)
+	})
+	t.Run("v311-empty-persistent", func(t *testing.T) {
+		c := dialRaw(t, addr, packet.V311)
+		ack := ptRefused(t, c, &packet.Connect{ClientID: "", CleanStart: false})
+		if ack.ReasonCode != packet.V3IdentifierRejected {
+			t.Fatalf("CONNACK code %d, want 2", ack.ReasonCode)
+		}
+	})
+	t.Run("v31-empty", func(t *testing.T) {
+		c := dialRaw(t, addr, packet.V31)
+		ack := ptRefused(t, c, &packet.Connect{ClientID: "", CleanStart: true})
+		if ack.ReasonCode != packet.V3IdentifierRejected {
+			t.Fatalf("CONNACK code %d, want 2", ack.ReasonCode)
+		}
+	})
+	t.Run("v31-24-chars", func(t *testing.T) {
+		c := dialRaw(t, addr, packet.V31)
+		ack := ptRefused(t, c, &packet.Connect{ClientID: strings.Repeat("a", 24), CleanStart: true})
+		if ack.ReasonCode != packet.V3IdentifierRejected {
+			t.Fatalf("CONNACK code %d, want 2", ack.ReasonCode)
+		}
+	})
+	t.Run("v31-23-chars", func(t *testing.T) {
+		ptConnect(t, addr, packet.V31, strings.Repeat("b", 23), true)
+	})
+	t.Run("v5-empty", func(t *testing.T) {
+		c1, ack1 := ptConnect(t, addr, packet.V5, "", true)
+		_, ack2 := ptConnect(t, addr, packet.V5, "", true)
+		id1, id2 := ack1.Properties.AssignedClientID, ack2.Properties.AssignedClientID
+		if id1 == "" || id2 == "" || id1 == id2 {
+			t.Fatalf("assigned client ids %q and %q: want two distinct non-empty ids", id1, id2)
+		}
+		c1.subscribe(1, "assigned/v5", 0)
+		srv.Publish("assigned/v5", []byte("y"), 0, false)
+		if p := c1.expectPublish(); string(p.Payload) != "y" {
+			t.Fatalf("got %v", p)
+		}
+		// A client that sends an id gets none assigned.
+		_, ack3 := ptConnect(t, addr, packet.V5, "named", true)
+		if ack3.Properties.AssignedClientID != "" {
+			t.Errorf("assigned id %q for a named client", ack3.Properties.AssignedClientID)
+		}
+	})
+}
+
+type ptAuthn struct{ err error }
+
+func (a ptAuthn) Authenticate(_ context.Context, req *AuthRequest) error {
+	if req.Username == "good" {
+		return nil
+	}
+	return a.err
+}
+
+// TestProtoConnectRefusals: CONNACK return codes of an Authenticator's
+// refusal, [v3 MQTT-3.2.2-4] [v3 MQTT-3.2.2-5] [v5 MQTT-3.1.4-2] [v5
+// MQTT-3.2.2-6] [v5 MQTT-3.2.2-7] [v5 MQTT-3.2.2-8]; an accepted CONNECT gets
+// code 0 [v3 MQTT-3.1.4-4] [v5 MQTT-3.1.4-5].
+func TestProtoConnectRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		err    error
+		v3, v5 packet.ReasonCode
+	}{
+		{"bad-credentials", ErrBadCredentials, packet.V3BadUsernameOrPassword, packet.BadUserNameOrPassword},
+		{"not-authorized", ErrNotAuthorized, packet.V3NotAuthorized, packet.NotAuthorized},
+		{"other-error", errors.New("backend down"), packet.V3NotAuthorized, packet.NotAuthorized},
+		{"banned", &Refusal{Code: packet.Banned}, packet.V3NotAuthorized, packet.Banned},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			addr := ptNewServer(t, &Server{Authenticator: ptAuthn{tc.err}})
+			for _, v := range ptVersions {
+				c := dialRaw(t, addr, v)
+				ack := ptRefused(t, c, &packet.Connect{ClientID: "x", CleanStart: true, Username: "bad", Password: []byte("pw")})
+				want := tc.v3
+				if v == packet.V5 {
+					want = tc.v5
+				}
+				if ack.ReasonCode != want {
+					t.Errorf("%v: CONNACK code 0x%02x, want 0x%02x", v, byte(ack.ReasonCode), byte(want))
+				}
+				ok := dialRaw(t, addr, v)
+				ok.connect(&packet.Connect{ClientID: "x", CleanStart: true, Username: "good"})
+			}
+		})
+	}
+}
+
+// TestProtoConnectUnsupportedLevel: [v3 MQTT-3.1.2-2] [v5 MQTT-3.1.2-2] an
+// unsupported protocol level gets CONNACK return code 1, then the close.
+func TestProtoConnectUnsupportedLevel(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{})
+	for _, level := range []byte{2, 6, 0x85} {
+		c := dialRaw(t, addr, packet.V311)
+		raw := []byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', level, 0x02, 0, 60, 0, 1, 'x'}
+		if _, err := c.nc.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		ack, ok := c.recv().(*packet.Connack)
+		if !ok || ack.ReasonCode != packet.V3UnacceptableProtocolVersion || ack.SessionPresent {
+			t.Fatalf("level %d: got %v, want CONNACK return code 1", level, ack)
+		}
+		if got := c.expectClosed(); len(got) != 0 {
+			t.Fatalf("level %d: packets after the refusal: %v", level, got)
+		}
+	}
+}
+
+// TestProtoConnectTimeout: a connection that sends no CONNECT within
+// ConnectTimeout is closed (noid: server connect timeout).
+func TestProtoConnectTimeout(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{ConnectTimeout: 200 * time.Millisecond})
+	c := dialRaw(t, addr, packet.V311)
+	if got := c.expectClosed(); len(got) != 0 {
+		t.Fatalf("packets before the close: %v", got)
+	}
+}
+
+// TestProtoKeepAlive: [v3 MQTT-3.1.2-24] [v5 MQTT-3.1.2-22] the server
+// closes a connection silent for 1.5 x Keep Alive, MQTT 5 with DISCONNECT
+// 0x8D; [v3 MQTT-3.12.4-1] [v5 MQTT-3.12.4-1] PINGREQ keeps it alive and is
+// answered with PINGRESP.
+func TestProtoKeepAlive(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{})
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			c := dialRaw(t, addr, v)
+			c.connect(&packet.Connect{ClientID: "ka" + v.String(), CleanStart: true, KeepAlive: 1})
+			c.noPacket(time.Second) // not closed after one keep-alive period
+			got := c.expectClosed()
+			if v == packet.V5 {
+				if len(got) != 1 {
+					t.Fatalf("got %v, want DISCONNECT 0x8D", got)
+				}
+				if d, ok := got[0].(*packet.Disconnect); !ok || d.ReasonCode != packet.KeepAliveTimeout {
+					t.Fatalf("got %v, want DISCONNECT 0x8D", got[0])
+				}
+			} else if len(got) != 0 {
+				t.Fatalf("packets before the close: %v", got)
+			}
+		})
+		t.Run(v.String()+"-ping", func(t *testing.T) {
+			t.Parallel()
+			c := dialRaw(t, addr, v)
+			c.connect(&packet.Connect{ClientID: "ping" + v.String(), CleanStart: true, KeepAlive: 1})
+			for range 6 { // 2.4 s, well past 1.5 x keep alive
+				time.Sleep(400 * time.Millisecond)
+				c.send(&packet.Pingreq{})
+				if _, ok := c.recv().(*packet.Pingresp); !ok {
+					t.Fatal("want PINGRESP")
+				}
+			}
+		})
+	}
+}
+
+// TestProtoSessionPresent: [v3 MQTT-3.2.2-1] [v3 MQTT-3.2.2-2] [v3
+// MQTT-3.2.2-3] [v5 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3] Session Present is 0 on
+// a first persistent connect, 1 on resume (3.1.1 section 3.1.2.4: the
+// existence of a session is session state, even if it is otherwise empty),
+// and 0 with clean session, which discards the session [v3 MQTT-3.1.2-6]
+// [v5 MQTT-3.1.2-4].
+func TestProtoSessionPresent(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			step := func(clean, want bool, subscribe bool) {
+				t.Helper()
+				c, ack := ptConnect(t, addr, v, "sp", clean)
+				if ack.SessionPresent != want {
+					t.Fatalf("clean=%v: session present %v, want %v", clean, ack.SessionPresent, want)
+				}
+				if subscribe {
+					c.subscribe(1, "sp/#", 1)
+				}
+				c.send(&packet.Disconnect{})
+				c.expectClosed()
+				ptWaitConnected(t, srv, 0)
+			}
+			step(false, false, false) // first persistent connect
+			step(false, true, false)  // resume an empty session
+			step(false, true, true)   // resume, subscribe
+			step(false, true, false)  // resume a session with a subscription
+			step(true, false, false)  // clean session
+			step(false, false, false) // the clean session discarded the old one
+		})
+	}
+}
+
+// ---- Sessions ----
+
+// TestProtoCleanSessionEnds: [v3 MQTT-3.1.2-6] [v5 MQTT-3.1.2-4] a clean
+// session ends with its connection: no subscriptions survive.
+func TestProtoCleanSessionEnds(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			c, _ := ptConnect(t, addr, v, "cs", true)
+			c.subscribe(1, "cs/#", 1)
+			c.send(&packet.Disconnect{})
+			c.expectClosed()
+			ptWaitConnected(t, srv, 0)
+			if n := srv.Stats().Subscriptions; n != 0 {
+				t.Errorf("%d subscriptions after the clean session ended", n)
+			}
+			c2, ack := ptConnect(t, addr, v, "cs", false)
+			if ack.SessionPresent {
+				t.Error("session present after a clean session ended")
+			}
+			c2.subscribe(2, "mk", 0)
+			srv.Publish("cs/x", []byte("lost"), 1, false)
+			if got := ptDrain(t, srv, c2, "mk"); len(got) != 0 {
+				t.Fatalf("got %v through a subscription of the ended session", got)
+			}
+		})
+	}
+}
+
+// TestProtoPersistentQueue: [v3 MQTT-3.1.2-4] [v3 MQTT-3.1.2-5] [v5
+// MQTT-3.1.2-5] [v5 MQTT-3.1.2-23] a persistent session keeps its
+// subscriptions and queues QoS 1 and 2 messages while offline; QoS 0 only
+// with QueueQoS0.
+func TestProtoPersistentQueue(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		for _, q0 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v-qos0=%v", v, q0), func(t *testing.T) {
+				t.Parallel()
+				srv := &Server{QueueQoS0: q0}
+				addr := ptNewServer(t, srv)
+				c, _ := ptConnect(t, addr, v, "pq", false)
+				c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "pq/#", QoS: 2}, {Filter: "mk", QoS: 0}}})
+				if _, ok := c.recv().(*packet.Suback); !ok {
+					t.Fatal("want SUBACK")
+				}
+				c.send(&packet.Disconnect{})
+				c.expectClosed()
+				ptWaitConnected(t, srv, 0)
+
+				// A socket publisher, one message per QoS.
+				pub, _ := ptConnect(t, addr, v, "pub", true)
+				for qos := byte(0); qos <= 2; qos++ {
+					ptPublish(t, pub, &packet.Publish{Topic: "pq/m", QoS: qos, PacketID: uint16(qos + 10), Payload: []byte{'0' + qos}})
+				}
+				c2, ack := ptConnect(t, addr, v, "pq", false)
+				if !ack.SessionPresent {
+					t.Fatal("session not present on resume")
+				}
+				got := ptDrain(t, srv, c2, "mk")
+				want := []string{"1", "2"}
+				if q0 {
+					want = []string{"0", "1", "2"}
+				}
+				if !slices.Equal(ptPayloads(got), want) {
+					t.Fatalf("queued messages %q, want %q", ptPayloads(got), want)
+				}
+				for _, p := range got {
+					if p.QoS != p.Payload[0]-'0' || p.Topic != "pq/m" || p.Dup {
+						t.Errorf("got %v", p)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestProtoQueueLimit: MaxQueuedMessages bounds an offline session's
+// queue; DropNewest keeps the first messages, DropOldest the last; every
+// drop is counted in Stats().Dropped and reported as EventDrop.
+func TestProtoQueueLimit(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []QueuePolicy{DropNewest, DropOldest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			t.Parallel()
+			rec := &ptRecorder{}
+			srv := &Server{MaxQueuedMessages: 5, QueuePolicy: policy, Observers: []Observer{rec}}
+			addr := ptNewServer(t, srv)
+			c, _ := ptConnect(t, addr, packet.V311, "ql", false)
+			c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "ql/#", QoS: 1}, {Filter: "mk", QoS: 0}}})
+			c.recv()
+			c.send(&packet.Disconnect{})
+			c.expectClosed()
+			ptWaitConnected(t, srv, 0)
+			for i := range 10 {
+				if err := srv.Publish("ql/m", []byte{'0' + byte(i)}, 1, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := srv.Stats().Dropped; d != 5 {
+				t.Errorf("Stats().Dropped = %d, want 5", d)
+			}
+			var dropped []string
+			for _, e := range rec.get(EventDrop, "") {
+				dropped = append(dropped, e.payload)
+				if !errors.Is(e.err, errQueueFull) {
+					t.Errorf("drop event error %v", e.err)
+				}
+			}
+			keep, lose := "01234", "56789"
+			if policy == DropOldest {
+				keep, lose = lose, keep
+			}
+			if strings.Join(dropped, "") != lose {
+				t.Errorf("EventDrop for %q, want %q", dropped, lose)
+			}
+			c2, _ := ptConnect(t, addr, packet.V311, "ql", false)
+			var got []string
+			for range 5 {
+				p := c2.expectPublish()
+				got = append(got, string(p.Payload))
+				c2.send(&packet.Puback{PacketID: p.PacketID})
+			}
+			if more := ptDrain(t, srv, c2, "mk"); len(more) != 0 {
+				t.Errorf("more messages than the queue holds: %v", more)
+			}
+			if strings.Join(got, "") != keep {
+				t.Fatalf("got %q, want %q", got, keep)
+			}
+		})
+	}
+}
+
+// ---- Takeover ----
+
+// TestProtoTakeover: [v3 MQTT-3.1.4-2] [v5 MQTT-3.1.4-3] a second
+// connection with the same client id closes the first (MQTT 5: DISCONNECT
+// 0x8E) and continues its session [v3 MQTT-3.2.2-2] [v5 MQTT-3.1.2-5].
+func TestProtoTakeover(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			c1, _ := ptConnect(t, addr, v, "tk", false)
+			c1.subscribe(1, "tk/#", 1)
+			c2, ack := ptConnect(t, addr, v, "tk", false)
+			if !ack.SessionPresent {
+				t.Error("session not present after takeover")
+			}
+			got := c1.expectClosed()
+			if v == packet.V5 {
+				if len(got) != 1 {
+					t.Fatalf("first connection got %v, want DISCONNECT 0x8E", got)
+				}
+				if d, ok := got[0].(*packet.Disconnect); !ok || d.ReasonCode != packet.SessionTakenOver {
+					t.Fatalf("first connection got %v, want DISCONNECT 0x8E", got[0])
+				}
+			} else if len(got) != 0 {
+				t.Fatalf("first connection got %v", got)
+			}
+			srv.Publish("tk/x", []byte("after"), 1, false)
+			p := c2.expectPublish()
+			if p.Topic != "tk/x" || string(p.Payload) != "after" || p.QoS != 1 {
+				t.Fatalf("got %v", p)
+			}
+			ptAck(t, c2, p)
+			ptWaitConnected(t, srv, 1)
+
+			// A takeover with clean session starts afresh.
+			c3, ack := ptConnect(t, addr, v, "tk", true)
+			if ack.SessionPresent {
+				t.Error("session present on a clean takeover")
+			}
+			c2.expectClosed()
+			c3.subscribe(2, "mk", 0)
+			srv.Publish("tk/x", []byte("gone"), 1, false)
+			if got := ptDrain(t, srv, c3, "mk"); len(got) != 0 {
+				t.Fatalf("clean takeover kept the subscription: %v", got)
+			}
+		})
+	}
+}
+
+// TestProtoTakeoverOfCleanSession: [v3 MQTT-3.1.2-6] [v5 MQTT-3.1.2-4] a
+// clean session lasts as long as its connection, also when a connection
+// with the same id and clean session 0 takes it over: nothing of it is
+// resumed (Session Present 0, no subscriptions).
+func TestProtoTakeoverOfCleanSession(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			c1, _ := ptConnect(t, addr, v, "tc", true)
+			c1.subscribe(1, "tc/#", 1)
+			c2, ack := ptConnect(t, addr, v, "tc", false)
+			if ack.SessionPresent {
+				t.Error("session present after taking over a clean session")
+			}
+			c1.expectClosed()
+			c2.subscribe(2, "mk", 0)
+			srv.Publish("tc/x", []byte("old"), 1, false)
+			if got := ptDrain(t, srv, c2, "mk"); len(got) != 0 {
+				t.Fatalf("subscription of the clean session resumed: %v", got)
+			}
+			// The new, persistent session is resumed as usual.
+			c2.send(&packet.Disconnect{})
+			c2.expectClosed()
+			ptWaitConnected(t, srv, 0)
+			if _, ack := ptConnect(t, addr, v, "tc", false); !ack.SessionPresent {
+				t.Error("persistent session not present")
+			}
+		})
+	}
+}
+
+// TestProtoConcurrentReconnect: 20 connections of one client id at once,
+// three rounds: afterwards exactly one is alive and works, the others were
+// closed [v3 MQTT-3.1.4-2] [v5 MQTT-3.1.4-3], and the first packet each
+// got, if any, was CONNACK [v3 MQTT-3.2.0-1].
+func TestProtoConcurrentReconnect(t *testing.T) {
+	t.Parallel()
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			var prev *rawClient
+			for round := range 3 {
+				const n = 20
+				clients := make([]*rawClient, n)
+				for i := range clients {
+					clients[i] = dialRaw(t, addr, v)
+				}
+				acked := make([]bool, n)
+				errs := make(chan error, n)
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i, c := range clients {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						cp := &packet.Connect{Version: v, ClientID: "same"}
+						if v == packet.V5 {
+							cp.Properties.SessionExpiry = 3600
+						}
+						<-start
+						c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+						if err := c.w.WritePacket(cp); err != nil {
+							return // closed already
+						}
+						p, err := c.recvErr(10 * time.Second)
+						if err != nil {
+							if isTimeout(err) {
+								errs <- fmt.Errorf("client %d: no CONNACK and no close", i)
+							}
+							return
+						}
+						ack, ok := p.(*packet.Connack)
+						if !ok {
+							errs <- fmt.Errorf("client %d: first packet %v, want CONNACK", i, p)
+							return
+						}
+						if ack.ReasonCode != 0 {
+							errs <- fmt.Errorf("client %d: CONNACK 0x%02x", i, byte(ack.ReasonCode))
+							return
+						}
+						acked[i] = true
+					}()
+				}
+				close(start)
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Error(err)
+				}
+				if t.Failed() {
+					t.FailNow()
+				}
+				open := map[*rawClient]bool{}
+				for i, c := range clients {
+					if acked[i] {
+						open[c] = true
+					}
+				}
+				if prev != nil {
+					open[prev] = true
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for len(open) > 1 && time.Now().Before(deadline) {
+					for c := range open {
+						p, err := c.recvErr(20 * time.Millisecond)
+						switch {
+						case err == nil:
+							if d, ok := p.(*packet.Disconnect); !ok || d.ReasonCode != packet.SessionTakenOver {
+								t.Fatalf("round %d: got %v, want DISCONNECT 0x8E", round, p)
+							}
+						case isTimeout(err):
+						default:
+							delete(open, c)
+						}
+					}
+				}
+				if len(open) != 1 {
+					t.Fatalf("round %d: %d connections alive, want 1", round, len(open))
+				}
+				var alive *rawClient
+				for c := range open {
+					alive = c
+				}
+				ptWaitConnected(t, srv, 1)
+				filter := fmt.Sprintf("round/%d", round)
+				alive.subscribe(1, filter, 1)
+				srv.Publish(filter, []byte("ok"), 1, false)
+				p := alive.expectPublish()
+				if p.Topic != filter {
+					t.Fatalf("round %d: got %v", round, p)
+				}
+				ptAck(t, alive, p)
+				// A PINGRESP shows the PUBACK was processed before the next
+				// round's takeover (else the message is rightly resent).
+				alive.send(&packet.Pingreq{})
+				if _, ok := alive.recv().(*packet.Pingresp); !ok {
+					t.Fatal("want PINGRESP")
+				}
+				prev = alive
+			}
+		})
+	}
+}
+
+// ---- QoS ----
+
+// TestProtoQoSMatrix: [v3 MQTT-3.8.4-6] [v5 MQTT-3.8.4-8] a message goes
+// out at min(publish QoS, granted QoS), with the QoS 1 and 2 flows in both
+// directions [v3 MQTT-4.3.2-1] [v3 MQTT-4.3.2-2] [v3 MQTT-4.3.3-1] [v3
+// MQTT-4.3.3-2] [v5 MQTT-4.3.3-1..5] [v5 MQTT-4.3.3-8] [v5 MQTT-4.3.3-11];
+// SUBACK grants each filter in order [v3 MQTT-3.8.4-5] [v3 MQTT-3.9.3-1]
+// [v5 MQTT-3.8.4-6] [v5 MQTT-3.9.3-1]; DUP is 0 on a first send [v3
+// MQTT-3.3.1-2] [v3 MQTT-4.3.1-1] [v5 MQTT-4.3.3-2].
+func TestProtoQoSMatrix(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			sub, _ := ptConnect(t, addr, v, "sub", true)
+			sub.send(&packet.Subscribe{PacketID: 3, Subscriptions: []packet.Subscription{{Filter: "m/0", QoS: 0}, {Filter: "m/1", QoS: 1}, {Filter: "m/2", QoS: 2}}})
+			ack, ok := sub.recv().(*packet.Suback)
+			if !ok || ack.PacketID != 3 || !slices.Equal(ack.ReasonCodes, []packet.ReasonCode{0, 1, 2}) {
+				t.Fatalf("got %v, want SUBACK 3 [0 1 2]", ack)
+			}
+			pub, _ := ptConnect(t, addr, v, "pub", true)
+			id := uint16(100)
+			for s := byte(0); s <= 2; s++ {
+				for q := byte(0); q <= 2; q++ {
+					id++
+					topicName := fmt.Sprintf("m/%d", s)
+					payload := fmt.Sprintf("pub%d-sub%d", q, s)
+					var pid uint16
+					if q > 0 {
+						pid = id
+					}
+					ptPublish(t, pub, &packet.Publish{Topic: topicName, QoS: q, PacketID: pid, Payload: []byte(payload)})
+					p := sub.expectPublish()
+					want := min(q, s)
+					if p.Topic != topicName || string(p.Payload) != payload || p.QoS != want || p.Dup || p.Retain {
+						t.Fatalf("publish QoS %d, subscription QoS %d: got %v, want QoS %d", q, s, p, want)
+					}
+					if (p.PacketID != 0) != (want > 0) {
+						t.Fatalf("packet id %d at QoS %d", p.PacketID, want)
+					}
+					ptAck(t, sub, p)
+				}
+			}
+			sub.subscribe(4, "mk", 0)
+			if got := ptDrain(t, srv, sub, "mk"); len(got) != 0 {
+				t.Fatalf("extra messages: %v", got)
+			}
+		})
+	}
+}
+
+// TestProtoQoS2ReceiveDup: [v3 MQTT-4.3.3-2] [v5 MQTT-4.3.3-10] a QoS 2
+// PUBLISH resent with DUP before PUBREL gets another PUBREC and is
+// delivered once; after PUBCOMP the id is new again [v5 MQTT-4.3.3-12];
+// PUBREL is answered with PUBCOMP [v5 MQTT-4.3.3-11].
+func TestProtoQoS2ReceiveDup(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			sub, _ := ptConnect(t, addr, v, "sub", true)
+			sub.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "d/#", QoS: 2}, {Filter: "mk", QoS: 0}}})
+			sub.recv()
+			pub, _ := ptConnect(t, addr, v, "pub", true)
+			expect := func(p packet.Packet, typ packet.Type) {
+				t.Helper()
+				if p.Type() != typ {
+					t.Fatalf("got %v, want %v", p, typ)
+				}
+			}
+			first := &packet.Publish{Topic: "d/x", QoS: 2, PacketID: 9, Payload: []byte("one")}
+			pub.send(first)
+			expect(pub.recv(), packet.PUBREC)
+			dup := *first
+			dup.Dup = true
+			pub.send(&dup)
+			rec := pub.recv()
+			expect(rec, packet.PUBREC)
+			if rec.(*packet.Pubrec).PacketID != 9 {
+				t.Fatalf("got %v", rec)
+			}
+			pub.send(&packet.Pubrel{PacketID: 9})
+			comp := pub.recv()
+			expect(comp, packet.PUBCOMP)
+			if comp.(*packet.Pubcomp).PacketID != 9 {
+				t.Fatalf("got %v", comp)
+			}
+			ptPublish(t, pub, &packet.Publish{Topic: "d/x", QoS: 2, PacketID: 9, Payload: []byte("two")})
+			got := ptDrain(t, srv, sub, "mk")
+			if !slices.Equal(ptPayloads(got), []string{"one", "two"}) {
+				t.Fatalf("delivered %q, want [one two]", ptPayloads(got))
+			}
+		})
+	}
+}
+
+// TestProtoQoS2SendFlow: the broker as QoS 2 sender [v3 MQTT-4.3.3-1] [v5
+// MQTT-4.3.3-1..5]: PUBLISH QoS 2 DUP 0, PUBREL on PUBREC with the same
+// id, done at PUBCOMP (the id is then free: the next message may reuse it).
+func TestProtoQoS2SendFlow(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{MaxInflight: 1}
+			addr := ptNewServer(t, srv)
+			sub, _ := ptConnect(t, addr, v, "sub", true)
+			sub.subscribe(1, "q2", 2)
+			for i := range 3 {
+				srv.Publish("q2", []byte{'a' + byte(i)}, 2, false)
+			}
+			for i := range 3 {
+				p := sub.expectPublish()
+				if p.QoS != 2 || p.Dup || p.PacketID == 0 || p.Payload[0] != 'a'+byte(i) {
+					t.Fatalf("got %v", p)
+				}
+				sub.send(&packet.Pubrec{PacketID: p.PacketID})
+				rel, ok := sub.recv().(*packet.Pubrel)
+				if !ok || rel.PacketID != p.PacketID {
+					t.Fatalf("want PUBREL %d, got %v", p.PacketID, rel)
+				}
+				sub.send(&packet.Pubcomp{PacketID: p.PacketID})
+			}
+		})
+	}
+}
+
+// TestProtoResendOnReconnect: [v3 MQTT-4.4.0-1] [v5 MQTT-4.4.0-1] [v3
+// MQTT-4.6.0-1] [v3 MQTT-3.3.1-1] unacknowledged QoS 1 messages are resent
+// on reconnect with DUP 1, their ids, in order; a QoS 2 message whose
+// PUBREC arrived gets its PUBREL resent, not the PUBLISH [v3 MQTT-4.3.3-1]
+// [v5 MQTT-4.3.3-6].
+func TestProtoResendOnReconnect(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			c, _ := ptConnect(t, addr, v, "rs", false)
+			c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "rs/#", QoS: 2}, {Filter: "mk", QoS: 0}}})
+			c.recv()
+			for i := range 3 {
+				srv.Publish("rs/1", []byte{'0' + byte(i)}, 1, false)
+			}
+			var ids []uint16
+			for i := range 3 {
+				p := c.expectPublish()
+				if p.Dup || p.QoS != 1 || p.Payload[0] != '0'+byte(i) {
+					t.Fatalf("got %v", p)
+				}
+				ids = append(ids, p.PacketID)
+			}
+			c.nc.Close() // no acknowledgement
+			ptWaitConnected(t, srv, 0)
+			c2, ack := ptConnect(t, addr, v, "rs", false)
+			if !ack.SessionPresent {
+				t.Fatal("session not present")
+			}
+			for i := range 3 {
+				p := c2.expectPublish()
+				if !p.Dup || p.QoS != 1 || p.PacketID != ids[i] || p.Payload[0] != '0'+byte(i) {
+					t.Fatalf("resend %d: got %v, want DUP QoS 1 id %d payload %c", i, p, ids[i], '0'+i)
+				}
+				c2.send(&packet.Puback{PacketID: p.PacketID})
+			}
+
+			// QoS 2: PUBREC sent, PUBREL received, PUBCOMP missing.
+			srv.Publish("rs/2", []byte("q2"), 2, false)
+			p := c2.expectPublish()
+			if p.QoS != 2 {
+				t.Fatalf("got %v", p)
+			}
+			c2.send(&packet.Pubrec{PacketID: p.PacketID})
+			if rel, ok := c2.recv().(*packet.Pubrel); !ok || rel.PacketID != p.PacketID {
+				t.Fatalf("want PUBREL %d, got %v", p.PacketID, rel)
+			}
+			c2.nc.Close()
+			ptWaitConnected(t, srv, 0)
+			c3, _ := ptConnect(t, addr, v, "rs", false)
+			rel, ok := c3.recv().(*packet.Pubrel)
+			if !ok || rel.PacketID != p.PacketID {
+				t.Fatalf("want PUBREL %d resent, got %v", p.PacketID, rel)
+			}
+			c3.send(&packet.Pubcomp{PacketID: p.PacketID})
+			if got := ptDrain(t, srv, c3, "mk"); len(got) != 0 {
+				t.Fatalf("extra messages after the resend: %v", got)
+			}
+		})
+	}
+}
+
+// TestProtoRetryInterval: RetryInterval resends an unacknowledged message
+// with DUP 1 to an MQTT 3.1 / 3.1.1 client without a reconnect [v3
+// MQTT-3.3.1-1]; an MQTT 5 client gets no such resend [v5 MQTT-4.4.0-1].
+func TestProtoRetryInterval(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{RetryInterval: 200 * time.Millisecond}
+			addr := ptNewServer(t, srv)
+			c, _ := ptConnect(t, addr, v, "retry", true)
+			c.subscribe(1, "rt", 1)
+			srv.Publish("rt", []byte("x"), 1, false)
+			p := c.expectPublish()
+			if p.Dup {
+				t.Fatalf("first send has DUP: %v", p)
+			}
+			if v == packet.V5 {
+				c.noPacket(700 * time.Millisecond)
+				c.send(&packet.Puback{PacketID: p.PacketID})
+				return
+			}
+			again := c.expectPublish()
+			if !again.Dup || again.PacketID != p.PacketID || string(again.Payload) != "x" {
+				t.Fatalf("resend: got %v, want DUP id %d", again, p.PacketID)
+			}
+			c.send(&packet.Puback{PacketID: p.PacketID})
+		})
+	}
+}
+
+// TestProtoMaxInflight: with MaxInflight 2 a subscriber that does not
+// acknowledge gets two messages, then one more per PUBACK [v5
+// MQTT-3.3.4-9] [v5 MQTT-4.9.0-2]; other packets are not held back [v5
+// MQTT-3.3.4-10] [v5 MQTT-4.9.0-3].
+func TestProtoMaxInflight(t *testing.T) {
+	t.Parallel()
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{MaxInflight: 2}
+			addr := ptNewServer(t, srv)
+			c, _ := ptConnect(t, addr, v, "mi", true)
+			c.subscribe(1, "mi", 1)
+			for i := range 5 {
+				srv.Publish("mi", []byte{'0' + byte(i)}, 1, false)
+			}
+			p0, p1 := c.expectPublish(), c.expectPublish()
+			c.noPacket(300 * time.Millisecond)
+			c.send(&packet.Pingreq{}) // the full window does not hold up PINGRESP
+			if _, ok := c.recv().(*packet.Pingresp); !ok {
+				t.Fatal("want PINGRESP")
+			}
+			c.send(&packet.Puback{PacketID: p0.PacketID})
+			p2 := c.expectPublish()
+			c.noPacket(200 * time.Millisecond)
+			if string(p0.Payload)+string(p1.Payload)+string(p2.Payload) != "012" {
+				t.Fatalf("got %v %v %v", p0, p1, p2)
+			}
+			c.send(&packet.Puback{PacketID: p1.PacketID})
+			c.send(&packet.Puback{PacketID: p2.PacketID})
+			for i := 3; i < 5; i++ {
+				p := c.expectPublish()
+				if p.Payload[0] != '0'+byte(i) {
+					t.Fatalf("got %v", p)
+				}
+				c.send(&packet.Puback{PacketID: p.PacketID})
+			}
+		})
+	}
+}
+
+// TestProtoOrdered: [v3 MQTT-4.6.0-5] [v3 MQTT-4.6.0-6] [v5 MQTT-4.6.0-5]
+// [v5 MQTT-4.6.0-6] 200 QoS 1 messages on one topic arrive in order, and
+// the PUBACKs to the publisher come in order too.
+func TestProtoOrdered(t *testing.T) {
+	t.Parallel()
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			const n = 200
+			addr := ptNewServer(t, &Server{})
+			sub, _ := ptConnect(t, addr, v, "sub", true)
+			sub.subscribe(1, "ord", 1)
+			pub, _ := ptConnect(t, addr, v, "pub", true)
+			for i := 1; i <= n; i++ {
+				pub.send(&packet.Publish{Topic: "ord", QoS: 1, PacketID: uint16(i), Payload: []byte(fmt.Sprint(i))})
+			}
+			for i := 1; i <= n; i++ {
+				p := sub.expectPublish()
+				if string(p.Payload) != fmt.Sprint(i) {
+					t.Fatalf("message %d: got payload %q", i, p.Payload)
+				}
+				sub.send(&packet.Puback{PacketID: p.PacketID})
+			}
+			for i := 1; i <= n; i++ {
+				ack, ok := pub.recv().(*packet.Puback)
+				if !ok || ack.PacketID != uint16(i) {
+					t.Fatalf("PUBACK %d: got %v", i, ack)
+				}
+			}
+		})
+	}
+}
+
+// ---- Retained ----
+
+// TestProtoRetained: store [v3 MQTT-3.3.1-5] [v5 MQTT-3.3.1-5], replace [v3
+// MQTT-3.3.1-7], delete with an empty payload, which is still delivered
+// normally [v3 MQTT-3.3.1-10] [v3 MQTT-3.3.1-11] [v5 MQTT-3.3.1-6] [v5
+// MQTT-3.3.1-7]; sent on subscribe with RETAIN 1 [v3 MQTT-3.3.1-6] [v3
+// MQTT-3.3.1-8] [v5 MQTT-3.3.1-9] while forwarding has RETAIN 0 [v3
+// MQTT-3.3.1-9] [v5 MQTT-3.3.1-12]; a non-retained publish leaves the
+// retained message alone [v3 MQTT-3.3.1-12] [v5 MQTT-3.3.1-8].
+func TestProtoRetained(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			pub, _ := ptConnect(t, addr, v, "pub", true)
+			ptPublish(t, pub, &packet.Publish{Topic: "r/a", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("1")})
+
+			s1, _ := ptConnect(t, addr, v, "s1", true)
+			s1.subscribe(1, "r/a", 2)
+			p := s1.expectPublish()
+			if !p.Retain || string(p.Payload) != "1" || p.QoS != 1 {
+				t.Fatalf("retained on subscribe: got %v, want RETAIN QoS 1 payload 1", p)
+			}
+			ptAck(t, s1, p)
+
+			ptPublish(t, pub, &packet.Publish{Topic: "r/a", Retain: true, Payload: []byte("2")})
+			p = s1.expectPublish()
+			if p.Retain || string(p.Payload) != "2" {
+				t.Fatalf("forwarded: got %v, want RETAIN 0 payload 2", p)
+			}
+			s2, _ := ptConnect(t, addr, v, "s2", true)
+			s2.subscribe(1, "r/a", 2)
+			if p = s2.expectPublish(); !p.Retain || string(p.Payload) != "2" || p.QoS != 0 {
+				t.Fatalf("replaced retained: got %v", p)
+			}
+			if n := srv.Stats().Retained; n != 1 {
+				t.Errorf("Stats().Retained = %d, want 1", n)
+			}
+
+			ptPublish(t, pub, &packet.Publish{Topic: "r/a", Retain: true, QoS: 1, PacketID: 2})
+			for _, s := range []*rawClient{s1, s2} {
+				p = s.expectPublish()
+				if p.Retain || len(p.Payload) != 0 || p.Topic != "r/a" {
+					t.Fatalf("empty retained publish forwarded as %v", p)
+				}
+				ptAck(t, s, p)
+			}
+			if n := srv.Stats().Retained; n != 0 {
+				t.Errorf("Stats().Retained = %d after delete, want 0", n)
+			}
+			s3, _ := ptConnect(t, addr, v, "s3", true)
+			s3.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "mk", QoS: 0}, {Filter: "r/a", QoS: 1}}})
+			s3.recv()
+			if got := ptDrain(t, srv, s3, "mk"); len(got) != 0 {
+				t.Fatalf("deleted retained message delivered: %v", got)
+			}
+
+			ptPublish(t, pub, &packet.Publish{Topic: "r/b", Retain: true, Payload: []byte("kept")})
+			ptPublish(t, pub, &packet.Publish{Topic: "r/b", Payload: []byte("not retained")})
+			s4, _ := ptConnect(t, addr, v, "s4", true)
+			s4.subscribe(1, "r/b", 0)
+			if p = s4.expectPublish(); !p.Retain || string(p.Payload) != "kept" {
+				t.Fatalf("got %v, want the retained message kept", p)
+			}
+		})
+	}
+}
+
+// TestProtoRetainedWildcard: [v3 MQTT-3.3.1-6] [v5 MQTT-3.3.1-9] a wildcard
+// subscription gets every matching retained message, and only those.
+func TestProtoRetainedWildcard(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	for _, tn := range []string{"w/a/1", "w/a/2", "w/b/1", "w/a", "x/a/1"} {
+		srv.Publish(tn, []byte(tn), 0, true)
+	}
+	for _, tc := range []struct {
+		filter string
+		want   []string
+	}{
+		{"w/a/+", []string{"w/a/1", "w/a/2"}},
+		{"w/#", []string{"w/a", "w/a/1", "w/a/2", "w/b/1"}},
+		{"+/a/1", []string{"w/a/1", "x/a/1"}},
+		{"w/a", []string{"w/a"}},
+	} {
+		c, _ := ptConnect(t, addr, packet.V311, "", true)
+		c.subscribe(1, "mk", 0)
+		c.subscribe(2, tc.filter, 1)
+		var got []string
+		for _, p := range ptDrain(t, srv, c, "mk") {
+			if !p.Retain || p.Topic != string(p.Payload) {
+				t.Errorf("%s: got %v", tc.filter, p)
+			}
+			got = append(got, p.Topic)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: retained %q, want %q", tc.filter, got, tc.want)
+		}
+	}
+}
+
+// TestProtoRetainedMany: 5,000 retained messages all reach a new "#"
+// subscriber, at QoS 1 through an in-flight window of 20, although the
+// session queue holds 1,000 [v3 MQTT-3.3.1-6] [v5 MQTT-3.3.1-9].
+func TestProtoRetainedMany(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	for i := range n {
+		if err := srv.Publish(fmt.Sprintf("many/%d", i), []byte("r"), 1, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := ptConnect(t, addr, packet.V311, "many", true)
+	c.subscribe(1, "#", 1)
+	seen := map[string]bool{}
+	for range n {
+		p := c.expectPublish()
+		if !p.Retain || p.QoS != 1 {
+			t.Fatalf("got %v", p)
+		}
+		seen[p.Topic] = true
+		c.send(&packet.Puback{PacketID: p.PacketID})
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct retained messages, want %d", len(seen), n)
+	}
+	if got := ptDrain(t, srv, c, "mk"); len(got) != 0 {
+		t.Fatalf("%d extra messages", len(got))
+	}
+	if d := srv.Stats().Dropped; d != 0 {
+		t.Fatalf("Stats().Dropped = %d", d)
+	}
+}
+
+// ---- Wills ----
+
+// TestProtoWill: [v3 MQTT-3.1.2-8] [v5 MQTT-3.1.2-8] the will is published
+// when the connection ends without DISCONNECT: network close, keep-alive
+// expiry [v3 MQTT-3.1.2-24], protocol error [v3 MQTT-4.8.0-1], takeover; not
+// after DISCONNECT [v3 MQTT-3.14.4-3] [v5 MQTT-3.14.4-3] [v3 MQTT-3.1.2-10];
+// with its QoS and RETAIN 0 [v3 MQTT-3.1.2-9] [v3 MQTT-3.1.2-16] [v5
+// MQTT-3.1.2-14].
+func TestProtoWill(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		for _, how := range []string{"close", "keepalive", "garbage", "takeover", "disconnect"} {
+			t.Run(v.String()+"-"+how, func(t *testing.T) {
+				t.Parallel()
+				srv := &Server{}
+				addr := ptNewServer(t, srv)
+				watch, _ := ptConnect(t, addr, packet.V311, "watch", true)
+				watch.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "will/#", QoS: 2}, {Filter: "mk", QoS: 0}}})
+				watch.recv()
+				c := dialRaw(t, addr, v)
+				cp := &packet.Connect{ClientID: "w", CleanStart: true, Will: &packet.Will{Topic: "will/w", Payload: []byte("gone"), QoS: 1}}
+				if how == "keepalive" {
+					cp.KeepAlive = 1
+				}
+				c.connect(cp)
+				ptWaitConnected(t, srv, 2)
+				switch how {
+				case "close":
+					c.nc.Close()
+				case "keepalive":
+				case "garbage":
+					c.nc.Write([]byte{0x00, 0x00}) // packet type 0 is reserved
+				case "takeover":
+					ptConnect(t, addr, v, "w", true)
+				case "disconnect":
+					c.send(&packet.Disconnect{})
+					c.expectClosed()
+					ptWaitConnected(t, srv, 1)
+					if got := ptDrain(t, srv, watch, "mk"); len(got) != 0 {
+						t.Fatalf("will published after DISCONNECT: %v", got)
+					}
+					return
+				}
+				p := watch.expectPublish()
+				if p.Topic != "will/w" || string(p.Payload) != "gone" || p.QoS != 1 || p.Retain {
+					t.Fatalf("got %v, want the will at QoS 1 without RETAIN", p)
+				}
+				ptAck(t, watch, p)
+				if got := ptDrain(t, srv, watch, "mk"); len(got) != 0 {
+					t.Fatalf("will published twice: %v", got)
+				}
+			})
+		}
+	}
+}
+
+// TestProtoWillRetain: [v3 MQTT-3.1.2-17] [v5 MQTT-3.1.2-15] a will with
+// RETAIN is stored as retained and delivered to a later subscriber, at its
+// will QoS capped by the subscription.
+func TestProtoWillRetain(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr := ptNewServer(t, srv)
+			watch, _ := ptConnect(t, addr, v, "watch", true)
+			watch.subscribe(1, "will/#", 2)
+			c := dialRaw(t, addr, v)
+			c.connect(&packet.Connect{ClientID: "w", CleanStart: true, Will: &packet.Will{Topic: "will/r", Payload: []byte("bye"), QoS: 2, Retain: true}})
+			c.nc.Close()
+			p := watch.expectPublish()
+			if p.QoS != 2 || p.Retain || string(p.Payload) != "bye" {
+				t.Fatalf("got %v, want QoS 2, forwarded with RETAIN 0", p)
+			}
+			ptAck(t, watch, p)
+			later, _ := ptConnect(t, addr, v, "later", true)
+			later.subscribe(1, "will/r", 1)
+			p = later.expectPublish()
+			if p.QoS != 1 || !p.Retain || string(p.Payload) != "bye" {
+				t.Fatalf("got %v, want the retained will at QoS 1", p)
+			}
+			ptAck(t, later, p)
+		})
+	}
+}
+
+// ---- Overlapping subscriptions ----
+
+// TestProtoOverlapping: [v3 MQTT-3.3.5-1] [v5 MQTT-3.3.4-2] overlapping
+// subscriptions of one client give one copy at the highest QoS; with
+// CopyPerSubscription one copy each [v5 MQTT-3.3.4-5]. MQTT 5: the single
+// copy carries every subscription identifier [v5 MQTT-3.3.4-3] [v5
+// MQTT-3.3.4-4].
+func TestProtoOverlapping(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		for _, perSub := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v-copies=%v", v, perSub), func(t *testing.T) {
+				t.Parallel()
+				srv := &Server{CopyPerSubscription: perSub}
+				addr := ptNewServer(t, srv)
+				c, _ := ptConnect(t, addr, v, "ov", true)
+				c.subscribe(1, "mk", 0)
+				sub := func(id uint16, filter string, qos byte) {
+					s := &packet.Subscribe{PacketID: id, Subscriptions: []packet.Subscription{{Filter: filter, QoS: qos}}}
+					if v == packet.V5 {
+						s.Properties.SubscriptionIDs = []uint32{uint32(id)}
+					}
+					c.send(s)
+					if ack, ok := c.recv().(*packet.Suback); !ok || ack.ReasonCodes[0] != packet.ReasonCode(qos) {
+						t.Fatalf("got %v", ack)
+					}
+				}
+				sub(10, "a/#", 0)
+				sub(20, "a/b", 2)
+				pub, _ := ptConnect(t, addr, v, "pub", true)
+				ptPublish(t, pub, &packet.Publish{Topic: "a/b", QoS: 2, PacketID: 1, Payload: []byte("x")})
+				got := ptDrain(t, srv, c, "mk")
+				var qos []byte
+				for _, p := range got {
+					qos = append(qos, p.QoS)
+				}
+				slices.Sort(qos)
+				want := []byte{2}
+				if perSub {
+					want = []byte{0, 2}
+				}
+				if !slices.Equal(qos, want) {
+					t.Fatalf("copies at QoS %v, want %v", qos, want)
+				}
+				if v == packet.V5 {
+					var ids []uint32
+					for _, p := range got {
+						ids = append(ids, p.Properties.SubscriptionIDs...)
+						if perSub && len(p.Properties.SubscriptionIDs) != 1 {
+							t.Errorf("copy %v: want one subscription id", p)
+						}
+					}
+					slices.Sort(ids)
+					if !slices.Equal(ids, []uint32{10, 20}) {
+						t.Errorf("subscription ids %v, want [10 20]", ids)
+					}
+				}
+			})
+		}
+	}
+}
+
+// ---- $SYS ----
+
+// TestProtoSys: $SYS/broker/... topics are published every SysInterval;
+// a "#" subscriber gets none of them [v3 MQTT-4.7.2-1] [v5 MQTT-4.7.2-1].
+func TestProtoSys(t *testing.T) {
+	t.Parallel()
+	srv := &Server{SysInterval: 100 * time.Millisecond}
+	addr := startServer(t, srv)
+	all, _ := ptConnect(t, addr, packet.V311, "all", true)
+	all.subscribe(1, "#", 0)
+	plus, _ := ptConnect(t, addr, packet.V311, "plus", true)
+	plus.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "+/broker/version", QoS: 0}, {Filter: "mk", QoS: 0}}})
+	plus.recv()
+
+	sys, _ := ptConnect(t, addr, packet.V311, "sys", true)
+	sys.subscribe(1, "$SYS/broker/#", 0)
+	want := map[string]bool{
+		"$SYS/broker/version": false, "$SYS/broker/uptime": false,
+		"$SYS/broker/clients/connected": false, "$SYS/broker/messages/received": false,
+		"$SYS/broker/messages/sent": false, "$SYS/broker/subscriptions/count": false,
+	}
+	counts := map[string]int{}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p := sys.expectPublish()
+		counts[p.Topic]++
+		if _, ok := want[p.Topic]; ok {
+			want[p.Topic] = true
+		}
+		if p.Topic == "$SYS/broker/version" && string(p.Payload) != Version {
+			t.Errorf("version %q", p.Payload)
+		}
+		if p.Topic == "$SYS/broker/clients/connected" && counts[p.Topic] > 1 && string(p.Payload) != "3" {
+			t.Errorf("clients/connected = %q, want 3", p.Payload)
+		}
+		done := counts["$SYS/broker/uptime"] >= 3 // at least two periodic updates
+		for _, ok := range want {
+			done = done && ok
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("$SYS topics seen: %v", counts)
+		}
+	}
+	// Periodic updates went out while "all" and "plus" were subscribed.
+	if err := srv.Publish("mk", []byte("marker"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if p := all.expectPublish(); p.Topic != "mk" {
+		t.Fatalf("a # subscriber got %v", p)
+	}
+	if p := plus.expectPublish(); p.Topic != "mk" {
+		t.Fatalf("a +/broker/version subscriber got %v", p)
+	}
+}
+
+// ---- Hooks ----
+
+type ptAuthz struct{}
+
+func (ptAuthz) Authorize(_ context.Context, _ *ClientInfo, a Action, t string) bool {
+	switch a {
+	case ActionPublish:
+		return !strings.HasPrefix(t, "secret/")
+	case ActionSubscribe:
+		return !strings.HasPrefix(t, "private/")
+	}
+	return true
+}
+
+// TestProtoAuthorizer: a refused PUBLISH is not delivered; 3.1.1 still
+// acknowledges it [v3 MQTT-3.3.5-2], MQTT 5 with PUBACK / PUBREC 0x87 [v5
+// MQTT-3.4.2-1] [v5 MQTT-3.5.2-1]; a refused filter gets SUBACK 0x80 / 0x87
+// in its place [v3 MQTT-3.9.3-2] [v5 MQTT-3.9.3-2] [v5 MQTT-3.8.4-7].
+func TestProtoAuthorizer(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{Authorizer: ptAuthz{}}
+			addr := ptNewServer(t, srv)
+			watch, _ := ptConnect(t, addr, v, "watch", true)
+			watch.subscribe(1, "#", 2)
+			pub, _ := ptConnect(t, addr, v, "pub", true)
+			pub.send(&packet.Publish{Topic: "secret/a", Payload: []byte("0")})
+			pub.send(&packet.Publish{Topic: "secret/b", QoS: 1, PacketID: 1, Payload: []byte("1")})
+			ack, ok := pub.recv().(*packet.Puback)
+			if !ok || ack.PacketID != 1 {
+				t.Fatalf("want PUBACK 1, got %v", ack)
+			}
+			want := packet.Success
+			if v == packet.V5 {
+				want = packet.NotAuthorized
+			}
+			if ack.ReasonCode != want {
+				t.Errorf("PUBACK code 0x%02x, want 0x%02x", byte(ack.ReasonCode), byte(want))
+			}
+			pub.send(&packet.Publish{Topic: "secret/c", QoS: 2, PacketID: 2, Payload: []byte("2")})
+			rec, ok := pub.recv().(*packet.Pubrec)
+			if !ok || rec.PacketID != 2 || rec.ReasonCode != want {
+				t.Fatalf("got %v, want PUBREC 2 code 0x%02x", rec, byte(want))
+			}
+			if v != packet.V5 {
+				pub.send(&packet.Pubrel{PacketID: 2})
+				if comp, ok := pub.recv().(*packet.Pubcomp); !ok || comp.PacketID != 2 {
+					t.Fatalf("want PUBCOMP 2, got %v", comp)
+				}
+			}
+			ptPublish(t, pub, &packet.Publish{Topic: "open/a", QoS: 1, PacketID: 3, Payload: []byte("ok")})
+			p := watch.expectPublish()
+			if p.Topic != "open/a" {
+				t.Fatalf("first delivery %v, want open/a (secret/... refused)", p)
+			}
+			ptAck(t, watch, p)
+			if got := ptDrain(t, srv, watch, "mk"); len(got) != 0 {
+				t.Fatalf("refused messages delivered: %v", got)
+			}
+
+			sub, _ := ptConnect(t, addr, v, "sub", true)
+			sub.send(&packet.Subscribe{PacketID: 7, Subscriptions: []packet.Subscription{{Filter: "open/#", QoS: 1}, {Filter: "private/x", QoS: 1}, {Filter: "mk", QoS: 0}}})
+			sa, ok := sub.recv().(*packet.Suback)
+			fail := packet.V3SubackFailure
+			if v == packet.V5 {
+				fail = packet.NotAuthorized
+			}
+			if !ok || sa.PacketID != 7 || !slices.Equal(sa.ReasonCodes, []packet.ReasonCode{1, fail, 0}) {
+				t.Fatalf("got %v, want SUBACK 7 [1 0x%02x 0]", sa, byte(fail))
+			}
+			srv.Publish("private/x", []byte("p"), 0, false)
+			if got := ptDrain(t, srv, sub, "mk"); len(got) != 0 {
+				t.Fatalf("refused subscription delivered %v", got)
+			}
+		})
+	}
+}
+
+// TestProtoObserverAndUnsubscribe: an Observer sees connect, subscribe,
+// publish, unsubscribe and disconnect in order; UNSUBSCRIBE stops delivery
+// [v3 MQTT-3.10.4-1] [v3 MQTT-3.10.4-2] [v5 MQTT-3.10.4-1] [v5
+// MQTT-3.10.4-2] and is answered with UNSUBACK, also for a filter that was
+// not subscribed [v3 MQTT-3.10.4-4] [v3 MQTT-3.10.4-5] [v3 MQTT-3.10.4-6]
+// [v5 MQTT-3.10.4-4] [v5 MQTT-3.10.4-5] [v5 MQTT-3.10.4-6].
+func TestProtoObserverAndUnsubscribe(t *testing.T) {
+	t.Parallel()
+	for _, v := range ptVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			rec := &ptRecorder{}
+			srv := &Server{Observers: []Observer{rec}}
+			addr := ptNewServer(t, srv)
+			c, _ := ptConnect(t, addr, v, "obs", true)
+			c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "o/#", QoS: 1}, {Filter: "mk", QoS: 0}}})
+			c.recv()
+			c.send(&packet.Publish{Topic: "o/x", Payload: []byte("1")})
+			if p := c.expectPublish(); p.Topic != "o/x" {
+				t.Fatalf("got %v", p)
+			}
+			c.send(&packet.Unsubscribe{PacketID: 2, Filters: []string{"o/#", "never"}})
+			ua, ok := c.recv().(*packet.Unsuback)
+			if !ok || ua.PacketID != 2 {
+				t.Fatalf("want UNSUBACK 2, got %v", ua)
+			}
+			if v == packet.V5 && !slices.Equal(ua.ReasonCodes, []packet.ReasonCode{packet.Success, packet.NoSubscriptionExisted}) {
+				t.Errorf("UNSUBACK codes %v, want [0x00 0x11]", ua.ReasonCodes)
+			}
+			c.send(&packet.Publish{Topic: "o/y", Payload: []byte("2")})
+			if got := ptDrain(t, srv, c, "mk"); len(got) != 0 {
+				t.Fatalf("delivered after UNSUBSCRIBE: %v", got)
+			}
+			c.send(&packet.Disconnect{})
+			c.expectClosed()
+			ptEventually(t, 5*time.Second, "disconnect event", func() bool {
+				return len(rec.get(EventDisconnect, "obs")) == 1
+			})
+			var got []string
+			for _, e := range rec.get(0, "obs") {
+				got = append(got, e.kind.String()+" "+e.topic)
+				if e.kind == EventDisconnect && e.err != nil {
+					t.Errorf("disconnect event after DISCONNECT has error %v", e.err)
+				}
+			}
+			want := []string{"connect ", "subscribe o/#", "subscribe mk", "publish o/x", "unsubscribe o/#", "publish o/y", "disconnect "}
+			if !slices.Equal(got, want) {
+				t.Fatalf("events %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// ---- Inline client ----
+
+// TestProtoInline: Server.Publish reaches a socket subscriber; an inline
+// subscription receives a socket client's messages, QoS capped by its own;
+// its unsubscribe function stops delivery.
+func TestProtoInline(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	c, _ := ptConnect(t, addr, packet.V311, "sock", true)
+	c.subscribe(1, "in/#", 2)
+	if err := srv.Publish("in/x", []byte("from inline"), 2, false); err != nil {
+		t.Fatal(err)
+	}
+	p := c.expectPublish()
+	if p.Topic != "in/x" || string(p.Payload) != "from inline" || p.QoS != 2 {
+		t.Fatalf("got %v", p)
+	}
+	ptAck(t, c, p)
+
+	ch, unsub := ptInline(t, srv, "out/+", 1)
+	marks, unsubMarks := ptInline(t, srv, "out/mark", 0)
+	defer unsubMarks()
+	pub, _ := ptConnect(t, addr, packet.V5, "pub", true)
+	ptPublish(t, pub, &packet.Publish{Topic: "out/a", QoS: 2, PacketID: 1, Payload: []byte("to inline")})
+	m := ptRecvInline(t, ch)
+	if m.Topic != "out/a" || string(m.Payload) != "to inline" || m.QoS != 1 || m.From != "pub" {
+		t.Fatalf("inline got %+v", m)
+	}
+	unsub()
+	ptPublish(t, pub, &packet.Publish{Topic: "out/b", QoS: 1, PacketID: 2, Payload: []byte("late")})
+	ptPublish(t, pub, &packet.Publish{Topic: "out/mark", QoS: 1, PacketID: 3, Payload: []byte("mark")})
+	ptRecvInline(t, marks)
+	select {
+	case m := <-ch:
+		t.Fatalf("delivered after unsubscribe: %+v", m)
+	default:
+	}
+	if err := srv.Publish("bad/#", nil, 0, false); err == nil {
+		t.Error("Publish to a wildcard topic succeeded")
+	}
+	if _, err := srv.Subscribe("bad/#/x", 0, func(*Message) {}); err == nil {
+		t.Error("Subscribe to an invalid filter succeeded")
+	}
+}
+
+// ---- Shutdown ----
+
+// ptServe runs srv.Serve on a new loopback listener; the returned channel
+// gets Serve's error.
+func ptServe(t *testing.T, srv *Server) (string, <-chan error) {
+	t.Helper()
+	srv.Logger = testLogger(t)
+	srv.SysInterval = -1
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	return l.Addr().String(), errc
+}
+
+// TestProtoShutdown: Shutdown sends MQTT 5 clients DISCONNECT 0x8B, closes
+// every connection, publishes the wills of the connected clients (to an
+// inline subscriber, the only one left), and Serve returns ErrServerClosed;
+// Close does the same without DISCONNECT.
+func TestProtoShutdown(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"shutdown", "close"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			srv := &Server{}
+			addr, errc := ptServe(t, srv)
+			wills, _ := ptInline(t, srv, "will/#", 1)
+			c3 := dialRaw(t, addr, packet.V311)
+			c3.connect(&packet.Connect{ClientID: "c3", CleanStart: true, Will: &packet.Will{Topic: "will/c3", Payload: []byte("3")}})
+			c5 := dialRaw(t, addr, packet.V5)
+			c5.connect(&packet.Connect{ClientID: "c5", CleanStart: true, Will: &packet.Will{Topic: "will/c5", Payload: []byte("5")}})
+			c5.subscribe(1, "x", 0)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var err error
+			if mode == "shutdown" {
+				err = srv.Shutdown(ctx)
+			} else {
+				err = srv.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c5.expectClosed()
+			if mode == "shutdown" {
+				if len(got) != 1 {
+					t.Fatalf("v5 client got %v, want DISCONNECT 0x8B", got)
+				}
+				if d, ok := got[0].(*packet.Disconnect); !ok || d.ReasonCode != packet.ServerShuttingDown {
+					t.Fatalf("v5 client got %v, want DISCONNECT 0x8B", got[0])
+				}
+			} else if len(got) != 0 {
+				t.Fatalf("Close sent %v", got)
+			}
+			if got := c3.expectClosed(); len(got) != 0 {
+				t.Fatalf("v3.1.1 client got %v", got)
+			}
+			select {
+			case err := <-errc:
+				if !errors.Is(err, ErrServerClosed) {
+					t.Fatalf("Serve returned %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Serve did not return")
+			}
+			var topics []string
+			for len(wills) > 0 {
+				topics = append(topics, (<-wills).Topic)
+			}
+			slices.Sort(topics)
+			if !slices.Equal(topics, []string{"will/c3", "will/c5"}) {
+				t.Errorf("wills delivered to the inline subscriber: %q", topics)
+			}
+			if err := srv.Publish("x", nil, 0, false); !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Publish after shutdown: %v", err)
+			}
+			if _, err := srv.Subscribe("x", 0, func(*Message) {}); !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Subscribe after shutdown: %v", err)
+			}
+			if nc, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				nc.Close()
+				t.Error("listener still accepts connections")
+			}
+			// A second Shutdown or Close is harmless.
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("second Shutdown: %v", err)
+			}
+			if err := srv.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			// Serve on a closed server returns at once.
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Serve(l); !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve after shutdown: %v", err)
+			}
+		})
+	}
+}
+
+// ptAddrHandler is a slog handler that reports the addr attribute of the
+// "listening" record.
+type ptAddrHandler struct{ addr chan string }
+
+func (h ptAddrHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h ptAddrHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h ptAddrHandler) WithGroup(string) slog.Handler            { return h }
+func (h ptAddrHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "listening" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "addr" {
+			select {
+			case h.addr <- a.Value.String():
+			default:
+			}
+		}
+		return true
+	})
+	return nil
+}
+
+// TestProtoListenAndServe: ListenAndServe opens a Listener of address
+// 127.0.0.1:0, serves it, and returns ErrServerClosed after Shutdown.
+func TestProtoListenAndServe(t *testing.T) {
+	t.Parallel()
+	h := ptAddrHandler{addr: make(chan string, 1)}
+	srv := &Server{Listeners: []Listener{{Addr: "127.0.0.1:0"}}, Logger: slog.New(h), SysInterval: -1}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	var addr string
+	select {
+	case addr = <-h.addr:
+	case err := <-errc:
+		t.Fatalf("ListenAndServe: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no listening log record")
+	}
+	c := dialRaw(t, addr, packet.V311)
+	c.connect(&packet.Connect{ClientID: "las", CleanStart: true})
+	c.subscribe(1, "las", 0)
+	srv.Publish("las", []byte("x"), 0, false)
+	c.expectPublish()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ListenAndServe returned %v", err)
+	}
+	c.expectClosed()
+}
+
+// ---- Validate ----
+
+// TestProtoValidate: every bad field gives an error naming it; the zero
+// Server is valid, and Serve refuses an invalid configuration.
+func TestProtoValidate(t *testing.T) {
+	t.Parallel()
+	if err := (&Server{}).Validate(); err != nil {
+		t.Fatalf("zero Server: %v", err)
+	}
+	for _, tc := range []struct {
+		field string
+		srv   *Server
+	}{
+		{"ConnectTimeout", &Server{ConnectTimeout: -1}},
+		{"WriteTimeout", &Server{WriteTimeout: -time.Second}},
+		{"MaxPacketSize", &Server{MaxPacketSize: 10}},
+		{"MaxPacketSize", &Server{MaxPacketSize: 268435461}},
+		{"MaxQueuedMessages", &Server{MaxQueuedMessages: -1}},
+		{"MaxInflight", &Server{MaxInflight: -1}},
+		{"MaxInflight", &Server{MaxInflight: 65536}},
+		{"QueuePolicy", &Server{QueuePolicy: 7}},
+		{"RetryInterval", &Server{RetryInterval: -time.Millisecond}},
+		{"Listeners[0].Type", &Server{Listeners: []Listener{{Type: "udp"}}}},
+		{"Listeners[0].TLS", &Server{Listeners: []Listener{{Type: "tls", Addr: ":8883"}}}},
+		{"Listeners[1].TLS", &Server{Listeners: []Listener{{Addr: ":1"}, {Type: "wss", Addr: ":2"}}}},
+		{"Listeners[0].Addr", &Server{Listeners: []Listener{{Type: "unix"}}}},
+		{"Listeners[0].Path", &Server{Listeners: []Listener{{Type: "ws", Addr: ":80", Path: "mqtt"}}}},
+		{"Listeners[0].UseCertCommonName", &Server{Listeners: []Listener{{Addr: ":1", UseCertCommonName: true}}}},
+		{"Listeners[1].Name", &Server{Listeners: []Listener{{Addr: ":1"}, {Addr: ":1"}}}},
+		{"Listeners[1].Name", &Server{Listeners: []Listener{{Name: "a", Addr: ":1"}, {Name: "a", Addr: ":2"}}}},
+	} {
+		err := tc.srv.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), tc.field+": ") {
+			t.Errorf("%s: Validate() = %v, want an error naming %s", tc.field, err, tc.field)
+		}
+	}
+	// Every bad field is reported, not only the first.
+	err := (&Server{ConnectTimeout: -1, MaxInflight: -1}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "ConnectTimeout") || !strings.Contains(err.Error(), "MaxInflight") {
+		t.Errorf("two bad fields: %v", err)
+	}
+	// Serve refuses an invalid configuration and leaves the listener to the caller.
+	l, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	defer l.Close()
+	bad := &Server{MaxInflight: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := bad.Serve(l); err == nil || !strings.Contains(err.Error(), "MaxInflight") {
+		t.Errorf("Serve with a bad configuration: %v", err)
+	}
+}
