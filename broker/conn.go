@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,7 +71,7 @@ func newConn(srv *Server, nc net.Conn, lis Listener) *conn {
 		srv:        srv,
 		nc:         nc,
 		lis:        lis,
-		ctrl:       make(chan ctrlPkt, 64),
+		ctrl:       make(chan ctrlPkt, 16),
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -84,24 +85,50 @@ func newConn(srv *Server, nc net.Conn, lis Listener) *conn {
 
 // serve runs the connection to its end.
 func (c *conn) serve() {
-	defer c.srv.untrack(c)
-	defer close(c.done)
-	defer func() {
-		if r := recover(); r != nil {
-			// A bug must not take the broker down with it; close this
-			// one connection and say what happened.
-			c.log.Error("panic serving connection; connection closed", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "panic", fmt.Sprint(r))
-			c.nc.Close()
-		}
-	}()
 	c.r = packet.NewReader(countingReader{c.nc, &c.srv.stats.bytesIn})
 	c.r.MaxPacketSize = c.srv.cfg.maxPacketSize
-	if !c.connect() {
+	ok := c.guard(c.connect)
+	if !ok {
 		c.nc.Close()
+		c.closeOnce.Do(func() { close(c.quit) }) // stops a writer connect started
+		c.finish()
 		return
 	}
-	err := c.readLoop()
+	// Handling the CONNECT (authentication, logging) grew this
+	// goroutine's stack; the read loop gets a fresh, small one and this
+	// goroutine ends, so an idle connection costs little memory.
+	go c.run()
+}
+
+// run is the read loop of a connected client, then its teardown.
+func (c *conn) run() {
+	defer c.finish()
+	var err error
+	if !c.guard(func() bool { err = c.readLoop(); return true }) {
+		err = errPanic
+	}
 	c.teardown(err)
+}
+
+func (c *conn) finish() {
+	close(c.done)
+	c.srv.untrack(c)
+}
+
+var errPanic = errors.New("internal error")
+
+// guard runs f and turns a panic into a logged, closed connection: a bug
+// must not take the broker down with it.
+func (c *conn) guard(f func() bool) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic serving connection; connection closed", "client", c.info.ClientID,
+				"remote", c.info.RemoteAddr, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.nc.Close()
+			ok = false
+		}
+	}()
+	return f()
 }
 
 // connect reads and answers the CONNECT. It returns false if the

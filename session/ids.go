@@ -5,10 +5,24 @@ package session
 // are reused from a free list after that. The zero value is ready to use.
 // IDs is not safe for concurrent use; the session's lock guards it.
 type IDs struct {
-	fresh uint32   // the next never-used id minus one
-	free  []uint16 // released ids, reused last in first out
-	used  [1024]uint64
+	fresh uint32          // the next never-used id minus one
+	free  []uint16        // released ids, reused last in first out
+	used  [64]*[16]uint64 // in-use bits in chunks of 1024 ids, allocated on first use
 	n     int
+}
+
+// bit returns the word and mask of id's in-use bit, allocating its chunk
+// if alloc is set; word is nil when the chunk does not exist.
+func (a *IDs) bit(id uint16, alloc bool) (*uint64, uint64) {
+	c := a.used[id>>10]
+	if c == nil {
+		if !alloc {
+			return nil, 0
+		}
+		c = new([16]uint64)
+		a.used[id>>10] = c
+	}
+	return &c[(id>>6)&15], 1 << (id & 63)
 }
 
 // Alloc returns an unused packet identifier and marks it used, or false
@@ -25,7 +39,8 @@ func (a *IDs) Alloc() (uint16, bool) {
 	default:
 		return 0, false
 	}
-	a.used[id>>6] |= 1 << (id & 63)
+	w, m := a.bit(id, true)
+	*w |= m
 	a.n++
 	return id, true
 }
@@ -49,7 +64,8 @@ func (a *IDs) Use(id uint16) bool {
 			a.free = append(a.free, uint16(a.fresh))
 		}
 	}
-	a.used[id>>6] |= 1 << (id & 63)
+	w, m := a.bit(id, true)
+	*w |= m
 	a.n++
 	return true
 }
@@ -59,14 +75,18 @@ func (a *IDs) Free(id uint16) bool {
 	if !a.InUse(id) {
 		return false
 	}
-	a.used[id>>6] &^= 1 << (id & 63)
+	w, m := a.bit(id, false)
+	*w &^= m
 	a.free = append(a.free, id)
 	a.n--
 	return true
 }
 
 // InUse reports whether id is allocated.
-func (a *IDs) InUse(id uint16) bool { return id != 0 && a.used[id>>6]&(1<<(id&63)) != 0 }
+func (a *IDs) InUse(id uint16) bool {
+	w, m := a.bit(id, false)
+	return id != 0 && w != nil && *w&m != 0
+}
 
 // Len returns the number of ids in use.
 func (a *IDs) Len() int { return a.n }
