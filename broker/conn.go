@@ -35,6 +35,7 @@ type conn struct {
 
 	version   packet.Version
 	keepAlive time.Duration // 1.5 x the client's keep alive; 0 for none
+	kaSlack   time.Duration // how late the keep alive limit may fire
 	sess      *session
 	will      *packet.Will
 	window    int    // outbound QoS 1/2 messages in flight at most
@@ -226,6 +227,7 @@ func (c *conn) connect() bool {
 	if cp.KeepAlive > 0 {
 		// [v3 MQTT-3.1.2-24] [v5 MQTT-3.1.2-22] one and a half keep alive periods.
 		c.keepAlive = time.Duration(cp.KeepAlive) * 1500 * time.Millisecond
+		c.kaSlack = min(time.Second, c.keepAlive/12)
 	}
 	c.will = cp.Will
 
@@ -243,7 +245,10 @@ func (c *conn) connect() bool {
 	s.mu.Unlock()
 	c.sess = s
 
-	ack := &packet.Connack{SessionPresent: present}
+	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
+	// reserved (3.1 section 3.2), so only 3.1.1 and 5.0 get it
+	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3].
+	ack := &packet.Connack{SessionPresent: present && c.version != packet.V31}
 	if v5 {
 		if assigned {
 			ack.Properties.AssignedClientID = c.info.ClientID // [v5 MQTT-3.2.2-16]
@@ -330,9 +335,10 @@ func (c *conn) readLoop() error {
 	for {
 		if c.keepAlive > 0 {
 			// Moving the deadline costs a timer update, so it moves only
-			// when it would advance by over a second; the second of slack
-			// keeps the limit at or just above 1.5 x keep alive, never below.
-			if d := time.Now().Add(c.keepAlive + time.Second); d.Sub(deadline) > time.Second {
+			// when it would advance by more than the slack; with the
+			// slack added, the limit stays between 1.5 x keep alive and
+			// that plus an eighth of the keep alive (at most a second).
+			if d := time.Now().Add(c.keepAlive + c.kaSlack); d.Sub(deadline) > c.kaSlack {
 				c.nc.SetReadDeadline(d)
 				deadline = d
 			}

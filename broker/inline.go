@@ -110,8 +110,16 @@ func (s *Server) Subscribe(filter string, qos byte, handler func(*Message)) (uns
 	s.mu.Unlock()
 	go s.inlineLoop(ss)
 	sub := subscription{QoS: qos}
+	ss.holdQueue(true) // retained first, then live messages (see onSubscribe)
 	s.subscribe(ss, filter, sub)
-	s.sendRetained(ss, filter, sub)
+	retained := s.retainedFor(nil, filter, sub)
+	ss.mu.Lock()
+	for _, d := range retained {
+		ss.backlog.push(d)
+	}
+	ss.mu.Unlock()
+	ss.holdQueue(false)
+	in.kick()
 	return func() {
 		s.unsubscribe(ss, filter)
 		in.stop()
@@ -141,7 +149,7 @@ func (s *Server) inlineLoop(ss *session) {
 			for ss.backlog.len() > 0 && len(batch) < 256 {
 				batch = append(batch, ss.backlog.pop())
 			}
-			for ss.queue.len() > 0 && len(batch) < 256 {
+			for ss.hold == 0 && ss.queue.len() > 0 && len(batch) < 256 {
 				batch = append(batch, ss.queue.pop())
 			}
 			ss.mu.Unlock()
@@ -157,7 +165,7 @@ func (s *Server) inlineLoop(ss *session) {
 					}
 				default:
 				}
-				if d.msg.expired(now) {
+				if d.msg == nil || d.msg.expired(now) {
 					continue
 				}
 				m := *d.msg

@@ -432,6 +432,9 @@ func TestProtoSessionPresent(t *testing.T) {
 			step := func(clean, want bool, subscribe bool) {
 				t.Helper()
 				c, ack := ptConnect(t, addr, v, "sp", clean)
+				if v == packet.V31 {
+					want = false // MQTT 3.1 reserves the byte: the flag is never set
+				}
 				if ack.SessionPresent != want {
 					t.Fatalf("clean=%v: session present %v, want %v", clean, ack.SessionPresent, want)
 				}
@@ -511,7 +514,7 @@ func TestProtoPersistentQueue(t *testing.T) {
 					ptPublish(t, pub, &packet.Publish{Topic: "pq/m", QoS: qos, PacketID: uint16(qos + 10), Payload: []byte{'0' + qos}})
 				}
 				c2, ack := ptConnect(t, addr, v, "pq", false)
-				if !ack.SessionPresent {
+				if !ack.SessionPresent && v != packet.V31 { // 3.1 has no session present flag
 					t.Fatal("session not present on resume")
 				}
 				got := ptDrain(t, srv, c2, "mk")
@@ -603,7 +606,7 @@ func TestProtoTakeover(t *testing.T) {
 			c1, _ := ptConnect(t, addr, v, "tk", false)
 			c1.subscribe(1, "tk/#", 1)
 			c2, ack := ptConnect(t, addr, v, "tk", false)
-			if !ack.SessionPresent {
+			if !ack.SessionPresent && v != packet.V31 { // 3.1 has no session present flag
 				t.Error("session not present after takeover")
 			}
 			got := c1.expectClosed()
@@ -667,7 +670,7 @@ func TestProtoTakeoverOfCleanSession(t *testing.T) {
 			c2.send(&packet.Disconnect{})
 			c2.expectClosed()
 			ptWaitConnected(t, srv, 0)
-			if _, ack := ptConnect(t, addr, v, "tc", false); !ack.SessionPresent {
+			if _, ack := ptConnect(t, addr, v, "tc", false); !ack.SessionPresent && v != packet.V31 { // 3.1 has no flag
 				t.Error("persistent session not present")
 			}
 		})
@@ -949,7 +952,7 @@ func TestProtoResendOnReconnect(t *testing.T) {
 			c.nc.Close() // no acknowledgement
 			ptWaitConnected(t, srv, 0)
 			c2, ack := ptConnect(t, addr, v, "rs", false)
-			if !ack.SessionPresent {
+			if !ack.SessionPresent && v != packet.V31 { // 3.1 has no session present flag
 				t.Fatal("session not present")
 			}
 			for i := range 3 {

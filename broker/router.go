@@ -191,19 +191,28 @@ func (srv *Server) dropped(s *session, m *Message, why error) {
 // onSubscribe handles a SUBSCRIBE: one reason code per filter, in order
 // [v5 MQTT-3.8.4-6] [v5 MQTT-3.9.3-1] [v3 MQTT-3.8.4-5], then the
 // retained messages of the new subscriptions.
+//
+// The client sees the SUBACK, then the retained messages, then messages
+// published after the subscription: the session's queue is held while
+// the subscriptions are added and the retained messages collected, and
+// the SUBACK travels in the backlog ahead of them. Otherwise a message
+// published meanwhile could overtake the older retained one, leaving the
+// client with a stale value.
 func (c *conn) onSubscribe(p *packet.Subscribe) {
 	srv := c.srv
+	s := c.sess
 	v5 := c.version == packet.V5
 	codes := make([]packet.ReasonCode, len(p.Subscriptions))
 	var subID uint32
 	if len(p.Properties.SubscriptionIDs) > 0 {
 		subID = p.Properties.SubscriptionIDs[0]
 	}
-	type retainedFor struct {
-		filter string
-		sub    subscription
-	}
-	var wantRetained []retainedFor
+	s.holdQueue(true)
+	defer func() {
+		s.holdQueue(false)
+		c.kick()
+	}()
+	var retained []delivery
 	for i, rs := range p.Subscriptions {
 		if err := topic.ValidateFilter(rs.Filter); err != nil {
 			codes[i] = failCode(v5, packet.TopicFilterInvalid)
@@ -221,17 +230,21 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 			continue
 		}
 		sub := subscription{QoS: rs.QoS, NoLocal: rs.NoLocal, RetainAsPublished: rs.RetainAsPublished, RetainHandling: rs.RetainHandling, SubID: subID}
-		existed := srv.subscribe(c.sess, rs.Filter, sub) // [v5 MQTT-3.8.4-3] [v3 MQTT-3.8.4-3] replaces
-		codes[i] = packet.ReasonCode(rs.QoS)             // granted QoS
+		existed := srv.subscribe(s, rs.Filter, sub) // [v5 MQTT-3.8.4-3] [v3 MQTT-3.8.4-3] replaces
+		codes[i] = packet.ReasonCode(rs.QoS)        // granted QoS
 		if sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed {
-			wantRetained = append(wantRetained, retainedFor{rs.Filter, sub})
+			retained = srv.retainedFor(retained, rs.Filter, sub)
 		}
 		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: rs.QoS})
 	}
-	c.send(ctrlPkt{p: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}}) // [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1]
-	for _, w := range wantRetained {
-		srv.sendRetained(c.sess, w.filter, w.sub)
+	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
+	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}}
+	s.mu.Lock()
+	s.backlog.push(ack)
+	for _, d := range retained {
+		s.backlog.push(d)
 	}
+	s.mu.Unlock()
 }
 
 func failCode(v5 bool, code packet.ReasonCode) packet.ReasonCode {
@@ -288,13 +301,12 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 	c.send(ctrlPkt{p: ack})
 }
 
-// sendRetained queues the retained messages matching filter for s, with
+// retainedFor appends to ds the retained messages matching filter, with
 // the RETAIN flag set [v5 MQTT-3.3.1-8] [v3 MQTT-3.3.1-8]. They go to the
 // session's backlog, which the queue limit does not apply to, so none of
 // them is lost however many there are.
-func (srv *Server) sendRetained(s *session, filter string, sub subscription) {
+func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) []delivery {
 	now := time.Now()
-	var ds []delivery
 	srv.retained.match(filter, func(m *Message) {
 		if m.expired(now) {
 			return
@@ -305,20 +317,7 @@ func (srv *Server) sendRetained(s *session, filter string, sub subscription) {
 		}
 		ds = append(ds, d)
 	})
-	if len(ds) == 0 {
-		return
-	}
-	s.mu.Lock()
-	for _, d := range ds {
-		s.backlog.push(d)
-	}
-	c := s.conn
-	s.mu.Unlock()
-	if c != nil {
-		c.kick()
-	} else if s.inline != nil {
-		s.inline.kick()
-	}
+	return ds
 }
 
 // retainedStore holds the last retained message of each topic.

@@ -21,6 +21,7 @@ type subscription struct {
 // delivery is one message on its way to one session: the shared message
 // plus what this subscriber gets (QoS, retain flag, subscription ids).
 type delivery struct {
+	ctl    packet.Packet // a packet sent in this place instead of a message (a SUBACK ahead of its retained messages)
 	msg    *Message
 	qos    byte
 	retain bool
@@ -49,7 +50,8 @@ type session struct {
 	clean    bool  // 3.1.1 clean session: the session ends with the connection
 	subs     map[string]subscription
 	info     ClientInfo // of the attached (or last) connection
-	backlog  ring       // retained messages for new subscriptions: not bounded by the queue limit
+	backlog  ring       // SUBACKs and the retained messages for new subscriptions: not bounded by the queue limit
+	hold     int        // while > 0 the queue is not sent: a subscription is being set up
 	queue    ring
 	inflight map[uint16]*outbound
 	ids      mqttsession.IDs
@@ -97,6 +99,18 @@ func (r *ring) pop() delivery {
 
 func (r *ring) clear() { *r = ring{} }
 
+// dropCtl removes the control packets (SUBACKs) from the ring: they
+// belong to the connection that asked, not to the next one.
+func (r *ring) dropCtl() {
+	var keep ring
+	for r.len() > 0 {
+		if d := r.pop(); d.ctl == nil {
+			keep.push(d)
+		}
+	}
+	*r = keep
+}
+
 // pushFront puts d back at the head of the ring.
 func (r *ring) pushFront(d delivery) {
 	r.push(d) // makes room; then rotate d to the front
@@ -104,6 +118,18 @@ func (r *ring) pushFront(d delivery) {
 	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
 	r.buf[r.head] = d
 	r.n++
+}
+
+// holdQueue holds (or releases) the queue while a subscription is being
+// set up, so that live messages wait behind its retained messages.
+func (s *session) holdQueue(on bool) {
+	s.mu.Lock()
+	if on {
+		s.hold++
+	} else {
+		s.hold--
+	}
+	s.mu.Unlock()
 }
 
 // deliver queues d for the session and wakes its writer. It returns false
@@ -276,6 +302,7 @@ func (srv *Server) detach(c *conn, s *session) {
 		return // taken over: the session lives on with the new connection
 	}
 	s.conn = nil
+	s.backlog.dropCtl()
 	end := s.clean
 	var subs []string
 	if end {

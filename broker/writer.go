@@ -73,8 +73,6 @@ func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
 		}
 	}()
 
-	// Messages first, control packets second: a SUBACK queued before its
-	// retained messages is then always in this batch ahead of them.
 	outs, more := c.take()
 	for {
 		select {
@@ -133,11 +131,19 @@ func (c *conn) take() ([]out, bool) {
 		q := &s.backlog
 		if q.len() == 0 {
 			q = &s.queue
+			if s.hold > 0 {
+				return outs, false // a subscription is being set up; onSubscribe kicks us
+			}
 		}
 		if q.len() == 0 {
 			return outs, false
 		}
 		d := q.buf[q.head]
+		if d.ctl != nil {
+			q.pop()
+			outs = append(outs, out{d: d})
+			continue
+		}
 		if d.qos > 0 && len(s.inflight) >= c.window {
 			return outs, false // the window is full; a PUBACK will wake us
 		}
@@ -226,6 +232,9 @@ func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
 // client's maximum packet size is not sent [v5 MQTT-3.1.2-25]: it is
 // counted as dropped and its packet id freed.
 func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
+	if o.d.ctl != nil {
+		return c.appendCtrl(buf, ctrlPkt{p: o.d.ctl})
+	}
 	if o.rel {
 		pk := packet.Pubrel{PacketID: o.id}
 		b, _ := pk.Append(buf, c.version)

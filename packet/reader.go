@@ -1,14 +1,19 @@
 package packet
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Reader reads MQTT packets from a stream. It is not safe for concurrent
 // use; a connection has one reading goroutine.
+//
+// Its buffering adapts to the traffic so that an idle connection costs
+// little: while packets trickle in it reads into a 64-byte buffer of its
+// own, and when a read fills that, it borrows a 4 KiB buffer from a pool
+// for the burst and gives it back once the burst has been read.
 type Reader struct {
 	// Version decides how packets other than CONNECT are decoded. A Reader
 	// that decodes a CONNECT sets Version from it, so a server needs not
@@ -21,27 +26,155 @@ type Reader struct {
 	// protocol's own limit (MaxPacketSize, 256 MiB + 4 bytes).
 	MaxPacketSize uint32
 
-	br  *bufio.Reader
-	dec decoder
+	src      io.Reader
+	buf      []byte // buffered bytes are buf[r:w]
+	r, w     int
+	big      *[]byte // the pooled buffer in use, nil while reading into small
+	lastFull bool    // the last read filled the buffer: more is likely waiting
+	err      error   // a read error that came with data, returned (once) when the buffer is empty
+	small    [64]byte
+	dec      decoder
 }
 
-// NewReader returns a Reader reading from r through a 4 KiB buffer (r is
-// used directly if it is already a *bufio.Reader).
+const bigBuffer = 4096
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bigBuffer); return &b }}
+
+// NewReader returns a Reader reading from r.
 func NewReader(r io.Reader) *Reader {
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		br = bufio.NewReaderSize(r, 4096)
-	}
-	return &Reader{br: br}
+	rd := &Reader{src: r}
+	rd.buf = rd.small[:]
+	return rd
 }
 
-// Reset discards any buffered data and reads from r; Version and
+// Reset discards any buffered data and reads from src; Version and
 // MaxPacketSize are kept.
-func (r *Reader) Reset(src io.Reader) { r.br.Reset(src) }
+func (r *Reader) Reset(src io.Reader) {
+	r.release()
+	r.src, r.r, r.w, r.err, r.lastFull = src, 0, 0, nil, false
+}
 
 // Buffered reports how many bytes have been read from the stream but not
 // yet consumed as packets.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+func (r *Reader) release() {
+	if r.big != nil {
+		bufPool.Put(r.big)
+		r.big = nil
+	}
+	r.buf = r.small[:]
+}
+
+// fill reads more bytes into the empty buffer.
+func (r *Reader) fill() error {
+	if err := r.takeErr(); err != nil {
+		return err
+	}
+	r.r, r.w = 0, 0
+	if r.big != nil && !r.lastFull {
+		r.release() // the burst is over; wait for the next in the small buffer
+	}
+	for i := 0; ; i++ {
+		n, err := r.src.Read(r.buf)
+		if n < 0 || n > len(r.buf) {
+			return errors.New("mqtt: source returned an invalid byte count")
+		}
+		r.w = n
+		r.lastFull = n == len(r.buf)
+		if n > 0 {
+			r.err = err // returned after the data
+			if r.lastFull && r.big == nil {
+				r.big = bufPool.Get().(*[]byte)
+				copy(*r.big, r.buf[:n])
+				r.buf = *r.big
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if i == 100 {
+			return io.ErrNoProgress
+		}
+	}
+}
+
+// takeErr returns the pending read error and clears it: like bufio, a
+// timeout is reported once and a later read may succeed.
+func (r *Reader) takeErr() error {
+	err := r.err
+	r.err = nil
+	return err
+}
+
+func (r *Reader) readByte() (byte, error) {
+	if r.r == r.w {
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
+	}
+	c := r.buf[r.r]
+	r.r++
+	return c, nil
+}
+
+// read copies buffered bytes to p, or reads straight from the source
+// when the buffer is empty and p is large.
+func (r *Reader) read(p []byte) (int, error) {
+	if r.r == r.w {
+		if len(p) >= bigBuffer {
+			if err := r.takeErr(); err != nil {
+				return 0, err
+			}
+			return r.src.Read(p)
+		}
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.buf[r.r:r.w])
+	r.r += n
+	return n, nil
+}
+
+func (r *Reader) readFull(p []byte) error {
+	for len(p) > 0 {
+		n, err := r.read(p)
+		p = p[n:]
+		if err != nil && len(p) > 0 {
+			return unexpected(err)
+		}
+	}
+	return nil
+}
+
+// growStep is the size from which a packet's buffer grows as its bytes
+// arrive instead of being allocated whole: a peer that announces a large
+// packet and sends nothing pins no more than this.
+const growStep = 64 << 10
+
+// readBody reads a packet body of n bytes into a new buffer.
+func (r *Reader) readBody(n int) ([]byte, error) {
+	if n <= growStep {
+		body := make([]byte, n)
+		return body, r.readFull(body)
+	}
+	body := make([]byte, 0, growStep)
+	for len(body) < n {
+		if len(body) == cap(body) {
+			nb := make([]byte, len(body), min(2*cap(body), n))
+			copy(nb, body)
+			body = nb
+		}
+		k, err := r.read(body[len(body):cap(body)])
+		body = body[:len(body)+k]
+		if err != nil && len(body) < n {
+			return nil, unexpected(err)
+		}
+	}
+	return body, nil
+}
 
 // ReadPacket reads and decodes the next packet. At a clean end of stream
 // between packets it returns io.EOF; a stream ending inside a packet gives
@@ -50,14 +183,14 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // connection must be closed. The packet's strings and slices share one
 // fresh buffer that the Reader never touches again.
 func (r *Reader) ReadPacket() (Packet, error) {
-	b0, err := r.br.ReadByte()
+	b0, err := r.readByte()
 	if err != nil {
 		return nil, err
 	}
 	var hdr [4]byte
 	n := 0
 	for {
-		c, err := r.br.ReadByte()
+		c, err := r.readByte()
 		if err != nil {
 			return nil, unexpected(err)
 		}
@@ -95,11 +228,14 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	if t == PUBLISH && uintptr(rl) <= smallPublish {
 		box := new(publishBox)
 		body, p = box.buf[:rl:rl], &box.p
+		if err := r.readFull(body); err != nil {
+			return nil, err
+		}
 	} else {
-		body, p = make([]byte, rl), New(t)
-	}
-	if _, err := io.ReadFull(r.br, body); err != nil {
-		return nil, unexpected(err)
+		if body, err = r.readBody(int(rl)); err != nil {
+			return nil, err
+		}
+		p = New(t)
 	}
 	v := r.Version
 	r.dec = decoder{b: body, t: t, v: v}
