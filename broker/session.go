@@ -272,6 +272,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 			return s, false // a newer connection took over meanwhile
 		}
 		s.mu.Lock()
+		s.backlog.dropCtl() // SUBACKs the previous connection did not get are not for this one
 		// [v3 MQTT-3.2.2-2] the existence of a session is session state,
 		// even if the rest of it is empty (3.1.1 section 3.1.2.4).
 		// A clean session ends with its connection, taken over or not
@@ -302,7 +303,6 @@ func (srv *Server) detach(c *conn, s *session) {
 		return // taken over: the session lives on with the new connection
 	}
 	s.conn = nil
-	s.backlog.dropCtl()
 	end := s.clean
 	var subs []string
 	if end {
