@@ -54,6 +54,9 @@ type conn struct {
 	disconnectd bool          // the client sent DISCONNECT (no will)
 	resend      bool          // the writer must resend in-flight messages first
 	closeOnce   sync.Once
+	running     atomic.Bool // a writer goroutine runs
+	finished    atomic.Bool // the writer has stopped for good
+	finishOnce  sync.Once
 }
 
 // ctrlPkt is a packet for the writer: an acknowledgement spelled out in
@@ -91,7 +94,9 @@ func (c *conn) serve() {
 	ok := c.guard(c.connect)
 	if !ok {
 		c.nc.Close()
-		c.closeOnce.Do(func() { close(c.quit) }) // stops a writer connect started
+		if c.sess != nil {
+			c.stopWriter() // connect got as far as queueing the CONNACK
+		}
 		c.finish()
 		return
 	}
@@ -256,9 +261,8 @@ func (c *conn) connect() bool {
 		ack.Properties.MaximumPacketSize = srv.cfg.maxPacketSize
 		ack.Properties.ReceiveMaximum = receiveMaximum
 	}
-	go c.writeLoop()
-	c.send(ctrlPkt{p: ack})
-	c.started.Store(true) // closeWith may now queue a DISCONNECT behind the CONNACK
+	c.send(ctrlPkt{p: ack}) // starts the writer
+	c.started.Store(true)   // closeWith may now queue a DISCONNECT behind the CONNACK
 	if resend {
 		c.kick()
 	}
@@ -422,12 +426,20 @@ func (c *conn) handle(p packet.Packet) error {
 func (c *conn) send(p ctrlPkt) {
 	select {
 	case c.ctrl <- p:
+		c.startWriter()
 	case <-c.writerDone:
 	}
 }
 
-// kick wakes the writer: a message was queued or the window opened.
+// kick wakes the writer, starting it if needed: a message was queued or
+// the in-flight window opened.
 func (c *conn) kick() {
+	c.signal()
+	c.startWriter()
+}
+
+// signal tells a running writer there is work, without starting one.
+func (c *conn) signal() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -456,6 +468,7 @@ func (c *conn) closeWith(code packet.ReasonCode) {
 		case c.ctrl <- ctrlPkt{p: &packet.Disconnect{ReasonCode: code}, final: true}:
 			// The writer closes the connection after sending it; the
 			// write deadline bounds how long that can take.
+			c.startWriter()
 			return
 		case <-c.writerDone:
 		default:
@@ -517,6 +530,7 @@ func (c *conn) teardown(err error) {
 func (c *conn) closeWithPacket(p packet.Packet) {
 	select {
 	case c.ctrl <- ctrlPkt{p: p, final: true}:
+		c.startWriter()
 	case <-c.writerDone:
 	default:
 	}
@@ -526,6 +540,7 @@ func (c *conn) closeWithPacket(p packet.Packet) {
 // queue (bounded by the write deadline) and waits for it.
 func (c *conn) stopWriter() {
 	c.closeOnce.Do(func() { close(c.quit) })
+	c.startWriter() // one must run to see quit and send what is queued
 	<-c.writerDone
 }
 

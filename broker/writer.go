@@ -15,11 +15,16 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 
 // writeLoop is the connection's only writer. It sends control packets
 // (acknowledgements, SUBACK, PINGRESP ...) and the session's queued
-// messages, batching whatever is ready into one Write, and stops when
-// quit is closed (after sending what is in the control queue), when a
-// final packet has been sent, or when a write fails.
+// messages, batching whatever is ready into one Write.
+//
+// It runs only while there is something to write: kick and send start it
+// (startWriter), and it returns as soon as its queues are empty, so an
+// idle connection holds no writer goroutine and its stack. At most one
+// runs at a time (the running flag), so there is still a single write
+// path. It stops for good (writerDone) when quit is closed, after sending
+// what is in the control queue, when a final packet has been sent, or
+// when a write fails. With RetryInterval set it stays, to keep time.
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
 	var retry <-chan time.Time
 	if c.srv.cfg.retryInterval > 0 && c.version != packet.V5 {
 		t := time.NewTicker(c.srv.cfg.retryInterval / 2)
@@ -33,22 +38,73 @@ func (c *conn) writeLoop() {
 		case p := <-c.ctrl:
 			pending = append(pending, p)
 		case <-c.wake:
-		case <-retry:
-			c.markRetries()
 		case <-c.quit:
 			quitting = true
+		default:
+			if retry == nil {
+				if c.idleExit() {
+					return
+				}
+				continue
+			}
+			select {
+			case p := <-c.ctrl:
+				pending = append(pending, p)
+			case <-c.wake:
+			case <-retry:
+				c.markRetries()
+			case <-c.quit:
+				quitting = true
+			}
 		}
 		more, final, err := c.flush(&pending)
 		if err != nil || final {
 			c.nc.Close()
+			c.writerFinished()
 			return
 		}
 		if quitting {
+			c.writerFinished()
 			return
 		}
 		if more {
-			c.kick()
+			c.signal()
 		}
+	}
+}
+
+// idleExit is called by the writer when it has nothing to do: it marks
+// itself stopped and reports true, unless work arrived in the meantime
+// and no other writer was started for it, when it carries on.
+func (c *conn) idleExit() bool {
+	c.running.Store(false)
+	if len(c.ctrl) == 0 && len(c.wake) == 0 && !c.quitting() {
+		return true
+	}
+	return !c.running.CompareAndSwap(false, true)
+}
+
+// startWriter starts the writer goroutine unless it runs or has finished.
+func (c *conn) startWriter() {
+	if !c.finished.Load() && c.running.CompareAndSwap(false, true) {
+		go c.writeLoop()
+	}
+}
+
+// writerFinished marks the writer stopped for good.
+func (c *conn) writerFinished() {
+	c.finishOnce.Do(func() {
+		c.finished.Store(true)
+		close(c.writerDone)
+	})
+}
+
+func (c *conn) quitting() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
 	}
 }
 
