@@ -347,6 +347,9 @@ func (c *conn) readLoop() error {
 				deadline = d
 			}
 		}
+		if err := c.r.Fill(); err != nil {
+			return err
+		}
 		p, err := c.r.ReadPacket()
 		if err != nil {
 			return err

@@ -58,6 +58,17 @@ func (r *Reader) Reset(src io.Reader) {
 // yet consumed as packets.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
+// Fill waits until at least one byte is buffered, reading from the
+// stream if the buffer is empty. A server calls it before ReadPacket to
+// wait for the next packet on a shallow call stack: the goroutine of an
+// idle connection then needs only the smallest stack the runtime has.
+func (r *Reader) Fill() error {
+	if r.r < r.w {
+		return nil
+	}
+	return r.fill()
+}
+
 func (r *Reader) release() {
 	if r.big != nil {
 		bufPool.Put(r.big)
