@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,47 @@ func (p QueuePolicy) String() string {
 	return "drop-newest"
 }
 
+// SharedStrategy chooses which member of a shared subscription group
+// receives a message.
+type SharedStrategy byte
+
+const (
+	// SharedRoundRobin gives each message to the next member in turn
+	// (the default).
+	SharedRoundRobin SharedStrategy = iota
+	// SharedRandom picks a member at random.
+	SharedRandom
+	// SharedStickyClient sends every message of one publisher to the same
+	// member while the group does not change.
+	SharedStickyClient
+	// SharedHashTopic sends every message of one topic to the same member
+	// while the group does not change.
+	SharedHashTopic
+)
+
+var sharedNames = [...]string{"round-robin", "random", "sticky-client", "hash-topic"}
+
+func (s SharedStrategy) String() string {
+	if int(s) < len(sharedNames) {
+		return sharedNames[s]
+	}
+	return "SharedStrategy(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseSharedStrategy parses a strategy name: round-robin, random,
+// sticky-client or hash-topic.
+func ParseSharedStrategy(name string) (SharedStrategy, error) {
+	for i, n := range sharedNames {
+		if n == name {
+			return SharedStrategy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown shared subscription strategy %q; use %s", name, strings.Join(sharedNames[:], ", "))
+}
+
+// QoS returns a pointer to q, for Server.MaximumQoS.
+func QoS(q byte) *byte { return &q }
+
 // Defaults used where a Server field is zero.
 const (
 	DefaultAddr           = "127.0.0.1:1883"
@@ -57,6 +99,11 @@ const (
 	DefaultMaxInflight    = 20
 	DefaultSysInterval    = 10 * time.Second
 	DefaultWebSocketPath  = "/mqtt"
+	DefaultReceiveMaximum = 65535
+	// DefaultTopicAliasMaximum is the number of topic aliases a client
+	// may set. Each holds a topic name, so the default is modest.
+	DefaultTopicAliasMaximum   = 64
+	DefaultResponseInformation = "tern/response/%c"
 )
 
 // config is the resolved configuration: every zero field of Server
@@ -73,6 +120,12 @@ type config struct {
 	authn          Authenticator
 	authz          Authorizer
 	recvAuthz      ReceiveAuthorizer // authz, if it checks each delivery
+
+	maxSessionExpiry uint32 // seconds, 0 for no cap
+	receiveMaximum   uint16
+	topicAliasMax    uint16
+	maxQoS           byte
+	responseInfo     string
 }
 
 // Validate checks the configuration and returns an error naming the first
@@ -102,6 +155,28 @@ func (s *Server) Validate() error {
 	}
 	if s.QueuePolicy > DropOldest {
 		bad("QueuePolicy", "unknown policy %d; use DropNewest or DropOldest", s.QueuePolicy)
+	}
+	if s.MaxSessionExpiry < 0 {
+		bad("MaxSessionExpiry", "must not be negative (0 means no cap)")
+	}
+	if s.TopicAliasMaximum > 65535 {
+		bad("TopicAliasMaximum", "%d exceeds 65535 (negative turns topic aliases off)", s.TopicAliasMaximum)
+	}
+	if s.MaximumQoS != nil && *s.MaximumQoS > 2 {
+		bad("MaximumQoS", "%d is not a QoS; use 0, 1 or 2", *s.MaximumQoS)
+	}
+	if s.SharedStrategy > SharedHashTopic {
+		bad("SharedStrategy", "unknown strategy %d; use %s", s.SharedStrategy, strings.Join(sharedNames[:], ", "))
+	}
+	if s.ServerKeepAlive < 0 || s.ServerKeepAlive > 65535*time.Second {
+		bad("ServerKeepAlive", "%v is outside 0..65535s (0 keeps the client's keep alive)", s.ServerKeepAlive)
+	} else if s.ServerKeepAlive > 0 && s.ServerKeepAlive < time.Second {
+		bad("ServerKeepAlive", "%v is less than one second", s.ServerKeepAlive)
+	}
+	for name, m := range s.AuthMethods {
+		if name == "" || m == nil {
+			bad("AuthMethods", "method %q: needs a name and a non-nil AuthMethod", name)
+		}
 	}
 	if s.RetryInterval < 0 {
 		bad("RetryInterval", "must not be negative (0 resends only on reconnect)")
@@ -190,5 +265,27 @@ func (s *Server) resolve() config {
 		c.authz = AllowAll{}
 	}
 	c.recvAuthz, _ = c.authz.(ReceiveAuthorizer)
+	if s.MaxSessionExpiry > 0 {
+		c.maxSessionExpiry = uint32(min(s.MaxSessionExpiry/time.Second, neverExpire-1))
+		c.maxSessionExpiry = max(c.maxSessionExpiry, 1)
+	}
+	c.receiveMaximum = s.ReceiveMaximum
+	if c.receiveMaximum == 0 {
+		c.receiveMaximum = DefaultReceiveMaximum
+	}
+	switch {
+	case s.TopicAliasMaximum == 0:
+		c.topicAliasMax = DefaultTopicAliasMaximum
+	case s.TopicAliasMaximum > 0:
+		c.topicAliasMax = uint16(s.TopicAliasMaximum)
+	}
+	c.maxQoS = 2
+	if s.MaximumQoS != nil {
+		c.maxQoS = *s.MaximumQoS
+	}
+	c.responseInfo = s.ResponseInformation
+	if c.responseInfo == "" {
+		c.responseInfo = DefaultResponseInformation
+	}
 	return c
 }

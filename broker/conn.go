@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,18 @@ type conn struct {
 	maxOut    uint32 // the client's maximum packet size, 0 for none
 	problem   bool   // MQTT 5: the client wants reason strings
 	trace     bool
+	expiry0   bool // the CONNECT's Session Expiry Interval was 0
+
+	// MQTT 5 state of the reader.
+	aliasIn    map[uint16]string // topic aliases the client set
+	inQoS2     int               // QoS 2 PUBLISHes received and not yet released (Receive Maximum)
+	authMethod string            // the enhanced authentication method of the CONNECT
+	reauth     AuthExchange      // a re-authentication in progress
+	reauthReq  *AuthRequest      // and what it was started with
+
+	// MQTT 5 state of the writer.
+	aliasMaxOut uint16            // the client's Topic Alias Maximum, when outbound aliases are on
+	aliasOut    map[string]uint16 // topic aliases the broker set towards the client
 
 	ctrl       chan ctrlPkt  // packets for the writer to send, in order
 	wake       chan struct{} // a message was queued for the session
@@ -161,6 +174,9 @@ func (c *conn) connect() bool {
 		c.log.Log(context.Background(), LevelTrace, "recv", "remote", c.info.RemoteAddr, "packet", cp.String())
 	}
 	v5 := c.version == packet.V5
+	if v5 {
+		c.maxOut = cp.Properties.MaximumPacketSize
+	}
 
 	refuse := func(code packet.ReasonCode, reason string) bool {
 		c.log.Info("connection refused", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "code", code.String(), "reason", reason)
@@ -210,9 +226,18 @@ func (c *conn) connect() bool {
 		}
 	}
 	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.connectTimeout)
-	err = srv.cfg.authn.Authenticate(ctx, req)
+	var authOut []byte
+	if v5 && cp.Properties.AuthMethod != "" {
+		// Enhanced authentication [v5 MQTT-4.12.0-1] (section 4.12).
+		authOut, err = c.connectAuth(ctx, req, cp)
+	} else {
+		err = srv.cfg.authn.Authenticate(ctx, req)
+	}
 	cancel()
 	if err != nil {
+		if errors.Is(err, errAuthAborted) {
+			return false
+		}
 		return refuse(refusalCode(err), err.Error())
 	}
 	c.info.Username = req.Username
@@ -220,18 +245,44 @@ func (c *conn) connect() bool {
 		return refuse(packet.NotAuthorized, "not authorized to publish the will topic")
 	}
 
+	// The will must fit what the server offers [v5 MQTT-3.2.2-12]
+	// [v5 MQTT-3.2.2-13] (QoS), [v5 MQTT-3.2.2-14] (retain).
+	if cp.Will != nil && cp.Will.QoS > srv.cfg.maxQoS {
+		return refuse(packet.QoSNotSupported, fmt.Sprintf("will QoS %d above the maximum QoS %d", cp.Will.QoS, srv.cfg.maxQoS))
+	}
+	if cp.Will != nil && cp.Will.Retain && srv.RetainUnavailable {
+		return refuse(packet.RetainNotSupported, "retained messages are not available")
+	}
+
 	// Limits the client announces (MQTT 5).
 	c.window = srv.cfg.maxInflight
+	keepAlive := cp.KeepAlive
+	expiry := uint32(0)
+	if !cp.CleanStart {
+		expiry = neverExpire // a 3.1.1 persistent session
+	}
 	if v5 {
 		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < c.window {
-			c.window = int(rm)
+			c.window = int(rm) // [v5 MQTT-3.3.4-9]
 		}
-		c.maxOut = cp.Properties.MaximumPacketSize
 		c.problem = !cp.Properties.Has(packet.PropRequestProblemInfo) || cp.Properties.RequestProblemInfo == 1
+		if srv.OutboundTopicAliases {
+			c.aliasMaxOut = cp.Properties.TopicAliasMaximum
+		}
+		if srv.ServerKeepAlive > 0 {
+			keepAlive = uint16(srv.ServerKeepAlive / time.Second)
+		}
+		expiry = cp.Properties.SessionExpiry
+		c.authMethod = cp.Properties.AuthMethod
 	}
-	if cp.KeepAlive > 0 {
+	capped := false
+	if m := srv.cfg.maxSessionExpiry; m > 0 && expiry > m {
+		expiry, capped = m, true
+	}
+	c.expiry0 = expiry == 0
+	if keepAlive > 0 {
 		// [v3 MQTT-3.1.2-24] [v5 MQTT-3.1.2-22] one and a half keep alive periods.
-		c.keepAlive = time.Duration(cp.KeepAlive) * 1500 * time.Millisecond
+		c.keepAlive = time.Duration(keepAlive) * 1500 * time.Millisecond
 		c.kaSlack = min(time.Second, c.keepAlive/12)
 	}
 	c.will = cp.Will
@@ -243,7 +294,7 @@ func (c *conn) connect() bool {
 		return false
 	}
 	s.mu.Lock()
-	s.clean = cp.CleanStart && !v5 || v5 && cp.Properties.SessionExpiry == 0
+	s.expiry = expiry
 	s.info = c.info
 	c.resend = len(s.inflight) > 0
 	resend := c.resend // c.resend belongs to the writer once it runs
@@ -255,11 +306,11 @@ func (c *conn) connect() bool {
 	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3].
 	ack := &packet.Connack{SessionPresent: present && c.version != packet.V31}
 	if v5 {
-		if assigned {
-			ack.Properties.AssignedClientID = c.info.ClientID // [v5 MQTT-3.2.2-16]
+		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
+		if c.authMethod != "" {
+			ack.Properties.AuthMethod = c.authMethod // [v5 MQTT-4.12.0-5] the method of the exchange
+			ack.Properties.AuthData = authOut
 		}
-		ack.Properties.MaximumPacketSize = srv.cfg.maxPacketSize
-		ack.Properties.ReceiveMaximum = receiveMaximum
 	}
 	c.send(ctrlPkt{p: ack}) // starts the writer
 	c.started.Store(true)   // closeWith may now queue a DISCONNECT behind the CONNACK
@@ -274,9 +325,52 @@ func (c *conn) connect() bool {
 	return true
 }
 
-// receiveMaximum is the number of QoS 1 and 2 PUBLISHes a client may have
-// unacknowledged towards the broker.
-const receiveMaximum = 65535
+// connackProperties sets the CONNACK properties that tell an MQTT 5
+// client the server's limits (section 3.2.2.3). A property whose value is
+// the default the spec gives its absence is left out.
+func (c *conn) connackProperties(p *packet.Properties, cp *packet.Connect, assigned, capped bool, expiry uint32, keepAlive uint16) {
+	srv := c.srv
+	cfg := &srv.cfg
+	if assigned {
+		p.AssignedClientID = c.info.ClientID // [v5 MQTT-3.2.2-16]
+	}
+	if capped {
+		p.SessionExpiry = expiry // the server's value replaces the client's (section 3.2.2.3.2)
+		p.Mark(packet.PropSessionExpiry)
+	}
+	if cfg.receiveMaximum != 65535 {
+		p.ReceiveMaximum = cfg.receiveMaximum
+	}
+	if cfg.maxQoS < 2 {
+		p.MaximumQoS = cfg.maxQoS // [v5 MQTT-3.2.2-9]
+		p.Mark(packet.PropMaximumQoS)
+	}
+	if srv.RetainUnavailable {
+		p.RetainAvailable = 0
+		p.Mark(packet.PropRetainAvailable)
+	}
+	p.MaximumPacketSize = cfg.maxPacketSize
+	p.TopicAliasMaximum = cfg.topicAliasMax
+	if srv.WildcardSubscriptionsUnavailable {
+		p.WildcardSubAvailable = 0
+		p.Mark(packet.PropWildcardSubAvailable)
+	}
+	if srv.SubscriptionIDsUnavailable {
+		p.SubIDAvailable = 0
+		p.Mark(packet.PropSubIDAvailable)
+	}
+	if srv.SharedSubscriptionsUnavailable {
+		p.SharedSubAvailable = 0
+		p.Mark(packet.PropSharedSubAvailable)
+	}
+	if srv.ServerKeepAlive > 0 {
+		p.ServerKeepAlive = keepAlive // [v5 MQTT-3.2.2-21] the client uses it
+		p.Mark(packet.PropServerKeepAlive)
+	}
+	if cp.Properties.RequestResponseInfo == 1 {
+		p.ResponseInfo = strings.ReplaceAll(cfg.responseInfo, "%c", c.info.ClientID)
+	}
+}
 
 // connectFailed handles a CONNECT that could not be read.
 func (c *conn) connectFailed(err error) {
@@ -306,6 +400,12 @@ func (c *conn) writeDirect(p packet.Packet) {
 		v = packet.V311
 	}
 	b, err := p.Append(nil, v)
+	if err == nil && c.maxOut > 0 && len(b) > int(c.maxOut) {
+		if props := diagnostics(p); props != nil {
+			props.ReasonString, props.User = "", nil // [v5 MQTT-3.2.2-19] [v5 MQTT-3.2.2-20]
+			b, err = p.Append(nil, v)
+		}
+	}
 	if err != nil {
 		c.log.Error("cannot encode", "packet", p.Type(), "err", err)
 		return
@@ -399,30 +499,61 @@ func (c *conn) handle(p packet.Packet) error {
 		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP.
 		c.send(ctrlPkt{t: packet.PUBCOMP, id: p.PacketID, code: code})
 	case *packet.Subscribe:
-		c.onSubscribe(p)
+		return c.onSubscribe(p)
 	case *packet.Unsubscribe:
 		c.onUnsubscribe(p)
 	case *packet.Pingreq:
 		c.send(ctrlPkt{t: packet.PINGRESP}) // [v5 MQTT-3.12.4-1] [v3 MQTT-3.12.4-1]
 	case *packet.Disconnect:
-		c.disconnectd = true
-		if c.version == packet.V5 && p.ReasonCode == packet.DisconnectWithWill {
-			c.disconnectd = false // the client asks for its will to be sent
-		} else {
-			c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] no will after DISCONNECT
-		}
-		return errDisconnect
+		return c.onDisconnect(p)
 	case *packet.Connect:
 		// [v5 MQTT-3.1.0-2] [v3 MQTT-3.1.0-2] a second CONNECT is a protocol error.
 		return protocolError(packet.CONNECT, "v5 MQTT-3.1.0-2", "second CONNECT")
 	case *packet.Auth:
-		return protocolError(packet.AUTH, "v5 MQTT-4.12.0-1", "AUTH without an authentication method")
+		return c.onAuth(p)
 	default:
 		// CONNACK, SUBACK, UNSUBACK, PINGRESP: only a server sends these.
 		return protocolError(p.Type(), "noid:server-only-packet", p.Type().String()+" from a client")
 	}
 	return nil
 }
+
+// onDisconnect handles a DISCONNECT from the client.
+func (c *conn) onDisconnect(p *packet.Disconnect) error {
+	if c.version == packet.V5 {
+		if p.Properties.Has(packet.PropSessionExpiry) {
+			e := p.Properties.SessionExpiry
+			if c.expiry0 && e != 0 {
+				// A session that was to end with the connection cannot be
+				// given an expiry at DISCONNECT (section 3.14.2.2.2).
+				return protocolError(packet.DISCONNECT, "v5 noid:disconnect-session-expiry", "non-zero Session Expiry Interval in DISCONNECT after 0 in CONNECT")
+			}
+			if m := c.srv.cfg.maxSessionExpiry; m > 0 && e > m {
+				e = m
+			}
+			s := c.sess
+			s.mu.Lock()
+			s.expiry = e
+			s.mu.Unlock()
+		}
+		if p.ReasonCode != packet.NormalDisconnection {
+			attrs := []any{"client", c.info.ClientID, "code", p.ReasonCode.String()}
+			if p.Properties.ReasonString != "" {
+				attrs = append(attrs, "reason", p.Properties.ReasonString)
+			}
+			c.log.Info("client sent DISCONNECT with a reason", attrs...)
+		}
+		if p.ReasonCode == packet.DisconnectWithWill {
+			return errDisconnectWill // the client asks for its will to be sent
+		}
+	}
+	c.disconnectd = true
+	c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] no will after DISCONNECT
+	return errDisconnect
+}
+
+// errDisconnectWill ends the read loop after a DISCONNECT 0x04.
+var errDisconnectWill = errors.New("client disconnected with will")
 
 // send hands a packet to the writer, waiting while its queue is full
 // (back pressure on a client that sends faster than it reads).
@@ -486,8 +617,11 @@ func (c *conn) teardown(err error) {
 	var pe *packet.ProtocolError
 	reason := "client disconnected"
 	level := slog.LevelInfo
+	byClient := errors.Is(err, errDisconnect) || errors.Is(err, errDisconnectWill)
 	switch {
 	case errors.Is(err, errDisconnect):
+	case errors.Is(err, errDisconnectWill):
+		reason = "client disconnected, asking for its will"
 	case c.isKicked():
 		reason = packet.ReasonCode(c.kicked.Load()).String()
 	case errors.As(err, &pe):
@@ -495,9 +629,7 @@ func (c *conn) teardown(err error) {
 		level = slog.LevelWarn
 		if c.version == packet.V5 {
 			d := &packet.Disconnect{ReasonCode: pe.Code}
-			if c.problem {
-				d.Properties.ReasonString = pe.Msg
-			}
+			d.Properties.ReasonString = pe.Msg // allowed in DISCONNECT whatever Request Problem Information says [v5 MQTT-3.1.2-29]
 			c.closeWithPacket(d)
 		}
 	case isTimeout(err):
@@ -513,17 +645,17 @@ func (c *conn) teardown(err error) {
 	c.stopWriter()
 	c.nc.Close()
 	if c.will != nil && !c.disconnectd {
-		srv.publishWill(c)
+		srv.onWill(c)
 	}
 	srv.detach(c, c.sess)
 	srv.stats.connected.Add(-1)
 	attrs := []any{"client", c.info.ClientID, "remote", c.info.RemoteAddr, "reason", reason}
-	if err != nil && !errors.Is(err, errDisconnect) {
+	if err != nil && !byClient {
 		attrs = append(attrs, "err", err)
 	}
 	c.log.Log(context.Background(), level, "client disconnected", attrs...)
 	var evErr error
-	if !errors.Is(err, errDisconnect) {
+	if !byClient {
 		evErr = err
 	}
 	srv.observe(Event{Kind: EventDisconnect, Client: &c.info, Err: evErr})
@@ -547,20 +679,42 @@ func (c *conn) stopWriter() {
 	<-c.writerDone
 }
 
-// publishWill publishes the will of a connection that ended without
-// DISCONNECT [v5 MQTT-3.1.2-8] [v3 MQTT-3.1.2-8].
-func (srv *Server) publishWill(c *conn) {
+// onWill handles the will of a connection that ended without DISCONNECT
+// [v5 MQTT-3.1.2-8] [v3 MQTT-3.1.2-8]: it is published now, or, for an
+// MQTT 5 will with a Will Delay Interval on a session that outlives the
+// connection, when the delay has passed or the session ends, whichever
+// comes first, and not at all if the session resumes meanwhile
+// [v5 MQTT-3.1.3-9] (section 3.1.2.5).
+func (srv *Server) onWill(c *conn) {
 	w := c.will
 	c.will = nil
-	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID, Created: time.Now()}
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
+	var delay time.Duration
 	if c.version == packet.V5 {
 		m.Properties = w.Properties
 		m.Properties.WillDelay = 0
-		if w.Properties.MessageExpiry > 0 {
-			m.Expires = m.Created.Add(time.Duration(w.Properties.MessageExpiry) * time.Second)
-		}
+		m.Properties.Unmark(packet.PropWillDelay)
+		delay = time.Duration(w.Properties.WillDelay) * time.Second
 	}
-	c.log.Info("publishing will", "client", c.info.ClientID, "topic", w.Topic)
+	s := c.sess
+	s.mu.Lock()
+	lasting := s.expiry != 0
+	s.mu.Unlock()
+	if delay > 0 && lasting && !srv.closing.Load() {
+		c.log.Info("will delayed", "client", c.info.ClientID, "topic", w.Topic, "delay", delay)
+		srv.delayWill(s, m, delay)
+		return
+	}
+	srv.sendWill(m)
+}
+
+// sendWill publishes a will message.
+func (srv *Server) sendWill(m *Message) {
+	m.Created = time.Now()
+	if e := m.Properties.MessageExpiry; e > 0 {
+		m.Expires = m.Created.Add(time.Duration(e) * time.Second)
+	}
+	srv.cfg.log.Info("publishing will", "client", m.From, "topic", m.Topic)
 	srv.publish(m, nil)
 }
 
@@ -574,4 +728,15 @@ func (cr countingReader) Read(p []byte) (int, error) {
 	n, err := cr.r.Read(p)
 	cr.n.Add(uint64(n))
 	return n, err
+}
+
+// setUsername changes the client's user name after a re-authentication.
+func (c *conn) setUsername(u string) {
+	c.info.Username = u
+	s := c.sess
+	s.mu.Lock()
+	if s.conn == c {
+		s.info.Username = u
+	}
+	s.mu.Unlock()
 }

@@ -26,6 +26,12 @@ type AuthRequest struct {
 	ClientInfo
 	Password []byte
 	Connect  *packet.Connect // the whole packet, for hooks that need its properties
+	// AuthMethod is the MQTT 5 Authentication Method of an enhanced
+	// authentication (AuthMethod hooks only).
+	AuthMethod string
+	// Reauth is true when a connected client re-authenticates (AUTH with
+	// reason code 0x19); Connect is then the packet it connected with.
+	Reauth bool
 }
 
 // Authenticator decides whether a client may connect. Return nil to

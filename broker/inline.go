@@ -76,7 +76,10 @@ func (s *Server) PublishMessage(m *Message) error {
 // Subscribe subscribes the inline client to filter: handler is called,
 // on a goroutine of the subscription's own and in order, for every
 // matching message, with the QoS of the message capped at qos. Retained
-// messages matching filter are delivered first. The returned function
+// messages matching filter are delivered first. A "$share/{group}/{filter}"
+// filter joins a shared subscription group instead: each message goes
+// to one member of the group, and no retained messages are sent. The
+// returned function
 // ends the subscription and waits for a running handler to return.
 // Messages wait in a queue bounded by MaxQueuedMessages; a handler that
 // falls behind loses messages, counted as drops.
@@ -87,15 +90,13 @@ func (s *Server) Subscribe(filter string, qos byte, handler func(*Message)) (uns
 	if err := topic.ValidateFilter(filter); err != nil {
 		return nil, err
 	}
-	if topic.IsShared(filter) {
-		return nil, errors.New("broker: shared subscriptions are not supported yet")
-	}
 	if qos > 2 {
 		return nil, errors.New("broker: QoS must be 0, 1 or 2")
 	}
 	in := &inlineSink{handler: handler, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	ss := newSession("", s.sessSeq.Add(1))
 	ss.inline = in
+	ss.online.Store(true)
 	ss.info = ClientInfo{Inline: true, Version: packet.V5}
 	s.mu.Lock()
 	if s.closed {
@@ -112,7 +113,10 @@ func (s *Server) Subscribe(filter string, qos byte, handler func(*Message)) (uns
 	sub := subscription{QoS: qos}
 	ss.holdQueue(true) // retained first, then live messages (see onSubscribe)
 	s.subscribe(ss, filter, sub)
-	retained := s.retainedFor(nil, filter, sub)
+	var retained []delivery
+	if !topic.IsShared(filter) {
+		retained = s.retainedFor(nil, filter, sub) // none for a shared subscription (section 4.8.2)
+	}
 	ss.mu.Lock()
 	for _, d := range retained {
 		ss.backlog.push(d)

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -18,70 +20,147 @@ func protocolError(t packet.Type, spec, msg string) error {
 func (c *conn) onPublish(p *packet.Publish) error {
 	srv := c.srv
 	srv.stats.msgsIn.Add(1)
-	if c.version == packet.V5 {
-		if p.Properties.TopicAlias != 0 {
-			// The broker announces no Topic Alias Maximum, so any alias
-			// exceeds it [v5 MQTT-3.2.2-17] (a client must not send one).
-			return &packet.ProtocolError{Code: packet.TopicAliasInvalid, Packet: packet.PUBLISH,
-				Spec: "v5 MQTT-3.3.2-9", Msg: "topic alias above the Topic Alias Maximum 0"}
+	v5 := c.version == packet.V5
+	if v5 {
+		if err := c.resolveAlias(p); err != nil {
+			return err
 		}
 		if len(p.Properties.SubscriptionIDs) > 0 {
 			return protocolError(packet.PUBLISH, "v5 MQTT-3.3.4-6", "subscription identifier in a PUBLISH from a client")
 		}
+	}
+	if p.QoS > srv.cfg.maxQoS {
+		// [v5 MQTT-3.2.2-11] the client was told the Maximum QoS; 3.1.1
+		// clients cannot be told and are disconnected too (as Mosquitto's max_qos).
+		return &packet.ProtocolError{Code: packet.QoSNotSupported, Packet: packet.PUBLISH, Spec: "v5 MQTT-3.2.2-11",
+			Msg: fmt.Sprintf("QoS %d above the Maximum QoS %d", p.QoS, srv.cfg.maxQoS)}
+	}
+	if p.Retain && srv.RetainUnavailable {
+		// [v5 MQTT-3.2.2-14] the client was told Retain Available 0.
+		return &packet.ProtocolError{Code: packet.RetainNotSupported, Packet: packet.PUBLISH, Spec: "v5 MQTT-3.2.2-14",
+			Msg: "retained messages are not available"}
 	}
 	if err := topic.ValidateName(p.Topic); err != nil {
 		return &packet.ProtocolError{Code: packet.TopicNameInvalid, Packet: packet.PUBLISH, Spec: "v5 MQTT-4.7.3-1", Msg: err.Error()}
 	}
 	allowed := srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionPublish, p.Topic)
 	code := packet.Success
+	var reason string
 	if !allowed {
 		code = packet.NotAuthorized
+		reason = "not authorized to publish to " + p.Topic
 		c.log.Info("publish not authorized", "client", c.info.ClientID, "topic", p.Topic)
 	}
 	route := allowed
 	if p.QoS == 2 {
 		s := c.sess
 		s.mu.Lock()
-		if _, dup := s.incoming[p.PacketID]; dup {
+		_, dup := s.incoming[p.PacketID]
+		if !dup && allowed && v5 && c.inQoS2 >= int(srv.cfg.receiveMaximum) {
+			s.mu.Unlock()
+			// More unacknowledged QoS 2 PUBLISHes than the Receive Maximum
+			// the client was given (section 3.3.4): DISCONNECT 0x93.
+			return &packet.ProtocolError{Code: packet.ReceiveMaximumExceeded, Packet: packet.PUBLISH, Spec: "v5 noid:receive-maximum",
+				Msg: fmt.Sprintf("more than %d QoS 2 messages unacknowledged", srv.cfg.receiveMaximum)}
+		}
+		if dup {
 			route = false // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 		} else if allowed {
 			if s.incoming == nil {
 				s.incoming = map[uint16]struct{}{}
 			}
 			s.incoming[p.PacketID] = struct{}{}
+			c.inQoS2++
 		}
 		s.mu.Unlock()
 	}
 	if route {
 		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID, Created: time.Now()}
-		if c.version == packet.V5 {
+		if v5 {
 			m.Properties = p.Properties
+			m.Properties.TopicAlias = 0
+			m.Properties.Unmark(packet.PropTopicAlias)
 			if p.Properties.MessageExpiry > 0 {
 				m.Expires = m.Created.Add(time.Duration(p.Properties.MessageExpiry) * time.Second)
 			}
 		}
-		srv.publish(m, c.sess)
+		n := srv.publish(m, c.sess)
+		if n == 0 && p.QoS > 0 {
+			code = packet.NoMatchingSubscribers // [v5] section 3.4.2.1: the message is accepted all the same
+		}
 		srv.observe(Event{Kind: EventPublish, Client: &c.info, Topic: m.Topic, QoS: m.QoS, Message: m})
+	}
+	if !v5 {
+		code = packet.Success // 3.1.1 has no way to say no; a refused message is dropped
 	}
 	switch p.QoS {
 	case 1:
-		if c.version != packet.V5 {
-			code = packet.Success // 3.1.1 has no way to say no; the message is dropped
-		}
-		c.send(ctrlPkt{t: packet.PUBACK, id: p.PacketID, code: code}) // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
+		c.send(c.ack(packet.PUBACK, p.PacketID, code, reason)) // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
 	case 2:
-		if c.version != packet.V5 {
-			code = packet.Success
-		}
-		c.send(ctrlPkt{t: packet.PUBREC, id: p.PacketID, code: code}) // [v5 MQTT-4.3.3-8] [v3 MQTT-4.3.3-2]
+		c.send(c.ack(packet.PUBREC, p.PacketID, code, reason)) // [v5 MQTT-4.3.3-8] [v3 MQTT-4.3.3-2]
 	}
+	return nil
+}
+
+// ack builds an acknowledgement for the writer: spelled out in place,
+// unless an MQTT 5 reason string goes with it, which it does only when
+// the client asked for problem information [v5 MQTT-3.1.2-29].
+func (c *conn) ack(t packet.Type, id uint16, code packet.ReasonCode, reason string) ctrlPkt {
+	if reason == "" || !c.problem {
+		return ctrlPkt{t: t, id: id, code: code}
+	}
+	var p packet.Packet
+	switch t {
+	case packet.PUBACK:
+		a := &packet.Puback{PacketID: id, ReasonCode: code}
+		a.Properties.ReasonString = reason
+		p = a
+	case packet.PUBREC:
+		a := &packet.Pubrec{PacketID: id, ReasonCode: code}
+		a.Properties.ReasonString = reason
+		p = a
+	default:
+		return ctrlPkt{t: t, id: id, code: code}
+	}
+	return ctrlPkt{p: p}
+}
+
+// resolveAlias applies an MQTT 5 Topic Alias of a PUBLISH from the
+// client: a topic with an alias sets it, an empty topic uses it
+// (section 3.3.2.3.4). The mapping lives as long as the connection
+// [v5 MQTT-3.3.2-7].
+func (c *conn) resolveAlias(p *packet.Publish) error {
+	a := p.Properties.TopicAlias
+	if a == 0 {
+		return nil
+	}
+	if a > c.srv.cfg.topicAliasMax {
+		// [v5 MQTT-3.2.2-17] [v5 MQTT-3.3.2-9]: above the Topic Alias
+		// Maximum in the CONNACK, DISCONNECT 0x94.
+		return &packet.ProtocolError{Code: packet.TopicAliasInvalid, Packet: packet.PUBLISH, Spec: "v5 MQTT-3.3.2-9",
+			Msg: fmt.Sprintf("topic alias %d above the Topic Alias Maximum %d", a, c.srv.cfg.topicAliasMax)}
+	}
+	if p.Topic != "" {
+		if c.aliasIn == nil {
+			c.aliasIn = map[uint16]string{}
+		}
+		c.aliasIn[a] = p.Topic // [v5 MQTT-3.3.2-12] accepted, 1..maximum
+		return nil
+	}
+	t, ok := c.aliasIn[a]
+	if !ok {
+		// An alias that was never set: a protocol error (section 3.3.2.3.4).
+		return protocolError(packet.PUBLISH, "v5 noid:alias-not-set", fmt.Sprintf("topic alias %d was never set", a))
+	}
+	p.Topic = t
 	return nil
 }
 
 // publish routes m: stores or clears the retained message and delivers m
 // to every matching subscription. from is the publishing session (for
 // MQTT 5 No Local), nil for the broker's own messages.
-func (srv *Server) publish(m *Message, from *session) {
+// It returns the number of sessions the message went to.
+func (srv *Server) publish(m *Message, from *session) int {
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			srv.retained.delete(m.Topic) // [v5 MQTT-3.3.1-6] [v3 MQTT-3.3.1-10]
@@ -89,7 +168,7 @@ func (srv *Server) publish(m *Message, from *session) {
 			srv.retained.set(m) // [v5 MQTT-3.3.1-5] [v3 MQTT-3.3.1-5]
 		}
 	}
-	srv.route(m, from)
+	return srv.route(m, from)
 }
 
 // match is one subscription that a message matched.
@@ -102,8 +181,10 @@ var matchPool = sync.Pool{New: func() any { s := make([]match, 0, 64); return &s
 
 // route delivers m to every session with a matching subscription: one
 // copy per session at the highest matching QoS (MQTT 3.1.1 section 3.3.5,
-// MQTT 5 section 4.7.4), or one per subscription when so configured.
-func (srv *Server) route(m *Message, from *session) {
+// MQTT 5 section 4.7.4), or one per subscription when so configured; and
+// to one member of every shared subscription group that matches. It
+// returns the number of sessions and groups that m matched.
+func (srv *Server) route(m *Message, from *session) int {
 	mp := matchPool.Get().(*[]match)
 	ms := (*mp)[:0]
 	srv.subs.Match(m.Topic, func(_ string, s *session, sub subscription) bool {
@@ -121,6 +202,7 @@ func (srv *Server) route(m *Message, from *session) {
 			return 0
 		})
 	}
+	n := 0
 	for i := 0; i < len(ms); {
 		s := ms[i].s
 		j := i + 1
@@ -129,16 +211,23 @@ func (srv *Server) route(m *Message, from *session) {
 				j++
 			}
 		}
-		srv.deliverTo(m, from, ms[i:j])
+		if srv.deliverTo(m, from, ms[i:j]) {
+			n++
+		}
 		i = j
 	}
 	clear(ms)
 	*mp = ms[:0]
 	matchPool.Put(mp)
+	if srv.sharedSubs.Load() > 0 {
+		n += srv.routeShared(m)
+	}
+	return n
 }
 
 // deliverTo delivers m to one session whose subscriptions subs matched.
-func (srv *Server) deliverTo(m *Message, from *session, subs []match) {
+// It reports false when No Local leaves none of them.
+func (srv *Server) deliverTo(m *Message, from *session, subs []match) bool {
 	s := subs[0].s
 	d := delivery{msg: m}
 	any := false
@@ -157,20 +246,29 @@ func (srv *Server) deliverTo(m *Message, from *session, subs []match) {
 		}
 	}
 	if !any {
-		return
+		return false
 	}
-	if ra := srv.cfg.recvAuthz; ra != nil && s.inline == nil {
-		s.mu.Lock()
-		info := s.info
-		s.mu.Unlock()
-		if !ra.AuthorizeReceive(&info, m.Topic) {
-			srv.dropped(s, m, errDenied)
-			return
-		}
+	if !srv.mayReceive(s, m) {
+		srv.dropped(s, m, errDenied)
+		return true
 	}
 	if ok, why := s.deliver(srv, d); !ok {
 		srv.dropped(s, m, why)
 	}
+	return true
+}
+
+// mayReceive asks a ReceiveAuthorizer, if there is one, whether s may
+// receive m.
+func (srv *Server) mayReceive(s *session, m *Message) bool {
+	ra := srv.cfg.recvAuthz
+	if ra == nil || s.inline != nil {
+		return true
+	}
+	s.mu.Lock()
+	info := s.info
+	s.mu.Unlock()
+	return ra.AuthorizeReceive(&info, m.Topic)
 }
 
 // dropped counts and reports a message that was not delivered to s.
@@ -198,7 +296,7 @@ func (srv *Server) dropped(s *session, m *Message, why error) {
 // the SUBACK travels in the backlog ahead of them. Otherwise a message
 // published meanwhile could overtake the older retained one, leaving the
 // client with a stale value.
-func (c *conn) onSubscribe(p *packet.Subscribe) {
+func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	srv := c.srv
 	s := c.sess
 	v5 := c.version == packet.V5
@@ -207,6 +305,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 	if len(p.Properties.SubscriptionIDs) > 0 {
 		subID = p.Properties.SubscriptionIDs[0]
 	}
+	for _, rs := range p.Subscriptions {
+		if rs.NoLocal && topic.IsShared(rs.Filter) {
+			// [v5 MQTT-3.8.3-4] No Local on a shared subscription: DISCONNECT 0x82.
+			return protocolError(packet.SUBSCRIBE, "v5 MQTT-3.8.3-4", "No Local on shared subscription "+rs.Filter)
+		}
+	}
 	s.holdQueue(true)
 	defer func() {
 		s.holdQueue(false)
@@ -214,28 +318,44 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 	}()
 	var retained []delivery
 	for i, rs := range p.Subscriptions {
+		refuse := func(code packet.ReasonCode, why string) {
+			codes[i] = failCode(v5, code)
+			c.log.Info("subscription refused", "client", c.info.ClientID, "filter", rs.Filter, "code", code.String(), "reason", why)
+		}
 		if err := topic.ValidateFilter(rs.Filter); err != nil {
-			codes[i] = failCode(v5, packet.TopicFilterInvalid)
-			c.log.Info("subscription refused: invalid filter", "client", c.info.ClientID, "filter", rs.Filter, "err", err)
+			refuse(packet.TopicFilterInvalid, err.Error())
 			continue
 		}
-		if topic.IsShared(rs.Filter) {
-			// Shared subscriptions come with MQTT 5 support.
-			codes[i] = failCode(v5, packet.SharedSubscriptionsNotSupported)
+		_, inner, shared := isSharedFilter(rs.Filter)
+		if !shared {
+			inner = rs.Filter
+		}
+		switch {
+		case shared && srv.SharedSubscriptionsUnavailable:
+			refuse(packet.SharedSubscriptionsNotSupported, "shared subscriptions are turned off")
+			continue
+		case srv.WildcardSubscriptionsUnavailable && strings.ContainsAny(inner, "+#"):
+			refuse(packet.WildcardSubscriptionsNotSupported, "wildcard subscriptions are turned off")
+			continue
+		case subID != 0 && srv.SubscriptionIDsUnavailable:
+			refuse(packet.SubscriptionIdentifiersNotSupported, "subscription identifiers are turned off")
 			continue
 		}
-		if !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionSubscribe, rs.Filter) {
-			codes[i] = failCode(v5, packet.NotAuthorized)
-			c.log.Info("subscription not authorized", "client", c.info.ClientID, "filter", rs.Filter)
+		if !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionSubscribe, inner) {
+			refuse(packet.NotAuthorized, "not authorized")
 			continue
 		}
-		sub := subscription{QoS: rs.QoS, NoLocal: rs.NoLocal, RetainAsPublished: rs.RetainAsPublished, RetainHandling: rs.RetainHandling, SubID: subID}
+		qos := min(rs.QoS, srv.cfg.maxQoS) // [v5 MQTT-3.2.2-10] granted at most the Maximum QoS
+		sub := subscription{QoS: qos, NoLocal: rs.NoLocal, RetainAsPublished: rs.RetainAsPublished, RetainHandling: rs.RetainHandling, SubID: subID}
 		existed := srv.subscribe(s, rs.Filter, sub) // [v5 MQTT-3.8.4-3] [v3 MQTT-3.8.4-3] replaces
-		codes[i] = packet.ReasonCode(rs.QoS)        // granted QoS
-		if sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed {
+		codes[i] = packet.ReasonCode(qos)           // granted QoS [v5 MQTT-3.8.4-7]
+		// Retained messages: Retain Handling 0 sends them, 1 only for a new
+		// subscription, 2 never [v5 MQTT-3.3.1-9] [v5 MQTT-3.3.1-10]
+		// [v5 MQTT-3.3.1-11]; shared subscriptions get none (section 4.8.2).
+		if !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
 			retained = srv.retainedFor(retained, rs.Filter, sub)
 		}
-		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: rs.QoS})
+		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: qos})
 	}
 	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
 	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}}
@@ -245,6 +365,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) {
 		s.backlog.push(d)
 	}
 	s.mu.Unlock()
+	return nil
 }
 
 func failCode(v5 bool, code packet.ReasonCode) packet.ReasonCode {
@@ -264,18 +385,27 @@ func (srv *Server) subscribe(s *session, filter string, sub subscription) bool {
 	if !existed {
 		srv.stats.subscriptions.Add(1)
 	}
-	srv.subs.Add(filter, s, sub)
+	if group, inner, ok := isSharedFilter(filter); ok {
+		srv.subscribeShared(s, group, inner, sub)
+	} else {
+		srv.subs.Add(filter, s, sub)
+	}
 	return existed
 }
 
 // unsubscribe removes a subscription from the trie (the caller updates
 // s.subs) and reports whether the trie had it.
 func (srv *Server) unsubscribe(s *session, filter string) bool {
-	if srv.subs.Remove(filter, s) {
-		srv.stats.subscriptions.Add(-1)
-		return true
+	var removed bool
+	if group, inner, ok := isSharedFilter(filter); ok {
+		removed = srv.unsubscribeShared(s, group, inner)
+	} else {
+		removed = srv.subs.Remove(filter, s)
 	}
-	return false
+	if removed {
+		srv.stats.subscriptions.Add(-1)
+	}
+	return removed
 }
 
 // onUnsubscribe handles an UNSUBSCRIBE [v5 MQTT-3.10.4-4] [v3 MQTT-3.10.4-4].
@@ -322,13 +452,17 @@ func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) [
 
 // retainedStore holds the last retained message of each topic.
 type retainedStore struct {
-	mu   sync.RWMutex
-	msgs map[string]*Message
+	mu       sync.RWMutex
+	msgs     map[string]*Message
+	expiring atomic.Bool // a message with an expiry was stored: sweep has work
 }
 
 func (r *retainedStore) init() { r.msgs = map[string]*Message{} }
 
 func (r *retainedStore) set(m *Message) {
+	if !m.Expires.IsZero() {
+		r.expiring.Store(true)
+	}
 	r.mu.Lock()
 	r.msgs[m.Topic] = m
 	r.mu.Unlock()
@@ -348,18 +482,52 @@ func (r *retainedStore) len() int {
 
 // match calls fn for each retained message whose topic matches filter.
 // fn runs under the read lock and must not call back into the store.
+// Expired messages are skipped and removed [v5 MQTT-3.3.2-5].
 func (r *retainedStore) match(filter string, fn func(*Message)) {
+	now := time.Now()
+	var expired []*Message
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	if !strings.ContainsAny(filter, "+#") {
 		if m := r.msgs[filter]; m != nil {
-			fn(m)
+			if m.expired(now) {
+				expired = append(expired, m)
+			} else {
+				fn(m)
+			}
 		}
+	} else {
+		for name, m := range r.msgs {
+			if topic.Match(filter, name) {
+				if m.expired(now) {
+					expired = append(expired, m)
+				} else {
+					fn(m)
+				}
+			}
+		}
+	}
+	r.mu.RUnlock()
+	if len(expired) > 0 {
+		r.mu.Lock()
+		for _, m := range expired {
+			if r.msgs[m.Topic] == m {
+				delete(r.msgs, m.Topic)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// sweep removes the expired retained messages.
+func (r *retainedStore) sweep(now time.Time) {
+	if !r.expiring.Load() {
 		return
 	}
+	r.mu.Lock()
 	for name, m := range r.msgs {
-		if topic.Match(filter, name) {
-			fn(m)
+		if m.expired(now) {
+			delete(r.msgs, name)
 		}
 	}
+	r.mu.Unlock()
 }

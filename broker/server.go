@@ -74,6 +74,65 @@ type Server struct {
 	// Default 10 s; negative turns $SYS off.
 	SysInterval time.Duration
 
+	// The fields below shape the MQTT 5 features; the zero value of each
+	// is the usual choice. Most are announced to MQTT 5 clients in the
+	// CONNACK properties.
+
+	// MaxSessionExpiry caps the Session Expiry Interval a client asks for
+	// (the CONNACK then tells it the value used), and is the expiry of
+	// MQTT 3.1 / 3.1.1 persistent sessions (clean session 0), like
+	// Mosquitto's persistent_client_expiration. 0: no cap, and 3.1.1
+	// persistent sessions never expire.
+	MaxSessionExpiry time.Duration
+	// ReceiveMaximum is how many QoS 1 and 2 PUBLISHes a client may send
+	// before it is acknowledged; a client that sends more is disconnected
+	// with 0x93 Receive Maximum exceeded. Default 65535.
+	ReceiveMaximum uint16
+	// TopicAliasMaximum is the number of topic aliases an MQTT 5 client
+	// may set for its PUBLISHes. Default DefaultTopicAliasMaximum;
+	// negative: none (aliases are refused with 0x94).
+	TopicAliasMaximum int
+	// OutboundTopicAliases makes the broker use topic aliases in the
+	// PUBLISHes it sends to MQTT 5 clients that accept them (their Topic
+	// Alias Maximum), saving the topic name on every message after the
+	// first per topic. Off by default, as in Mosquitto.
+	OutboundTopicAliases bool
+	// MaximumQoS is the highest QoS the broker accepts from clients and
+	// grants to subscriptions: nil means 2. Use QoS(0) or QoS(1) to lower
+	// it. An MQTT 5 client that publishes above it is disconnected with
+	// 0x9B QoS not supported; subscriptions are granted at most this QoS.
+	MaximumQoS *byte
+	// RetainUnavailable turns retained messages off: MQTT 5 clients are
+	// told so, and a PUBLISH with RETAIN set is refused with 0x9A.
+	RetainUnavailable bool
+	// WildcardSubscriptionsUnavailable refuses filters with '+' or '#'
+	// (SUBACK 0xA2).
+	WildcardSubscriptionsUnavailable bool
+	// SubscriptionIDsUnavailable refuses SUBSCRIBEs that carry a
+	// Subscription Identifier (SUBACK 0xA1 for each filter).
+	SubscriptionIDsUnavailable bool
+	// SharedSubscriptionsUnavailable refuses $share/ filters (SUBACK
+	// 0x9E; 0x80 to MQTT 3.1.1 clients).
+	SharedSubscriptionsUnavailable bool
+	// SharedStrategy chooses the member of a shared subscription group
+	// that gets each message. Default SharedRoundRobin.
+	SharedStrategy SharedStrategy
+	// ServerKeepAlive, when set, replaces the keep alive of every MQTT 5
+	// client (raising or lowering it); the CONNACK tells the client. 3.1.1
+	// clients cannot be told and keep their own.
+	ServerKeepAlive time.Duration
+	// ResponseInformation is sent to MQTT 5 clients that ask for it
+	// (Request Response Information 1), as the base of their response
+	// topics; "%c" is replaced by the client identifier. Default
+	// "tern/response/%c".
+	ResponseInformation string
+	// AuthMethods are the MQTT 5 enhanced authentication methods (the
+	// AUTH exchange), by method name, e.g. "SCRAM-SHA-256". A client that
+	// asks for a method not here is refused with 0x8C Bad authentication
+	// method. A client authenticated by a method is not passed to
+	// Authenticator.
+	AuthMethods map[string]AuthMethod
+
 	initOnce sync.Once
 	initErr  error
 	cfg      config
@@ -85,6 +144,7 @@ type Server struct {
 	bound     []net.Addr // addresses ListenAndServe opened, in configured order
 	conns     map[*conn]struct{}
 	closed    bool
+	closing   atomic.Bool    // closed, readable without mu (under a session's lock)
 	connWG    sync.WaitGroup // one per connection goroutine set
 	bgWG      sync.WaitGroup // background goroutines ($SYS, inline delivery)
 
@@ -94,10 +154,13 @@ type Server struct {
 	sessions map[string]*session
 	sessSeq  atomic.Uint64
 
-	subs     topic.Trie[*session, subscription]
-	retained retainedStore
-	stats    stats
-	started  time.Time
+	subs       topic.Trie[*session, subscription]
+	shared     topic.Trie[shareKey, subscription] // shared subscriptions, under their inner filter
+	sharedSubs atomic.Int64                       // entries in shared
+	groups     sync.Map                           // groupID -> *shareGroup
+	retained   retainedStore
+	stats      stats
+	started    time.Time
 }
 
 func (s *Server) init() error {
@@ -349,6 +412,7 @@ func (s *Server) Close() error {
 func (s *Server) stop() []*conn {
 	s.mu.Lock()
 	s.closed = true
+	s.closing.Store(true)
 	for l := range s.listeners {
 		l.Close()
 	}
@@ -363,6 +427,7 @@ func (s *Server) stop() []*conn {
 // finish stops the background goroutines after the connections are gone.
 func (s *Server) finish() {
 	s.cancel()
+	s.endTimers()
 	s.mu.Lock()
 	var inline []*session
 	for ss := range s.inlines {

@@ -3,6 +3,7 @@ package broker
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -26,6 +27,7 @@ type delivery struct {
 	qos    byte
 	retain bool
 	subIDs []uint32
+	share  *shareGroup // the shared subscription group it was given to, nil for an ordinary subscription
 }
 
 // outbound is a QoS 1 or 2 delivery sent and not yet completed.
@@ -43,11 +45,16 @@ type session struct {
 	id     string
 	seq    uint64      // unique per session object, orders sessions when merging matches
 	inline *inlineSink // set for the broker's in-process subscribers
+	online atomic.Bool // a connection is attached (always, for inline sessions)
 
 	mu       sync.Mutex
-	conn     *conn // the connection attached now, nil when offline
-	removed  bool  // taken out of the registry; a new connect must make a new session
-	clean    bool  // 3.1.1 clean session: the session ends with the connection
+	conn     *conn       // the connection attached now, nil when offline
+	removed  bool        // taken out of the registry; a new connect must make a new session
+	expiry   uint32      // Session Expiry Interval, seconds: 0 ends the session with its connection, neverExpire never
+	expTimer *time.Timer // runs while the session is offline and expires
+	gen      uint64      // bumped at every attach: a timer of an older generation does nothing
+	will     *Message    // a will waiting for its Will Delay Interval
+	willTmr  *time.Timer
 	subs     map[string]subscription
 	info     ClientInfo // of the attached (or last) connection
 	backlog  ring       // SUBACKs and the retained messages for new subscriptions: not bounded by the queue limit
@@ -98,6 +105,16 @@ func (r *ring) pop() delivery {
 }
 
 func (r *ring) clear() { *r = ring{} }
+
+// hasShared reports whether the ring holds a shared subscription delivery.
+func (r *ring) hasShared() bool {
+	for i := 0; i < r.n; i++ {
+		if r.buf[(r.head+i)%len(r.buf)].share != nil {
+			return true
+		}
+	}
+	return false
+}
 
 // dropCtl removes the control packets (SUBACKs) from the ring: they
 // belong to the connection that asked, not to the next one.
@@ -263,6 +280,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		}
 		old := s.conn
 		s.conn = c
+		s.online.Store(true)
 		s.mu.Unlock()
 		if old != nil {
 			old.takenOver()
@@ -277,18 +295,32 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// even if the rest of it is empty (3.1.1 section 3.1.2.4).
 		// A clean session ends with its connection, taken over or not
 		// [v3 MQTT-3.1.2-6] [v5 MQTT-3.1.2-4]: none of it is resumed.
-		ended := old != nil && s.clean
+		ended := old != nil && s.expiry == 0
 		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.dropped > 0)
 		var subs []string
-		if cleanStart || ended {
+		fresh = cleanStart || ended
+		if fresh {
 			for f := range s.subs {
 				subs = append(subs, f)
 			}
 			s.resetState()
 		}
+		// The session has a connection again: it does not expire, and a
+		// will waiting for its delay is not sent if the session resumes
+		// [v5 MQTT-3.1.3-9]; a session that starts afresh has ended, and
+		// the ending of a session sends the will (section 3.1.2.5).
+		s.gen++
+		if s.expTimer != nil {
+			s.expTimer.Stop()
+			s.expTimer = nil
+		}
+		will := s.takeWill()
 		s.mu.Unlock()
 		for _, f := range subs {
 			srv.unsubscribe(s, f)
+		}
+		if will != nil && fresh {
+			srv.sendWill(will)
 		}
 		return s, present
 	}
@@ -303,26 +335,132 @@ func (srv *Server) detach(c *conn, s *session) {
 		return // taken over: the session lives on with the new connection
 	}
 	s.conn = nil
-	end := s.clean
-	var subs []string
-	if end {
-		s.removed = true
-		for f := range s.subs {
-			subs = append(subs, f)
+	s.online.Store(false)
+	gen := s.gen
+	s.mu.Unlock()
+	srv.handOver(s) // [v5] section 4.8.2: to another member of the group
+	s.mu.Lock()
+	if s.conn != nil || s.removed || s.gen != gen {
+		s.mu.Unlock()
+		return // attached again meanwhile
+	}
+	if s.expiry != 0 {
+		if s.expiry != neverExpire && !srv.closing.Load() {
+			s.expTimer = time.AfterFunc(time.Duration(s.expiry)*time.Second, func() { srv.expire(s, gen) })
 		}
-		s.resetState()
+		s.mu.Unlock()
+		return
 	}
 	s.mu.Unlock()
-	if end {
-		for _, f := range subs {
-			srv.unsubscribe(s, f)
-		}
-		srv.regMu.Lock()
-		if srv.sessions[s.id] == s {
-			delete(srv.sessions, s.id)
-		}
-		srv.regMu.Unlock()
+	srv.endSession(s, 0, false)
+}
+
+// neverExpire is the Session Expiry Interval of a session that does not
+// expire (MQTT 5 section 3.1.2.11.2).
+const neverExpire = 0xFFFFFFFF
+
+// expire ends an offline session whose expiry interval has passed,
+// unless it has been attached again since the timer of generation gen
+// was set.
+func (srv *Server) expire(s *session, gen uint64) {
+	srv.endSession(s, gen, true)
+}
+
+// endSession removes session s: its subscriptions, queue and state go,
+// and a will waiting for its delay is sent now (the end of a session
+// sends it, section 3.1.2.5). With checkGen, nothing happens if s was
+// attached again after generation gen.
+func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
+	s.mu.Lock()
+	if s.removed || s.conn != nil || checkGen && s.gen != gen {
+		s.mu.Unlock()
+		return
 	}
+	s.removed = true
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+		s.expTimer = nil
+	}
+	subs := make([]string, 0, len(s.subs))
+	for f := range s.subs {
+		subs = append(subs, f)
+	}
+	s.resetState()
+	will := s.takeWill()
+	s.mu.Unlock()
+	for _, f := range subs {
+		srv.unsubscribe(s, f)
+	}
+	srv.regMu.Lock()
+	if srv.sessions[s.id] == s {
+		delete(srv.sessions, s.id)
+	}
+	srv.regMu.Unlock()
+	if checkGen {
+		srv.cfg.log.Debug("session expired", "client", s.id)
+	}
+	if will != nil {
+		srv.sendWill(will)
+	}
+}
+
+// endTimers runs when the server stops: the sessions end with the
+// process, so the wills waiting for their delay are sent now, and no
+// expiry timer fires afterwards.
+func (srv *Server) endTimers() {
+	srv.regMu.Lock()
+	all := make([]*session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		all = append(all, s)
+	}
+	srv.regMu.Unlock()
+	for _, s := range all {
+		s.mu.Lock()
+		s.gen++
+		if s.expTimer != nil {
+			s.expTimer.Stop()
+			s.expTimer = nil
+		}
+		w := s.takeWill()
+		s.mu.Unlock()
+		if w != nil {
+			srv.sendWill(w)
+		}
+	}
+}
+
+// takeWill removes and returns the will waiting in s, stopping its
+// timer. Called with s.mu held.
+func (s *session) takeWill() *Message {
+	w := s.will
+	s.will = nil
+	if s.willTmr != nil {
+		s.willTmr.Stop()
+		s.willTmr = nil
+	}
+	return w
+}
+
+// delayWill keeps will m in session s until its delay has passed (or
+// the session ends, or resumes, whichever is first).
+func (srv *Server) delayWill(s *session, m *Message, delay time.Duration) {
+	s.mu.Lock()
+	if old := s.takeWill(); old != nil {
+		defer srv.sendWill(old) // cannot happen: one connection at a time
+	}
+	s.will = m
+	gen := s.gen
+	s.willTmr = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		if s.gen != gen || s.will != m {
+			s.mu.Unlock()
+			return
+		}
+		w := s.takeWill()
+		s.mu.Unlock()
+		srv.sendWill(w)
+	})
+	s.mu.Unlock()
 }
 
 var (

@@ -76,6 +76,7 @@ func (s *Server) sysLoop() {
 }
 
 func (s *Server) publishSys() {
+	s.retained.sweep(time.Now()) // so that the count below leaves expired messages out
 	st := s.Stats()
 	u := func(x uint64) []byte { return strconv.AppendUint(nil, x, 10) }
 	i := func(x int64) []byte { return strconv.AppendInt(nil, x, 10) }

@@ -273,6 +273,19 @@ func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
 		}
 	} else {
 		buf, err = p.p.Append(buf, v)
+		if err == nil && c.maxOut > 0 && len(buf)-start > int(c.maxOut) {
+			// Too large for the client [v5 MQTT-3.1.2-24]: without its
+			// Reason String and User Properties [v5 MQTT-3.2.2-19]
+			// [v5 MQTT-3.2.2-20] [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
+			// [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3], or not at all.
+			buf = buf[:start]
+			if props := diagnostics(p.p); props != nil {
+				props.ReasonString, props.User = "", nil
+			}
+			if buf, err = p.p.Append(buf, v); err == nil && len(buf)-start > int(c.maxOut) {
+				err = errTooLarge
+			}
+		}
 	}
 	if err != nil {
 		c.log.Error("cannot encode packet", "client", c.info.ClientID, "packet", p.t, "err", err)
@@ -285,8 +298,9 @@ func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
 }
 
 // appendOut encodes one message for the wire. A message larger than the
-// client's maximum packet size is not sent [v5 MQTT-3.1.2-25]: it is
-// counted as dropped and its packet id freed.
+// client's maximum packet size is not sent [v5 MQTT-3.1.2-24]: it is
+// counted as dropped and completed as if it had been sent
+// [v5 MQTT-3.1.2-25].
 func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 	if o.d.ctl != nil {
 		return c.appendCtrl(buf, ctrlPkt{p: o.d.ctl})
@@ -297,10 +311,14 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 		return b
 	}
 	p := o.d.wireForm(o.id, o.dup, c.version, now)
+	newAlias := c.outAlias(&p)
 	start := len(buf)
 	b, err := p.Append(buf, c.version)
 	if err == nil && c.maxOut > 0 && len(b)-start > int(c.maxOut) {
-		err = errTooLarge
+		err = errTooLarge // [v5 MQTT-3.1.2-24]
+	}
+	if err == nil && newAlias != 0 {
+		c.aliasOut[o.d.msg.Topic] = newAlias // the client knows it once this PUBLISH is sent
 	}
 	if err != nil {
 		if o.id != 0 {
@@ -315,4 +333,56 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
 	}
 	return b
+}
+
+// outAlias puts a topic alias in p when the client accepts them and
+// outbound aliases are on: the alias alone for a topic that has one, or
+// the topic and a new alias while the client's Topic Alias Maximum
+// allows [v5 MQTT-3.3.2-11] [v5 MQTT-3.1.2-26] [v5 MQTT-3.1.2-27]. It returns the new alias, which the caller
+// records once the packet is sent. Aliases live as long as the connection
+// [v5 MQTT-3.3.2-7]; a topic beyond the maximum goes without one.
+func (c *conn) outAlias(p *packet.Publish) uint16 {
+	if c.aliasMaxOut == 0 {
+		return 0
+	}
+	if a, ok := c.aliasOut[p.Topic]; ok {
+		p.Properties.TopicAlias = a
+		p.Topic = ""
+		return 0
+	}
+	if c.aliasOut == nil {
+		c.aliasOut = map[string]uint16{}
+	}
+	if len(c.aliasOut) >= int(c.aliasMaxOut) {
+		return 0
+	}
+	a := uint16(len(c.aliasOut) + 1)
+	p.Properties.TopicAlias = a
+	return a
+}
+
+// diagnostics returns the properties of a packet the broker sends that
+// may carry a Reason String and User Properties, nil for others.
+func diagnostics(p packet.Packet) *packet.Properties {
+	switch p := p.(type) {
+	case *packet.Puback:
+		return &p.Properties
+	case *packet.Pubrec:
+		return &p.Properties
+	case *packet.Pubrel:
+		return &p.Properties
+	case *packet.Pubcomp:
+		return &p.Properties
+	case *packet.Suback:
+		return &p.Properties
+	case *packet.Unsuback:
+		return &p.Properties
+	case *packet.Disconnect:
+		return &p.Properties
+	case *packet.Auth:
+		return &p.Properties
+	case *packet.Connack:
+		return &p.Properties
+	}
+	return nil
 }

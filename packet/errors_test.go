@@ -254,7 +254,7 @@ func errCases() []errCase {
 		{"CONNACK subscription identifiers available 2", V5, b("20", "05", "00", "00", "02", "29 02"), pe, "v5 noid:prop-range"},
 		{"CONNACK shared subscription available 2", V5, b("20", "05", "00", "00", "02", "2a 02"), pe, "v5 noid:prop-range"},
 		{"CONNACK receive maximum 0", V5, b("20", "06", "00", "00", "03", "21 0000"), pe, "v5 noid:prop-range"},
-		{"PUBLISH topic alias 0", V5, b("30", "07", "0001 74", "03", "23 0000"), pe, "v5 MQTT-3.3.2-8"},
+		{"PUBLISH topic alias 0", V5, b("30", "07", "0001 74", "03", "23 0000"), TopicAliasInvalid, "v5 MQTT-3.3.2-8"},
 		{"SUBSCRIBE subscription id 0", V5, b("82", "09", "0001", "02", "0b 00", "0001 74", "00"), pe, "v5 noid:subid-0"},
 		{"PUBLISH subscription id 0", V5, b("30", "06", "0001 74", "02", "0b 00"), pe, "v5 noid:subid-0"},
 

@@ -182,7 +182,7 @@ func fzCheckErr(t *testing.T, what string, data []byte, err error) {
 		t.Fatalf("%s: error %T %v is neither io.ErrUnexpectedEOF nor a *ProtocolError", what, err, err)
 	}
 	switch pe.Code {
-	case MalformedPacket, ProtocolErrorCode, TopicNameInvalid, UnsupportedProtocolVersion, PacketTooLarge:
+	case MalformedPacket, ProtocolErrorCode, TopicNameInvalid, TopicAliasInvalid, UnsupportedProtocolVersion, PacketTooLarge:
 	default:
 		t.Fatalf("%s: unexpected reason code in %v", what, pe)
 	}

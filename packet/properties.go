@@ -324,7 +324,7 @@ func (p *Properties) decode(d *decoder, ctx Type) {
 		case PropTopicAlias:
 			p.TopicAlias = d.u16()
 			if d.err == nil && p.TopicAlias == 0 {
-				d.fail(protoErr(d.t, "v5 MQTT-3.3.2-8", "topic alias 0")) // [v5 MQTT-3.3.2-8]
+				d.fail(&ProtocolError{Code: TopicAliasInvalid, Packet: d.t, Spec: "v5 MQTT-3.3.2-8", Msg: "topic alias 0"}) // [v5 MQTT-3.3.2-8], answered with 0x94 (section 3.3.2.3.4)
 			}
 		case PropMaximumQoS:
 			p.MaximumQoS = d.u8()

@@ -20,6 +20,22 @@ import (
 // ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"). [HashPassword] and
 // [PasswdCommand] make them.
 //
+// A line may also carry the user's SCRAM credentials, for MQTT 5
+// enhanced authentication with SCRAM-SHA-256 and SCRAM-SHA-512 (see
+// [SCRAM] and [PasswordFile.SCRAMMethods]), as further ':'-separated
+// fields after the hash, at most one per mechanism, in any order:
+//
+//	alice:$2a$12$...:$scram-sha-256$i=4096$<salt>$<StoredKey>$<ServerKey>:$scram-sha-512$i=4096$<salt>$<StoredKey>$<ServerKey>
+//
+// with the salt and keys in standard base64 (written unpadded; padding is
+// accepted), the iteration count between 4096 and [MaxSCRAMIterations],
+// a salt of 8 to 1024 bytes and keys of the hash's size (32 bytes for
+// SHA-256, 64 for SHA-512). SCRAM cannot use the bcrypt or argon2id hash,
+// so tern passwd writes these fields whenever it sets a password (see
+// [HashOptions].NoSCRAM). Files without them load as before; their users
+// can log in with a password but not with SCRAM. Mosquitto and versions
+// of Tern before SCRAM do not read lines with SCRAM fields.
+//
 // Set the option fields before the broker starts; do not change them
 // while it runs. Authenticate and Reload are safe for concurrent use.
 type PasswordFile struct {
@@ -58,12 +74,17 @@ type userTable struct {
 	// known ones. It has the cost of the file's most common hash kind; nil
 	// when the file has no users.
 	dummy *credential
+	// scram holds the SCRAM credentials of the users that have them, by
+	// user and mechanism name; scramIter is, per mechanism, the most
+	// common iteration count, which unknown users are told.
+	scram     map[string]scramSet
+	scramIter map[string]int
 }
 
 // LoadPasswordFile reads and checks a password file. The error names the
 // file and line of the first problem: a line without ':', an empty
-// username or hash, a duplicate user, or a hash that is neither bcrypt
-// nor argon2id.
+// username or hash, a duplicate user, a hash that is neither bcrypt nor
+// argon2id, or a malformed or repeated SCRAM field.
 func LoadPasswordFile(path string) (*PasswordFile, error) {
 	p := &PasswordFile{path: path}
 	if err := p.Reload(); err != nil {
@@ -88,14 +109,24 @@ func (p *PasswordFile) Reload() error {
 	if err != nil {
 		return err
 	}
-	t := &userTable{creds: make(map[string]*credential, len(lines))}
+	t := &userTable{creds: make(map[string]*credential, len(lines)), scram: map[string]scramSet{}, scramIter: map[string]int{}}
 	count := map[string]int{}
+	iterCount := map[string]map[int]int{} // mechanism -> iterations -> users
 	var common *credential
 	for _, l := range lines {
 		if l.user == "" {
 			continue
 		}
 		t.creds[l.user] = l.cred
+		if len(l.scram) > 0 {
+			t.scram[l.user] = l.scram
+			for mech, c := range l.scram {
+				if iterCount[mech] == nil {
+					iterCount[mech] = map[int]int{}
+				}
+				iterCount[mech][c.Iterations]++
+			}
+		}
 		k := l.cred.kind()
 		count[k]++
 		if common == nil || count[k] > count[common.kind()] {
@@ -105,12 +136,30 @@ func (p *PasswordFile) Reload() error {
 	if common != nil {
 		t.dummy = dummyCredential(common)
 	}
+	for mech, counts := range iterCount {
+		best := 0
+		for iter, n := range counts {
+			if n > counts[best] || n == counts[best] && iter < best {
+				best = iter
+			}
+		}
+		t.scramIter[mech] = best
+	}
 	p.table.Store(t)
 	return nil
 }
 
 // Path returns the file's path.
 func (p *PasswordFile) Path() string { return p.path }
+
+// SCRAMLen returns the number of users with SCRAM credentials (for
+// either mechanism).
+func (p *PasswordFile) SCRAMLen() int {
+	if t := p.table.Load(); t != nil {
+		return len(t.scram)
+	}
+	return 0
+}
 
 // Len returns the number of users.
 func (p *PasswordFile) Len() int {
@@ -187,7 +236,8 @@ type pwLine struct {
 	user    string
 	hash    string
 	cred    *credential
-	problem error // lenient parsing: what is wrong with hash
+	scram   scramSet // nil when the line has no SCRAM fields
+	problem error    // lenient parsing: what is wrong with hash or the SCRAM fields
 }
 
 // parsePasswordLines parses a password file. Strictly, every hash must be
@@ -211,7 +261,7 @@ func parsePasswordLines(path string, data []byte, lenient bool) ([]pwLine, error
 			lines = append(lines, l)
 			continue
 		}
-		user, hash, ok := strings.Cut(t, ":")
+		user, rest, ok := strings.Cut(t, ":")
 		switch {
 		case !ok:
 			// Do not quote the line: it may be a password.
@@ -219,7 +269,8 @@ func parsePasswordLines(path string, data []byte, lenient bool) ([]pwLine, error
 		case user == "":
 			return nil, fmt.Errorf("%s:%d: empty username before ':'", path, n)
 		}
-		hash = strings.TrimSpace(hash)
+		fields := strings.Split(rest, ":")
+		hash := strings.TrimSpace(fields[0])
 		if hash == "" {
 			return nil, fmt.Errorf("%s:%d: user %q has no password hash after ':' (set one with tern passwd)", path, n, user)
 		}
@@ -237,7 +288,41 @@ func parsePasswordLines(path string, data []byte, lenient bool) ([]pwLine, error
 			l.problem = err
 		}
 		l.cred = cred
+		set, err := parseSCRAMFields(fields[1:])
+		if err != nil {
+			err = fmt.Errorf("%s:%d: user %q: %v", path, n, user, err)
+			if !lenient {
+				return nil, err
+			}
+			if l.problem == nil {
+				l.problem = err
+			}
+		}
+		l.scram = set
 		lines = append(lines, l)
 	}
 	return lines, nil
+}
+
+// parseSCRAMFields parses the SCRAM fields after a line's hash.
+func parseSCRAMFields(fields []string) (scramSet, error) {
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	set := make(scramSet, len(fields))
+	for _, f := range fields {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			return nil, errors.New("empty field after ':' (remove the extra ':', or set the password again with tern passwd)")
+		}
+		m, c, err := parseSCRAMField(f)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := set[m.Name()]; dup {
+			return nil, fmt.Errorf("two %s credentials: delete one (or set the password again with tern passwd)", m.Name())
+		}
+		set[m.Name()] = c
+	}
+	return set, nil
 }

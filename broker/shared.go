@@ -1,0 +1,239 @@
+package broker
+
+import (
+	"cmp"
+	"hash/maphash"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ternmq/tern/topic"
+)
+
+// Shared subscriptions (MQTT 5 section 4.8.2, offered to 3.1.1 clients
+// too): "$share/{group}/{filter}". The members of a group are stored in
+// a trie of their own under the inner filter, keyed by (group, session),
+// and each matching message goes to one member of each matching group,
+// chosen by Server.SharedStrategy among the members that are connected
+// (any member when none is). A delivery remembers its group, so that when
+// a member's connection ends, what it had not yet been sent, and the QoS 1
+// messages it had not acknowledged, go to another member.
+
+// shareKey identifies one member of one group in the shared trie.
+type shareKey struct {
+	group string
+	s     *session
+}
+
+// shareGroup is one shared subscription group: a share name and the
+// filter its members subscribed with. The round-robin position lives
+// here; one shareGroup per (name, filter) exists while the server runs.
+type shareGroup struct {
+	name, filter string
+	next         atomic.Uint64
+}
+
+type groupID struct{ name, filter string }
+
+// group returns the shareGroup of (name, filter), creating it.
+func (srv *Server) group(name, filter string) *shareGroup {
+	id := groupID{name, filter}
+	if g, ok := srv.groups.Load(id); ok {
+		return g.(*shareGroup)
+	}
+	g, _ := srv.groups.LoadOrStore(id, &shareGroup{name: name, filter: filter})
+	return g.(*shareGroup)
+}
+
+// shareMatch is one member of a group that a message matched.
+type shareMatch struct {
+	filter string
+	key    shareKey
+	sub    subscription
+}
+
+var shareMatchPool = sync.Pool{New: func() any { s := make([]shareMatch, 0, 16); return &s }}
+
+var hashSeed = maphash.MakeSeed()
+
+// routeShared delivers m to one member of each shared subscription group
+// whose filter matches, and returns the number of groups.
+func (srv *Server) routeShared(m *Message) int {
+	mp := shareMatchPool.Get().(*[]shareMatch)
+	ms := (*mp)[:0]
+	srv.shared.Match(m.Topic, func(f string, k shareKey, sub subscription) bool {
+		ms = append(ms, shareMatch{f, k, sub})
+		return true
+	})
+	// Group by (group, filter); members in subscription order, so that
+	// the choice is stable while the group does not change.
+	slices.SortFunc(ms, func(a, b shareMatch) int {
+		return cmp.Or(cmp.Compare(a.key.group, b.key.group), cmp.Compare(a.filter, b.filter), cmp.Compare(a.key.s.seq, b.key.s.seq))
+	})
+	n := 0
+	for i := 0; i < len(ms); {
+		j := i + 1
+		for j < len(ms) && ms[j].key.group == ms[i].key.group && ms[j].filter == ms[i].filter {
+			j++
+		}
+		srv.deliverShared(m, srv.group(ms[i].key.group, ms[i].filter), ms[i:j], nil, delivery{})
+		n++
+		i = j
+	}
+	clear(ms)
+	*mp = ms[:0]
+	shareMatchPool.Put(mp)
+	return n
+}
+
+// deliverShared gives m to one of members, a group's members that
+// matched it, skipping exclude. The first choice comes from the strategy;
+// connected members are tried before offline ones, and a member whose
+// queue refuses the message passes it to the next. prev, when it has a
+// message, is a delivery being moved from a member that left: it keeps
+// its QoS. It reports whether a member took the message.
+func (srv *Server) deliverShared(m *Message, g *shareGroup, members []shareMatch, exclude *session, prev delivery) bool {
+	n := len(members)
+	if n == 0 {
+		return false
+	}
+	var start int
+	switch srv.SharedStrategy {
+	case SharedRandom:
+		start = rand.IntN(n)
+	case SharedStickyClient:
+		start = int(maphash.String(hashSeed, m.From) % uint64(n))
+	case SharedHashTopic:
+		start = int(maphash.String(hashSeed, m.Topic) % uint64(n))
+	default:
+		start = int((g.next.Add(1) - 1) % uint64(n))
+	}
+	var why error = errNoMember
+	for pass := 0; pass < 2; pass++ {
+		for i := range n {
+			mb := &members[(start+i)%n]
+			s := mb.key.s
+			if s == exclude || (pass == 0) != s.online.Load() {
+				continue
+			}
+			d := delivery{msg: m, share: g}
+			if prev.msg != nil {
+				d = prev
+				d.share = g
+				d.qos = min(d.qos, mb.sub.QoS)
+			} else {
+				d.qos = min(m.QoS, mb.sub.QoS) // [v5 MQTT-4.8.2-3]
+				if mb.sub.RetainAsPublished {
+					d.retain = m.Retain
+				}
+			}
+			d.subIDs = nil
+			if mb.sub.SubID != 0 {
+				d.subIDs = []uint32{mb.sub.SubID}
+			}
+			if !srv.mayReceive(s, m) {
+				why = errDenied
+				continue
+			}
+			ok, err := s.deliver(srv, d)
+			if ok {
+				return true
+			}
+			why = err
+		}
+	}
+	if prev.msg == nil {
+		srv.dropped(members[start].key.s, m, why)
+	}
+	return false
+}
+
+var errNoMember = &dropError{"no member of the shared subscription group could take the message"}
+
+// subscribeShared adds s to the group of a "$share/" filter.
+func (srv *Server) subscribeShared(s *session, group, inner string, sub subscription) {
+	if !srv.shared.Add(inner, shareKey{group, s}, sub) {
+		srv.sharedSubs.Add(1)
+	}
+}
+
+// unsubscribeShared removes s from the group of a "$share/" filter.
+func (srv *Server) unsubscribeShared(s *session, group, inner string) bool {
+	if srv.shared.Remove(inner, shareKey{group, s}) {
+		srv.sharedSubs.Add(-1)
+		return true
+	}
+	return false
+}
+
+// handOver moves the shared subscription messages of session s, whose
+// connection has ended, to other members of their groups: those it had
+// not been sent yet, and the QoS 1 messages it had not acknowledged.
+// QoS 2 messages it was sent stay with it, to be completed when it
+// reconnects [v5 MQTT-4.8.2-4], and die with the session
+// [v5 MQTT-4.8.2-5]. A message no other member can take stays with s.
+func (srv *Server) handOver(s *session) {
+	s.mu.Lock()
+	var moving []delivery
+	if s.queue.hasShared() {
+		var keep ring
+		for s.queue.len() > 0 {
+			if d := s.queue.pop(); d.share != nil {
+				moving = append(moving, d)
+			} else {
+				keep.push(d)
+			}
+		}
+		s.queue = keep
+	}
+	for id, o := range s.inflight {
+		if o.share != nil && o.qos == 1 {
+			moving = append(moving, o.delivery)
+			delete(s.inflight, id)
+			s.ids.Free(id)
+		}
+	}
+	s.mu.Unlock()
+	if len(moving) == 0 {
+		return
+	}
+	var back []delivery
+	for _, d := range moving {
+		if !srv.passOn(s, d) {
+			back = append(back, d)
+		}
+	}
+	if len(back) > 0 {
+		s.mu.Lock()
+		for _, d := range back {
+			s.queue.push(d)
+		}
+		s.mu.Unlock()
+	}
+	srv.cfg.log.Debug("shared subscription messages handed over", "client", s.id, "moved", len(moving)-len(back), "kept", len(back))
+}
+
+// passOn delivers d, taken from session from, to another member of its
+// group.
+func (srv *Server) passOn(from *session, d delivery) bool {
+	g := d.share
+	var members []shareMatch
+	srv.shared.Match(d.msg.Topic, func(f string, k shareKey, sub subscription) bool {
+		if k.group == g.name && f == g.filter && k.s != from {
+			members = append(members, shareMatch{f, k, sub})
+		}
+		return true
+	})
+	slices.SortFunc(members, func(a, b shareMatch) int { return cmp.Compare(a.key.s.seq, b.key.s.seq) })
+	return srv.deliverShared(d.msg, g, members, from, d)
+}
+
+// isSharedFilter splits a "$share/{group}/{filter}" filter.
+func isSharedFilter(filter string) (group, inner string, ok bool) {
+	if !topic.IsShared(filter) {
+		return "", "", false
+	}
+	group, inner, ok, err := topic.ParseShare(filter)
+	return group, inner, ok && err == nil
+}
