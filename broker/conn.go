@@ -102,6 +102,7 @@ func newConn(srv *Server, nc net.Conn, lis Listener) *conn {
 
 // serve runs the connection to its end.
 func (c *conn) serve() {
+	defer c.srv.live.Add(-1)
 	c.r = packet.NewReader(countingReader{c.nc, &c.srv.stats.bytesIn})
 	c.r.MaxPacketSize = c.srv.cfg.maxPacketSize
 	ok := c.guard(c.connect)
@@ -116,11 +117,13 @@ func (c *conn) serve() {
 	// Handling the CONNECT (authentication, logging) grew this
 	// goroutine's stack; the read loop gets a fresh, small one and this
 	// goroutine ends, so an idle connection costs little memory.
+	c.srv.live.Add(1)
 	go c.run()
 }
 
 // run is the read loop of a connected client, then its teardown.
 func (c *conn) run() {
+	defer c.srv.live.Add(-1)
 	defer c.finish()
 	var err error
 	if !c.guard(func() bool { err = c.readLoop(); return true }) {

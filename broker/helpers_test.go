@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -44,8 +45,27 @@ func startServer(t testing.TB, srv *Server) string {
 		if err := <-errc; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
+		checkNoConnGoroutines(t, srv)
 	})
 	return l.Addr().String()
+}
+
+// checkNoConnGoroutines is the per-test leak check: once a server has
+// shut down, none of its connection goroutines (readers, writers) may
+// still run. It is exact per server, so it works for parallel tests,
+// where a process-wide goroutine count would not; goleak.VerifyTestMain
+// checks the whole package at the end.
+func checkNoConnGoroutines(t testing.TB, srv *Server) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.live.Load() != 0 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d connection goroutines still running after Shutdown:\n%s", srv.live.Load(), buf[:runtime.Stack(buf, true)])
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // rawClient speaks MQTT packet by packet, for black-box tests.

@@ -30,7 +30,7 @@ type AuthRequest struct {
 	// authentication (AuthMethod hooks only).
 	AuthMethod string
 	// Reauth is true when a connected client re-authenticates (AUTH with
-	// reason code 0x19); Connect is then the packet it connected with.
+	// reason code 0x19); Connect and Password are then nil.
 	Reauth bool
 }
 

@@ -146,6 +146,7 @@ type Server struct {
 	closed    bool
 	closing   atomic.Bool    // closed, readable without mu (under a session's lock)
 	connWG    sync.WaitGroup // one per connection goroutine set
+	live      atomic.Int64   // connection goroutines running (readers and writers), for leak checks
 	bgWG      sync.WaitGroup // background goroutines ($SYS, inline delivery)
 
 	inlines map[*session]struct{} // in-process subscriptions, guarded by mu
@@ -331,6 +332,7 @@ func (s *Server) serve(l net.Listener, info Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
+		s.live.Add(1)
 		go c.serve()
 	}
 }

@@ -25,6 +25,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // what is in the control queue, when a final packet has been sent, or
 // when a write fails. With RetryInterval set it stays, to keep time.
 func (c *conn) writeLoop() {
+	defer c.srv.live.Add(-1)
 	var retry <-chan time.Time
 	if c.srv.cfg.retryInterval > 0 && c.version != packet.V5 {
 		t := time.NewTicker(c.srv.cfg.retryInterval / 2)
@@ -87,6 +88,7 @@ func (c *conn) idleExit() bool {
 // startWriter starts the writer goroutine unless it runs or has finished.
 func (c *conn) startWriter() {
 	if !c.finished.Load() && c.running.CompareAndSwap(false, true) {
+		c.srv.live.Add(1)
 		go c.writeLoop()
 	}
 }
