@@ -66,6 +66,7 @@ type conn struct {
 	started     atomic.Bool   // the writer runs and the CONNACK is queued
 	disconnectd bool          // the client sent DISCONNECT (no will)
 	resend      bool          // the writer must resend in-flight messages first
+	resendIDs   []uint16      // in-flight messages the writer has yet to resend, in order
 	closeOnce   sync.Once
 	running     atomic.Bool // a writer goroutine runs
 	finished    atomic.Bool // the writer has stopped for good

@@ -176,15 +176,27 @@ func (c *conn) take() ([]out, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var outs []out
+	now := time.Now()
 	if c.resend {
 		c.resend = false
-		for _, id := range s.pendingResend() {
-			o := s.inflight[id]
-			o.sent = time.Now()
-			outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
-		}
+		c.resendIDs = s.pendingResend()
 	}
-	now := time.Now()
+	// Resend in the order first sent, within the in-flight window: a
+	// client that reconnects with a smaller Receive Maximum gets no more
+	// than it allows [v5 MQTT-3.3.4-9]; new messages wait behind them.
+	for len(c.resendIDs) > 0 && len(s.inflight)-len(c.resendIDs) < c.window && len(outs) < 256 {
+		id := c.resendIDs[0]
+		c.resendIDs = c.resendIDs[1:]
+		o := s.inflight[id]
+		if o == nil {
+			continue // acknowledged meanwhile
+		}
+		o.sent = now
+		outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
+	}
+	if len(c.resendIDs) > 0 {
+		return outs, len(outs) == 256
+	}
 	for len(outs) < 256 {
 		q := &s.backlog
 		if q.len() == 0 {
