@@ -82,11 +82,16 @@ func CheckUsername(user string) error {
 	return nil
 }
 
-// Set sets user's password, hashed as opts says: the user's line is
-// updated in place, or a new line is appended.
+// Set sets user's password, hashed as opts says, with SCRAM-SHA-256 and
+// SCRAM-SHA-512 credentials unless opts.NoSCRAM: the user's line is
+// replaced in place (SCRAM fields it had included), or a new line is
+// appended.
 func (f *EditablePasswordFile) Set(user, password string, opts HashOptions) error {
 	if err := CheckUsername(user); err != nil {
 		return err
+	}
+	if opts.NoSCRAM && opts.SCRAMIterations != 0 {
+		return errors.New("a SCRAM iteration count without SCRAM credentials")
 	}
 	h, err := HashPassword(password, opts)
 	if err != nil {
@@ -96,7 +101,24 @@ func (f *EditablePasswordFile) Set(user, password string, opts HashOptions) erro
 	if err != nil {
 		return err // cannot happen: HashPassword makes valid hashes
 	}
-	l := pwLine{text: user + ":" + h, user: user, hash: h, cred: cred}
+	text := user + ":" + h
+	var set scramSet
+	if !opts.NoSCRAM {
+		set = scramSet{}
+		for _, mech := range []string{SCRAMSHA256, SCRAMSHA512} {
+			field, err := SCRAMCredential(mech, password, opts.SCRAMIterations)
+			if err != nil {
+				return err
+			}
+			m, c, err := parseSCRAMField(field)
+			if err != nil {
+				return err // cannot happen: SCRAMCredential makes valid fields
+			}
+			set[m.Name()] = c
+			text += ":" + field
+		}
+	}
+	l := pwLine{text: text, user: user, hash: h, cred: cred, scram: set}
 	for i := range f.lines {
 		if f.lines[i].user == user {
 			f.lines[i] = l

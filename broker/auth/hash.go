@@ -52,6 +52,15 @@ type HashOptions struct {
 	// DefaultArgon2Threads). Both are ignored for bcrypt.
 	Argon2Memory  uint32
 	Argon2Threads uint8
+
+	// NoSCRAM leaves out the SCRAM-SHA-256 and SCRAM-SHA-512 credentials
+	// that [EditablePasswordFile.Set] writes after the hash by default
+	// (see [PasswordFile] for the format), so that the user can log in
+	// with a password only and the line stays readable by Mosquitto.
+	// SCRAMIterations is their iteration count (0 means
+	// [DefaultSCRAMIterations]). HashPassword ignores both.
+	NoSCRAM         bool
+	SCRAMIterations int
 }
 
 // HashPassword hashes password for a password file: a bcrypt hash

@@ -12,8 +12,8 @@ import (
 // PasswdArgs are the arguments of tern passwd, which mirrors
 // mosquitto_passwd:
 //
-//	tern passwd [-c] [--argon2] [--cost N] FILE USER     prompt for the password (twice)
-//	tern passwd [-c] -b [--argon2] [--cost N] FILE USER PASSWORD
+//	tern passwd [-c] [--argon2] [--cost N] [--no-scram | --scram-iterations N] FILE USER     prompt for the password (twice)
+//	tern passwd [-c] -b [--argon2] [--cost N] [--no-scram | --scram-iterations N] FILE USER PASSWORD
 //	tern passwd -D FILE USER
 type PasswdArgs struct {
 	File     string
@@ -24,11 +24,19 @@ type PasswdArgs struct {
 	Password string
 	Argon2   bool // hash with argon2id instead of bcrypt
 	Cost     int  // bcrypt cost, or argon2id passes with Argon2; 0 for the default
+	// NoSCRAM writes the password hash only, without the SCRAM-SHA-256
+	// and SCRAM-SHA-512 credentials written by default.
+	NoSCRAM bool
+	// SCRAMIterations is the iteration count of the SCRAM credentials
+	// (MinSCRAMIterations to MaxSCRAMIterations; 0 for
+	// DefaultSCRAMIterations).
+	SCRAMIterations int
 }
 
 // PasswdCommand runs tern passwd: it adds or changes a user's password in
 // a password file, or deletes a user, and writes the file back atomically
-// (see [EditablePasswordFile.WriteFile]). Without Batch it prompts on
+// (see [EditablePasswordFile.WriteFile]). Setting a password also writes
+// the user's SCRAM-SHA-256 and SCRAM-SHA-512 credentials, unless NoSCRAM. Without Batch it prompts on
 // stderr and reads the password twice from stdin, one line each; it does
 // not turn off the terminal's echo, which is the CLI's business. Problems
 // with other users' hashes, which would stop the broker from loading the
@@ -39,8 +47,12 @@ func PasswdCommand(args PasswdArgs, stdin io.Reader, stdout, stderr io.Writer) e
 		return errors.New("no password file given")
 	case args.User == "":
 		return errors.New("no username given")
-	case args.Delete && (args.Create || args.Batch || args.Password != "" || args.Argon2 || args.Cost != 0):
+	case args.Delete && (args.Create || args.Batch || args.Password != "" || args.Argon2 || args.Cost != 0 || args.NoSCRAM || args.SCRAMIterations != 0):
 		return errors.New("-D takes only a file and a username")
+	case args.NoSCRAM && args.SCRAMIterations != 0:
+		return errors.New("--scram-iterations and --no-scram contradict each other")
+	case args.SCRAMIterations != 0 && (args.SCRAMIterations < MinSCRAMIterations || args.SCRAMIterations > MaxSCRAMIterations):
+		return fmt.Errorf("SCRAM iteration count %d out of range %d to %d", args.SCRAMIterations, MinSCRAMIterations, MaxSCRAMIterations)
 	case args.Batch && args.Password == "":
 		return errors.New("-b needs a password after the username")
 	case !args.Batch && args.Password != "":
@@ -78,7 +90,7 @@ func PasswdCommand(args PasswdArgs, stdin io.Reader, stdout, stderr io.Writer) e
 				return err
 			}
 		}
-		opts := HashOptions{Argon2: args.Argon2, Cost: args.Cost}
+		opts := HashOptions{Argon2: args.Argon2, Cost: args.Cost, NoSCRAM: args.NoSCRAM, SCRAMIterations: args.SCRAMIterations}
 		if err := f.Set(args.User, password, opts); err != nil {
 			return err
 		}

@@ -29,8 +29,10 @@ const (
 	// makes the SCRAM credentials the weaker part of a stolen file.
 	DefaultSCRAMIterations = scram.DefaultIterations
 
-	// MaxSCRAMIterations is the largest iteration count accepted in a
-	// password file, the most Tern's own client agrees to compute.
+	// MinSCRAMIterations and MaxSCRAMIterations bound the iteration
+	// counts accepted in a password file: RFC 7677's minimum, and the
+	// most Tern's own client agrees to compute.
+	MinSCRAMIterations = scram.MinIterations
 	MaxSCRAMIterations = scram.DefaultMaxIterations
 
 	minSCRAMSalt = 8
@@ -62,8 +64,8 @@ func SCRAMCredential(mechanism, password string, iterations int) (string, error)
 	if iterations == 0 {
 		iterations = DefaultSCRAMIterations
 	}
-	if iterations < scram.MinIterations || iterations > MaxSCRAMIterations {
-		return "", fmt.Errorf("SCRAM iteration count %d out of range %d to %d", iterations, scram.MinIterations, MaxSCRAMIterations)
+	if iterations < MinSCRAMIterations || iterations > MaxSCRAMIterations {
+		return "", fmt.Errorf("SCRAM iteration count %d out of range %d to %d", iterations, MinSCRAMIterations, MaxSCRAMIterations)
 	}
 	c, err := m.NewCredentials(password, iterations)
 	if err != nil {
@@ -111,8 +113,8 @@ func parseSCRAMField(f string) (*scram.Mechanism, scram.Credentials, error) {
 	if err != nil || v[0] == '+' || v[0] == '-' {
 		return nil, scram.Credentials{}, bad(fmt.Sprintf("iteration count %q is not a number", v))
 	}
-	if n < scram.MinIterations || n > MaxSCRAMIterations {
-		return nil, scram.Credentials{}, bad(fmt.Sprintf("iteration count %d is outside %d to %d", n, scram.MinIterations, MaxSCRAMIterations))
+	if n < MinSCRAMIterations || n > MaxSCRAMIterations {
+		return nil, scram.Credentials{}, bad(fmt.Sprintf("iteration count %d is outside %d to %d", n, MinSCRAMIterations, MaxSCRAMIterations))
 	}
 	c := scram.Credentials{Iterations: n}
 	for i, dst := range []*[]byte{&c.Salt, &c.StoredKey, &c.ServerKey} {

@@ -22,13 +22,14 @@ var layers = map[string][]string{
 	"packet":            {},
 	"session":           {"packet", "topic", "store"},
 	"broker":            {"packet", "topic", "transport", "session", "store", "backplane"},
-	"broker/auth":       {"broker", "packet", "topic", "transport", "session", "store"},
+	"broker/auth":       {"broker", "packet", "topic", "transport", "session", "store", "internal/scram"},
 	"cmd/tern":          {"*"},
 	"topic":             {},
 	"transport":         {},
 	"internal/archtest": {},
 	"internal/testpki":  {},
 	"internal/loadgen":  {"packet", "topic", "transport"},
+	"internal/scram":    {},
 }
 
 func TestImportDirection(t *testing.T) {

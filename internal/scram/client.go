@@ -14,7 +14,7 @@ import (
 type Client struct {
 	// Nonce, if set before First, is the client nonce instead of a random
 	// one. It is for tests that replay a known exchange; a fixed nonce
-	// makes the exchange replayable.
+	// makes the exchange replayable. After First it holds the nonce sent.
 	Nonce string
 	// MaxIterations is the largest iteration count the client accepts
 	// from the server (0 means [DefaultMaxIterations]).

@@ -37,7 +37,7 @@
 //   - A user the store does not know ([ErrUnknownUser]) gets a made-up
 //     salt, stable for the user name while the process runs, and fails at
 //     the proof as a wrong password does, so the exchange does not reveal
-//     which users exist (RFC 5802 section 5.1).
+//     which users exist.
 //   - Every malformed message is an [*Error] naming what is wrong, with
 //     the RFC's server-error-value; parsing never panics (FuzzServer).
 package scram

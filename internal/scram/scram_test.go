@@ -217,9 +217,9 @@ func TestTamperedNonce(t *testing.T) {
 	// Server side: the client-final-message's nonce must be the
 	// exchange's.
 	for _, final := range []string{
-		strings.Replace(rfcClientFinal, "k0,", "k1,", 1),  // server part changed
+		strings.Replace(rfcClientFinal, "k0,", "k1,", 1),   // server part changed
 		strings.Replace(rfcClientFinal, "rOpr", "rOpX", 1), // client part changed
-		strings.Replace(rfcClientFinal, "k0,", ",", 1),    // server part cut
+		strings.Replace(rfcClientFinal, "k0,", ",", 1),     // server part cut
 	} {
 		s := NewServer(SHA256, rfcStore(t))
 		s.Nonce = rfcServerNonce
