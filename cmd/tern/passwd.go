@@ -18,7 +18,10 @@ func newPasswdCmd() *cobra.Command {
 		Long: `Create or edit a password file for tern broker --password-file.
 
 Passwords are stored as salted bcrypt hashes (or argon2id with --argon2),
-one "user:hash" per line; files made with htpasswd -B work too.
+one "user:hash" per line; files made with htpasswd -B work too. Each line
+also carries the user's SCRAM-SHA-256 and SCRAM-SHA-512 credentials, for
+MQTT 5 clients that authenticate with SCRAM (enhanced authentication);
+--no-scram leaves them out.
 
   tern passwd -c FILE USER          create FILE (or overwrite it) and prompt for USER's password
   tern passwd FILE USER             add or change USER, prompting for the password
@@ -44,5 +47,8 @@ one "user:hash" per line; files made with htpasswd -B work too.
 	fl.BoolVarP(&a.Delete, "delete", "D", false, "delete the user")
 	fl.BoolVar(&a.Argon2, "argon2", false, "hash with argon2id instead of bcrypt")
 	fl.IntVar(&a.Cost, "cost", 0, "bcrypt cost (default 12), or argon2id passes with --argon2")
+	fl.BoolVar(&a.NoSCRAM, "no-scram", false, "store no SCRAM-SHA-256 / SCRAM-SHA-512 credentials for the user")
+	fl.IntVar(&a.SCRAMIterations, "scram-iterations", 0, fmt.Sprintf("PBKDF2 iterations of the SCRAM credentials (%d to %d; default %d)",
+		auth.MinSCRAMIterations, auth.MaxSCRAMIterations, auth.DefaultSCRAMIterations))
 	return cmd
 }
