@@ -187,7 +187,9 @@ func (c *conn) connect() bool {
 		ack := &packet.Connack{ReasonCode: code}
 		if !v5 {
 			ack.ReasonCode = code.V3Connack()
-		} else if cp.Properties.RequestProblemInfo == 0 || !cp.Properties.Has(packet.PropRequestProblemInfo) {
+		} else {
+			// A CONNACK may carry a Reason String whatever Request Problem
+			// Information says [v5 MQTT-3.1.2-29].
 			ack.Properties.ReasonString = reason
 		}
 		c.writeDirect(ack)

@@ -33,6 +33,7 @@ type brokerConfig struct {
 	Listeners           []listenerConfig `yaml:"listeners"`
 	Auth                authConfig       `yaml:"auth"`
 	Limits              limitsConfig     `yaml:"limits"`
+	MQTT5               mqtt5Config      `yaml:"mqtt5"`
 	SysInterval         time.Duration    `yaml:"sys_interval"`
 	CopyPerSubscription bool             `yaml:"copy_per_subscription"`
 }
@@ -41,6 +42,10 @@ type authConfig struct {
 	PasswordFile   string `yaml:"password_file"`
 	AllowAnonymous *bool  `yaml:"allow_anonymous"`
 	ACLFile        string `yaml:"acl_file"`
+	// SCRAM offers MQTT 5 enhanced authentication with SCRAM-SHA-256 and
+	// SCRAM-SHA-512 from the password file's SCRAM credentials. Unset:
+	// on whenever there is a password file.
+	SCRAM *bool `yaml:"scram"`
 }
 
 type limitsConfig struct {
@@ -52,6 +57,26 @@ type limitsConfig struct {
 	ConnectTimeout    time.Duration `yaml:"connect_timeout"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
 	RetryInterval     time.Duration `yaml:"retry_interval"`
+}
+
+// mqtt5Config sets the broker.Server fields that shape the MQTT 5
+// features. Several also apply to MQTT 3.1 / 3.1.1 clients (the session
+// expiry cap, maximum QoS, retain, wildcard and shared subscriptions).
+// Pointers tell an explicit 0 or false from an unset key; the positive
+// booleans map to the Server's *Unavailable fields.
+type mqtt5Config struct {
+	MaxSessionExpiry        time.Duration `yaml:"max_session_expiry"`  // 0: no cap
+	ReceiveMaximum          int           `yaml:"receive_maximum"`     // 1..65535, 0: 65535
+	TopicAliasMaximum       *int          `yaml:"topic_alias_maximum"` // 0 or negative: no aliases
+	OutboundTopicAliases    bool          `yaml:"outbound_topic_aliases"`
+	MaximumQoS              *int          `yaml:"maximum_qos"`
+	RetainAvailable         *bool         `yaml:"retain_available"`
+	WildcardSubscriptions   *bool         `yaml:"wildcard_subscriptions"`
+	SubscriptionIdentifiers *bool         `yaml:"subscription_identifiers"`
+	SharedSubscriptions     *bool         `yaml:"shared_subscriptions"`
+	SharedStrategy          string        `yaml:"shared_strategy"`   // round-robin, random, sticky-client, hash-topic
+	ServerKeepAlive         time.Duration `yaml:"server_keep_alive"` // 0: the client's own
+	ResponseInformation     string        `yaml:"response_information"`
 }
 
 type listenerConfig struct {
@@ -69,6 +94,7 @@ var sectionNames = map[string]string{
 	"brokerConfig":   "the top level",
 	"authConfig":     "auth",
 	"limitsConfig":   "limits",
+	"mqtt5Config":    "mqtt5",
 	"listenerConfig": "a listener",
 }
 
@@ -84,6 +110,20 @@ var fieldNames = map[string]string{
 	"RetryInterval":       "limits.retry_interval (--retry-interval)",
 	"Listeners":           "listeners (--listen)",
 	"CopyPerSubscription": "copy_per_subscription",
+
+	"MaxSessionExpiry":                 "mqtt5.max_session_expiry (--max-session-expiry)",
+	"ReceiveMaximum":                   "mqtt5.receive_maximum (--receive-maximum)",
+	"TopicAliasMaximum":                "mqtt5.topic_alias_maximum (--topic-alias-maximum)",
+	"OutboundTopicAliases":             "mqtt5.outbound_topic_aliases (--outbound-topic-aliases)",
+	"MaximumQoS":                       "mqtt5.maximum_qos (--maximum-qos)",
+	"RetainUnavailable":                "mqtt5.retain_available (--no-retain)",
+	"WildcardSubscriptionsUnavailable": "mqtt5.wildcard_subscriptions (--no-wildcard-subscriptions)",
+	"SubscriptionIDsUnavailable":       "mqtt5.subscription_identifiers (--no-subscription-ids)",
+	"SharedSubscriptionsUnavailable":   "mqtt5.shared_subscriptions (--no-shared-subscriptions)",
+	"SharedStrategy":                   "mqtt5.shared_strategy (--shared-strategy)",
+	"ServerKeepAlive":                  "mqtt5.server_keep_alive (--server-keep-alive)",
+	"ResponseInformation":              "mqtt5.response_information (--response-information)",
+	"AuthMethods":                      "auth.scram (--scram)",
 }
 
 type brokerFlags struct {
@@ -103,18 +143,35 @@ type brokerFlags struct {
 	writeTimeout   time.Duration
 	retryInterval  time.Duration
 	sysInterval    time.Duration
+
+	scram bool
+
+	maxSessionExpiry        time.Duration
+	receiveMaximum          int
+	topicAliasMaximum       int
+	outboundTopicAliases    bool
+	maximumQoS              int
+	noRetain                bool
+	noWildcardSubscriptions bool
+	noSubscriptionIDs       bool
+	noSharedSubscriptions   bool
+	sharedStrategy          string
+	serverKeepAlive         time.Duration
+	responseInformation     string
 }
 
-func newBrokerCmd() *cobra.Command {
-	var f brokerFlags
+func newBrokerCmd() *cobra.Command { return brokerCommand(new(brokerFlags)) }
+
+// brokerCommand returns tern broker with its flags bound to f.
+func brokerCommand(f *brokerFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run an MQTT broker",
 		Long: `Run an MQTT 3.1 / 3.1.1 / 5.0 broker.
 
 With no configuration it listens on 127.0.0.1:1883 only and lets every
-client in. Listeners, authentication, ACLs and limits come from flags or a
-YAML file (--config); flags override the file.
+client in. Listeners, authentication, ACLs, limits and the MQTT 5 features
+come from flags or a YAML file (--config); flags override the file.
 
 Listener URLs for --listen (repeatable):
   tcp://HOST:PORT            plain MQTT
@@ -130,7 +187,7 @@ MQTT 5 clients are told 0x8B); SIGHUP reloads the password and ACL files.`,
   tern broker --config tern.yaml --log-level trace`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBroker(cmd, &f)
+			return runBroker(cmd, f)
 		},
 	}
 	fl := cmd.Flags()
@@ -150,6 +207,21 @@ MQTT 5 clients are told 0x8B); SIGHUP reloads the password and ACL files.`,
 	fl.DurationVar(&f.writeTimeout, "write-timeout", 0, "time a client may stall a write before it is dropped (default 30s)")
 	fl.DurationVar(&f.retryInterval, "retry-interval", 0, "resend unacknowledged messages to 3.1.1 clients after this long (default: on reconnect only)")
 	fl.DurationVar(&f.sysInterval, "sys-interval", 0, "$SYS update interval (default 10s; negative disables)")
+	fl.BoolVar(&f.scram, "scram", false, "with a password file, offer MQTT 5 enhanced authentication SCRAM-SHA-256 and SCRAM-SHA-512 (default true; --scram=false turns it off)")
+
+	// MQTT 5 features.
+	fl.DurationVar(&f.maxSessionExpiry, "max-session-expiry", 0, "cap on the session expiry clients ask for; also the expiry of MQTT 3.1.1 persistent sessions (default 0: no cap)")
+	fl.IntVar(&f.receiveMaximum, "receive-maximum", 0, "unacknowledged QoS 1/2 messages an MQTT 5 client may send, 1 to 65535 (default 65535)")
+	fl.IntVar(&f.topicAliasMaximum, "topic-alias-maximum", 0, "topic aliases an MQTT 5 client may set, up to 65535; 0 turns them off (default 64)")
+	fl.BoolVar(&f.outboundTopicAliases, "outbound-topic-aliases", false, "use topic aliases in messages to MQTT 5 clients that accept them")
+	fl.IntVar(&f.maximumQoS, "maximum-qos", 0, "highest QoS accepted from clients and granted to subscriptions: 0, 1 or 2 (default 2)")
+	fl.BoolVar(&f.noRetain, "no-retain", false, "turn retained messages off (MQTT 5 Retain Available 0)")
+	fl.BoolVar(&f.noWildcardSubscriptions, "no-wildcard-subscriptions", false, "refuse subscriptions with + or #")
+	fl.BoolVar(&f.noSubscriptionIDs, "no-subscription-ids", false, "refuse MQTT 5 subscription identifiers")
+	fl.BoolVar(&f.noSharedSubscriptions, "no-shared-subscriptions", false, "refuse $share/ subscriptions")
+	fl.StringVar(&f.sharedStrategy, "shared-strategy", "", "member of a shared subscription group that gets a message: round-robin (default), random, sticky-client or hash-topic")
+	fl.DurationVar(&f.serverKeepAlive, "server-keep-alive", 0, "keep alive imposed on MQTT 5 clients, 1s to 65535s (default 0: the client's own)")
+	fl.StringVar(&f.responseInformation, "response-information", "", "Response Information for MQTT 5 clients that ask for it; %c is the client id (default \"tern/response/%c\")")
 	return cmd
 }
 
@@ -279,8 +351,20 @@ func buildServer(cmd *cobra.Command, f *brokerFlags, stderr io.Writer) (*broker.
 		srv.SysInterval = f.sysInterval
 	}
 	srv.CopyPerSubscription = cfg.CopyPerSubscription
+	if err := applyMQTT5(srv, cfg.MQTT5, f, changed); err != nil {
+		return nil, nil, nil, err
+	}
 
 	var reload []reloader
+	// SCRAM (MQTT 5 enhanced authentication) is on by default with a
+	// password file; scramSet says the user asked for it explicitly.
+	scram, scramSet := true, false
+	if cfg.Auth.SCRAM != nil {
+		scram, scramSet = *cfg.Auth.SCRAM, true
+	}
+	if changed("scram") {
+		scram, scramSet = f.scram, true
+	}
 	if pf := pick("password-file", f.passwordFile, cfg.Auth.PasswordFile); pf != "" {
 		p, err := auth.LoadPasswordFile(pf)
 		if err != nil {
@@ -296,6 +380,15 @@ func buildServer(cmd *cobra.Command, f *brokerFlags, stderr io.Writer) (*broker.
 		}
 		srv.Authenticator = p
 		reload = append(reload, p)
+		if scram {
+			srv.AuthMethods = scramMethods(p)
+			if scramSet && p.SCRAMLen() == 0 {
+				srv.Logger.Warn("auth.scram is on but no user in the password file has SCRAM credentials yet; set their passwords again with tern passwd",
+					"file", pf)
+			}
+		}
+	} else if scram && scramSet {
+		return nil, nil, nil, errors.New("auth.scram (--scram): SCRAM needs a password file (auth.password_file, --password-file)")
 	}
 	if af := pick("acl-file", f.aclFile, cfg.Auth.ACLFile); af != "" {
 		a, err := auth.LoadACLFile(af)
@@ -309,6 +402,95 @@ func buildServer(cmd *cobra.Command, f *brokerFlags, stderr io.Writer) (*broker.
 		return nil, nil, nil, fmt.Errorf("invalid configuration:\n%s", renameFields(err.Error()))
 	}
 	return srv, level, reload, nil
+}
+
+// scramMethods returns the MQTT 5 enhanced authentication methods a
+// password file serves (auth.scram, --scram): SCRAM-SHA-256 and
+// SCRAM-SHA-512 by name, for broker.Server.AuthMethods. They read the
+// file's current users at each exchange, so SIGHUP reloads apply to them.
+func scramMethods(p *auth.PasswordFile) map[string]broker.AuthMethod { return p.SCRAMMethods() }
+
+// applyMQTT5 sets the MQTT 5 feature fields of srv from the mqtt5 section
+// of the file and the flags that override it. Values the Server cannot
+// hold are refused here; the rest is left to Server.Validate, whose
+// field names fieldNames translates.
+func applyMQTT5(srv *broker.Server, m mqtt5Config, f *brokerFlags, changed func(string) bool) error {
+	if changed("max-session-expiry") {
+		m.MaxSessionExpiry = f.maxSessionExpiry
+	}
+	if changed("receive-maximum") {
+		m.ReceiveMaximum = f.receiveMaximum
+	}
+	if changed("topic-alias-maximum") {
+		m.TopicAliasMaximum = &f.topicAliasMaximum
+	}
+	if changed("outbound-topic-aliases") {
+		m.OutboundTopicAliases = f.outboundTopicAliases
+	}
+	if changed("maximum-qos") {
+		m.MaximumQoS = &f.maximumQoS
+	}
+	for _, b := range []struct {
+		flag string
+		val  bool
+		dst  **bool
+	}{
+		{"no-retain", f.noRetain, &m.RetainAvailable},
+		{"no-wildcard-subscriptions", f.noWildcardSubscriptions, &m.WildcardSubscriptions},
+		{"no-subscription-ids", f.noSubscriptionIDs, &m.SubscriptionIdentifiers},
+		{"no-shared-subscriptions", f.noSharedSubscriptions, &m.SharedSubscriptions},
+	} {
+		if changed(b.flag) {
+			available := !b.val
+			*b.dst = &available
+		}
+	}
+	if changed("server-keep-alive") {
+		m.ServerKeepAlive = f.serverKeepAlive
+	}
+	if changed("shared-strategy") {
+		m.SharedStrategy = f.sharedStrategy
+	}
+	if changed("response-information") {
+		m.ResponseInformation = f.responseInformation
+	}
+
+	srv.MaxSessionExpiry = m.MaxSessionExpiry
+	if m.ReceiveMaximum < 0 || m.ReceiveMaximum > 65535 {
+		return fmt.Errorf("mqtt5.receive_maximum (--receive-maximum) %d is outside 1..65535 (0 means 65535)", m.ReceiveMaximum)
+	}
+	srv.ReceiveMaximum = uint16(m.ReceiveMaximum)
+	if t := m.TopicAliasMaximum; t != nil {
+		// In the file and on the command line the value is what the
+		// CONNACK announces, so 0 means no aliases (the Server's 0 means
+		// the default).
+		srv.TopicAliasMaximum = *t
+		if *t <= 0 {
+			srv.TopicAliasMaximum = -1
+		}
+	}
+	srv.OutboundTopicAliases = m.OutboundTopicAliases
+	if q := m.MaximumQoS; q != nil {
+		if *q < 0 || *q > 255 {
+			return fmt.Errorf("mqtt5.maximum_qos (--maximum-qos) %d is not a QoS; use 0, 1 or 2", *q)
+		}
+		srv.MaximumQoS = broker.QoS(byte(*q)) // Validate refuses 3 and above
+	}
+	off := func(available *bool) bool { return available != nil && !*available }
+	srv.RetainUnavailable = off(m.RetainAvailable)
+	srv.WildcardSubscriptionsUnavailable = off(m.WildcardSubscriptions)
+	srv.SubscriptionIDsUnavailable = off(m.SubscriptionIdentifiers)
+	srv.SharedSubscriptionsUnavailable = off(m.SharedSubscriptions)
+	if m.SharedStrategy != "" {
+		st, err := broker.ParseSharedStrategy(m.SharedStrategy)
+		if err != nil {
+			return fmt.Errorf("mqtt5.shared_strategy (--shared-strategy): %w", err)
+		}
+		srv.SharedStrategy = st
+	}
+	srv.ServerKeepAlive = m.ServerKeepAlive
+	srv.ResponseInformation = m.ResponseInformation
+	return nil
 }
 
 // renameFields rewrites "MaxPacketSize: ..." lines of a Validate error

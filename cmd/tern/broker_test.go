@@ -6,39 +6,40 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/broker/auth"
+	"github.com/ternmq/tern/internal/scram"
 	"github.com/ternmq/tern/packet"
 )
 
 // buildFromArgs parses args as tern broker would and builds the server.
 func buildFromArgs(t *testing.T, args ...string) (*broker.Server, error) {
 	t.Helper()
+	srv, _, err := buildLogged(t, args...)
+	return srv, err
+}
+
+// buildLogged is buildFromArgs that also returns what the server's
+// logger wrote while it was built.
+func buildLogged(t *testing.T, args ...string) (*broker.Server, string, error) {
+	t.Helper()
 	var f brokerFlags
-	cmd := newBrokerCmd()
+	cmd := brokerCommand(&f)
 	cmd.RunE = nil
 	if err := cmd.ParseFlags(args); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	// The flags were bound to a fresh brokerFlags inside newBrokerCmd;
-	// read them back through cobra.
-	f.config, _ = cmd.Flags().GetString("config")
-	f.listen, _ = cmd.Flags().GetStringArray("listen")
-	f.logLevel, _ = cmd.Flags().GetString("log-level")
-	f.logFormat, _ = cmd.Flags().GetString("log-format")
-	f.passwordFile, _ = cmd.Flags().GetString("password-file")
-	f.aclFile, _ = cmd.Flags().GetString("acl-file")
-	f.maxPacketSize, _ = cmd.Flags().GetUint32("max-packet-size")
-	f.maxQueued, _ = cmd.Flags().GetInt("max-queued")
-	f.queuePolicy, _ = cmd.Flags().GetString("queue-policy")
-	f.maxInflight, _ = cmd.Flags().GetInt("max-inflight")
-	f.sysInterval, _ = cmd.Flags().GetDuration("sys-interval")
-	srv, _, _, err := buildServer(cmd, &f, &bytes.Buffer{})
-	return srv, err
+	var logs bytes.Buffer
+	srv, _, _, err := buildServer(cmd, &f, &logs)
+	return srv, logs.String(), err
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -71,6 +72,26 @@ func TestBrokerConfigErrorsNameTheField(t *testing.T) {
 		{"password file", []string{"--password-file", "/nonexistent/passwd"}, "auth.password_file (--password-file)"},
 		{"acl file", []string{"--acl-file", "/nonexistent/acl"}, "auth.acl_file (--acl-file)"},
 		{"missing config", []string{"-c", "/nonexistent/tern.yaml"}, "config file"},
+
+		// The mqtt5 section.
+		{"maximum_qos 3", []string{"-c", writeFile(t, "q.yaml", "mqtt5:\n  maximum_qos: 3\n")}, "mqtt5.maximum_qos (--maximum-qos): 3 is not a QoS"},
+		{"maximum_qos -1", []string{"-c", writeFile(t, "q2.yaml", "mqtt5:\n  maximum_qos: -1\n")}, "mqtt5.maximum_qos (--maximum-qos) -1 is not a QoS"},
+		{"--maximum-qos 3", []string{"--maximum-qos", "3"}, "mqtt5.maximum_qos (--maximum-qos): 3 is not a QoS"},
+		{"shared_strategy", []string{"-c", writeFile(t, "s.yaml", "mqtt5:\n  shared_strategy: nope\n")}, `mqtt5.shared_strategy (--shared-strategy): unknown shared subscription strategy "nope"`},
+		{"--shared-strategy", []string{"--shared-strategy", "fair"}, `mqtt5.shared_strategy (--shared-strategy): unknown shared subscription strategy "fair"`},
+		{"max_session_expiry", []string{"-c", writeFile(t, "e1.yaml", "mqtt5:\n  max_session_expiry: -1s\n")}, "mqtt5.max_session_expiry (--max-session-expiry): must not be negative"},
+		{"--max-session-expiry", []string{"--max-session-expiry", "-1h"}, "mqtt5.max_session_expiry (--max-session-expiry): must not be negative"},
+		{"server_keep_alive negative", []string{"-c", writeFile(t, "k1.yaml", "mqtt5:\n  server_keep_alive: -5s\n")}, "mqtt5.server_keep_alive (--server-keep-alive): -5s is outside 0..65535s"},
+		{"server_keep_alive large", []string{"--server-keep-alive", "70000s"}, "mqtt5.server_keep_alive (--server-keep-alive): 19h26m40s is outside 0..65535s"},
+		{"server_keep_alive small", []string{"--server-keep-alive", "500ms"}, "mqtt5.server_keep_alive (--server-keep-alive): 500ms is less than one second"},
+		{"topic_alias_maximum", []string{"-c", writeFile(t, "t.yaml", "mqtt5:\n  topic_alias_maximum: 70000\n")}, "mqtt5.topic_alias_maximum (--topic-alias-maximum): 70000 exceeds 65535"},
+		{"--topic-alias-maximum", []string{"--topic-alias-maximum", "65536"}, "mqtt5.topic_alias_maximum (--topic-alias-maximum): 65536 exceeds 65535"},
+		{"receive_maximum large", []string{"-c", writeFile(t, "r.yaml", "mqtt5:\n  receive_maximum: 70000\n")}, "mqtt5.receive_maximum (--receive-maximum) 70000 is outside 1..65535"},
+		{"--receive-maximum negative", []string{"--receive-maximum", "-1"}, "mqtt5.receive_maximum (--receive-maximum) -1 is outside 1..65535"},
+		{"unknown key in mqtt5", []string{"-c", writeFile(t, "u.yaml", "mqtt5:\n  maximum_qos: 1\n  retain: false\n")}, `line 3: unknown key "retain" in mqtt5`},
+		{"mqtt5 type error", []string{"-c", writeFile(t, "b.yaml", "mqtt5:\n  retain_available: maybe\n")}, "line 2"},
+		{"scram without password file", []string{"--scram"}, "auth.scram (--scram): SCRAM needs a password file"},
+		{"auth.scram without password file", []string{"-c", writeFile(t, "sc.yaml", "auth:\n  scram: true\n")}, "auth.scram (--scram): SCRAM needs a password file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := buildFromArgs(t, tc.args...)
@@ -116,6 +137,230 @@ copy_per_subscription: true
 	}
 }
 
+// TestBrokerConfigMQTT5 sets every key of the mqtt5 section to a value
+// other than its default and checks the Server fields.
+func TestBrokerConfigMQTT5(t *testing.T) {
+	cfg := writeFile(t, "tern.yaml", `
+mqtt5:
+  max_session_expiry: 1h
+  receive_maximum: 100
+  topic_alias_maximum: 5
+  outbound_topic_aliases: true
+  maximum_qos: 0
+  retain_available: false
+  wildcard_subscriptions: false
+  subscription_identifiers: false
+  shared_subscriptions: false
+  shared_strategy: hash-topic
+  server_keep_alive: 30s
+  response_information: "replies/%c"
+`)
+	srv, err := buildFromArgs(t, "-c", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.MaxSessionExpiry != time.Hour || srv.ReceiveMaximum != 100 || srv.TopicAliasMaximum != 5 || !srv.OutboundTopicAliases {
+		t.Errorf("expiry %v, receive maximum %d, topic alias maximum %d, outbound aliases %v",
+			srv.MaxSessionExpiry, srv.ReceiveMaximum, srv.TopicAliasMaximum, srv.OutboundTopicAliases)
+	}
+	if srv.MaximumQoS == nil || *srv.MaximumQoS != 0 {
+		t.Errorf("maximum_qos: 0 must mean QoS 0, got %s", qos(srv.MaximumQoS))
+	}
+	if !srv.RetainUnavailable || !srv.WildcardSubscriptionsUnavailable || !srv.SubscriptionIDsUnavailable || !srv.SharedSubscriptionsUnavailable {
+		t.Errorf("unavailable: retain %v, wildcard %v, subscription ids %v, shared %v", srv.RetainUnavailable,
+			srv.WildcardSubscriptionsUnavailable, srv.SubscriptionIDsUnavailable, srv.SharedSubscriptionsUnavailable)
+	}
+	if srv.SharedStrategy != broker.SharedHashTopic || srv.ServerKeepAlive != 30*time.Second || srv.ResponseInformation != "replies/%c" {
+		t.Errorf("strategy %v, server keep alive %v, response information %q", srv.SharedStrategy, srv.ServerKeepAlive, srv.ResponseInformation)
+	}
+
+	// Every strategy name, and topic_alias_maximum 0 or -1: no aliases.
+	for _, name := range []string{"round-robin", "random", "sticky-client", "hash-topic"} {
+		srv, err := buildFromArgs(t, "-c", writeFile(t, name+".yaml", "mqtt5:\n  shared_strategy: "+name+"\n"))
+		if err != nil || srv.SharedStrategy.String() != name {
+			t.Errorf("shared_strategy %s: got %v, %v", name, srv.SharedStrategy, err)
+		}
+	}
+	for _, v := range []string{"0", "-1"} {
+		srv, err := buildFromArgs(t, "-c", writeFile(t, "alias.yaml", "mqtt5:\n  topic_alias_maximum: "+v+"\n"))
+		if err != nil || srv.TopicAliasMaximum >= 0 {
+			t.Errorf("topic_alias_maximum %s: got %d, %v; want negative (none)", v, srv.TopicAliasMaximum, err)
+		}
+	}
+	// The positive booleans set to true, as written in the reference,
+	// leave everything available.
+	srv, err = buildFromArgs(t, "-c", writeFile(t, "on.yaml", `
+mqtt5:
+  retain_available: true
+  wildcard_subscriptions: true
+  subscription_identifiers: true
+  shared_subscriptions: true
+  maximum_qos: 2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.RetainUnavailable || srv.WildcardSubscriptionsUnavailable || srv.SubscriptionIDsUnavailable || srv.SharedSubscriptionsUnavailable {
+		t.Errorf("features turned off by true: %+v", srv)
+	}
+	if srv.MaximumQoS == nil || *srv.MaximumQoS != 2 {
+		t.Errorf("maximum_qos 2: got %s", qos(srv.MaximumQoS))
+	}
+}
+
+// qos shows a Server.MaximumQoS.
+func qos(q *byte) string {
+	if q == nil {
+		return "nil"
+	}
+	return strconv.Itoa(int(*q))
+}
+
+// TestBrokerMQTT5Defaults checks that no mqtt5 key and no flag leave
+// the Server's zero values, which select the documented defaults.
+func TestBrokerMQTT5Defaults(t *testing.T) {
+	for _, args := range [][]string{nil, {"-c", writeFile(t, "empty.yaml", "mqtt5: {}\n")}} {
+		srv, err := buildFromArgs(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if srv.MaxSessionExpiry != 0 || srv.ReceiveMaximum != 0 || srv.TopicAliasMaximum != 0 || srv.OutboundTopicAliases ||
+			srv.MaximumQoS != nil || srv.RetainUnavailable || srv.WildcardSubscriptionsUnavailable || srv.SubscriptionIDsUnavailable ||
+			srv.SharedSubscriptionsUnavailable || srv.SharedStrategy != broker.SharedRoundRobin || srv.ServerKeepAlive != 0 ||
+			srv.ResponseInformation != "" || srv.AuthMethods != nil {
+			t.Errorf("%v: not the zero MQTT 5 configuration: %+v", args, srv)
+		}
+	}
+}
+
+// TestBrokerMQTT5FlagsOverrideFile sets every key in the file and the
+// opposite with every flag.
+func TestBrokerMQTT5FlagsOverrideFile(t *testing.T) {
+	cfg := writeFile(t, "tern.yaml", `
+mqtt5:
+  max_session_expiry: 1h
+  receive_maximum: 100
+  topic_alias_maximum: 5
+  outbound_topic_aliases: true
+  maximum_qos: 0
+  retain_available: false
+  wildcard_subscriptions: false
+  subscription_identifiers: true
+  shared_subscriptions: true
+  shared_strategy: random
+  server_keep_alive: 30s
+  response_information: "replies/%c"
+`)
+	srv, err := buildFromArgs(t, "-c", cfg,
+		"--max-session-expiry", "10m", "--receive-maximum", "7", "--topic-alias-maximum", "0",
+		"--outbound-topic-aliases=false", "--maximum-qos", "1", "--no-retain=false",
+		"--no-wildcard-subscriptions=false", "--no-subscription-ids", "--no-shared-subscriptions",
+		"--shared-strategy", "sticky-client", "--server-keep-alive", "1m", "--response-information", "r/%c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.MaxSessionExpiry != 10*time.Minute || srv.ReceiveMaximum != 7 || srv.TopicAliasMaximum >= 0 || srv.OutboundTopicAliases {
+		t.Errorf("expiry %v, receive maximum %d, topic alias maximum %d, outbound aliases %v",
+			srv.MaxSessionExpiry, srv.ReceiveMaximum, srv.TopicAliasMaximum, srv.OutboundTopicAliases)
+	}
+	if srv.MaximumQoS == nil || *srv.MaximumQoS != 1 {
+		t.Errorf("maximum QoS %s, want 1", qos(srv.MaximumQoS))
+	}
+	if srv.RetainUnavailable || srv.WildcardSubscriptionsUnavailable || !srv.SubscriptionIDsUnavailable || !srv.SharedSubscriptionsUnavailable {
+		t.Errorf("unavailable: retain %v, wildcard %v, subscription ids %v, shared %v", srv.RetainUnavailable,
+			srv.WildcardSubscriptionsUnavailable, srv.SubscriptionIDsUnavailable, srv.SharedSubscriptionsUnavailable)
+	}
+	if srv.SharedStrategy != broker.SharedStickyClient || srv.ServerKeepAlive != time.Minute || srv.ResponseInformation != "r/%c" {
+		t.Errorf("strategy %v, server keep alive %v, response information %q", srv.SharedStrategy, srv.ServerKeepAlive, srv.ResponseInformation)
+	}
+
+	// A flag alone, and a flag over one key leaving the others alone.
+	srv, err = buildFromArgs(t, "--maximum-qos", "0", "--no-retain")
+	if err != nil || srv.MaximumQoS == nil || *srv.MaximumQoS != 0 || !srv.RetainUnavailable {
+		t.Fatalf("--maximum-qos 0 --no-retain: error %v, maximum QoS %v, retain unavailable %v", err, qos(srv.MaximumQoS), srv.RetainUnavailable)
+	}
+	srv, err = buildFromArgs(t, "-c", cfg, "--receive-maximum", "9")
+	if err != nil || srv.ReceiveMaximum != 9 || srv.TopicAliasMaximum != 5 || srv.SharedStrategy != broker.SharedRandom {
+		t.Errorf("one flag over the file: %+v %v", srv, err)
+	}
+}
+
+// passwordLine returns a password file line for user, with SCRAM
+// credentials if scram is set.
+func passwordLine(t *testing.T, user, password string, scram bool) string {
+	t.Helper()
+	line, err := auth.HashPassword(password, auth.HashOptions{Cost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line = user + ":" + line
+	for _, m := range []string{auth.SCRAMSHA256, auth.SCRAMSHA512} {
+		if !scram {
+			break
+		}
+		c, err := auth.SCRAMCredential(m, password, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line += ":" + c
+	}
+	return line + "\n"
+}
+
+// writePasswordFile writes a password file with alice (password
+// "wonderland", with SCRAM credentials) and bob ("builder", without).
+func writePasswordFile(t *testing.T) string {
+	t.Helper()
+	return writeFile(t, "passwd", passwordLine(t, "alice", "wonderland", true)+passwordLine(t, "bob", "builder", false))
+}
+
+func TestBrokerSCRAM(t *testing.T) {
+	pw := writePasswordFile(t)
+	plain := writeFile(t, "plain", passwordLine(t, "bob", "builder", false))
+	on := writeFile(t, "on.yaml", "auth:\n  password_file: "+pw+"\n  scram: true\n")
+	off := writeFile(t, "off.yaml", "auth:\n  password_file: "+pw+"\n  scram: false\n")
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		scram bool
+	}{
+		{"default with a password file", []string{"--password-file", pw}, true},
+		{"auth.scram true", []string{"-c", on}, true},
+		{"auth.scram false", []string{"-c", off}, false},
+		{"--scram=false over the file", []string{"-c", on, "--scram=false"}, false},
+		{"--scram over the file", []string{"-c", off, "--scram"}, true},
+		{"auth.scram false without a password file", []string{"-c", writeFile(t, "nopw.yaml", "auth:\n  scram: false\n")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := buildFromArgs(t, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.scram {
+				if srv.AuthMethods != nil {
+					t.Fatalf("AuthMethods %v, want none", srv.AuthMethods)
+				}
+				return
+			}
+			for _, m := range []string{auth.SCRAMSHA256, auth.SCRAMSHA512} {
+				if srv.AuthMethods[m] == nil {
+					t.Errorf("AuthMethods lacks %s: %v", m, srv.AuthMethods)
+				}
+			}
+		})
+	}
+	// Asked for explicitly with a file that has no SCRAM credentials: a
+	// warning; by default, silence (a Mosquitto file is fine as it is).
+	_, logs, err := buildLogged(t, "--password-file", plain, "--scram")
+	if err != nil || !strings.Contains(logs, "no user in the password file has SCRAM credentials") {
+		t.Errorf("no warning for --scram with a file without SCRAM credentials: %v\n%s", err, logs)
+	}
+	_, logs, err = buildLogged(t, "--password-file", plain)
+	if err != nil || logs != "" {
+		t.Errorf("unexpected logs without --scram: %v\n%s", err, logs)
+	}
+}
+
 func TestParseListenURL(t *testing.T) {
 	for in, want := range map[string]broker.Listener{
 		"127.0.0.1:1883":           {Type: "tcp", Addr: "127.0.0.1:1883"},
@@ -136,10 +381,7 @@ func TestBrokerBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "tern")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildTern(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -198,5 +440,193 @@ func TestBrokerBinary(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// buildTern builds the tern binary into a temporary directory.
+func buildTern(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tern")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// logSink collects a process's stderr and finds the address of the
+// first listener in its "listening" log line.
+type logSink struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	addr chan string
+	sent bool
+}
+
+var listeningAddr = regexp.MustCompile(`msg=listening .*addr=(\S+)`)
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	if m := listeningAddr.FindSubmatch(l.buf.Bytes()); m != nil && !l.sent {
+		l.sent = true
+		l.addr <- string(m[1])
+	}
+	return len(p), nil
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestBrokerBinaryMQTT5 runs tern broker with a configuration file that
+// sets MQTT 5 features and SCRAM, on a port the kernel picks, and checks
+// with raw MQTT 5 packets that the CONNACK announces the settings and
+// that a SCRAM-SHA-256 exchange succeeds.
+func TestBrokerBinaryMQTT5(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildTern(t)
+	cfg := writeFile(t, "tern.yaml", `
+listeners:
+  - type: tcp
+    addr: 127.0.0.1:0
+auth:
+  password_file: `+writePasswordFile(t)+`
+  allow_anonymous: true
+mqtt5:
+  max_session_expiry: 1m
+  receive_maximum: 10
+  topic_alias_maximum: 5
+  maximum_qos: 1
+  retain_available: false
+  wildcard_subscriptions: false
+  subscription_identifiers: false
+  shared_subscriptions: false
+  server_keep_alive: 30s
+  response_information: "replies/%c"
+`)
+	logs := &logSink{addr: make(chan string, 1)}
+	cmd := exec.Command(bin, "broker", "--config", cfg)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := false
+	defer func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-logs.addr:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("broker did not listen\n%s", logs)
+	}
+
+	dial := func() (*packet.Reader, *packet.Writer) {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		r := packet.NewReader(nc)
+		r.Version = packet.V5
+		return r, packet.NewWriter(nc)
+	}
+	read := func(r *packet.Reader) packet.Packet {
+		t.Helper()
+		p, err := r.ReadPacket()
+		if err != nil {
+			t.Fatalf("read: %v\n%s", err, logs)
+		}
+		return p
+	}
+
+	// The CONNACK announces the mqtt5 section.
+	r, w := dial()
+	c := &packet.Connect{Version: packet.V5, ClientID: "e2e5", CleanStart: true, KeepAlive: 120}
+	c.Properties.SessionExpiry = 3600
+	c.Properties.RequestResponseInfo = 1
+	if err := w.WritePacket(c); err != nil {
+		t.Fatal(err)
+	}
+	p := read(r)
+	ack, ok := p.(*packet.Connack)
+	if !ok || ack.ReasonCode != packet.Success {
+		t.Fatalf("got %v, want CONNACK Success\n%s", p, logs)
+	}
+	pr := &ack.Properties
+	for _, ck := range []struct {
+		name      string
+		id        packet.PropertyID
+		got, want uint32
+	}{
+		{"Maximum QoS", packet.PropMaximumQoS, uint32(pr.MaximumQoS), 1},
+		{"Retain Available", packet.PropRetainAvailable, uint32(pr.RetainAvailable), 0},
+		{"Topic Alias Maximum", packet.PropTopicAliasMaximum, uint32(pr.TopicAliasMaximum), 5},
+		{"Receive Maximum", packet.PropReceiveMaximum, uint32(pr.ReceiveMaximum), 10},
+		{"Wildcard Subscription Available", packet.PropWildcardSubAvailable, uint32(pr.WildcardSubAvailable), 0},
+		{"Subscription Identifiers Available", packet.PropSubIDAvailable, uint32(pr.SubIDAvailable), 0},
+		{"Shared Subscription Available", packet.PropSharedSubAvailable, uint32(pr.SharedSubAvailable), 0},
+		{"Server Keep Alive", packet.PropServerKeepAlive, uint32(pr.ServerKeepAlive), 30},
+		{"Session Expiry Interval (capped)", packet.PropSessionExpiry, pr.SessionExpiry, 60},
+	} {
+		if !pr.Has(ck.id) || ck.got != ck.want {
+			t.Errorf("CONNACK %s: present %v, value %d; want %d (%v)", ck.name, pr.Has(ck.id), ck.got, ck.want, ack)
+		}
+	}
+	if pr.ResponseInfo != "replies/e2e5" {
+		t.Errorf("CONNACK Response Information %q, want replies/e2e5", pr.ResponseInfo)
+	}
+
+	// SCRAM-SHA-256 from the password file (auth.scram defaults to on).
+	r, w = dial()
+	sc := scram.NewClient(scram.SHA256, "alice", "wonderland")
+	first, err := sc.First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = &packet.Connect{Version: packet.V5, ClientID: "e2e-scram", CleanStart: true}
+	c.Properties.AuthMethod = auth.SCRAMSHA256
+	c.Properties.AuthData = first
+	if err := w.WritePacket(c); err != nil {
+		t.Fatal(err)
+	}
+	p = read(r)
+	challenge, ok := p.(*packet.Auth)
+	if !ok || challenge.ReasonCode != packet.ContinueAuthentication {
+		t.Fatalf("got %v, want AUTH 0x18\n%s", p, logs)
+	}
+	final, err := sc.Final(challenge.Properties.AuthData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &packet.Auth{ReasonCode: packet.ContinueAuthentication}
+	a.Properties.AuthMethod = auth.SCRAMSHA256
+	a.Properties.AuthData = final
+	if err := w.WritePacket(a); err != nil {
+		t.Fatal(err)
+	}
+	p = read(r)
+	ack, ok = p.(*packet.Connack)
+	if !ok || ack.ReasonCode != packet.Success || ack.Properties.AuthMethod != auth.SCRAMSHA256 {
+		t.Fatalf("got %v, want CONNACK Success with SCRAM-SHA-256\n%s", p, logs)
+	}
+	if err := sc.Verify(ack.Properties.AuthData); err != nil {
+		t.Errorf("server-final-message: %v", err)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited = true
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("tern broker exited with %v\n%s", err, logs)
 	}
 }
