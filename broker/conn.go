@@ -501,6 +501,8 @@ func (c *conn) handle(p packet.Packet) error {
 		code := packet.Success
 		if !ok {
 			code = packet.PacketIdentifierNotFound
+		} else if c.inQoS2 > 0 {
+			c.inQoS2-- // the PUBCOMP frees a unit of the client's send quota (section 4.9)
 		}
 		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP.
 		c.send(ctrlPkt{t: packet.PUBCOMP, id: p.PacketID, code: code})

@@ -337,6 +337,7 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 	if err != nil {
 		if o.id != 0 {
 			c.sess.completeOutbound(o.id, o.d.qos, false)
+			c.signal() // the window has room again: look at the queue once more
 		}
 		c.srv.dropped(c.sess, o.d.msg, err)
 		c.log.Debug("message not sent", "client", c.info.ClientID, "topic", o.d.msg.Topic, "err", err)
