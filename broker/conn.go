@@ -486,7 +486,8 @@ func (c *conn) handle(p packet.Packet) error {
 		if c.sess.release(p.PacketID) {
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
 		} else {
-			// [v5 MQTT-4.3.3-?] answer an unknown id with PUBREL 0x92.
+			// Answer an unknown id with PUBREL 0x92 Packet Identifier not
+			// found (MQTT 5 section 3.6.2.1); 3.1.1 sends a plain PUBREL.
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID, code: packet.PacketIdentifierNotFound})
 		}
 	case *packet.Pubcomp:

@@ -87,14 +87,18 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 			// a protocol error.
 			c.log.Info("connection closed: expected AUTH during authentication", "remote", c.info.RemoteAddr, "packet", p.Type())
 			if _, isDisc := p.(*packet.Disconnect); !isDisc {
-				c.writeDirect(&packet.Disconnect{ReasonCode: packet.ProtocolErrorCode})
+				// No DISCONNECT before a successful CONNACK [v5 MQTT-3.14.0-1]:
+				// a refusing CONNACK says why [v5 MQTT-4.12.0-4].
+				c.writeDirect(&packet.Connack{ReasonCode: packet.ProtocolErrorCode,
+					Properties: packet.Properties{ReasonString: "expected AUTH, got " + p.Type().String()}})
 			}
 			return nil, errAuthAborted
 		case ap.ReasonCode != packet.ContinueAuthentication || ap.Properties.AuthMethod != name:
 			// [v5 MQTT-4.12.0-5] the same method throughout; [v5 MQTT-3.15.2-1].
 			c.log.Info("connection closed: bad AUTH during authentication", "remote", c.info.RemoteAddr,
 				"code", ap.ReasonCode.String(), "method", ap.Properties.AuthMethod)
-			c.writeDirect(&packet.Disconnect{ReasonCode: packet.ProtocolErrorCode})
+			c.writeDirect(&packet.Connack{ReasonCode: packet.ProtocolErrorCode,
+				Properties: packet.Properties{ReasonString: "AUTH must continue the exchange (0x18) with the CONNECT's method"}})
 			return nil, errAuthAborted
 		}
 		data = ap.Properties.AuthData
@@ -155,6 +159,9 @@ func (c *conn) onAuth(p *packet.Auth) error {
 // with the refusal's reason code [v5 MQTT-4.12.1-2].
 func (c *conn) authFailed(err error) error {
 	code := refusalCode(err)
+	if !code.ValidFor(packet.DISCONNECT) {
+		code = packet.NotAuthorized // e.g. 0x86 is a CONNACK code only [v5 MQTT-3.14.2-1]
+	}
 	c.log.Info("re-authentication failed", "client", c.info.ClientID, "code", code.String(), "err", err)
 	return &packet.ProtocolError{Code: code, Packet: packet.AUTH, Spec: "v5 MQTT-4.12.1-2", Msg: "re-authentication failed"}
 }

@@ -432,7 +432,7 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 }
 
 // retainedFor appends to ds the retained messages matching filter, with
-// the RETAIN flag set [v5 MQTT-3.3.1-8] [v3 MQTT-3.3.1-8]. They go to the
+// the RETAIN flag set [v3 MQTT-3.3.1-8] (MQTT 5 section 3.3.1.3). They go to the
 // session's backlog, which the queue limit does not apply to, so none of
 // them is lost however many there are.
 func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) []delivery {

@@ -172,46 +172,66 @@ func (srv *Server) unsubscribeShared(s *session, group, inner string) bool {
 // not been sent yet, and the QoS 1 messages it had not acknowledged.
 // QoS 2 messages it was sent stay with it, to be completed when it
 // reconnects [v5 MQTT-4.8.2-4], and die with the session
-// [v5 MQTT-4.8.2-5]. A message no other member can take stays with s.
+// [v5 MQTT-4.8.2-5]. A message no other member can take stays with s
+// as it was: queued in its place, or in flight under its packet id.
 func (srv *Server) handOver(s *session) {
+	type unacked struct {
+		id uint16
+		o  *outbound
+	}
 	s.mu.Lock()
-	var moving []delivery
+	var queued []delivery
 	if s.queue.hasShared() {
 		var keep ring
 		for s.queue.len() > 0 {
 			if d := s.queue.pop(); d.share != nil {
-				moving = append(moving, d)
+				queued = append(queued, d)
 			} else {
 				keep.push(d)
 			}
 		}
 		s.queue = keep
 	}
+	var sent []unacked
 	for id, o := range s.inflight {
 		if o.share != nil && o.qos == 1 {
-			moving = append(moving, o.delivery)
-			delete(s.inflight, id)
-			s.ids.Free(id)
+			sent = append(sent, unacked{id, o})
 		}
 	}
 	s.mu.Unlock()
-	if len(moving) == 0 {
+	if len(queued) == 0 && len(sent) == 0 {
 		return
 	}
+	slices.SortFunc(sent, func(a, b unacked) int { return cmp.Compare(a.o.seq, b.o.seq) })
+	moved := 0
+	for _, u := range sent {
+		if !srv.passOn(s, u.o.delivery) {
+			continue
+		}
+		moved++
+		s.mu.Lock()
+		if s.inflight[u.id] == u.o {
+			delete(s.inflight, u.id)
+			s.ids.Free(u.id)
+		}
+		s.mu.Unlock()
+	}
 	var back []delivery
-	for _, d := range moving {
-		if !srv.passOn(s, d) {
+	for _, d := range queued {
+		if srv.passOn(s, d) {
+			moved++
+		} else {
 			back = append(back, d)
 		}
 	}
 	if len(back) > 0 {
 		s.mu.Lock()
-		for _, d := range back {
-			s.queue.push(d)
+		for i := len(back) - 1; i >= 0; i-- {
+			s.queue.pushFront(back[i]) // ahead of what arrived meanwhile, in their order
 		}
 		s.mu.Unlock()
 	}
-	srv.cfg.log.Debug("shared subscription messages handed over", "client", s.id, "moved", len(moving)-len(back), "kept", len(back))
+	srv.cfg.log.Debug("shared subscription messages handed over", "client", s.id, "moved", moved, "kept", len(sent)+len(queued)-moved)
 }
 
 // passOn delivers d, taken from session from, to another member of its
