@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -85,6 +86,12 @@ func (c *conn) onPublish(p *packet.Publish) error {
 			}
 		}
 		n := srv.publish(m, c.sess)
+		if srv.backlogged.Load() && srv.backlogged.Swap(false) {
+			// A subscriber's queue is growing: let the writers run before
+			// this publisher's next message, so that a flood queues less
+			// in the broker (lower latency) at a small cost in throughput.
+			runtime.Gosched()
+		}
 		if n == 0 && p.QoS > 0 {
 			code = packet.NoMatchingSubscribers // [v5] section 3.4.2.1: the message is accepted all the same
 		}

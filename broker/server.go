@@ -139,15 +139,16 @@ type Server struct {
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 
-	mu        sync.Mutex // guards listeners, bound, conns, closed
-	listeners map[net.Listener]struct{}
-	bound     []net.Addr // addresses ListenAndServe opened, in configured order
-	conns     map[*conn]struct{}
-	closed    bool
-	closing   atomic.Bool    // closed, readable without mu (under a session's lock)
-	connWG    sync.WaitGroup // one per connection goroutine set
-	live      atomic.Int64   // connection goroutines running (readers and writers), for leak checks
-	bgWG      sync.WaitGroup // background goroutines ($SYS, inline delivery)
+	mu         sync.Mutex // guards listeners, bound, conns, closed
+	listeners  map[net.Listener]struct{}
+	bound      []net.Addr // addresses ListenAndServe opened, in configured order
+	conns      map[*conn]struct{}
+	closed     bool
+	closing    atomic.Bool    // closed, readable without mu (under a session's lock)
+	connWG     sync.WaitGroup // one per connection goroutine set
+	backlogged atomic.Bool    // a connected subscriber's queue passed yieldQueueLen: the next publishing reader yields
+	live       atomic.Int64   // connection goroutines running (readers and writers), for leak checks
+	bgWG       sync.WaitGroup // background goroutines ($SYS, inline delivery)
 
 	inlines map[*session]struct{} // in-process subscriptions, guarded by mu
 

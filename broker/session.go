@@ -187,14 +187,23 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		return false, errQueueFull
 	}
 	s.queue.push(d)
+	long := s.queue.len() > yieldQueueLen
 	s.mu.Unlock()
 	if c != nil {
+		if long && !srv.backlogged.Load() {
+			srv.backlogged.Store(true)
+		}
 		c.kick()
 	} else if s.inline != nil {
 		s.inline.kick()
 	}
 	return true, nil
 }
+
+// yieldQueueLen is the queue length of a connected subscriber above which
+// the reader that published the message yields the processor (see
+// Server.backlogged).
+const yieldQueueLen = 64
 
 // pendingResend returns the in-flight messages in the order they were
 // first sent, for resending on reconnect [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1].
