@@ -252,7 +252,7 @@ func (c *conn) connect() bool {
 	}
 
 	// The will must fit what the server offers [v5 MQTT-3.2.2-12]
-	// [v5 MQTT-3.2.2-13] (QoS), [v5 MQTT-3.2.2-14] (retain).
+	// [v5 MQTT-3.2.2-12] (QoS), [v5 MQTT-3.2.2-13] (retain).
 	if cp.Will != nil && cp.Will.QoS > srv.cfg.maxQoS {
 		return refuse(packet.QoSNotSupported, fmt.Sprintf("will QoS %d above the maximum QoS %d", cp.Will.QoS, srv.cfg.maxQoS))
 	}

@@ -366,7 +366,7 @@ func TestProtoConnectUnsupportedLevel(t *testing.T) {
 }
 
 // TestProtoConnectTimeout: a connection that sends no CONNECT within
-// ConnectTimeout is closed (noid: server connect timeout).
+// ConnectTimeout is closed (noid:connect-timeout).
 func TestProtoConnectTimeout(t *testing.T) {
 	t.Parallel()
 	addr := ptNewServer(t, &Server{ConnectTimeout: 200 * time.Millisecond})

@@ -211,7 +211,7 @@ func (r *Reader) ReadPacket() (Packet, error) {
 			break
 		}
 		if n == 4 {
-			// A remaining length of five bytes or more [v5 MQTT-1.5.5-1] (section 2.2.3).
+			// A remaining length of five bytes or more [noid:vbi-5-bytes] (section 2.2.3).
 			return nil, malformed(Type(b0>>4), "noid:vbi-5-bytes", "remaining length longer than four bytes")
 		}
 	}

@@ -30,6 +30,8 @@ var layers = map[string][]string{
 	"internal/testpki":  {},
 	"internal/loadgen":  {"packet", "topic", "transport"},
 	"internal/scram":    {},
+
+	"internal/conformance": {},
 }
 
 func TestImportDirection(t *testing.T) {
