@@ -124,13 +124,17 @@ func (c *conn) serve() {
 
 // run is the read loop of a connected client, then its teardown.
 func (c *conn) run() {
-	defer c.srv.live.Add(-1)
-	defer c.finish()
+	defer c.runDone() // one deferred call: this frame sits under an idle connection's wait
 	var err error
 	if !c.guard(func() bool { err = c.readLoop(); return true }) {
 		err = errPanic
 	}
 	c.teardown(err)
+}
+
+func (c *conn) runDone() {
+	c.finish()
+	c.srv.live.Add(-1)
 }
 
 func (c *conn) finish() {
@@ -231,15 +235,19 @@ func (c *conn) connect() bool {
 			return refuse(packet.TopicNameInvalid, err.Error())
 		}
 	}
-	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.connectTimeout)
 	var authOut []byte
-	if v5 && cp.Properties.AuthMethod != "" {
-		// Enhanced authentication [v5 MQTT-4.12.0-1] (section 4.12).
-		authOut, err = c.connectAuth(ctx, req, cp)
+	if _, allowAll := srv.cfg.authn.(AllowAll); allowAll && (!v5 || cp.Properties.AuthMethod == "") {
+		// Nothing to ask, and no timer to set up for it.
 	} else {
-		err = srv.cfg.authn.Authenticate(ctx, req)
+		ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.connectTimeout)
+		if v5 && cp.Properties.AuthMethod != "" {
+			// Enhanced authentication [v5 MQTT-4.12.0-1] (section 4.12).
+			authOut, err = c.connectAuth(ctx, req, cp)
+		} else {
+			err = srv.cfg.authn.Authenticate(ctx, req)
+		}
+		cancel()
 	}
-	cancel()
 	if err != nil {
 		if errors.Is(err, errAuthAborted) {
 			return false
@@ -319,7 +327,10 @@ func (c *conn) connect() bool {
 		}
 	}
 	c.send(ctrlPkt{p: ack}) // starts the writer
-	c.started.Store(true)   // closeWith may now queue a DISCONNECT behind the CONNACK
+	c.started.Store(true)   // closeWith may now queue a DISCONNECT behind the CONNACK, kick start the writer
+	if len(c.wake) > 0 {
+		c.startWriter() // a message arrived while the CONNACK was being queued
+	}
 	if resend {
 		c.kick()
 	}
@@ -578,7 +589,14 @@ func (c *conn) send(p ctrlPkt) {
 // the in-flight window opened.
 func (c *conn) kick() {
 	c.signal()
-	c.startWriter()
+	if c.started.Load() {
+		c.startWriter()
+	}
+	// Before the CONNACK is queued, the session may already have this
+	// connection (attach) and a message may be delivered to it: the wake
+	// token waits, and the writer that sends the CONNACK finds it, so
+	// that nothing goes out before the CONNACK and the writer never runs
+	// before c.sess is set.
 }
 
 // signal tells a running writer there is work, without starting one.

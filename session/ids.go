@@ -7,13 +7,21 @@ package session
 type IDs struct {
 	fresh uint32          // the next never-used id minus one
 	free  []uint16        // released ids, reused last in first out
-	used  [64]*[16]uint64 // in-use bits in chunks of 1024 ids, allocated on first use
+	used  *[64]*[16]uint64 // in-use bits in chunks of 1024 ids, both levels allocated on first use
 	n     int
 }
 
 // bit returns the word and mask of id's in-use bit, allocating its chunk
-// if alloc is set; word is nil when the chunk does not exist.
+// if alloc is set; word is nil when the chunk does not exist. The table
+// of chunks is allocated on first use too, so that the IDs of a session
+// that never sends QoS 1 or 2 costs a few words.
 func (a *IDs) bit(id uint16, alloc bool) (*uint64, uint64) {
+	if a.used == nil {
+		if !alloc {
+			return nil, 0
+		}
+		a.used = new([64]*[16]uint64)
+	}
 	c := a.used[id>>10]
 	if c == nil {
 		if !alloc {
