@@ -312,6 +312,7 @@ func (c *conn) connect() bool {
 	s.info = c.info
 	c.resend = len(s.inflight) > 0
 	resend := c.resend // c.resend belongs to the writer once it runs
+	waiting := s.queue.len() > 0 || s.backlog.len() > 0
 	s.mu.Unlock()
 	c.sess = s
 
@@ -326,13 +327,13 @@ func (c *conn) connect() bool {
 			ack.Properties.AuthData = authOut
 		}
 	}
-	c.send(ctrlPkt{p: ack}) // starts the writer
-	c.started.Store(true)   // closeWith may now queue a DISCONNECT behind the CONNACK, kick start the writer
-	if len(c.wake) > 0 {
-		c.startWriter() // a message arrived while the CONNACK was being queued
-	}
-	if resend {
-		c.kick()
+	// The writer has not run yet and cannot start before c.started (kick
+	// only leaves a wake token), so the CONNACK is written here, the
+	// connection's only writer at this point, saving the writer a start.
+	c.writeDirect(ack)
+	c.started.Store(true) // from now on the writer writes; closeWith may queue a DISCONNECT
+	if resend || waiting || len(c.wake) > 0 {
+		c.kick() // a resumed session's messages, or messages that arrived meanwhile
 	}
 	srv.stats.connected.Add(1)
 	srv.stats.total.Add(1)
