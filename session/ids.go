@@ -5,8 +5,8 @@ package session
 // are reused from a free list after that. The zero value is ready to use.
 // IDs is not safe for concurrent use; the session's lock guards it.
 type IDs struct {
-	fresh uint32          // the next never-used id minus one
-	free  []uint16        // released ids, reused last in first out
+	fresh uint32           // the next never-used id minus one
+	free  []uint16         // released ids, reused last in first out
 	used  *[64]*[16]uint64 // in-use bits in chunks of 1024 ids, both levels allocated on first use
 	n     int
 }
