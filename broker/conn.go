@@ -106,6 +106,7 @@ func (c *conn) serve() {
 	defer c.srv.live.Add(-1)
 	c.r = packet.NewReader(countingReader{c.nc, &c.srv.stats.bytesIn})
 	c.r.MaxPacketSize = c.srv.cfg.maxPacketSize
+	c.r.ReuseAcks = true // handle acts on each acknowledgement at once and keeps none
 	ok := c.guard(c.connect)
 	if !ok {
 		c.nc.Close()

@@ -110,6 +110,9 @@ func (c *conn) quitting() bool {
 	}
 }
 
+// outPool holds the writer's batches of messages (up to 256 each).
+var outPool = sync.Pool{New: func() any { s := make([]out, 0, 16); return &s }}
+
 // out is a message the writer took from the session for one batch.
 type out struct {
 	d   delivery
@@ -132,6 +135,11 @@ func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
 	}()
 
 	outs, more := c.take()
+	defer func() {
+		clear(outs) // drop the message references
+		outs = outs[:0]
+		outPool.Put(&outs)
+	}()
 	for {
 		select {
 		case p := <-c.ctrl:
@@ -175,7 +183,7 @@ func (c *conn) take() ([]out, bool) {
 	s := c.sess
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var outs []out
+	outs := (*outPool.Get().(*[]out))[:0]
 	now := time.Now()
 	if c.resend {
 		c.resend = false
@@ -263,27 +271,27 @@ func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
 		if v != packet.V5 {
 			code = 0
 		}
+		// Spelled out on the stack: no allocation per acknowledgement
+		// (only the trace log, when on, builds a packet to print).
 		switch p.t {
 		case packet.PUBACK:
 			pk := packet.Puback{PacketID: p.id, ReasonCode: code}
 			buf, err = pk.Append(buf, v)
-			p.p = &pk
 		case packet.PUBREC:
 			pk := packet.Pubrec{PacketID: p.id, ReasonCode: code}
 			buf, err = pk.Append(buf, v)
-			p.p = &pk
 		case packet.PUBREL:
 			pk := packet.Pubrel{PacketID: p.id, ReasonCode: code}
 			buf, err = pk.Append(buf, v)
-			p.p = &pk
 		case packet.PUBCOMP:
 			pk := packet.Pubcomp{PacketID: p.id, ReasonCode: code}
 			buf, err = pk.Append(buf, v)
-			p.p = &pk
 		case packet.PINGRESP:
 			pk := packet.Pingresp{}
 			buf, err = pk.Append(buf, v)
-			p.p = &pk
+		}
+		if c.trace && err == nil {
+			c.traceCtrl(p.t, p.id, code)
 		}
 	} else {
 		buf, err = p.p.Append(buf, v)
@@ -400,4 +408,22 @@ func diagnostics(p packet.Packet) *packet.Properties {
 		return &p.Properties
 	}
 	return nil
+}
+
+// traceCtrl logs an acknowledgement that appendCtrl spelled out in place.
+func (c *conn) traceCtrl(t packet.Type, id uint16, code packet.ReasonCode) {
+	var p packet.Packet
+	switch t {
+	case packet.PUBACK:
+		p = &packet.Puback{PacketID: id, ReasonCode: code}
+	case packet.PUBREC:
+		p = &packet.Pubrec{PacketID: id, ReasonCode: code}
+	case packet.PUBREL:
+		p = &packet.Pubrel{PacketID: id, ReasonCode: code}
+	case packet.PUBCOMP:
+		p = &packet.Pubcomp{PacketID: id, ReasonCode: code}
+	default:
+		p = &packet.Pingresp{}
+	}
+	c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
 }

@@ -25,6 +25,13 @@ type Reader struct {
 	// PacketTooLarge before any memory is allocated for it. 0 means the
 	// protocol's own limit (MaxPacketSize, 256 MiB + 4 bytes).
 	MaxPacketSize uint32
+	// ReuseAcks makes ReadPacket decode PUBACK, PUBREC, PUBREL and
+	// PUBCOMP packets into storage of the Reader's own instead of
+	// allocating each: such a packet, and the strings in its properties,
+	// are then valid only until the next ReadPacket. A server or client
+	// that acts on every acknowledgement at once saves an allocation or
+	// two per QoS 1 and QoS 2 message.
+	ReuseAcks bool
 
 	src      io.Reader
 	buf      []byte // buffered bytes are buf[r:w]
@@ -34,6 +41,13 @@ type Reader struct {
 	err      error   // a read error that came with data, returned (once) when the buffer is empty
 	small    [64]byte
 	dec      decoder
+	acks     *ackScratch // for ReuseAcks, allocated on the first acknowledgement
+}
+
+// ackScratch is where a Reader with ReuseAcks decodes acknowledgements.
+type ackScratch struct {
+	a    ack
+	body [32]byte
 }
 
 const bigBuffer = 4096
@@ -241,6 +255,31 @@ func (r *Reader) ReadPacket() (Packet, error) {
 		body, p = box.buf[:rl:rl], &box.p
 		if err := r.readFull(body); err != nil {
 			return nil, err
+		}
+	} else if r.ReuseAcks && t >= PUBACK && t <= PUBCOMP {
+		if r.acks == nil {
+			r.acks = new(ackScratch)
+		}
+		sc := r.acks
+		sc.a = ack{}
+		if int(rl) <= len(sc.body) {
+			body = sc.body[:rl:rl]
+			err = r.readFull(body)
+		} else {
+			body, err = r.readBody(int(rl))
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t {
+		case PUBACK:
+			p = (*Puback)(&sc.a)
+		case PUBREC:
+			p = (*Pubrec)(&sc.a)
+		case PUBREL:
+			p = (*Pubrel)(&sc.a)
+		default:
+			p = (*Pubcomp)(&sc.a)
 		}
 	} else {
 		if body, err = r.readBody(int(rl)); err != nil {

@@ -84,3 +84,65 @@ func TestReaderAdaptiveBuffer(t *testing.T) {
 		}
 	}
 }
+
+// With ReuseAcks the four acknowledgements decode into the Reader's own
+// storage, each valid until the next ReadPacket, long reason strings
+// included; other packets are unaffected.
+func TestReaderReuseAcks(t *testing.T) {
+	long := "a reason string longer than the Reader's small ack buffer"
+	in := []Packet{
+		&Puback{PacketID: 1},
+		&Pubrec{PacketID: 2, ReasonCode: NoMatchingSubscribers},
+		&Pubrel{PacketID: 3, ReasonCode: PacketIdentifierNotFound, Properties: Properties{ReasonString: long}},
+		&Pubcomp{PacketID: 4},
+		&Publish{Topic: "t", QoS: 1, PacketID: 5, Payload: []byte("x")},
+		&Puback{PacketID: 6, ReasonCode: NotAuthorized, Properties: Properties{ReasonString: "no"}},
+	}
+	var stream []byte
+	for _, p := range in {
+		b, err := Encode(p, V5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream = append(stream, b...)
+	}
+	r := NewReader(bytes.NewReader(stream))
+	r.Version = V5
+	r.ReuseAcks = true
+	var prev Packet
+	for i, want := range in {
+		got, err := r.ReadPacket()
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("packet %d: got %v, want %v", i, got, want)
+		}
+		if id := ackID(got); id != 0 {
+			if prev != nil && ackID(prev) != id {
+				t.Fatalf("packet %d: the previous acknowledgement (%v) was not reused", i, prev)
+			}
+			prev = got
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		r := NewReader(bytes.NewReader(stream[:4]))
+		r.Version, r.ReuseAcks = V5, true
+		r.ReadPacket()
+	})
+	t.Logf("allocations per reader and PUBACK: %.0f", allocs)
+}
+
+func ackID(p Packet) uint16 {
+	switch p := p.(type) {
+	case *Puback:
+		return p.PacketID
+	case *Pubrec:
+		return p.PacketID
+	case *Pubrel:
+		return p.PacketID
+	case *Pubcomp:
+		return p.PacketID
+	}
+	return 0
+}
