@@ -260,8 +260,8 @@ func (c *conn) connect() bool {
 		return refuse(packet.NotAuthorized, "not authorized to publish the will topic")
 	}
 
-	// The will must fit what the server offers [v5 MQTT-3.2.2-12]
-	// [v5 MQTT-3.2.2-12] (QoS), [v5 MQTT-3.2.2-13] (retain).
+	// The will must fit what the server offers: [v5 MQTT-3.2.2-12] (QoS),
+	// [v5 MQTT-3.2.2-13] (retain).
 	if cp.Will != nil && cp.Will.QoS > srv.cfg.maxQoS {
 		return refuse(packet.QoSNotSupported, fmt.Sprintf("will QoS %d above the maximum QoS %d", cp.Will.QoS, srv.cfg.maxQoS))
 	}
@@ -357,7 +357,7 @@ func (c *conn) connackProperties(p *packet.Properties, cp *packet.Connect, assig
 		p.SessionExpiry = expiry // the server's value replaces the client's (section 3.2.2.3.2)
 		p.Mark(packet.PropSessionExpiry)
 	}
-	if cfg.receiveMaximum != 65535 {
+	if cfg.receiveMaximum != DefaultReceiveMaximum {
 		p.ReceiveMaximum = cfg.receiveMaximum
 	}
 	if cfg.maxQoS < 2 {
@@ -418,13 +418,7 @@ func (c *conn) writeDirect(p packet.Packet) {
 	if v == 0 {
 		v = packet.V311
 	}
-	b, err := p.Append(nil, v)
-	if err == nil && c.maxOut > 0 && len(b) > int(c.maxOut) {
-		if props := diagnostics(p); props != nil {
-			props.ReasonString, props.User = "", nil // [v5 MQTT-3.2.2-19] [v5 MQTT-3.2.2-20]
-			b, err = p.Append(nil, v)
-		}
-	}
+	b, err := c.appendFitting(nil, p, v)
 	if err != nil {
 		c.log.Error("cannot encode", "packet", p.Type(), "err", err)
 		return

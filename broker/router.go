@@ -116,19 +116,8 @@ func (c *conn) ack(t packet.Type, id uint16, code packet.ReasonCode, reason stri
 	if reason == "" || !c.problem {
 		return ctrlPkt{t: t, id: id, code: code}
 	}
-	var p packet.Packet
-	switch t {
-	case packet.PUBACK:
-		a := &packet.Puback{PacketID: id, ReasonCode: code}
-		a.Properties.ReasonString = reason
-		p = a
-	case packet.PUBREC:
-		a := &packet.Pubrec{PacketID: id, ReasonCode: code}
-		a.Properties.ReasonString = reason
-		p = a
-	default:
-		return ctrlPkt{t: t, id: id, code: code}
-	}
+	p := ackPacket(t, id, code)
+	diagnostics(p).ReasonString = reason
 	return ctrlPkt{p: p}
 }
 

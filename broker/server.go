@@ -160,6 +160,7 @@ type Server struct {
 	shared     topic.Trie[shareKey, subscription] // shared subscriptions, under their inner filter
 	sharedSubs atomic.Int64                       // entries in shared
 	groups     sync.Map                           // groupID -> *shareGroup
+	groupSeq   atomic.Uint64
 	retained   retainedStore
 	stats      stats
 	started    time.Time

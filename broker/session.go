@@ -318,12 +318,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// will waiting for its delay is not sent if the session resumes
 		// [v5 MQTT-3.1.3-9]; a session that starts afresh has ended, and
 		// the ending of a session sends the will (section 3.1.2.5).
-		s.gen++
-		if s.expTimer != nil {
-			s.expTimer.Stop()
-			s.expTimer = nil
-		}
-		will := s.takeWill()
+		will := s.stopTimers()
 		s.mu.Unlock()
 		for _, f := range subs {
 			srv.unsubscribe(s, f)
@@ -386,16 +381,12 @@ func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 		return
 	}
 	s.removed = true
-	if s.expTimer != nil {
-		s.expTimer.Stop()
-		s.expTimer = nil
-	}
 	subs := make([]string, 0, len(s.subs))
 	for f := range s.subs {
 		subs = append(subs, f)
 	}
 	s.resetState()
-	will := s.takeWill()
+	will := s.stopTimers()
 	s.mu.Unlock()
 	for _, f := range subs {
 		srv.unsubscribe(s, f)
@@ -425,17 +416,24 @@ func (srv *Server) endTimers() {
 	srv.regMu.Unlock()
 	for _, s := range all {
 		s.mu.Lock()
-		s.gen++
-		if s.expTimer != nil {
-			s.expTimer.Stop()
-			s.expTimer = nil
-		}
-		w := s.takeWill()
+		w := s.stopTimers()
 		s.mu.Unlock()
 		if w != nil {
 			srv.sendWill(w)
 		}
 	}
+}
+
+// stopTimers starts a new generation of s, so that no timer set before
+// acts, stops the expiry timer and takes the will waiting for its delay,
+// which the caller sends or drops. Called with s.mu held.
+func (s *session) stopTimers() *Message {
+	s.gen++
+	if s.expTimer != nil {
+		s.expTimer.Stop()
+		s.expTimer = nil
+	}
+	return s.takeWill()
 }
 
 // takeWill removes and returns the will waiting in s, stopping its

@@ -20,10 +20,11 @@ import (
 // a member's connection ends, what it had not yet been sent, and the QoS 1
 // messages it had not acknowledged, go to another member.
 
-// shareKey identifies one member of one group in the shared trie.
+// shareKey identifies one member of one group in the shared trie. The
+// group is looked up once, at SUBSCRIBE, so routing needs no lookup.
 type shareKey struct {
-	group string
-	s     *session
+	g *shareGroup
+	s *session
 }
 
 // shareGroup is one shared subscription group: a share name and the
@@ -31,6 +32,7 @@ type shareKey struct {
 // here; one shareGroup per (name, filter) exists while the server runs.
 type shareGroup struct {
 	name, filter string
+	seq          uint64 // creation order, to sort matches by group
 	next         atomic.Uint64
 }
 
@@ -42,15 +44,14 @@ func (srv *Server) group(name, filter string) *shareGroup {
 	if g, ok := srv.groups.Load(id); ok {
 		return g.(*shareGroup)
 	}
-	g, _ := srv.groups.LoadOrStore(id, &shareGroup{name: name, filter: filter})
+	g, _ := srv.groups.LoadOrStore(id, &shareGroup{name: name, filter: filter, seq: srv.groupSeq.Add(1)})
 	return g.(*shareGroup)
 }
 
 // shareMatch is one member of a group that a message matched.
 type shareMatch struct {
-	filter string
-	key    shareKey
-	sub    subscription
+	key shareKey
+	sub subscription
 }
 
 var shareMatchPool = sync.Pool{New: func() any { s := make([]shareMatch, 0, 16); return &s }}
@@ -62,22 +63,22 @@ var hashSeed = maphash.MakeSeed()
 func (srv *Server) routeShared(m *Message) int {
 	mp := shareMatchPool.Get().(*[]shareMatch)
 	ms := (*mp)[:0]
-	srv.shared.Match(m.Topic, func(f string, k shareKey, sub subscription) bool {
-		ms = append(ms, shareMatch{f, k, sub})
+	srv.shared.Match(m.Topic, func(_ string, k shareKey, sub subscription) bool {
+		ms = append(ms, shareMatch{k, sub})
 		return true
 	})
-	// Group by (group, filter); members in subscription order, so that
-	// the choice is stable while the group does not change.
+	// Group by group; members in subscription order, so that the choice
+	// is stable while the group does not change.
 	slices.SortFunc(ms, func(a, b shareMatch) int {
-		return cmp.Or(cmp.Compare(a.key.group, b.key.group), cmp.Compare(a.filter, b.filter), cmp.Compare(a.key.s.seq, b.key.s.seq))
+		return cmp.Or(cmp.Compare(a.key.g.seq, b.key.g.seq), cmp.Compare(a.key.s.seq, b.key.s.seq))
 	})
 	n := 0
 	for i := 0; i < len(ms); {
 		j := i + 1
-		for j < len(ms) && ms[j].key.group == ms[i].key.group && ms[j].filter == ms[i].filter {
+		for j < len(ms) && ms[j].key.g == ms[i].key.g {
 			j++
 		}
-		srv.deliverShared(m, srv.group(ms[i].key.group, ms[i].filter), ms[i:j], nil, delivery{})
+		srv.deliverShared(m, ms[i].key.g, ms[i:j], nil, delivery{})
 		n++
 		i = j
 	}
@@ -153,14 +154,14 @@ var errNoMember = &dropError{"no member of the shared subscription group could t
 
 // subscribeShared adds s to the group of a "$share/" filter.
 func (srv *Server) subscribeShared(s *session, group, inner string, sub subscription) {
-	if !srv.shared.Add(inner, shareKey{group, s}, sub) {
+	if !srv.shared.Add(inner, shareKey{srv.group(group, inner), s}, sub) {
 		srv.sharedSubs.Add(1)
 	}
 }
 
 // unsubscribeShared removes s from the group of a "$share/" filter.
 func (srv *Server) unsubscribeShared(s *session, group, inner string) bool {
-	if srv.shared.Remove(inner, shareKey{group, s}) {
+	if srv.shared.Remove(inner, shareKey{srv.group(group, inner), s}) {
 		srv.sharedSubs.Add(-1)
 		return true
 	}
@@ -239,9 +240,9 @@ func (srv *Server) handOver(s *session) {
 func (srv *Server) passOn(from *session, d delivery) bool {
 	g := d.share
 	var members []shareMatch
-	srv.shared.Match(d.msg.Topic, func(f string, k shareKey, sub subscription) bool {
-		if k.group == g.name && f == g.filter && k.s != from {
-			members = append(members, shareMatch{f, k, sub})
+	srv.shared.Match(d.msg.Topic, func(_ string, k shareKey, sub subscription) bool {
+		if k.g == g && k.s != from {
+			members = append(members, shareMatch{k, sub})
 		}
 		return true
 	})

@@ -291,23 +291,10 @@ func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
 			buf, err = pk.Append(buf, v)
 		}
 		if c.trace && err == nil {
-			c.traceCtrl(p.t, p.id, code)
+			c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", ackPacket(p.t, p.id, code).String())
 		}
 	} else {
-		buf, err = p.p.Append(buf, v)
-		if err == nil && c.maxOut > 0 && len(buf)-start > int(c.maxOut) {
-			// Too large for the client [v5 MQTT-3.1.2-24]: without its
-			// Reason String and User Properties [v5 MQTT-3.2.2-19]
-			// [v5 MQTT-3.2.2-20] [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
-			// [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3], or not at all.
-			buf = buf[:start]
-			if props := diagnostics(p.p); props != nil {
-				props.ReasonString, props.User = "", nil
-			}
-			if buf, err = p.p.Append(buf, v); err == nil && len(buf)-start > int(c.maxOut) {
-				err = errTooLarge
-			}
-		}
+		buf, err = c.appendFitting(buf, p.p, v)
 	}
 	if err != nil {
 		c.log.Error("cannot encode packet", "client", c.info.ClientID, "packet", p.t, "err", err)
@@ -410,20 +397,42 @@ func diagnostics(p packet.Packet) *packet.Properties {
 	return nil
 }
 
-// traceCtrl logs an acknowledgement that appendCtrl spelled out in place.
-func (c *conn) traceCtrl(t packet.Type, id uint16, code packet.ReasonCode) {
-	var p packet.Packet
+// ackPacket builds, on the heap, the packet a ctrlPkt without p stands
+// for: an acknowledgement or PINGRESP. appendCtrl encodes those on the
+// stack instead; this is for the trace log and for acknowledgements that
+// carry a reason string.
+func ackPacket(t packet.Type, id uint16, code packet.ReasonCode) packet.Packet {
 	switch t {
 	case packet.PUBACK:
-		p = &packet.Puback{PacketID: id, ReasonCode: code}
+		return &packet.Puback{PacketID: id, ReasonCode: code}
 	case packet.PUBREC:
-		p = &packet.Pubrec{PacketID: id, ReasonCode: code}
+		return &packet.Pubrec{PacketID: id, ReasonCode: code}
 	case packet.PUBREL:
-		p = &packet.Pubrel{PacketID: id, ReasonCode: code}
+		return &packet.Pubrel{PacketID: id, ReasonCode: code}
 	case packet.PUBCOMP:
-		p = &packet.Pubcomp{PacketID: id, ReasonCode: code}
-	default:
-		p = &packet.Pingresp{}
+		return &packet.Pubcomp{PacketID: id, ReasonCode: code}
 	}
-	c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
+	return &packet.Pingresp{}
+}
+
+// appendFitting appends p, encoded for version v, to buf. A packet larger
+// than the client's Maximum Packet Size [v5 MQTT-3.1.2-24] is encoded
+// again without its Reason String and User Properties [v5 MQTT-3.2.2-19]
+// [v5 MQTT-3.2.2-20] [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
+// [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3], and fails with errTooLarge if
+// it still does not fit.
+func (c *conn) appendFitting(buf []byte, p packet.Packet, v packet.Version) ([]byte, error) {
+	start := len(buf)
+	buf, err := p.Append(buf, v)
+	if err != nil || c.maxOut == 0 || len(buf)-start <= int(c.maxOut) {
+		return buf, err
+	}
+	buf = buf[:start]
+	if props := diagnostics(p); props != nil {
+		props.ReasonString, props.User = "", nil
+	}
+	if buf, err = p.Append(buf, v); err == nil && len(buf)-start > int(c.maxOut) {
+		err = errTooLarge
+	}
+	return buf, err
 }
