@@ -20,9 +20,10 @@ const module = "github.com/ternmq/tern"
 // everything but cmd/...; a trailing "/..." allows a subtree.
 var layers = map[string][]string{
 	"packet":            {},
-	"session":           {"packet", "topic", "store"},
-	"broker":            {"packet", "topic", "transport", "session", "store", "backplane"},
-	"broker/auth":       {"broker", "packet", "topic", "transport", "session", "store", "internal/scram"},
+	"message":           {"packet"},
+	"session":           {"packet", "topic", "message", "store"},
+	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
+	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "internal/scram"},
 	"cmd/tern":          {"*"},
 	"topic":             {},
 	"transport":         {},
