@@ -16,9 +16,19 @@ import (
 // PasswordFile is a [broker.Authenticator] backed by a password file: one
 // "username:hash" per line, with '#' comment lines and blank lines
 // allowed. Hashes are bcrypt ("$2a$", "$2b$" or "$2y$", as "htpasswd -B"
-// writes them) or argon2id in the PHC string format
-// ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"). [HashPassword] and
-// [PasswdCommand] make them.
+// writes them), argon2id in the PHC string format
+// ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"), or Mosquitto's own:
+// "$7$<iterations>$<salt>$<hash>" (PBKDF2-HMAC-SHA512, what
+// mosquitto_passwd 2.0 writes) and "$6$<salt>$<hash>" (one salted
+// SHA-512, Mosquitto 1.x and mosquitto_passwd -H sha512), read and
+// verified as Mosquitto does: padded standard base64, a 12-byte salt, a
+// 64-byte hash, a constant-time comparison. So a Mosquitto password file
+// works as it is. (One difference: Mosquitto hashes a client's password
+// only up to its first NUL byte, Tern hashes all of it.) "$6$" is fast
+// to guess: set those passwords again. [HashPassword] and
+// [PasswdCommand] make bcrypt, argon2id and "$7$" hashes; Mosquitto 2.0
+// reads only "$7$" and "$6$" lines, and drops the others with an error
+// in its log.
 //
 // A line may also carry the user's SCRAM credentials, for MQTT 5
 // enhanced authentication with SCRAM-SHA-256 and SCRAM-SHA-512 (see
@@ -30,11 +40,14 @@ import (
 // with the salt and keys in standard base64 (written unpadded; padding is
 // accepted), the iteration count between 4096 and [MaxSCRAMIterations],
 // a salt of 8 to 1024 bytes and keys of the hash's size (32 bytes for
-// SHA-256, 64 for SHA-512). SCRAM cannot use the bcrypt or argon2id hash,
+// SHA-256, 64 for SHA-512). SCRAM cannot use a password hash of any kind,
 // so tern passwd writes these fields whenever it sets a password (see
 // [HashOptions].NoSCRAM). Files without them load as before; their users
-// can log in with a password but not with SCRAM. Mosquitto and versions
-// of Tern before SCRAM do not read lines with SCRAM fields.
+// can log in with a password but not with SCRAM. Versions of Tern before
+// SCRAM do not read lines with SCRAM fields; Mosquitto 2.0 reads a line
+// only up to the ':' after the hash, so it ignores them, and
+// mosquitto_passwd rewrites a line whole when it changes a password, so
+// it drops them rather than leave them stale.
 //
 // Set the option fields before the broker starts; do not change them
 // while it runs. Authenticate and Reload are safe for concurrent use.
@@ -83,8 +96,9 @@ type userTable struct {
 
 // LoadPasswordFile reads and checks a password file. The error names the
 // file and line of the first problem: a line without ':', an empty
-// username or hash, a duplicate user, a hash that is neither bcrypt nor
-// argon2id, or a malformed or repeated SCRAM field.
+// username or hash, a duplicate user, a hash that is not bcrypt,
+// argon2id, "$7$" or "$6$", a malformed hash, or a malformed or repeated
+// SCRAM field.
 func LoadPasswordFile(path string) (*PasswordFile, error) {
 	p := &PasswordFile{path: path}
 	if err := p.Reload(); err != nil {
@@ -192,6 +206,12 @@ func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest
 		if p.AllowAnonymous {
 			return nil
 		}
+		return broker.ErrBadCredentials
+	}
+	if req.Connect != nil && !req.Connect.HasPassword() {
+		// A username alone proves nothing, even for a user whose password
+		// is empty (mosquitto_passwd -b can make one): Mosquitto, too,
+		// refuses a user with a hash who sends no password.
 		return broker.ErrBadCredentials
 	}
 	t := p.table.Load()

@@ -26,7 +26,7 @@ const (
 	// echo -n 'correct horse' | argon2 saltsaltsalt16b -id -t 2 -m 10 -p 1 -l 32 -e
 	// (the reference implementation, Debian's argon2 package)
 	argon2refCarol = "$argon2id$v=19$m=1024,t=2,p=1$c2FsdHNhbHRzYWx0MTZi$6+Z5/BvqPLj5NXKsHeQazFQS0+fzH1nP/eWBsq6+zQ0"
-	// mosquitto_passwd -b (Mosquitto 2.0): not supported
+	// mosquitto_passwd -b f bob pw (Mosquitto 2.0)
 	mosquittoBob = "$7$101$b2EjKLD4omF2D+BN$C3TxLpVk2qHdpUb10vVIMrN4rR9TTCqBlTRqXuLa2nGFFmf4SFbdv/CW4aE7oVZm4KiCnOSh+PCwp4LkQdWtNw=="
 )
 
@@ -120,8 +120,8 @@ func TestForeignHashes(t *testing.T) {
 
 func TestParseHashErrors(t *testing.T) {
 	for _, tt := range []struct{ hash, want string }{
-		{"$1$abc$def", `unknown hash format "$1$..." (use bcrypt or argon2id; see tern passwd)`},
-		{mosquittoBob, `"$7$..." (a mosquitto_passwd hash`},
+		{"$1$abc$def", `unknown hash format "$1$..." (use bcrypt, argon2id or Mosquitto's $7$ or $6$; see tern passwd)`},
+		{"$apr1$abc$def", `unknown hash format "$apr1$..."`},
 		{"plaintext", "not a \"$\"-prefixed hash"},
 		{"$2x$04$abc", "unknown hash format"},
 		{"$2b$04$short", "malformed bcrypt hash"},
@@ -150,7 +150,7 @@ func TestLoadPasswordFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	bc := mustHash(t, "pw", HashOptions{Cost: 4})
 	for _, tt := range []struct{ text, want string }{
-		{"# ok\n\nalice:" + bc + "\nbob:$1$x$y\n", `passwd.txt:4: unknown hash format "$1$..." (use bcrypt or argon2id; see tern passwd)`},
+		{"# ok\n\nalice:" + bc + "\nbob:$1$x$y\n", `passwd.txt:4: unknown hash format "$1$..." (use bcrypt, argon2id or Mosquitto's $7$ or $6$; see tern passwd)`},
 		{"alice:" + bc + "\nsecretpassword\n", "passwd.txt:2: missing ':' (want username:hash"},
 		{":" + bc + "\n", "passwd.txt:1: empty username"},
 		{"alice:\n", `passwd.txt:1: user "alice" has no password hash`},

@@ -18,14 +18,19 @@ func newPasswdCmd() *cobra.Command {
 		Long: `Create or edit a password file for tern broker --password-file.
 
 Passwords are stored as salted bcrypt hashes (or argon2id with --argon2),
-one "user:hash" per line; files made with htpasswd -B work too. Each line
-also carries the user's SCRAM-SHA-256 and SCRAM-SHA-512 credentials, for
-MQTT 5 clients that authenticate with SCRAM (enhanced authentication);
---no-scram leaves them out.
+one "user:hash" per line; files made with htpasswd -B work too, and so do
+Mosquitto's own ($7$ and $6$, as mosquitto_passwd writes them). Mosquitto
+reads only its own hashes: --mosquitto writes the $7$ form (PBKDF2-SHA512,
+` + fmt.Sprint(auth.DefaultPBKDF2Iterations) + ` iterations unless --cost says otherwise), so that one file
+serves both brokers. Each line also carries the user's
+SCRAM-SHA-256 and SCRAM-SHA-512 credentials, for MQTT 5 clients that
+authenticate with SCRAM (enhanced authentication); Mosquitto ignores
+them, and --no-scram leaves them out.
 
   tern passwd -c FILE USER          create FILE (or overwrite it) and prompt for USER's password
   tern passwd FILE USER             add or change USER, prompting for the password
   tern passwd -b FILE USER PASS     take the password from the command line
+  tern passwd --mosquitto FILE USER write a hash Mosquitto can read too
   tern passwd -D FILE USER          delete USER`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,7 +51,9 @@ MQTT 5 clients that authenticate with SCRAM (enhanced authentication);
 	fl.BoolVarP(&a.Batch, "batch", "b", false, "take the password from the command line")
 	fl.BoolVarP(&a.Delete, "delete", "D", false, "delete the user")
 	fl.BoolVar(&a.Argon2, "argon2", false, "hash with argon2id instead of bcrypt")
-	fl.IntVar(&a.Cost, "cost", 0, "bcrypt cost (default 12), or argon2id passes with --argon2")
+	fl.BoolVar(&a.Mosquitto, "mosquitto", false, "hash in Mosquitto 2.0's $7$ form (PBKDF2-SHA512), which Mosquitto reads too")
+	fl.IntVar(&a.Cost, "cost", 0, fmt.Sprintf("bcrypt cost (default %d), argon2id passes with --argon2 (default %d), or PBKDF2 iterations with --mosquitto (default %d)",
+		auth.DefaultBcryptCost, auth.DefaultArgon2Time, auth.DefaultPBKDF2Iterations))
 	fl.BoolVar(&a.NoSCRAM, "no-scram", false, "store no SCRAM-SHA-256 / SCRAM-SHA-512 credentials for the user")
 	fl.IntVar(&a.SCRAMIterations, "scram-iterations", 0, fmt.Sprintf("PBKDF2 iterations of the SCRAM credentials (%d to %d; default %d)",
 		auth.MinSCRAMIterations, auth.MaxSCRAMIterations, auth.DefaultSCRAMIterations))
