@@ -9,7 +9,9 @@
 //     Mosquitto 1.x) hashes, so that a Mosquitto password file works as
 //     it is, with optional anonymous access and TLS-certificate
 //     identities (Mosquitto's password_file, allow_anonymous and
-//     use_identity_as_username);
+//     use_identity_as_username); a client without a username is refused
+//     with "not authorized", a wrong username or password with "bad user
+//     name or password";
 //   - [SCRAM], [broker.AuthMethod]s for MQTT 5 enhanced authentication
 //     with SCRAM-SHA-256 and SCRAM-SHA-512 ([PasswordFile.SCRAMMethods]),
 //     which check the SCRAM credentials a password file line may carry as

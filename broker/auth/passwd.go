@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/packet"
 )
 
 // PasswordFile is a [broker.Authenticator] backed by a password file: one
@@ -48,6 +49,16 @@ import (
 // only up to the ':' after the hash, so it ignores them, and
 // mosquitto_passwd rewrites a line whole when it changes a password, so
 // it drops them rather than leave them stale.
+//
+// Refusals follow what the client offered. A client without a username,
+// when AllowAnonymous is off, gets "not authorized" (MQTT 3.1 and 3.1.1
+// CONNACK return code 5, MQTT 5 reason code 0x87), as from Mosquitto
+// 2.0: it offered no credentials that could be wrong. A username that is
+// not in the file, a wrong password or none gets "bad user name or
+// password" (4, 0x86). A client refused by policy whatever its password, such as
+// one whose verified certificate has no common name under UseCertCN,
+// gets "not authorized" (5, 0x87). (Mosquitto 2.0 answers 5 / 0x87 to a
+// wrong password too.)
 //
 // Set the option fields before the broker starts; do not change them
 // while it runs. Authenticate and Reload are safe for concurrent use.
@@ -186,9 +197,12 @@ func (p *PasswordFile) Len() int {
 // Authenticate implements [broker.Authenticator]. It accepts the broker's
 // own inline client, a client with a verified certificate when UseCertCN
 // is set, a client without a username when AllowAnonymous is set, and a
-// client whose username is in the file with the right password. Anything
-// else is refused with [broker.ErrBadCredentials]; an unknown user costs as
-// much time as a wrong password. A client whose context ends while it
+// client whose username is in the file with the right password. It
+// refuses a client without a username (AllowAnonymous off) and a
+// certificate without a common name with a [*broker.Refusal] of code
+// [packet.NotAuthorized], and an unknown user or a wrong password with
+// [broker.ErrBadCredentials] (see [PasswordFile]); an unknown user costs
+// as much time as a wrong password. A client whose context ends while it
 // waits for its turn (see MaxConcurrent) gets the context's error.
 func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest) error {
 	if req.Inline {
@@ -197,7 +211,7 @@ func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest
 	if p.UseCertCN && req.TLS != nil && len(req.TLS.VerifiedChains) > 0 && len(req.TLS.PeerCertificates) > 0 {
 		cn := req.TLS.PeerCertificates[0].Subject.CommonName
 		if cn == "" {
-			return broker.ErrNotAuthorized
+			return errNoCommonName
 		}
 		req.Username = cn
 		return nil
@@ -206,7 +220,8 @@ func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest
 		if p.AllowAnonymous {
 			return nil
 		}
-		return broker.ErrBadCredentials
+		// No credentials to be wrong: not authorized, as Mosquitto says.
+		return errAnonymous
 	}
 	if req.Connect != nil && !req.Connect.HasPassword() {
 		// A username alone proves nothing, even for a user whose password
@@ -232,6 +247,13 @@ func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest
 	}
 	return nil
 }
+
+// The policy refusals of Authenticate; the reason is sent to MQTT 5
+// clients and logged.
+var (
+	errAnonymous    error = &broker.Refusal{Code: packet.NotAuthorized, Reason: "anonymous clients are not allowed: connect with a username and password"}
+	errNoCommonName error = &broker.Refusal{Code: packet.NotAuthorized, Reason: "the verified client certificate has no common name to use as the username"}
+)
 
 func (p *PasswordFile) acquire(ctx context.Context) error {
 	p.semOnce.Do(func() {

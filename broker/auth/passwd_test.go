@@ -203,7 +203,8 @@ func TestAuthenticate(t *testing.T) {
 		{"unknown user", false, req("mallory", "hunter2"), broker.ErrBadCredentials},
 		{"unknown user with anonymous", true, req("mallory", "hunter2"), broker.ErrBadCredentials},
 		{"case matters", false, req("Alice", "hunter2"), broker.ErrBadCredentials},
-		{"anonymous off", false, req("", ""), broker.ErrBadCredentials},
+		{"anonymous off", false, req("", ""), errAnonymous},
+		{"anonymous off, password only", false, req("", "hunter2"), errAnonymous},
 		{"anonymous on", true, req("", ""), nil},
 		{"anonymous on, password only", true, req("", "whatever"), nil},
 		{"inline", false, &broker.AuthRequest{ClientInfo: broker.ClientInfo{Inline: true}}, nil},
@@ -314,11 +315,11 @@ func TestUseCertCN(t *testing.T) {
 		{"cert alone", true, verified, "", "", nil, "sensor-7", false},
 		{"cert overrides the username", true, verified, "alice", "wrong", nil, "sensor-7", false},
 		{"option off: password checked", false, verified, "alice", "wrong", broker.ErrBadCredentials, "alice", false},
-		{"option off, anonymous", false, verified, "", "", broker.ErrBadCredentials, "", false},
+		{"option off, anonymous", false, verified, "", "", errAnonymous, "", false},
 		{"unverified cert: password checked", true, unverified, "alice", "wrong", broker.ErrBadCredentials, "alice", false},
 		{"unverified cert, right password", true, unverified, "alice", "hunter2", nil, "alice", false},
 		{"no TLS: password checked", true, nil, "alice", "hunter2", nil, "alice", false},
-		{"verified cert without CN", true, noCN, "alice", "hunter2", broker.ErrNotAuthorized, "alice", true},
+		{"verified cert without CN", true, noCN, "alice", "hunter2", errNoCommonName, "alice", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
