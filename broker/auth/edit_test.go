@@ -261,3 +261,24 @@ func TestWriteFileSymlink(t *testing.T) {
 	}
 	checkLogin(t, real, "bob", "pw", nil)
 }
+
+func TestPasswdCommandReadPassword(t *testing.T) {
+	// With ReadPassword, the prompts go to it, not to stderr, and stdin
+	// is not read.
+	file := filepath.Join(t.TempDir(), "passwd")
+	var prompts []string
+	read := func(prompt string) (string, error) {
+		prompts = append(prompts, prompt)
+		return "typed pw", nil
+	}
+	var out, errOut bytes.Buffer
+	stdin := strings.NewReader("piped pw\npiped pw\n")
+	err := PasswdCommand(PasswdArgs{File: file, Create: true, User: "alice", Cost: 4, ReadPassword: read}, stdin, &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(prompts, "|") != "Password: |Reenter password: " || out.Len()+errOut.Len() != 0 || stdin.Len() == 0 {
+		t.Errorf("prompts %q, stdout %q, stderr %q, stdin left %d", prompts, out.String(), errOut.String(), stdin.Len())
+	}
+	checkLogin(t, file, "alice", "typed pw", nil)
+}

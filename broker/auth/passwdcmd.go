@@ -37,15 +37,21 @@ type PasswdArgs struct {
 	// (MinSCRAMIterations to MaxSCRAMIterations; 0 for
 	// DefaultSCRAMIterations).
 	SCRAMIterations int
+	// ReadPassword, if set, reads the password when Batch is not: it is
+	// called with the prompt, "Password: " and then "Reenter password: ",
+	// shows it and returns what the user typed. The tern command sets it
+	// to read from a terminal without echo. When nil, the prompts go to
+	// stderr and each password is one line of stdin.
+	ReadPassword func(prompt string) (string, error)
 }
 
 // PasswdCommand runs tern passwd: it adds or changes a user's password in
 // a password file, or deletes a user, and writes the file back atomically
 // (see [EditablePasswordFile.WriteFile]). Setting a password also writes
 // the user's SCRAM-SHA-256 and SCRAM-SHA-512 credentials, unless NoSCRAM.
-// Without Batch it prompts on stderr and reads the password twice from
-// stdin, one line each; it does not turn off the terminal's echo, which
-// is the CLI's business.
+// Without Batch it reads the password twice, with args.ReadPassword or,
+// when that is nil, as lines of stdin after prompts on stderr; it does
+// not turn off a terminal's echo itself, which is the CLI's business.
 // Problems with other users' hashes, which would stop the broker from
 // loading the file, are reported on stderr as warnings, and so is a
 // bcrypt or argon2id hash written into a file whose other users have
@@ -98,8 +104,12 @@ func PasswdCommand(args PasswdArgs, stdin io.Reader, stdout, stderr io.Writer) e
 	} else {
 		password := args.Password
 		if !args.Batch {
+			read := args.ReadPassword
+			if read == nil {
+				read = lineReader(stdin, stderr)
+			}
 			var err error
-			if password, err = promptPassword(stdin, stderr); err != nil {
+			if password, err = promptPassword(read); err != nil {
 				return err
 			}
 		}
@@ -122,19 +132,26 @@ func PasswdCommand(args PasswdArgs, stdin io.Reader, stdout, stderr io.Writer) e
 	return nil
 }
 
-// promptPassword asks for the password twice.
-func promptPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+// lineReader reads passwords as lines of stdin, with the prompts on
+// stderr.
+func lineReader(stdin io.Reader, stderr io.Writer) func(string) (string, error) {
 	r := bufio.NewReader(stdin)
-	fmt.Fprint(stderr, "Password: ")
-	p1, err := readLine(r)
+	return func(prompt string) (string, error) {
+		fmt.Fprint(stderr, prompt)
+		return readLine(r)
+	}
+}
+
+// promptPassword asks for the password twice.
+func promptPassword(read func(prompt string) (string, error)) (string, error) {
+	p1, err := read("Password: ")
 	if err != nil {
 		return "", err
 	}
 	if p1 == "" {
 		return "", errors.New("empty password")
 	}
-	fmt.Fprint(stderr, "Reenter password: ")
-	p2, err := readLine(r)
+	p2, err := read("Reenter password: ")
 	if err != nil {
 		return "", err
 	}

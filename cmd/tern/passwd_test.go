@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,6 +37,218 @@ func checkPassword(t *testing.T, file, user, pw string) {
 	}
 	if err := login(pw + "x"); err == nil {
 		t.Errorf("%s with a wrong password: accepted", user)
+	}
+}
+
+// tmuxSession runs a shell script in a detached tmux session on a server
+// of its own, whose pane is a real pseudo-terminal, until the test ends.
+type tmuxSession struct {
+	t    *testing.T
+	sock string
+}
+
+func newTmux(t *testing.T, script string) *tmuxSession {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed: apt-get install tmux")
+	}
+	dir := t.TempDir()
+	s := &tmuxSession{t: t, sock: filepath.Join(dir, "tmux.sock")}
+	sh := filepath.Join(dir, "run.sh")
+	if err := os.WriteFile(sh, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Ends the session, the script and its sleep.
+		exec.Command("tmux", "-S", s.sock, "kill-server").Run()
+	})
+	s.run("new-session", "-d", "-x", "150", "-y", "40", "sh "+sh)
+	return s
+}
+
+func (s *tmuxSession) run(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", s.sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// screen returns what the pane shows.
+func (s *tmuxSession) screen() string {
+	s.t.Helper()
+	return s.run("capture-pane", "-p")
+}
+
+// waitFor waits until the screen shows want and returns the screen.
+func (s *tmuxSession) waitFor(want string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		scr := s.screen()
+		if strings.Contains(scr, want) {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the terminal does not show %q:\n%s", want, scr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// typeKeys types text literally, then the named keys (such as Enter).
+func (s *tmuxSession) typeKeys(text string, keys ...string) {
+	s.t.Helper()
+	if text != "" {
+		s.run("send-keys", "-l", text)
+	}
+	if len(keys) > 0 {
+		s.run(append([]string{"send-keys"}, keys...)...)
+	}
+}
+
+// sttyEcho matches the flags of "stty -a" that say the terminal is back
+// to echoing, line by line.
+var sttyEcho = regexp.MustCompile(`(?s)(^|\s)icanon\s.*(^|\s)echo(\s|$)`)
+
+// passwdScript runs tern passwd with args in a pseudo-terminal, then
+// reports its exit status and the terminal's modes, and says "end of
+// test".
+func passwdScript(bin string, args ...string) string {
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	cmd := q(bin) + " passwd"
+	for _, a := range args {
+		cmd += " " + q(a)
+	}
+	return cmd + "\necho \"exit status $?\"\nstty -a\necho \"end of test\"\nexec sleep 600\n"
+}
+
+// TestPasswdTerminal types passwords into tern passwd on a real
+// pseudo-terminal (a tmux pane) and checks that the prompts appear, the
+// password never does, line editing works, the file verifies the
+// password, and the terminal echoes again afterwards, also after Ctrl-C.
+func TestPasswdTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildTern(t)
+	dir := t.TempDir()
+
+	t.Run("typed", func(t *testing.T) {
+		file := filepath.Join(dir, "typed")
+		s := newTmux(t, passwdScript(bin, "-c", "--cost", "4", file, "alice"))
+		s.waitFor("Password:")
+		// "secret1" and a character taken back with Backspace.
+		s.typeKeys("secret1x", "BSpace", "Enter")
+		s.waitFor("Reenter password:")
+		s.typeKeys("secret1", "Enter")
+		scr := s.waitFor("end of test")
+		if !strings.Contains(scr, "exit status 0") {
+			t.Fatalf("tern passwd failed:\n%s", scr)
+		}
+		if strings.Contains(scr, "secret") {
+			t.Errorf("the password appears on the terminal:\n%s", scr)
+		}
+		if !sttyEcho.MatchString(scr) {
+			t.Errorf("the terminal does not echo after tern passwd:\n%s", scr)
+		}
+		checkPassword(t, file, "alice", "secret1")
+	})
+
+	t.Run("Mosquitto hash, typed ahead", func(t *testing.T) {
+		file := filepath.Join(dir, "ahead")
+		s := newTmux(t, passwdScript(bin, "-c", "--mosquitto", "--cost", "1000", file, "bob"))
+		s.waitFor("Password:")
+		// Both lines at once: the second must not be lost or shown.
+		s.typeKeys("pw of bob", "Enter")
+		s.typeKeys("pw of bob", "Enter")
+		scr := s.waitFor("end of test")
+		if !strings.Contains(scr, "exit status 0") || !strings.Contains(scr, "Reenter password:") {
+			t.Fatalf("tern passwd failed:\n%s", scr)
+		}
+		if strings.Contains(scr, "pw of bob") {
+			t.Errorf("the password appears on the terminal:\n%s", scr)
+		}
+		checkPassword(t, file, "bob", "pw of bob")
+	})
+
+	t.Run("mismatch", func(t *testing.T) {
+		file := filepath.Join(dir, "mismatch")
+		s := newTmux(t, passwdScript(bin, "-c", "--cost", "4", file, "carol"))
+		s.waitFor("Password:")
+		s.typeKeys("first try", "Enter")
+		s.waitFor("Reenter password:")
+		s.typeKeys("second try", "Enter")
+		scr := s.waitFor("end of test")
+		if !strings.Contains(scr, "passwords do not match") || !strings.Contains(scr, "exit status 2") {
+			t.Errorf("a mismatch is not an error:\n%s", scr)
+		}
+		if strings.Contains(scr, "try") {
+			t.Errorf("a password appears on the terminal:\n%s", scr)
+		}
+		if _, err := os.Stat(file); err == nil {
+			t.Error("the file was created")
+		}
+	})
+
+	t.Run("Ctrl-C", func(t *testing.T) {
+		file := filepath.Join(dir, "interrupted")
+		s := newTmux(t, passwdScript(bin, "-c", "--cost", "4", file, "dave"))
+		s.waitFor("Password:")
+		s.typeKeys("half", "C-c")
+		scr := s.waitFor("end of test")
+		if !strings.Contains(scr, "interrupted") || !strings.Contains(scr, "exit status 2") {
+			t.Errorf("Ctrl-C does not stop tern passwd with an error:\n%s", scr)
+		}
+		if strings.Contains(scr, "half") {
+			t.Errorf("the password appears on the terminal:\n%s", scr)
+		}
+		if !sttyEcho.MatchString(scr) {
+			t.Errorf("the terminal does not echo after Ctrl-C:\n%s", scr)
+		}
+		if _, err := os.Stat(file); err == nil {
+			t.Error("the file was created")
+		}
+	})
+}
+
+// TestPasswdNotTerminal runs tern passwd with the password piped into
+// standard input and with -b.
+func TestPasswdNotTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildTern(t)
+	file := filepath.Join(t.TempDir(), "passwd")
+	run := func(stdin string, args ...string) (string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"passwd"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("tern passwd %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	out, prompts := run("piped pw\npiped pw\n", "-c", "--cost", "4", file, "alice")
+	if out != "" || prompts != "Password: Reenter password: " {
+		t.Errorf("stdout %q, stderr %q", out, prompts)
+	}
+	checkPassword(t, file, "alice", "piped pw")
+	if _, msg := run("", "-b", "--cost", "4", file, "bob", "batch pw"); msg != "" {
+		t.Errorf("stderr %q", msg)
+	}
+	if _, msg := run("", "-b", "--mosquitto", file, "carol", "carol pw"); msg != "" {
+		t.Errorf("stderr %q", msg)
+	}
+	checkPassword(t, file, "alice", "piped pw")
+	checkPassword(t, file, "bob", "batch pw")
+	checkPassword(t, file, "carol", "carol pw")
+	data, _ := os.ReadFile(file)
+	if !strings.Contains(string(data), "\ncarol:$7$10000$") {
+		t.Errorf("carol's hash is not $7$ with 10000 iterations:\n%s", data)
 	}
 }
 
