@@ -15,8 +15,8 @@ import (
 // replaces the file atomically.
 //
 // Unlike [LoadPasswordFile], reading for editing accepts lines whose hash
-// is unknown or malformed (for example a Mosquitto "$7$" hash), so that
-// Set can replace them one by one; [EditablePasswordFile.Problems] lists
+// is unknown or malformed (for example an "$apr1$" MD5 hash from
+// htpasswd), so that Set can replace them one by one; [EditablePasswordFile.Problems] lists
 // them. Syntax errors and duplicate users are still errors.
 type EditablePasswordFile struct {
 	lines []pwLine
@@ -199,4 +199,15 @@ func (f *EditablePasswordFile) WriteFile(path string) error {
 	}
 	done = true
 	return nil
+}
+
+// mosquittoUser returns a user other than except whose hash Mosquitto can
+// read, or "".
+func (f *EditablePasswordFile) mosquittoUser(except string) string {
+	for _, l := range f.lines {
+		if l.user != "" && l.user != except && l.cred.isMosquitto() {
+			return l.user
+		}
+	}
+	return ""
 }

@@ -153,11 +153,12 @@ func TestPasswdCommandErrors(t *testing.T) {
 }
 
 func TestPasswdCommandMigrates(t *testing.T) {
-	// A Mosquitto file: tern passwd can replace its hashes one by one and
-	// warns about the others.
+	// A file with a hash Tern cannot read (htpasswd's MD5): tern passwd
+	// can replace such hashes one by one and warns about the others.
 	dir := t.TempDir()
-	file := writeFile(t, dir, "passwd", "bob:"+mosquittoBob+"\nzed:"+mosquittoBob+"\n")
-	if _, err := LoadPasswordFile(file); err == nil || !strings.Contains(err.Error(), "passwd:1: unknown hash format \"$7$...\"") {
+	md5 := "$apr1$hb3BC5Qo$Q0YfTcoj2a7U4s8FqU0aN."
+	file := writeFile(t, dir, "passwd", "bob:"+md5+"\nzed:"+md5+"\n")
+	if _, err := LoadPasswordFile(file); err == nil || !strings.Contains(err.Error(), "passwd:1: unknown hash format \"$apr1$...\"") {
 		t.Fatalf("load: %v", err)
 	}
 	var out, errOut bytes.Buffer
@@ -172,6 +173,70 @@ func TestPasswdCommandMigrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLogin(t, file, "bob", "new", nil)
+}
+
+func TestPasswdCommandMosquitto(t *testing.T) {
+	// A Mosquitto file loads as it is. tern passwd --mosquitto adds "$7$"
+	// lines to it; without --mosquitto it warns that the new hash is one
+	// Mosquitto cannot read.
+	dir := t.TempDir()
+	file := writeFile(t, dir, "passwd", "# from mosquitto_passwd\nbob:"+mosquittoBob+"\n")
+	checkLogin(t, file, "bob", "pw", nil)
+	run := func(args PasswdArgs) string {
+		t.Helper()
+		args.File = file
+		var out, errOut bytes.Buffer
+		if err := PasswdCommand(args, nil, &out, &errOut); err != nil {
+			t.Fatal(err)
+		}
+		if out.Len() != 0 {
+			t.Errorf("stdout %q", out.String())
+		}
+		return errOut.String()
+	}
+	if msg := run(PasswdArgs{User: "alice", Batch: true, Password: "alice pw", Mosquitto: true}); msg != "" {
+		t.Errorf("--mosquitto warned: %q", msg)
+	}
+	if msg := run(PasswdArgs{User: "carol", Batch: true, Password: "carol pw", Mosquitto: true, Cost: 2000, NoSCRAM: true}); msg != "" {
+		t.Errorf("--mosquitto --no-scram warned: %q", msg)
+	}
+	msg := run(PasswdArgs{User: "dave", Batch: true, Password: "dave pw", Cost: 4})
+	if !strings.Contains(msg, `warning: `+file+` has Mosquitto hashes (user "bob", for one), but "dave"'s new hash is one Mosquitto cannot read: add --mosquitto`) {
+		t.Errorf("no warning for a bcrypt hash among Mosquitto ones: %q", msg)
+	}
+	data, _ := os.ReadFile(file)
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 5 || lines[0] != "# from mosquitto_passwd" || lines[1] != "bob:"+mosquittoBob {
+		t.Fatalf("file:\n%s", data)
+	}
+	// alice: "$7$" with the default count, then her SCRAM credentials
+	// (which Mosquitto ignores); carol: a bare "$7$" line.
+	if f := strings.Split(lines[2], ":"); len(f) != 4 || !strings.HasPrefix(f[1], "$7$10000$") ||
+		!strings.HasPrefix(f[2], "$scram-sha-256$") || !strings.HasPrefix(f[3], "$scram-sha-512$") {
+		t.Errorf("alice's line %q", lines[2])
+	}
+	if f := strings.Split(lines[3], ":"); len(f) != 2 || !strings.HasPrefix(f[1], "$7$2000$") {
+		t.Errorf("carol's line %q", lines[3])
+	}
+	checkLogin(t, file, "alice", "alice pw", nil)
+	checkLogin(t, file, "carol", "carol pw", nil)
+	checkLogin(t, file, "carol", "carol pv", broker.ErrBadCredentials)
+	checkLogin(t, file, "dave", "dave pw", nil)
+
+	for _, tt := range []struct {
+		args PasswdArgs
+		want string
+	}{
+		{PasswdArgs{User: "x", Batch: true, Password: "p", Mosquitto: true, Argon2: true}, "--argon2 and --mosquitto contradict each other"},
+		{PasswdArgs{User: "x", Batch: true, Password: "p", Mosquitto: true, Cost: 101}, "--cost 101 with --mosquitto: the PBKDF2 iteration count must be 1000 to 10000000 (default 10000)"},
+		{PasswdArgs{User: "x", Delete: true, Mosquitto: true}, "-D takes only"},
+	} {
+		tt.args.File = file
+		var out bytes.Buffer
+		if err := PasswdCommand(tt.args, nil, &out, &out); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: %v, want %q", tt.args, err, tt.want)
+		}
+	}
 }
 
 func TestWriteFileSymlink(t *testing.T) {
@@ -195,4 +260,25 @@ func TestWriteFileSymlink(t *testing.T) {
 		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
 	}
 	checkLogin(t, real, "bob", "pw", nil)
+}
+
+func TestPasswdCommandReadPassword(t *testing.T) {
+	// With ReadPassword, the prompts go to it, not to stderr, and stdin
+	// is not read.
+	file := filepath.Join(t.TempDir(), "passwd")
+	var prompts []string
+	read := func(prompt string) (string, error) {
+		prompts = append(prompts, prompt)
+		return "typed pw", nil
+	}
+	var out, errOut bytes.Buffer
+	stdin := strings.NewReader("piped pw\npiped pw\n")
+	err := PasswdCommand(PasswdArgs{File: file, Create: true, User: "alice", Cost: 4, ReadPassword: read}, stdin, &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(prompts, "|") != "Password: |Reenter password: " || out.Len()+errOut.Len() != 0 || stdin.Len() == 0 {
+		t.Errorf("prompts %q, stdout %q, stderr %q, stdin left %d", prompts, out.String(), errOut.String(), stdin.Len())
+	}
+	checkLogin(t, file, "alice", "typed pw", nil)
 }

@@ -43,9 +43,15 @@ const (
 type HashOptions struct {
 	// Argon2 makes an argon2id hash instead of a bcrypt one.
 	Argon2 bool
-	// Cost is the bcrypt cost (4 to 31; 0 means DefaultBcryptCost) or,
+	// PBKDF2 makes Mosquitto 2.0's "$7$" hash (PBKDF2-HMAC-SHA512, as
+	// mosquitto_passwd writes it) instead of a bcrypt one, so that
+	// Mosquitto can read the line too.
+	PBKDF2 bool
+	// Cost is the bcrypt cost (4 to 31; 0 means DefaultBcryptCost);
 	// with Argon2, the number of argon2id passes (0 means
-	// DefaultArgon2Time).
+	// DefaultArgon2Time); with PBKDF2, the iteration count
+	// ([MinPBKDF2Iterations] to [MaxPBKDF2Iterations]; 0 means
+	// [DefaultPBKDF2Iterations]).
 	Cost int
 	// Argon2Memory is the argon2id memory in KiB (0 means
 	// DefaultArgon2Memory) and Argon2Threads its parallelism (0 means
@@ -56,22 +62,33 @@ type HashOptions struct {
 	// NoSCRAM leaves out the SCRAM-SHA-256 and SCRAM-SHA-512 credentials
 	// that [EditablePasswordFile.Set] writes after the hash by default
 	// (see [PasswordFile] for the format), so that the user can log in
-	// with a password only and the line stays readable by Mosquitto.
-	// SCRAMIterations is their iteration count (0 means
+	// with a password only. (Mosquitto 2.0 ignores these fields, so a
+	// PBKDF2 line stays readable by it either way; it reads no bcrypt or
+	// argon2id line, with or without them.) SCRAMIterations is their iteration count (0 means
 	// [DefaultSCRAMIterations]). HashPassword ignores both.
 	NoSCRAM         bool
 	SCRAMIterations int
 }
 
 // HashPassword hashes password for a password file: a bcrypt hash
-// ("$2a$12$...", the form "htpasswd -B" writes) or, with opts.Argon2, an
+// ("$2a$12$...", the form "htpasswd -B" writes); with opts.Argon2, an
 // argon2id hash in the PHC string format
-// ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"), with a fresh random salt.
-// bcrypt uses at most 72 bytes of a password, so HashPassword refuses a
-// longer one for bcrypt rather than silently ignoring its tail.
+// ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"); with opts.PBKDF2,
+// Mosquitto 2.0's "$7$<iterations>$<salt>$<hash>"; each with a fresh
+// random salt. bcrypt uses at most 72 bytes of a password, so HashPassword
+// refuses a longer one for bcrypt rather than silently ignoring its tail.
 func HashPassword(password string, opts HashOptions) (string, error) {
 	if password == "" {
 		return "", errors.New("empty password")
+	}
+	if opts.Argon2 && opts.PBKDF2 {
+		return "", errors.New("argon2id and PBKDF2 at once: choose one")
+	}
+	if opts.PBKDF2 {
+		if opts.Cost < 0 {
+			return "", fmt.Errorf("PBKDF2 iteration count %d out of range %d to %d", opts.Cost, MinPBKDF2Iterations, MaxPBKDF2Iterations)
+		}
+		return hashMosquitto(password, opts.Cost)
 	}
 	if !opts.Argon2 {
 		cost := opts.Cost
@@ -139,20 +156,28 @@ func (p argon2Params) check() error {
 	return nil
 }
 
-// credential is a parsed password hash.
+// credential is a parsed password hash: bcrypt, argon2id, or one of
+// Mosquitto's (see mosquitto.go).
 type credential struct {
-	bcrypt []byte // a bcrypt hash, or nil for argon2id
-	argon2 argon2Params
-	salt   []byte
-	key    []byte
+	bcrypt     []byte // a bcrypt hash, or nil for the others
+	argon2     argon2Params
+	sha512     bool // Mosquitto's "$6$": SHA-512(password || salt)
+	iterations int  // Mosquitto's "$7$": PBKDF2-HMAC-SHA512 with this count
+	salt       []byte
+	key        []byte
 }
 
 // kind identifies hashes of equal verification cost, to pick the dummy
 // hash that unknown users are verified against.
 func (c *credential) kind() string {
-	if c.bcrypt != nil {
+	switch {
+	case c.bcrypt != nil:
 		cost, _ := bcrypt.Cost(c.bcrypt)
 		return "bcrypt " + strconv.Itoa(cost)
+	case c.sha512:
+		return "sha512"
+	case c.iterations > 0:
+		return "pbkdf2-sha512 " + strconv.Itoa(c.iterations)
 	}
 	return fmt.Sprintf("argon2id %d %d %d %d", c.argon2.memory, c.argon2.time, c.argon2.threads, len(c.key))
 }
@@ -162,6 +187,9 @@ func (c *credential) kind() string {
 func (c *credential) verify(password []byte) bool {
 	if c.bcrypt != nil {
 		return bcrypt.CompareHashAndPassword(c.bcrypt, password) == nil
+	}
+	if c.isMosquitto() {
+		return c.verifyMosquitto(password)
 	}
 	key := argon2.IDKey(password, c.salt, c.argon2.time, c.argon2.memory, c.argon2.threads, uint32(len(c.key)))
 	return subtle.ConstantTimeCompare(key, c.key) == 1
@@ -184,13 +212,13 @@ func parseHash(h string) (*credential, error) {
 	case strings.HasPrefix(h, "$argon2i$"), strings.HasPrefix(h, "$argon2d$"):
 		return nil, fmt.Errorf("unsupported hash %q: only the argon2id variant of argon2 is supported (see tern passwd)", abbrev(h))
 	case strings.HasPrefix(h, "$6$"), strings.HasPrefix(h, "$7$"):
-		return nil, fmt.Errorf("unknown hash format %q (a mosquitto_passwd hash: use bcrypt or argon2id; re-create it with tern passwd)", abbrev(h))
+		return parseMosquitto(h)
 	}
 	if !strings.HasPrefix(h, "$") {
 		// Perhaps a plaintext password: do not repeat it in the error.
-		return nil, errors.New(`unknown hash format: not a "$"-prefixed hash (a plaintext password? use bcrypt or argon2id; see tern passwd)`)
+		return nil, errors.New(`unknown hash format: not a "$"-prefixed hash (a plaintext password? use bcrypt, argon2id or Mosquitto's $7$; see tern passwd)`)
 	}
-	return nil, fmt.Errorf("unknown hash format %q (use bcrypt or argon2id; see tern passwd)", abbrev(h))
+	return nil, fmt.Errorf("unknown hash format %q (use bcrypt, argon2id or Mosquitto's $7$ or $6$; see tern passwd)", abbrev(h))
 }
 
 // parseArgon2id parses "$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>",
@@ -273,7 +301,7 @@ func dummyCredential(c *credential) *credential {
 	_, _ = rand.Read(salt)
 	key := make([]byte, len(c.key))
 	_, _ = rand.Read(key) // no password derives to a random key in practice
-	return &credential{argon2: c.argon2, salt: salt, key: key}
+	return &credential{argon2: c.argon2, sha512: c.sha512, iterations: c.iterations, salt: salt, key: key}
 }
 
 // abbrev shortens a hash for an error message to its scheme ("$1$..."):

@@ -11,14 +11,25 @@ import (
 	"sync/atomic"
 
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/packet"
 )
 
 // PasswordFile is a [broker.Authenticator] backed by a password file: one
 // "username:hash" per line, with '#' comment lines and blank lines
 // allowed. Hashes are bcrypt ("$2a$", "$2b$" or "$2y$", as "htpasswd -B"
-// writes them) or argon2id in the PHC string format
-// ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"). [HashPassword] and
-// [PasswdCommand] make them.
+// writes them), argon2id in the PHC string format
+// ("$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>"), or Mosquitto's own:
+// "$7$<iterations>$<salt>$<hash>" (PBKDF2-HMAC-SHA512, what
+// mosquitto_passwd 2.0 writes) and "$6$<salt>$<hash>" (one salted
+// SHA-512, Mosquitto 1.x and mosquitto_passwd -H sha512), read and
+// verified as Mosquitto does: padded standard base64, a 12-byte salt, a
+// 64-byte hash, a constant-time comparison. So a Mosquitto password file
+// works as it is. (One difference: Mosquitto hashes a client's password
+// only up to its first NUL byte, Tern hashes all of it.) "$6$" is fast
+// to guess: set those passwords again. [HashPassword] and
+// [PasswdCommand] make bcrypt, argon2id and "$7$" hashes; Mosquitto 2.0
+// reads only "$7$" and "$6$" lines, and drops the others with an error
+// in its log.
 //
 // A line may also carry the user's SCRAM credentials, for MQTT 5
 // enhanced authentication with SCRAM-SHA-256 and SCRAM-SHA-512 (see
@@ -30,11 +41,24 @@ import (
 // with the salt and keys in standard base64 (written unpadded; padding is
 // accepted), the iteration count between 4096 and [MaxSCRAMIterations],
 // a salt of 8 to 1024 bytes and keys of the hash's size (32 bytes for
-// SHA-256, 64 for SHA-512). SCRAM cannot use the bcrypt or argon2id hash,
+// SHA-256, 64 for SHA-512). SCRAM cannot use a password hash of any kind,
 // so tern passwd writes these fields whenever it sets a password (see
 // [HashOptions].NoSCRAM). Files without them load as before; their users
-// can log in with a password but not with SCRAM. Mosquitto and versions
-// of Tern before SCRAM do not read lines with SCRAM fields.
+// can log in with a password but not with SCRAM. Versions of Tern before
+// SCRAM do not read lines with SCRAM fields; Mosquitto 2.0 reads a line
+// only up to the ':' after the hash, so it ignores them, and
+// mosquitto_passwd rewrites a line whole when it changes a password, so
+// it drops them rather than leave them stale.
+//
+// Refusals follow what the client offered. A client without a username,
+// when AllowAnonymous is off, gets "not authorized" (MQTT 3.1 and 3.1.1
+// CONNACK return code 5, MQTT 5 reason code 0x87), as from Mosquitto
+// 2.0: it offered no credentials that could be wrong. A username that is
+// not in the file, a wrong password or none gets "bad user name or
+// password" (4, 0x86). A client refused by policy whatever its password, such as
+// one whose verified certificate has no common name under UseCertCN,
+// gets "not authorized" (5, 0x87). (Mosquitto 2.0 answers 5 / 0x87 to a
+// wrong password too.)
 //
 // Set the option fields before the broker starts; do not change them
 // while it runs. Authenticate and Reload are safe for concurrent use.
@@ -83,8 +107,9 @@ type userTable struct {
 
 // LoadPasswordFile reads and checks a password file. The error names the
 // file and line of the first problem: a line without ':', an empty
-// username or hash, a duplicate user, a hash that is neither bcrypt nor
-// argon2id, or a malformed or repeated SCRAM field.
+// username or hash, a duplicate user, a hash that is not bcrypt,
+// argon2id, "$7$" or "$6$", a malformed hash, or a malformed or repeated
+// SCRAM field.
 func LoadPasswordFile(path string) (*PasswordFile, error) {
 	p := &PasswordFile{path: path}
 	if err := p.Reload(); err != nil {
@@ -172,9 +197,12 @@ func (p *PasswordFile) Len() int {
 // Authenticate implements [broker.Authenticator]. It accepts the broker's
 // own inline client, a client with a verified certificate when UseCertCN
 // is set, a client without a username when AllowAnonymous is set, and a
-// client whose username is in the file with the right password. Anything
-// else is refused with [broker.ErrBadCredentials]; an unknown user costs as
-// much time as a wrong password. A client whose context ends while it
+// client whose username is in the file with the right password. It
+// refuses a client without a username (AllowAnonymous off) and a
+// certificate without a common name with a [*broker.Refusal] of code
+// [packet.NotAuthorized], and an unknown user or a wrong password with
+// [broker.ErrBadCredentials] (see [PasswordFile]); an unknown user costs
+// as much time as a wrong password. A client whose context ends while it
 // waits for its turn (see MaxConcurrent) gets the context's error.
 func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest) error {
 	if req.Inline {
@@ -183,7 +211,7 @@ func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest
 	if p.UseCertCN && req.TLS != nil && len(req.TLS.VerifiedChains) > 0 && len(req.TLS.PeerCertificates) > 0 {
 		cn := req.TLS.PeerCertificates[0].Subject.CommonName
 		if cn == "" {
-			return broker.ErrNotAuthorized
+			return errNoCommonName
 		}
 		req.Username = cn
 		return nil
@@ -192,6 +220,13 @@ func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest
 		if p.AllowAnonymous {
 			return nil
 		}
+		// No credentials to be wrong: not authorized, as Mosquitto says.
+		return errAnonymous
+	}
+	if req.Connect != nil && !req.Connect.HasPassword() {
+		// A username alone proves nothing, even for a user whose password
+		// is empty (mosquitto_passwd -b can make one): Mosquitto, too,
+		// refuses a user with a hash who sends no password.
 		return broker.ErrBadCredentials
 	}
 	t := p.table.Load()
@@ -212,6 +247,13 @@ func (p *PasswordFile) Authenticate(ctx context.Context, req *broker.AuthRequest
 	}
 	return nil
 }
+
+// The policy refusals of Authenticate; the reason is sent to MQTT 5
+// clients and logged.
+var (
+	errAnonymous    error = &broker.Refusal{Code: packet.NotAuthorized, Reason: "anonymous clients are not allowed: connect with a username and password"}
+	errNoCommonName error = &broker.Refusal{Code: packet.NotAuthorized, Reason: "the verified client certificate has no common name to use as the username"}
+)
 
 func (p *PasswordFile) acquire(ctx context.Context) error {
 	p.semOnce.Do(func() {

@@ -26,7 +26,7 @@ const (
 	// echo -n 'correct horse' | argon2 saltsaltsalt16b -id -t 2 -m 10 -p 1 -l 32 -e
 	// (the reference implementation, Debian's argon2 package)
 	argon2refCarol = "$argon2id$v=19$m=1024,t=2,p=1$c2FsdHNhbHRzYWx0MTZi$6+Z5/BvqPLj5NXKsHeQazFQS0+fzH1nP/eWBsq6+zQ0"
-	// mosquitto_passwd -b (Mosquitto 2.0): not supported
+	// mosquitto_passwd -b f bob pw (Mosquitto 2.0)
 	mosquittoBob = "$7$101$b2EjKLD4omF2D+BN$C3TxLpVk2qHdpUb10vVIMrN4rR9TTCqBlTRqXuLa2nGFFmf4SFbdv/CW4aE7oVZm4KiCnOSh+PCwp4LkQdWtNw=="
 )
 
@@ -120,8 +120,8 @@ func TestForeignHashes(t *testing.T) {
 
 func TestParseHashErrors(t *testing.T) {
 	for _, tt := range []struct{ hash, want string }{
-		{"$1$abc$def", `unknown hash format "$1$..." (use bcrypt or argon2id; see tern passwd)`},
-		{mosquittoBob, `"$7$..." (a mosquitto_passwd hash`},
+		{"$1$abc$def", `unknown hash format "$1$..." (use bcrypt, argon2id or Mosquitto's $7$ or $6$; see tern passwd)`},
+		{"$apr1$abc$def", `unknown hash format "$apr1$..."`},
 		{"plaintext", "not a \"$\"-prefixed hash"},
 		{"$2x$04$abc", "unknown hash format"},
 		{"$2b$04$short", "malformed bcrypt hash"},
@@ -150,7 +150,7 @@ func TestLoadPasswordFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	bc := mustHash(t, "pw", HashOptions{Cost: 4})
 	for _, tt := range []struct{ text, want string }{
-		{"# ok\n\nalice:" + bc + "\nbob:$1$x$y\n", `passwd.txt:4: unknown hash format "$1$..." (use bcrypt or argon2id; see tern passwd)`},
+		{"# ok\n\nalice:" + bc + "\nbob:$1$x$y\n", `passwd.txt:4: unknown hash format "$1$..." (use bcrypt, argon2id or Mosquitto's $7$ or $6$; see tern passwd)`},
 		{"alice:" + bc + "\nsecretpassword\n", "passwd.txt:2: missing ':' (want username:hash"},
 		{":" + bc + "\n", "passwd.txt:1: empty username"},
 		{"alice:\n", `passwd.txt:1: user "alice" has no password hash`},
@@ -203,7 +203,8 @@ func TestAuthenticate(t *testing.T) {
 		{"unknown user", false, req("mallory", "hunter2"), broker.ErrBadCredentials},
 		{"unknown user with anonymous", true, req("mallory", "hunter2"), broker.ErrBadCredentials},
 		{"case matters", false, req("Alice", "hunter2"), broker.ErrBadCredentials},
-		{"anonymous off", false, req("", ""), broker.ErrBadCredentials},
+		{"anonymous off", false, req("", ""), errAnonymous},
+		{"anonymous off, password only", false, req("", "hunter2"), errAnonymous},
 		{"anonymous on", true, req("", ""), nil},
 		{"anonymous on, password only", true, req("", "whatever"), nil},
 		{"inline", false, &broker.AuthRequest{ClientInfo: broker.ClientInfo{Inline: true}}, nil},
@@ -314,11 +315,11 @@ func TestUseCertCN(t *testing.T) {
 		{"cert alone", true, verified, "", "", nil, "sensor-7", false},
 		{"cert overrides the username", true, verified, "alice", "wrong", nil, "sensor-7", false},
 		{"option off: password checked", false, verified, "alice", "wrong", broker.ErrBadCredentials, "alice", false},
-		{"option off, anonymous", false, verified, "", "", broker.ErrBadCredentials, "", false},
+		{"option off, anonymous", false, verified, "", "", errAnonymous, "", false},
 		{"unverified cert: password checked", true, unverified, "alice", "wrong", broker.ErrBadCredentials, "alice", false},
 		{"unverified cert, right password", true, unverified, "alice", "hunter2", nil, "alice", false},
 		{"no TLS: password checked", true, nil, "alice", "hunter2", nil, "alice", false},
-		{"verified cert without CN", true, noCN, "alice", "hunter2", broker.ErrNotAuthorized, "alice", true},
+		{"verified cert without CN", true, noCN, "alice", "hunter2", errNoCommonName, "alice", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,16 +25,23 @@ import (
 // returns the address.
 func startBroker(t *testing.T, srv *broker.Server) string {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startBrokerOn(t, srv, l)
+}
+
+// startBrokerOn runs srv on l, a listener of the test's making, until the
+// test ends and returns its address.
+func startBrokerOn(t *testing.T, srv *broker.Server, l net.Listener) string {
+	t.Helper()
 	if srv.Logger == nil {
 		var h slog.Handler = slog.NewTextHandler(io.Discard, nil)
 		if os.Getenv("TERN_TEST_LOG") != "" {
 			h = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 		}
 		srv.Logger = slog.New(h)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -47,6 +56,59 @@ func startBroker(t *testing.T, srv *broker.Server) string {
 		}
 	})
 	return l.Addr().String()
+}
+
+// connackCode sends cp with protocol version v on a new connection to
+// addr (over TLS when tc is set) and returns the return or reason code
+// byte of the CONNACK, read from the wire.
+func connackCode(t *testing.T, addr string, tc *tls.Config, v packet.Version, cp *packet.Connect) packet.ReasonCode {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	var nc net.Conn
+	var err error
+	if tc != nil {
+		nc, err = tls.DialWithDialer(d, "tcp", addr, tc)
+	} else {
+		nc, err = d.Dial("tcp", addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	cp.Version = v
+	w := packet.NewWriter(nc)
+	w.Version = v
+	if err := w.WritePacket(cp); err != nil {
+		t.Fatalf("send CONNECT: %v", err)
+	}
+	// Fixed header 0x20, Remaining Length (a variable byte integer), then
+	// the acknowledge flags and the code.
+	r := bufio.NewReader(nc)
+	first, err := r.ReadByte()
+	if err != nil {
+		t.Fatalf("read CONNACK: %v", err)
+	}
+	if first != 0x20 {
+		t.Fatalf("first byte 0x%02x, want a CONNACK (0x20)", first)
+	}
+	n, shift := 0, 0
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("read CONNACK length: %v", err)
+		}
+		n |= int(b&0x7f) << shift
+		if b&0x80 == 0 {
+			break
+		}
+		shift += 7
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil || n < 2 {
+		t.Fatalf("read CONNACK body (%d bytes): %v", n, err)
+	}
+	return packet.ReasonCode(body[1])
 }
 
 // mqttConn speaks MQTT 5 packet by packet.
