@@ -21,6 +21,7 @@ const module = "github.com/ternmq/tern"
 var layers = map[string][]string{
 	"packet":            {},
 	"message":           {"packet"},
+	"store":             {"packet", "topic", "message"},
 	"session":           {"packet", "topic", "message", "store"},
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "internal/scram"},

@@ -1,0 +1,76 @@
+// Package store holds the persistence interfaces of Tern's session engine:
+// what one end of an MQTT session must not lose across a reconnect, a
+// restart or a crash. Implementations live in sub-packages (store/memory,
+// store/disk) and all pass the one conformance suite in store/storetest.
+//
+// A [Session] is the state of one session as one end sees it: the QoS 1
+// and 2 messages on their way out, in the order they were accepted, with
+// the packet identifier each was sent under and whether its PUBREC has
+// come; and the packet identifiers of QoS 2 messages received and not yet
+// released. The client keeps one Session per client identifier; the broker
+// (issue 13) extends this package with its sessions, subscriptions and
+// retained messages.
+//
+// "Acknowledged means kept": a call that returns nil has made the change
+// as durable as the implementation promises (for store/disk: it survives
+// the process being killed, and with Sync also a power loss), and
+// implementations must be safe for concurrent use.
+package store
+
+import (
+	"errors"
+
+	"github.com/ternmq/tern/message"
+)
+
+// Outgoing is one QoS 1 or 2 message of a session on its way out: accepted
+// from the application (queued, PacketID 0), sent under a packet
+// identifier, and for QoS 2 released once its PUBREC came (Released: a
+// resend sends PUBREL, not the PUBLISH). It leaves the store when the
+// exchange completes (PUBACK, PUBCOMP, or an MQTT 5 PUBREC of 0x80 or
+// above).
+type Outgoing struct {
+	Seq      uint64           // order of acceptance: unique and increasing within the session, assigned by the caller
+	Msg      *message.Message // the message; Msg.QoS is 1 or 2
+	PacketID uint16           // 0 while queued
+	Released bool             // QoS 2: PUBREC received, PUBREL sent
+}
+
+// Session is the durable state of one end of one MQTT session.
+type Session interface {
+	// AddOutgoing records a newly accepted message. o.Seq must be
+	// greater than every Seq the session has held; o.PacketID may be set
+	// already (a message sent at once).
+	AddOutgoing(o Outgoing) error
+	// MarkSent records that the message with seq was sent under packet
+	// identifier id (a resend under the same id need not be recorded).
+	MarkSent(seq uint64, id uint16) error
+	// MarkReleased records that the QoS 2 message with seq got its PUBREC.
+	MarkReleased(seq uint64) error
+	// DeleteOutgoing removes the message with seq; removing one that is
+	// not there is not an error.
+	DeleteOutgoing(seq uint64) error
+	// Outgoing returns every message in Seq order.
+	Outgoing() ([]Outgoing, error)
+
+	// AddIncoming records that the QoS 2 PUBLISH with packet identifier
+	// id was received (and passed on) and awaits its PUBREL.
+	AddIncoming(id uint16) error
+	// DeleteIncoming forgets id at PUBREL; forgetting an unknown id is
+	// not an error.
+	DeleteIncoming(id uint16) error
+	// Incoming returns the pending packet identifiers in increasing order.
+	Incoming() ([]uint16, error)
+
+	// Clear forgets the whole session (a clean start).
+	Clear() error
+	// Close releases the session's resources; it does not forget anything.
+	Close() error
+}
+
+// ErrNotFound is returned by MarkSent and MarkReleased when no message
+// has the given sequence number.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("store: closed")
