@@ -485,11 +485,30 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Publish:
 		return c.onPublish(p)
 	case *packet.Puback:
-		if !c.sess.completeOutbound(p.PacketID, 1, false) {
+		// A PUBACK ends the exchange whatever its reason code: the packet
+		// id and its slot of the in-flight window are free again.
+		m := c.sess.completeOutbound(p.PacketID, 1, false)
+		if m == nil {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
+		} else if p.ReasonCode.IsError() {
+			c.refused(m, packet.PUBACK, p.ReasonCode)
 		}
 		c.kick()
 	case *packet.Pubrec:
+		if p.ReasonCode.IsError() {
+			// PUBREL follows only a PUBREC below 0x80 [v5 MQTT-4.3.3-4]: one
+			// of 0x80 or above ends the exchange, and the packet id and its
+			// Receive Maximum slot are free again (MQTT 5 sections 2.2.1,
+			// 4.9). (3.1.1 PUBRECs carry no reason code.)
+			m := c.sess.completeOutbound(p.PacketID, 2, false)
+			if m == nil {
+				c.log.Debug("PUBREC with an error code for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID, "code", p.ReasonCode.String())
+			} else {
+				c.refused(m, packet.PUBREC, p.ReasonCode)
+			}
+			c.kick() // the window has room: the next message may go
+			return nil
+		}
 		if c.sess.release(p.PacketID) {
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
 		} else {
@@ -532,6 +551,16 @@ func (c *conn) handle(p packet.Packet) error {
 		return protocolError(p.Type(), "noid:server-only-packet", p.Type().String()+" from a client")
 	}
 	return nil
+}
+
+// refused counts message m, which the client answered with a PUBACK or
+// PUBREC of reason code code (0x80 or above), as a failed delivery: the
+// dropped statistic and an EventDrop whose Err says so. The message is
+// not sent again, nor given to another member of a shared subscription
+// group [v5 MQTT-4.8.2-6].
+func (c *conn) refused(m *Message, ack packet.Type, code packet.ReasonCode) {
+	c.log.Debug("client refused a message", "client", c.info.ClientID, "topic", m.Topic, "packet", ack, "code", code.String())
+	c.srv.dropped(c.sess, m, &refusedError{ack: ack, code: code})
 }
 
 // onDisconnect handles a DISCONNECT from the client.

