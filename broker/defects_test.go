@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,6 +234,80 @@ func TestDefectPubrecV3Unchanged(t *testing.T) {
 	}
 	if d := srv.Stats().Dropped; d != 0 {
 		t.Errorf("Stats().Dropped = %d, want 0", d)
+	}
+}
+
+// ---- item 21: MQTT 3.1 DUP on PUBREL, SUBSCRIBE, UNSUBSCRIBE ----
+
+// TestDefectV31DupRetransmissions: a 3.1 client sends a QoS 2 PUBLISH,
+// gets PUBREC, loses its connection, reconnects to its persistent session
+// (clean session 0) and resends PUBREL with DUP (6A 02 00 05): it gets
+// PUBCOMP and the message reached the subscriber exactly once
+// [v3 MQTT-4.3.3-2]. SUBSCRIBE (8A) and UNSUBSCRIBE (AA) with DUP are
+// answered too. On 3.1.1 and 5.0 the same PUBREL is malformed
+// [v3 MQTT-3.6.1-1] [v5 MQTT-3.6.1-1].
+func TestDefectV31DupRetransmissions(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	sub, _ := ptConnect(t, addr, packet.V311, "d21-sub", true)
+	sub.subscribe(1, "d21/#", 2)
+
+	pub := dialRaw(t, addr, packet.V31)
+	pub.connect(&packet.Connect{ClientID: "d21-pub"})
+	pub.send(&packet.Publish{Topic: "d21/x", QoS: 2, PacketID: 5, Payload: []byte("once")})
+	if rec, ok := pub.recv().(*packet.Pubrec); !ok || rec.PacketID != 5 {
+		t.Fatalf("want PUBREC 5, got %v", rec)
+	}
+	pub.nc.Close() // gone before the PUBREL
+	ptWaitConnected(t, srv, 1)
+
+	pub = dialRaw(t, addr, packet.V31)
+	pub.connect(&packet.Connect{ClientID: "d21-pub"})
+	s := dfSession(t, srv, "d21-pub")
+	s.mu.Lock()
+	_, held := s.incoming[5]
+	s.mu.Unlock()
+	if !held {
+		t.Fatal("the persistent session lost QoS 2 packet id 5 before its PUBREL")
+	}
+	writeRaw(pub.nc, []byte{0x6A, 0x02, 0x00, 0x05})
+	if comp, ok := pub.recv().(*packet.Pubcomp); !ok || comp.PacketID != 5 {
+		t.Fatalf("want PUBCOMP 5 for the DUP PUBREL, got %v", comp)
+	}
+	s.mu.Lock()
+	_, held = s.incoming[5]
+	s.mu.Unlock()
+	if held {
+		t.Fatal("packet id 5 still held after PUBREL")
+	}
+
+	writeRaw(pub.nc, rawPkt(0x8A, rawU16(6), rawStr("d21/own"), []byte{1}))
+	if ack, ok := pub.recv().(*packet.Suback); !ok || ack.PacketID != 6 || !slices.Equal(ack.ReasonCodes, []packet.ReasonCode{1}) {
+		t.Fatalf("want SUBACK 6 [1] for the DUP SUBSCRIBE, got %v", ack)
+	}
+	writeRaw(pub.nc, rawPkt(0xAA, rawU16(7), rawStr("d21/own")))
+	if ack, ok := pub.recv().(*packet.Unsuback); !ok || ack.PacketID != 7 {
+		t.Fatalf("want UNSUBACK 7 for the DUP UNSUBSCRIBE, got %v", ack)
+	}
+	pub.send(&packet.Pingreq{})
+	if p, ok := pub.recv().(*packet.Pingresp); !ok {
+		t.Fatalf("want PINGRESP, got %v", p)
+	}
+
+	p := sub.expectPublish()
+	if string(p.Payload) != "once" {
+		t.Fatalf("subscriber got %v, want \"once\"", p)
+	}
+	ptAck(t, sub, p)
+	if got := ptDrain(t, srv, sub, "d21/mk"); len(got) != 0 {
+		t.Fatalf("delivered again: %v", got)
+	}
+
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		c, _ := ptConnect(t, addr, v, "d21-"+v.String(), true)
+		writeRaw(c.nc, []byte{0x6A, 0x02, 0x00, 0x05})
+		expectKicked(t, c, packet.MalformedPacket)
 	}
 }
 
