@@ -302,6 +302,31 @@ func (c *conn) connect() bool {
 	}
 	c.will = cp.Will
 
+	// The CONNACK is built and encoded before the session is touched. One
+	// that does not fit the client's Maximum Packet Size, even without its
+	// Reason String and User Properties, cannot be sent [v5 MQTT-3.1.2-24],
+	// and nothing else may be sent before it [v5 MQTT-3.2.0-1]: the
+	// connection is closed, no session is created or taken over. Session
+	// Present, known only after attach, is one bit: the size is the same.
+	ack := &packet.Connack{}
+	if v5 {
+		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
+		if c.authMethod != "" {
+			ack.Properties.AuthMethod = c.authMethod // [v5 MQTT-4.12.0-5] the method of the exchange
+			ack.Properties.AuthData = authOut
+		}
+	}
+	ackBytes, err := c.appendFitting(nil, ack, c.version)
+	switch {
+	case errors.Is(err, errTooLarge):
+		c.log.Info("connection closed without CONNACK: the CONNACK is larger than the client's Maximum Packet Size",
+			"client", c.info.ClientID, "remote", c.info.RemoteAddr, "maximum_packet_size", c.maxOut)
+		return false
+	case err != nil:
+		c.log.Error("connection closed: cannot encode CONNACK", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "err", err)
+		return false
+	}
+
 	// The session: take over from another connection of this id and
 	// resume or start afresh.
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
@@ -320,18 +345,18 @@ func (c *conn) connect() bool {
 	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
 	// reserved (3.1 section 3.2), so only 3.1.1 and 5.0 get it
 	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3].
-	ack := &packet.Connack{SessionPresent: present && c.version != packet.V31}
-	if v5 {
-		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
-		if c.authMethod != "" {
-			ack.Properties.AuthMethod = c.authMethod // [v5 MQTT-4.12.0-5] the method of the exchange
-			ack.Properties.AuthData = authOut
+	if present && c.version != packet.V31 {
+		ack.SessionPresent = true
+		if ackBytes, err = c.appendFitting(ackBytes[:0], ack, c.version); err != nil {
+			// Cannot happen: the same packet with one more bit set fitted.
+			c.log.Error("cannot encode CONNACK", "client", c.info.ClientID, "err", err)
+			c.nc.Close() // the read loop ends at once and tears the session down
 		}
 	}
 	// The writer has not run yet and cannot start before c.started (kick
 	// only leaves a wake token), so the CONNACK is written here, the
 	// connection's only writer at this point, saving the writer a start.
-	c.writeDirect(ack)
+	c.writeEncoded(ack, ackBytes)
 	c.started.Store(true) // from now on the writer writes; closeWith may queue a DISCONNECT
 	if resend || waiting || len(c.wake) > 0 {
 		c.kick() // a resumed session's messages, or messages that arrived meanwhile
@@ -412,17 +437,30 @@ func (c *conn) connectFailed(err error) {
 	}
 }
 
-// writeDirect writes one packet before the writer goroutine exists.
+// writeDirect writes one packet before the writer goroutine exists. A
+// packet larger than the client's Maximum Packet Size, even without its
+// Reason String and User Properties, is not sent [v5 MQTT-3.1.2-24].
 func (c *conn) writeDirect(p packet.Packet) {
 	v := c.version
 	if v == 0 {
 		v = packet.V311
 	}
 	b, err := c.appendFitting(nil, p, v)
-	if err != nil {
+	switch {
+	case errors.Is(err, errTooLarge):
+		c.log.Info("packet not sent: larger than the client's Maximum Packet Size", "client", c.info.ClientID,
+			"remote", c.info.RemoteAddr, "packet", p.Type(), "maximum_packet_size", c.maxOut)
+		return
+	case err != nil:
 		c.log.Error("cannot encode", "packet", p.Type(), "err", err)
 		return
 	}
+	c.writeEncoded(p, b)
+}
+
+// writeEncoded writes b, the encoding of p, before the writer goroutine
+// exists.
+func (c *conn) writeEncoded(p packet.Packet, b []byte) {
 	if c.trace {
 		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
 	}

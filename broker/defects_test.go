@@ -16,6 +16,8 @@ package broker
 //     SUBSCRIBE filter closes a 3.1 / 3.1.1 connection.
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -308,6 +310,112 @@ func TestDefectV31DupRetransmissions(t *testing.T) {
 		c, _ := ptConnect(t, addr, v, "d21-"+v.String(), true)
 		writeRaw(c.nc, []byte{0x6A, 0x02, 0x00, 0x05})
 		expectKicked(t, c, packet.MalformedPacket)
+	}
+}
+
+// ---- item 22: a CONNACK larger than the client's Maximum Packet Size ----
+
+// dfConnect5 is the MQTT 5 CONNECT of issue item 22 for client id id:
+// clean start, keep alive 10, Maximum Packet Size max.
+func dfConnect5(id string, max uint32) []byte {
+	return rawPkt(0x10, rawStr("MQTT"), []byte{5, 0x02}, rawU16(10), rawProps(packet.V5, append([]byte{0x27}, v5hU32(max)...)), rawStr(id))
+}
+
+// TestDefectConnackTooLarge: the issue's CONNECT (Maximum Packet Size 2)
+// gets no CONNACK: it cannot be sent [v5 MQTT-3.1.2-24] and must come
+// first [v5 MQTT-3.2.0-1], so the connection is closed; no session is
+// created or taken over, the client is not counted as connected, and
+// Observers see no connect. A CONNACK of exactly the maximum is sent.
+func TestDefectConnackTooLarge(t *testing.T) {
+	t.Parallel()
+	rec := &ptRecorder{}
+	srv := &Server{Observers: []Observer{rec}}
+	addr := ptNewServer(t, srv)
+
+	issue := []byte{0x10, 0x13, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x05, 0x02, 0x00, 0x0A, 0x05, 0x27, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x70}
+	if !bytes.Equal(dfConnect5("p", 2), issue) {
+		t.Fatalf("test bug: dfConnect5 gives % x", dfConnect5("p", 2))
+	}
+	nc := dfDial(t, addr)
+	writeRaw(nc, issue)
+	if got := readUntilClosed(t, nc, 5*time.Second); len(got) != 0 {
+		t.Fatalf("server sent % x, want the connection closed without a CONNACK", got)
+	}
+	if st := srv.Stats(); st.ClientsConnected != 0 || st.ClientsTotal != 0 || st.Sessions != 0 {
+		t.Fatalf("after the refused CONNECT: %d connected, %d total, %d sessions; want none", st.ClientsConnected, st.ClientsTotal, st.Sessions)
+	}
+
+	// A connected client "p" with a session keeps both.
+	p, _ := v5fConnect(t, addr, "p", v5fPersistent)
+	p.subscribe(1, "d22/#", 1)
+	nc = dfDial(t, addr)
+	writeRaw(nc, issue)
+	if got := readUntilClosed(t, nc, 5*time.Second); len(got) != 0 {
+		t.Fatalf("server sent % x, want the connection closed without a CONNACK", got)
+	}
+	v5fPing(t, p)
+	srv.Publish("d22/x", []byte("still here"), 1, false)
+	if m := p.expectPublish(); string(m.Payload) != "still here" {
+		t.Fatalf("got %v", m)
+	}
+	if st := srv.Stats(); st.ClientsConnected != 1 || st.ClientsTotal != 1 || st.Sessions != 1 {
+		t.Fatalf("%d connected, %d total, %d sessions; want 1, 1, 1", st.ClientsConnected, st.ClientsTotal, st.Sessions)
+	}
+	if n, d := len(rec.get(EventConnect, "")), len(rec.get(EventDisconnect, "")); n != 1 || d != 0 {
+		t.Fatalf("%d connect and %d disconnect events, want 1 and 0", n, d)
+	}
+
+	// The boundary: this broker's CONNACK to such a client has n bytes;
+	// Maximum Packet Size n gets it, n-1 does not.
+	c, ack := v5fConnect(t, addr, "size", nil)
+	n := len(mustEncode(t, ack, packet.V5))
+	c.send(&packet.Disconnect{})
+	c.expectClosed()
+	nc = dfDial(t, addr)
+	writeRaw(nc, dfConnect5("sz-1", uint32(n-1)))
+	if got := readUntilClosed(t, nc, 5*time.Second); len(got) != 0 {
+		t.Fatalf("Maximum Packet Size %d (CONNACK %d bytes): server sent % x", n-1, n, got)
+	}
+	c, ack = v5fConnect(t, addr, "sz-0", func(cp *packet.Connect) { cp.Properties.MaximumPacketSize = uint32(n) })
+	if got := len(mustEncode(t, ack, packet.V5)); got != n {
+		t.Fatalf("CONNACK of %d bytes, want %d", got, n)
+	}
+	v5fPing(t, c)
+}
+
+// dfRefuser refuses every client with 0x87 and a reason.
+type dfRefuser struct{}
+
+func (dfRefuser) Authenticate(context.Context, *AuthRequest) error {
+	return &Refusal{Code: packet.NotAuthorized, Reason: "no entry"}
+}
+
+// TestDefectRefusalConnackTooLarge: a refusing CONNACK that fits only
+// without its Reason String is sent without it [v5 MQTT-3.2.2-19]; one
+// that does not fit at all is not sent [v5 MQTT-3.1.2-24]: the
+// connection is closed without an answer.
+func TestDefectRefusalConnackTooLarge(t *testing.T) {
+	t.Parallel()
+	srv := &Server{Authenticator: dfRefuser{}}
+	addr := ptNewServer(t, srv)
+	// Without a limit, the refusal carries its Reason String.
+	c := dialRaw(t, addr, packet.V5)
+	if ack := ptRefused(t, c, &packet.Connect{ClientID: "r", CleanStart: true}); ack.ReasonCode != packet.NotAuthorized || !strings.Contains(ack.Properties.ReasonString, "no entry") {
+		t.Fatalf("got %v, want CONNACK 0x87 with a Reason String", ack)
+	}
+	bare := []byte{0x20, 0x03, 0x00, 0x87, 0x00} // CONNACK 0x87, no properties
+	for _, tc := range []struct {
+		max  uint32
+		want []byte
+	}{{5, bare}, {4, nil}} {
+		nc := dfDial(t, addr)
+		writeRaw(nc, dfConnect5("r", tc.max))
+		if got := readUntilClosed(t, nc, 5*time.Second); !bytes.Equal(got, tc.want) {
+			t.Errorf("Maximum Packet Size %d: got % x, want % x", tc.max, got, tc.want)
+		}
+	}
+	if st := srv.Stats(); st.ClientsTotal != 0 || st.Sessions != 0 {
+		t.Fatalf("%d clients, %d sessions after refusals", st.ClientsTotal, st.Sessions)
 	}
 }
 
