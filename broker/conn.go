@@ -574,7 +574,7 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Subscribe:
 		return c.onSubscribe(p)
 	case *packet.Unsubscribe:
-		c.onUnsubscribe(p)
+		return c.onUnsubscribe(p)
 	case *packet.Pingreq:
 		c.send(ctrlPkt{t: packet.PINGRESP}) // [v5 MQTT-3.12.4-1] [v3 MQTT-3.12.4-1]
 	case *packet.Disconnect:

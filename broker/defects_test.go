@@ -419,3 +419,93 @@ func TestDefectRefusalConnackTooLarge(t *testing.T) {
 	}
 }
 
+// ---- item 23: invalid topic filters in UNSUBSCRIBE (and empty in SUBSCRIBE) ----
+
+// TestDefectInvalidFilterV3: on 3.1 and 3.1.1 an UNSUBSCRIBE with an
+// empty filter (the issue's A2 07 12 34 00 00 00 01 71) [v3 MQTT-4.7.3-1]
+// or a misplaced wildcard [v3 MQTT-4.7.1-2] [v3 MQTT-4.7.1-3], and a
+// SUBSCRIBE with an empty filter, close the connection without an answer
+// and without acting on any of their filters: the subscription to "q"
+// survives. A "$share/" filter that is no valid shared subscription is a
+// valid 3.1.1 filter and gets its UNSUBACK.
+func TestDefectInvalidFilterV3(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	cases := []struct {
+		name string
+		v    packet.Version
+		b    []byte
+	}{
+		{"issue", packet.V311, []byte{0xA2, 0x07, 0x12, 0x34, 0x00, 0x00, 0x00, 0x01, 0x71}},
+		{"empty 3.1", packet.V31, rawPkt(0xA2, rawU16(1), rawStr("q"), rawStr(""))},
+		{"a/#/b", packet.V311, rawPkt(0xA2, rawU16(2), rawStr("q"), rawStr("a/#/b"))},
+		{"#/", packet.V31, rawPkt(0xA2, rawU16(2), rawStr("q"), rawStr("#/"))},
+		{"a+", packet.V311, rawPkt(0xA2, rawU16(3), rawStr("q"), rawStr("a+"))},
+		{"$share/g/a/#/b", packet.V311, rawPkt(0xA2, rawU16(3), rawStr("q"), rawStr("$share/g/a/#/b"))},
+		{"SUBSCRIBE empty", packet.V311, rawPkt(0x82, rawU16(4), rawStr("q2"), []byte{1}, rawStr(""), []byte{1})},
+		{"SUBSCRIBE empty 3.1", packet.V31, rawPkt(0x82, rawU16(4), rawStr(""), []byte{0})},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := ptConnect(t, addr, tc.v, "d23", false)
+			c.subscribe(9, "q", 1)
+			writeRaw(c.nc, tc.b)
+			if got := c.expectClosed(); len(got) != 0 {
+				t.Fatalf("got %v, want the connection closed without an answer", got)
+			}
+			ptWaitConnected(t, srv, 0)
+			s := dfSession(t, srv, "d23")
+			s.mu.Lock()
+			subs := len(s.subs)
+			_, q := s.subs["q"]
+			s.mu.Unlock()
+			if subs != 1 || !q || srv.Stats().Subscriptions != 1 {
+				t.Fatalf("subscriptions after the refused packet: %d (q: %v), want q alone", subs, q)
+			}
+		})
+	}
+	c, _ := ptConnect(t, addr, packet.V311, "d23-share", true)
+	writeRaw(c.nc, rawPkt(0xA2, rawU16(5), rawStr("$share/g"), rawStr("$share//a")))
+	if ack, ok := c.recv().(*packet.Unsuback); !ok || ack.PacketID != 5 {
+		t.Fatalf("want UNSUBACK 5, got %v", ack)
+	}
+}
+
+// TestDefectInvalidFilterV5: MQTT 5 answers each invalid UNSUBSCRIBE
+// filter with 0x8F Topic Filter invalid [v5 MQTT-4.7.3-1]
+// [v5 MQTT-4.7.1-1] [v5 MQTT-4.7.1-2] and handles the others (the
+// issue's packet, with its property length, once gave 0x11); the
+// connection stays. An empty SUBSCRIBE filter gets 0x8F in the SUBACK,
+// the same answer.
+func TestDefectInvalidFilterV5(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	c, _ := v5fConnect(t, addr, "d23v5", nil)
+	c.subscribe(1, "q", 1)
+	writeRaw(c.nc, []byte{0xA2, 0x08, 0x12, 0x34, 0x00, 0x00, 0x00, 0x00, 0x01, 0x71})
+	ack, ok := c.recv().(*packet.Unsuback)
+	if want := []packet.ReasonCode{packet.TopicFilterInvalid, packet.Success}; !ok || ack.PacketID != 0x1234 || !slices.Equal(ack.ReasonCodes, want) {
+		t.Fatalf("got %v, want UNSUBACK 0x1234 [0x8f 0x00]", ack)
+	}
+	if n := srv.Stats().Subscriptions; n != 0 {
+		t.Fatalf("%d subscriptions, want 0: q was unsubscribed", n)
+	}
+
+	c.subscribe(2, "q", 1)
+	filters := []string{"a/#/b", "a+", "#/", "", "$share/g", "$share/g/a/#/b", "q", "never"}
+	c.send(&packet.Unsubscribe{PacketID: 3, Filters: filters})
+	ack, ok = c.recv().(*packet.Unsuback)
+	f := packet.TopicFilterInvalid
+	if want := []packet.ReasonCode{f, f, f, f, f, f, packet.Success, packet.NoSubscriptionExisted}; !ok || ack.PacketID != 3 || !slices.Equal(ack.ReasonCodes, want) {
+		t.Fatalf("got %v, want UNSUBACK 3 %v", ack, want)
+	}
+
+	writeRaw(c.nc, rawPkt(0x82, rawU16(4), rawProps(packet.V5), rawStr(""), []byte{1}, rawStr("q"), []byte{1}))
+	sa, ok := c.recv().(*packet.Suback)
+	if want := []packet.ReasonCode{packet.TopicFilterInvalid, packet.GrantedQoS1}; !ok || sa.PacketID != 4 || !slices.Equal(sa.ReasonCodes, want) {
+		t.Fatalf("got %v, want SUBACK 4 %v", sa, want)
+	}
+	v5fPing(t, c)
+}
