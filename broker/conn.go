@@ -302,6 +302,31 @@ func (c *conn) connect() bool {
 	}
 	c.will = cp.Will
 
+	// The CONNACK is built and encoded before the session is touched. One
+	// that does not fit the client's Maximum Packet Size, even without its
+	// Reason String and User Properties, cannot be sent [v5 MQTT-3.1.2-24],
+	// and nothing else may be sent before it [v5 MQTT-3.2.0-1]: the
+	// connection is closed, no session is created or taken over. Session
+	// Present, known only after attach, is one bit: the size is the same.
+	ack := &packet.Connack{}
+	if v5 {
+		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
+		if c.authMethod != "" {
+			ack.Properties.AuthMethod = c.authMethod // [v5 MQTT-4.12.0-5] the method of the exchange
+			ack.Properties.AuthData = authOut
+		}
+	}
+	ackBytes, err := c.appendFitting(nil, ack, c.version)
+	switch {
+	case errors.Is(err, errTooLarge):
+		c.log.Info("connection closed without CONNACK: the CONNACK is larger than the client's Maximum Packet Size",
+			"client", c.info.ClientID, "remote", c.info.RemoteAddr, "maximum_packet_size", c.maxOut)
+		return false
+	case err != nil:
+		c.log.Error("connection closed: cannot encode CONNACK", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "err", err)
+		return false
+	}
+
 	// The session: take over from another connection of this id and
 	// resume or start afresh.
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
@@ -320,18 +345,18 @@ func (c *conn) connect() bool {
 	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
 	// reserved (3.1 section 3.2), so only 3.1.1 and 5.0 get it
 	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3].
-	ack := &packet.Connack{SessionPresent: present && c.version != packet.V31}
-	if v5 {
-		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
-		if c.authMethod != "" {
-			ack.Properties.AuthMethod = c.authMethod // [v5 MQTT-4.12.0-5] the method of the exchange
-			ack.Properties.AuthData = authOut
+	if present && c.version != packet.V31 {
+		ack.SessionPresent = true
+		if ackBytes, err = c.appendFitting(ackBytes[:0], ack, c.version); err != nil {
+			// Cannot happen: the same packet with one more bit set fitted.
+			c.log.Error("cannot encode CONNACK", "client", c.info.ClientID, "err", err)
+			c.nc.Close() // the read loop ends at once and tears the session down
 		}
 	}
 	// The writer has not run yet and cannot start before c.started (kick
 	// only leaves a wake token), so the CONNACK is written here, the
 	// connection's only writer at this point, saving the writer a start.
-	c.writeDirect(ack)
+	c.writeEncoded(ack, ackBytes)
 	c.started.Store(true) // from now on the writer writes; closeWith may queue a DISCONNECT
 	if resend || waiting || len(c.wake) > 0 {
 		c.kick() // a resumed session's messages, or messages that arrived meanwhile
@@ -412,17 +437,30 @@ func (c *conn) connectFailed(err error) {
 	}
 }
 
-// writeDirect writes one packet before the writer goroutine exists.
+// writeDirect writes one packet before the writer goroutine exists. A
+// packet larger than the client's Maximum Packet Size, even without its
+// Reason String and User Properties, is not sent [v5 MQTT-3.1.2-24].
 func (c *conn) writeDirect(p packet.Packet) {
 	v := c.version
 	if v == 0 {
 		v = packet.V311
 	}
 	b, err := c.appendFitting(nil, p, v)
-	if err != nil {
+	switch {
+	case errors.Is(err, errTooLarge):
+		c.log.Info("packet not sent: larger than the client's Maximum Packet Size", "client", c.info.ClientID,
+			"remote", c.info.RemoteAddr, "packet", p.Type(), "maximum_packet_size", c.maxOut)
+		return
+	case err != nil:
 		c.log.Error("cannot encode", "packet", p.Type(), "err", err)
 		return
 	}
+	c.writeEncoded(p, b)
+}
+
+// writeEncoded writes b, the encoding of p, before the writer goroutine
+// exists.
+func (c *conn) writeEncoded(p packet.Packet, b []byte) {
 	if c.trace {
 		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
 	}
@@ -485,11 +523,30 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Publish:
 		return c.onPublish(p)
 	case *packet.Puback:
-		if !c.sess.completeOutbound(p.PacketID, 1, false) {
+		// A PUBACK ends the exchange whatever its reason code: the packet
+		// id and its slot of the in-flight window are free again.
+		m := c.sess.completeOutbound(p.PacketID, 1, false)
+		if m == nil {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
+		} else if p.ReasonCode.IsError() {
+			c.refused(m, packet.PUBACK, p.ReasonCode)
 		}
 		c.kick()
 	case *packet.Pubrec:
+		if p.ReasonCode.IsError() {
+			// PUBREL follows only a PUBREC below 0x80 [v5 MQTT-4.3.3-4]: one
+			// of 0x80 or above ends the exchange, and the packet id and its
+			// Receive Maximum slot are free again (MQTT 5 sections 2.2.1,
+			// 4.9). (3.1.1 PUBRECs carry no reason code.)
+			m := c.sess.completeOutbound(p.PacketID, 2, false)
+			if m == nil {
+				c.log.Debug("PUBREC with an error code for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID, "code", p.ReasonCode.String())
+			} else {
+				c.refused(m, packet.PUBREC, p.ReasonCode)
+			}
+			c.kick() // the window has room: the next message may go
+			return nil
+		}
 		if c.sess.release(p.PacketID) {
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
 		} else {
@@ -517,7 +574,7 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Subscribe:
 		return c.onSubscribe(p)
 	case *packet.Unsubscribe:
-		c.onUnsubscribe(p)
+		return c.onUnsubscribe(p)
 	case *packet.Pingreq:
 		c.send(ctrlPkt{t: packet.PINGRESP}) // [v5 MQTT-3.12.4-1] [v3 MQTT-3.12.4-1]
 	case *packet.Disconnect:
@@ -532,6 +589,16 @@ func (c *conn) handle(p packet.Packet) error {
 		return protocolError(p.Type(), "noid:server-only-packet", p.Type().String()+" from a client")
 	}
 	return nil
+}
+
+// refused counts message m, which the client answered with a PUBACK or
+// PUBREC of reason code code (0x80 or above), as a failed delivery: the
+// dropped statistic and an EventDrop whose Err says so. The message is
+// not sent again, nor given to another member of a shared subscription
+// group [v5 MQTT-4.8.2-6].
+func (c *conn) refused(m *Message, ack packet.Type, code packet.ReasonCode) {
+	c.log.Debug("client refused a message", "client", c.info.ClientID, "topic", m.Topic, "packet", ack, "code", code.String())
+	c.srv.dropped(c.sess, m, &refusedError{ack: ack, code: code})
 }
 
 // onDisconnect handles a DISCONNECT from the client.

@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -681,12 +682,15 @@ func TestHostileKeepAliveExpiry(t *testing.T) {
 
 // TestHostileInvalidFilters: invalid topic filters get a failure code in
 // the SUBACK; the connection stays up and the valid filters of the same
-// SUBSCRIBE work.
+// SUBSCRIBE work. (An empty filter closes a 3.1.1 connection: defects_test.go.)
 func TestHostileInvalidFilters(t *testing.T) {
-	filters := []string{"a/#/b", "hv/#", "a+", "#/", "", "a/b#", "+a/b", "$share/", "$share/g", "$share/g/", "$share//a", "$share/a+b/x", "$share/g/a/#/b", "hv2/+"}
 	valid := map[string]bool{"hv/#": true, "hv2/+": true}
 	for _, v := range hostileVersions {
 		t.Run(v.String(), func(t *testing.T) {
+			filters := []string{"a/#/b", "hv/#", "a+", "#/", "", "a/b#", "+a/b", "$share/", "$share/g", "$share/g/", "$share//a", "$share/a+b/x", "$share/g/a/#/b", "hv2/+"}
+			if v != packet.V5 {
+				filters = slices.DeleteFunc(filters, func(f string) bool { return f == "" })
+			}
 			e := newHostileEnv(t, &Server{})
 			h := e.hostile(v, 0)
 			subs := make([]packet.Subscription, len(filters))

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -405,10 +406,38 @@ func (srv *Server) unsubscribe(s *session, filter string) bool {
 }
 
 // onUnsubscribe handles an UNSUBSCRIBE [v5 MQTT-3.10.4-4] [v3 MQTT-3.10.4-4].
-func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
+//
+// A filter that is not a valid topic filter (empty [MQTT-4.7.3-1], a
+// misplaced wildcard, a bad shared subscription) cannot name a
+// subscription. MQTT 5 answers it with 0x8F Topic Filter invalid in the
+// UNSUBACK, as an invalid SUBSCRIBE filter is answered in the SUBACK, and
+// the other filters are handled; 3.1 and 3.1.1 have no way to refuse one
+// filter, so the connection is closed as for any protocol violation
+// (3.1.1 section 4.8), before any filter is acted on. (A "$share/" filter
+// that is not a valid shared subscription is a valid 3.1.1 filter, which
+// no 3.1.1 subscription can have: it gets the UNSUBACK.)
+func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 	srv := c.srv
+	v5 := c.version == packet.V5
+	if !v5 {
+		for _, f := range p.Filters {
+			if err := topic.ValidateFilter(f); err != nil && !errors.Is(err, topic.ErrBadShare) {
+				// [v3 MQTT-4.7.3-1] [v3 MQTT-4.7.1-2] [v3 MQTT-4.7.1-3]
+				return protocolError(packet.UNSUBSCRIBE, v3FilterRule(f, err), err.Error())
+			}
+		}
+	}
 	ack := &packet.Unsuback{PacketID: p.PacketID}
 	for _, f := range p.Filters {
+		if v5 {
+			if err := topic.ValidateFilter(f); err != nil {
+				// [v5 MQTT-4.7.3-1] [v5 MQTT-4.7.1-1] [v5 MQTT-4.7.1-2]
+				c.log.Info("unsubscribe refused", "client", c.info.ClientID, "filter", f,
+					"code", packet.TopicFilterInvalid.String(), "reason", err.Error())
+				ack.ReasonCodes = append(ack.ReasonCodes, packet.TopicFilterInvalid)
+				continue
+			}
+		}
 		s := c.sess
 		s.mu.Lock()
 		_, ok := s.subs[f]
@@ -425,6 +454,24 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 		ack.ReasonCodes = append(ack.ReasonCodes, code)
 	}
 	c.send(ctrlPkt{p: ack})
+	return nil
+}
+
+// v3FilterRule names the MQTT 3.1.1 rule that filter f, refused by
+// topic.ValidateFilter with err, breaks, for the protocol error.
+func v3FilterRule(f string, err error) string {
+	switch {
+	case errors.Is(err, topic.ErrEmpty):
+		return "v3 MQTT-4.7.3-1"
+	case errors.Is(err, topic.ErrBadWildcard):
+		for _, level := range strings.Split(f, "/") {
+			if len(level) > 1 && strings.Contains(level, "+") {
+				return "v3 MQTT-4.7.1-3" // '+' occupies a whole level
+			}
+		}
+		return "v3 MQTT-4.7.1-2" // '#' alone, in the last level
+	}
+	return "v3 noid:invalid-topic-filter"
 }
 
 // retainedFor appends to ds the retained messages matching filter, with

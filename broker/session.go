@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -238,18 +239,20 @@ func (s *session) resetState() {
 	s.incoming = nil
 }
 
-// completeOutbound frees packet id id of an outbound message in state
-// want (released or not) and reports whether it was there.
-func (s *session) completeOutbound(id uint16, qos byte, released bool) bool {
+// completeOutbound frees packet id id of an outbound message of QoS qos
+// in state released (PUBREC received or not), and with it a slot of the
+// in-flight window; it returns the message, or nil if no such message
+// was in flight.
+func (s *session) completeOutbound(id uint16, qos byte, released bool) *Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.inflight[id]
 	if o == nil || o.qos != qos || o.released != released {
-		return false
+		return nil
 	}
 	delete(s.inflight, id)
 	s.ids.Free(id)
-	return true
+	return o.msg
 }
 
 // release marks a QoS 2 outbound message as released (PUBREC received).
@@ -480,6 +483,18 @@ var (
 type dropError struct{ s string }
 
 func (e *dropError) Error() string { return e.s }
+
+// refusedError is why a message counts as dropped when the MQTT 5 client
+// it was sent to refused it: a PUBACK or PUBREC with a reason code of 0x80
+// or above ends the delivery unsuccessfully.
+type refusedError struct {
+	ack  packet.Type // PUBACK or PUBREC
+	code packet.ReasonCode
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("the client refused the message: %v reason code 0x%02x (%v)", e.ack, byte(e.code), e.code)
+}
 
 // wireForm builds the PUBLISH that carries delivery d to a client of
 // version v.

@@ -25,8 +25,16 @@
 // be kept and shared freely; treat them as read-only.
 //
 // Topic filter syntax in SUBSCRIBE and UNSUBSCRIBE is not checked here: in
-// MQTT 5 an invalid filter is answered per filter (SUBACK 0x8F), not by
-// closing the connection. Package topic validates filters.
+// MQTT 5 an invalid filter is answered per filter (SUBACK or UNSUBACK
+// 0x8F), not by closing the connection. Package topic validates filters.
+// One rule is checked: in 3.1 and 3.1.1 an empty filter is a Protocol
+// Error, like an empty topic name, and such a packet cannot be encoded
+// for those versions either.
+//
+// MQTT 3.1 sets the DUP flag when it sends a PUBREL, SUBSCRIBE or
+// UNSUBSCRIBE again; a Reader of Version V31 accepts those packets with
+// fixed-header flags 1010 as well as 0010 (3.1.1 and 5.0 require 0010).
+// The flag is informational and not part of the decoded packet.
 //
 // # Writing
 //

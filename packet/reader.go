@@ -328,6 +328,14 @@ func checkHeader(v Version, t Type, flags byte) error {
 		want = 0x02 // [v5 MQTT-3.10.1-1] [v3 MQTT-3.10.1-1]
 	}
 	if flags != want {
+		if v == V31 && want == 0x02 && flags == 0x0A {
+			// MQTT 3.1 gives PUBREL, SUBSCRIBE and UNSUBSCRIBE a DUP flag
+			// and QoS 1 (MQTT 3.1 sections 3.6, 3.8, 3.10) and sets DUP
+			// when it sends one again, after a reconnect say; the fixed
+			// flags 0010 are a 3.1.1 rule [v3 MQTT-2.2.2-1]. So a 3.1
+			// stream accepts 1010 too, as Mosquitto does.
+			return nil
+		}
 		// DISCONNECT [v5 MQTT-3.14.1-1] [v3 MQTT-3.14.1-1], AUTH [v5 MQTT-3.15.1-1].
 		return malformed(t, versioned(v, "MQTT-2.1.3-1", "MQTT-2.2.2-1"),
 			fmt.Sprintf("fixed header flags 0x%x, want 0x%x", flags, want))

@@ -15,7 +15,8 @@ type Subscription struct {
 }
 
 // Subscribe is the SUBSCRIBE packet (section 3.8). Topic filter syntax is
-// not checked here (see package doc); package topic validates filters.
+// not checked here, except that 3.1 and 3.1.1 refuse an empty filter (see
+// package doc); package topic validates filters.
 type Subscribe struct {
 	PacketID      uint16
 	Properties    Properties // MQTT 5: SubscriptionIDs (at most one) and User
@@ -41,6 +42,9 @@ func (p *Subscribe) decode(d *decoder, flags byte) error {
 		o := d.u8()
 		if d.err != nil {
 			break
+		}
+		if s.Filter == "" && d.v != V5 {
+			return emptyFilter(SUBSCRIBE)
 		}
 		s.QoS = o & 0x03
 		if d.v == V5 {
@@ -85,6 +89,7 @@ func (p *Subscribe) Append(dst []byte, v Version) ([]byte, error) {
 	for i := range p.Subscriptions {
 		s := &p.Subscriptions[i]
 		e.str(s.Filter, "topic filter")
+		e.check(s.Filter != "" || v == V5, "empty topic filter")
 		e.check(s.QoS <= 2, "QoS above 2")
 		o := s.QoS
 		if v == V5 {
@@ -169,6 +174,17 @@ func (p *Suback) Append(dst []byte, v Version) ([]byte, error) {
 
 func (p *Suback) String() string {
 	return codesString("SUBACK", p.PacketID, p.ReasonCodes, &p.Properties)
+}
+
+// emptyFilter is the error for an empty topic filter in a 3.1 or 3.1.1
+// SUBSCRIBE or UNSUBSCRIBE: filters are at least one character long
+// [v3 MQTT-4.7.3-1], and those versions have no way to refuse one filter
+// of an UNSUBSCRIBE, so the connection is closed (3.1.1 section 4.8), as
+// for an empty topic name in a PUBLISH. An MQTT 5 server answers an
+// empty filter with reason code 0x8F in the SUBACK or UNSUBACK instead,
+// so the decoder lets it through for 5.0.
+func emptyFilter(t Type) error {
+	return protoErr(t, "v3 MQTT-4.7.3-1", "empty topic filter")
 }
 
 // decodeCodes reads the rest of the packet as a non-empty list of reason

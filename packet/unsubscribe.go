@@ -26,7 +26,11 @@ func (p *Unsubscribe) decode(d *decoder, flags byte) error {
 		p.Filters = make([]string, 0, n)
 	}
 	for d.err == nil && d.remaining() > 0 {
-		p.Filters = append(p.Filters, d.str()) // [v5 MQTT-3.10.3-1] [v3 MQTT-3.10.3-1]
+		f := d.str() // [v5 MQTT-3.10.3-1] [v3 MQTT-3.10.3-1]
+		if d.err == nil && f == "" && d.v != V5 {
+			return emptyFilter(UNSUBSCRIBE)
+		}
+		p.Filters = append(p.Filters, f)
 	}
 	if d.err == nil && len(p.Filters) == 0 {
 		return protoErr(UNSUBSCRIBE, versioned(d.v, "MQTT-3.10.3-2", "MQTT-3.10.3-2"), "no topic filter") // [v5 MQTT-3.10.3-2] [v3 MQTT-3.10.3-2]
@@ -47,6 +51,7 @@ func (p *Unsubscribe) Append(dst []byte, v Version) ([]byte, error) {
 	}
 	for _, f := range p.Filters {
 		e.str(f, "topic filter")
+		e.check(f != "" || v == V5, "empty topic filter")
 		dst = appendString(dst, f)
 	}
 	return finish(dst, start, off, &e)
