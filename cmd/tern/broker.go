@@ -464,10 +464,10 @@ func applyMQTT5(srv *broker.Server, m mqtt5Config, f *brokerFlags, changed func(
 		// In the file and on the command line the value is what the
 		// CONNACK announces, so 0 means no aliases (the Server's 0 means
 		// the default).
-		srv.TopicAliasMaximum = *t
-		if *t <= 0 {
-			srv.TopicAliasMaximum = -1
+		if *t > 65535 {
+			return fmt.Errorf("mqtt5.topic_alias_maximum (--topic-alias-maximum): %d exceeds 65535", *t)
 		}
+		srv.TopicAliasMaximum = broker.TopicAliases(uint16(max(*t, 0)))
 	}
 	srv.OutboundTopicAliases = m.OutboundTopicAliases
 	if q := m.MaximumQoS; q != nil {

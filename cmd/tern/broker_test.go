@@ -159,7 +159,7 @@ mqtt5:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv.MaxSessionExpiry != time.Hour || srv.ReceiveMaximum != 100 || srv.TopicAliasMaximum != 5 || !srv.OutboundTopicAliases {
+	if srv.MaxSessionExpiry != time.Hour || srv.ReceiveMaximum != 100 || srv.TopicAliasMaximum == nil || *srv.TopicAliasMaximum != 5 || !srv.OutboundTopicAliases {
 		t.Errorf("expiry %v, receive maximum %d, topic alias maximum %d, outbound aliases %v",
 			srv.MaxSessionExpiry, srv.ReceiveMaximum, srv.TopicAliasMaximum, srv.OutboundTopicAliases)
 	}
@@ -183,7 +183,7 @@ mqtt5:
 	}
 	for _, v := range []string{"0", "-1"} {
 		srv, err := buildFromArgs(t, "-c", writeFile(t, "alias.yaml", "mqtt5:\n  topic_alias_maximum: "+v+"\n"))
-		if err != nil || srv.TopicAliasMaximum >= 0 {
+		if err != nil || srv.TopicAliasMaximum == nil || *srv.TopicAliasMaximum != 0 {
 			t.Errorf("topic_alias_maximum %s: got %d, %v; want negative (none)", v, srv.TopicAliasMaximum, err)
 		}
 	}
@@ -224,7 +224,7 @@ func TestBrokerMQTT5Defaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if srv.MaxSessionExpiry != 0 || srv.ReceiveMaximum != 0 || srv.TopicAliasMaximum != 0 || srv.OutboundTopicAliases ||
+		if srv.MaxSessionExpiry != 0 || srv.ReceiveMaximum != 0 || srv.TopicAliasMaximum != nil || srv.OutboundTopicAliases ||
 			srv.MaximumQoS != nil || srv.RetainUnavailable || srv.WildcardSubscriptionsUnavailable || srv.SubscriptionIDsUnavailable ||
 			srv.SharedSubscriptionsUnavailable || srv.SharedStrategy != broker.SharedRoundRobin || srv.ServerKeepAlive != 0 ||
 			srv.ResponseInformation != "" || srv.AuthMethods != nil {
@@ -259,7 +259,7 @@ mqtt5:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv.MaxSessionExpiry != 10*time.Minute || srv.ReceiveMaximum != 7 || srv.TopicAliasMaximum >= 0 || srv.OutboundTopicAliases {
+	if srv.MaxSessionExpiry != 10*time.Minute || srv.ReceiveMaximum != 7 || srv.TopicAliasMaximum == nil || *srv.TopicAliasMaximum != 0 || srv.OutboundTopicAliases {
 		t.Errorf("expiry %v, receive maximum %d, topic alias maximum %d, outbound aliases %v",
 			srv.MaxSessionExpiry, srv.ReceiveMaximum, srv.TopicAliasMaximum, srv.OutboundTopicAliases)
 	}
@@ -280,7 +280,7 @@ mqtt5:
 		t.Fatalf("--maximum-qos 0 --no-retain: error %v, maximum QoS %v, retain unavailable %v", err, qos(srv.MaximumQoS), srv.RetainUnavailable)
 	}
 	srv, err = buildFromArgs(t, "-c", cfg, "--receive-maximum", "9")
-	if err != nil || srv.ReceiveMaximum != 9 || srv.TopicAliasMaximum != 5 || srv.SharedStrategy != broker.SharedRandom {
+	if err != nil || srv.ReceiveMaximum != 9 || srv.TopicAliasMaximum == nil || *srv.TopicAliasMaximum != 5 || srv.SharedStrategy != broker.SharedRandom {
 		t.Errorf("one flag over the file: %+v %v", srv, err)
 	}
 }
