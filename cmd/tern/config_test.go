@@ -291,3 +291,25 @@ auth:
 	}
 	connect(unix)
 }
+
+// TestREADMEExampleConfig keeps the configuration file of README.md the
+// output of --example-config.
+func TestREADMEExampleConfig(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := writeExampleConfig(&out); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.ReplaceAll(out.String(), versionString(), "tern <version>")
+	_, block, ok := strings.Cut(string(readme), "```yaml\n# Configuration file of tern broker")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no example configuration block")
+	}
+	if got := "# Configuration file of tern broker" + block; got != want {
+		t.Errorf("README.md's example configuration differs from tern broker --example-config; paste this:\n%s", want)
+	}
+}
