@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"reflect"
 	"strconv"
@@ -493,4 +494,21 @@ mqtt5:
 	}
 
 	b.stop()
+}
+
+// TestBrokerConfigSpellings: choices are read whatever their case, and
+// sys_interval 0 turns $SYS off as in Mosquitto (the Server's 0 would
+// mean the default).
+func TestBrokerConfigSpellings(t *testing.T) {
+	o := new(brokerOptions)
+	if err := brokerCommand(o).ParseFlags([]string{"--log-level", "WARN", "-c", writeFile(t, "t.yaml", "limits:\n  queue_policy: Drop-Oldest\nsys_interval: 0s\n")}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := buildServer(o, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.level.Level() != slog.LevelWarn || st.srv.QueuePolicy != broker.DropOldest || st.srv.SysInterval >= 0 {
+		t.Errorf("level %v, queue policy %v, sys interval %v", st.level.Level(), st.srv.QueuePolicy, st.srv.SysInterval)
+	}
 }

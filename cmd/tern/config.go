@@ -295,10 +295,17 @@ func newBrokerConfig() *brokerConfig {
 func (k *key) parse(s string) (any, error) {
 	switch k.kind {
 	case kString:
-		if len(k.choices) > 0 && !contains(k.choices, s) && !contains(k.hidden, s) {
-			return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(k.choices, ", "))
+		if len(k.choices) == 0 {
+			return s, nil
 		}
-		return s, nil
+		for _, list := range [][]string{k.choices, k.hidden} {
+			for _, c := range list {
+				if strings.EqualFold(s, c) {
+					return c, nil // as the rest of the program spells it
+				}
+			}
+		}
+		return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(k.choices, ", "))
 	case kPath:
 		return s, nil
 	case kBool:
@@ -376,15 +383,6 @@ func assign(p any, v any) {
 	default:
 		panic(fmt.Sprintf("configuration value of type %T", p))
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // concrete puts listener index i into a path: listeners[].addr becomes
