@@ -23,7 +23,9 @@ import (
 // documentation, and the broker.Server field it sets. The same table
 // decodes the file (every error names the key and its line), defines the
 // flags, prints --example-config, and translates Server.Validate errors
-// back into the keys and flags the user wrote.
+// back into the keys and flags the user wrote. A file path is a key of
+// kind kPath: relative paths in the file are then taken from the file's
+// directory, and relative paths in its flag from the working directory.
 
 // kind is the type of a configuration value.
 type kind uint8
@@ -41,15 +43,15 @@ const (
 // key is one configuration key.
 type key struct {
 	path    string   // YAML path: "limits.max_packet_size", "listeners[].tls.cert_file"
-	kind    kind     //
+	kind    kind     // the type of its value
 	flag    string   // the flag that overrides it, without "--"; "" for none
 	invert  bool     // the flag is the key's negation: --no-retain for retain_available
 	flagDoc string   // the flag's help when it differs from doc
 	choices []string // kString: the values allowed
 	hidden  []string // kString: more values allowed, not listed (aliases)
-	ranged  bool     // kInt, kDuration: min and max apply
-	min     int64    // kDuration: nanoseconds
-	max     int64    //
+	ranged  bool     // kInt, kDuration: the value must be within min..max
+	min     int64    // (nanoseconds for kDuration)
+	max     int64    // (nanoseconds for kDuration)
 	def     string   // the default as the file spells it; "" for none (or computed)
 	example string   // a value for the example config where def is ""
 	show    bool     // listener keys: shown uncommented in the example's listener
