@@ -89,19 +89,31 @@ func ParseSharedStrategy(name string) (SharedStrategy, error) {
 // QoS returns a pointer to q, for Server.MaximumQoS.
 func QoS(q byte) *byte { return &q }
 
+// TopicAliases returns a pointer to n, for Server.TopicAliasMaximum:
+// TopicAliases(0) turns inbound topic aliases off.
+func TopicAliases(n uint16) *uint16 { return &n }
+
 // Defaults used where a Server field is zero.
 const (
 	DefaultAddr           = "127.0.0.1:1883"
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultWriteTimeout   = 30 * time.Second
-	DefaultMaxPacketSize  = 1 << 20
+	// DefaultMaxPacketSize is 16 MiB, as RabbitMQ's: a 1 MiB camera
+	// frame or a firmware image of several MiB passes, as it does with
+	// Mosquitto and HiveMQ, while one client still cannot make the
+	// broker hold more than 16 MiB for a packet (Mosquitto and HiveMQ
+	// default to the protocol's own limit, 256 MiB). The packet reader
+	// grows a packet's buffer as its bytes arrive, so the limit bounds
+	// what a client must actually send, not what a header claims.
+	DefaultMaxPacketSize  = 16 << 20
 	DefaultMaxQueued      = 1000
 	DefaultMaxInflight    = 20
 	DefaultSysInterval    = 10 * time.Second
 	DefaultWebSocketPath  = "/mqtt"
 	DefaultReceiveMaximum = 65535
 	// DefaultTopicAliasMaximum is the number of topic aliases a client
-	// may set. Each holds a topic name, so the default is modest.
+	// may set when Server.TopicAliasMaximum is nil. Each holds a topic
+	// name, so the default is modest (Mosquitto's is 10, HiveMQ's 5).
 	DefaultTopicAliasMaximum   = 64
 	DefaultResponseInformation = "tern/response/%c"
 )
@@ -159,9 +171,6 @@ func (s *Server) Validate() error {
 	if s.MaxSessionExpiry < 0 {
 		bad("MaxSessionExpiry", "must not be negative (0 means no cap)")
 	}
-	if s.TopicAliasMaximum > 65535 {
-		bad("TopicAliasMaximum", "%d exceeds 65535 (negative turns topic aliases off)", s.TopicAliasMaximum)
-	}
 	if s.MaximumQoS != nil && *s.MaximumQoS > 2 {
 		bad("MaximumQoS", "%d is not a QoS; use 0, 1 or 2", *s.MaximumQoS)
 	}
@@ -198,7 +207,12 @@ func (s *Server) Validate() error {
 		if l.Type == "unix" && l.Addr == "" {
 			bad(field+".Addr", "a unix listener needs a socket path")
 		}
-		if l.Path != "" && !strings.HasPrefix(l.Path, "/") {
+		if l.TLS != nil && l.Type != "tls" && l.Type != "wss" {
+			bad(field+".TLS", "only tls and wss listeners use TLS; remove it or make the listener tls or wss")
+		}
+		if l.Path != "" && l.Type != "ws" && l.Type != "wss" {
+			bad(field+".Path", "only ws and wss listeners have a path; remove it or make the listener ws or wss")
+		} else if l.Path != "" && !strings.HasPrefix(l.Path, "/") {
 			bad(field+".Path", "%q must start with '/'", l.Path)
 		}
 		if l.UseCertCommonName && l.Type != "tls" && l.Type != "wss" {
@@ -273,11 +287,9 @@ func (s *Server) resolve() config {
 	if c.receiveMaximum == 0 {
 		c.receiveMaximum = DefaultReceiveMaximum
 	}
-	switch {
-	case s.TopicAliasMaximum == 0:
-		c.topicAliasMax = DefaultTopicAliasMaximum
-	case s.TopicAliasMaximum > 0:
-		c.topicAliasMax = uint16(s.TopicAliasMaximum)
+	c.topicAliasMax = DefaultTopicAliasMaximum
+	if s.TopicAliasMaximum != nil {
+		c.topicAliasMax = *s.TopicAliasMaximum
 	}
 	c.maxQoS = 2
 	if s.MaximumQoS != nil {

@@ -25,7 +25,7 @@
 //	request problem information                     (always)
 //	receive maximum: from clients / to clients      ReceiveMaximum / MaxInflight lowered by the client's
 //	maximum packet size: from / to clients          MaxPacketSize / the client's (too large: dropped)
-//	topic aliases: from / to clients                TopicAliasMaximum / OutboundTopicAliases
+//	topic aliases: from / to clients                TopicAliasMaximum (TopicAliases(n); nil means 64) / OutboundTopicAliases
 //	payload format, content type, response topic,
 //	  correlation data, user properties             passed through (always)
 //	request / response information                  ResponseInformation ("%c": client id)

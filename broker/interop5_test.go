@@ -853,7 +853,8 @@ func TestInterop5Paho(t *testing.T) {
 			t.Fatalf("no Assigned Client Identifier for an empty client id [v5 MQTT-3.2.2-16]\n%v", p)
 		}
 		interop5Props(t, p, "CONNACK", e.Props, fmt.Sprintf(
-			`{"AssignedClientIdentifier":%q,"ResponseInformation":"tern/response/%s","MaximumPacketSize":1048576,"TopicAliasMaximum":64}`, id, id))
+			`{"AssignedClientIdentifier":%q,"ResponseInformation":"tern/response/%s","MaximumPacketSize":%d,"TopicAliasMaximum":%d}`,
+			id, id, DefaultMaxPacketSize, DefaultTopicAliasMaximum))
 		if e.SessionPresent {
 			t.Fatalf("session present on a clean start\n%v", p)
 		}
@@ -864,7 +865,7 @@ func TestInterop5Paho(t *testing.T) {
 		srv := &Server{
 			MaxSessionExpiry:                 time.Minute,
 			ReceiveMaximum:                   50,
-			TopicAliasMaximum:                3,
+			TopicAliasMaximum:                TopicAliases(3),
 			MaximumQoS:                       QoS(1),
 			MaxPacketSize:                    65536,
 			RetainUnavailable:                true,
@@ -1063,7 +1064,7 @@ func TestInterop5Paho(t *testing.T) {
 
 	t.Run("topic-alias", func(t *testing.T) {
 		t.Parallel()
-		srv := &Server{TopicAliasMaximum: 3}
+		srv := &Server{TopicAliasMaximum: TopicAliases(3)}
 		port, _ := interop5Broker(t, srv, false)
 		tp := "i5/paho/alias"
 		sub := interopPaho5(t, port, "--steps", `[{"op":"sub","subs":[{"topic":"`+tp+`","qos":1}]},{"op":"recv","count":1}]`)

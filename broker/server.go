@@ -46,7 +46,9 @@ type Server struct {
 	// read for this long is disconnected. Default 30 s.
 	WriteTimeout time.Duration
 	// MaxPacketSize is the largest packet accepted from a client, fixed
-	// header included. Default 1 MiB.
+	// header included. Default DefaultMaxPacketSize (16 MiB). Memory
+	// follows what arrives, not what a packet header claims: a client
+	// that announces a large packet and sends little pins little.
 	MaxPacketSize uint32
 	// MaxQueuedMessages bounds each session's queue of messages waiting
 	// to be sent (to an offline client, or to an online client whose
@@ -88,10 +90,13 @@ type Server struct {
 	// before it is acknowledged; a client that sends more is disconnected
 	// with 0x93 Receive Maximum exceeded. Default 65535.
 	ReceiveMaximum uint16
-	// TopicAliasMaximum is the number of topic aliases an MQTT 5 client
-	// may set for its PUBLISHes. Default DefaultTopicAliasMaximum;
-	// negative: none (aliases are refused with 0x94).
-	TopicAliasMaximum int
+	// TopicAliasMaximum is the Topic Alias Maximum the CONNACK announces:
+	// how many topic aliases an MQTT 5 client may set for its PUBLISHes.
+	// 0 means none: the property is left out and any alias is refused
+	// with 0x94 Topic Alias invalid. Nil means DefaultTopicAliasMaximum.
+	// Use TopicAliases(n) to set it, as the configuration file's
+	// mqtt5.topic_alias_maximum does.
+	TopicAliasMaximum *uint16
 	// OutboundTopicAliases makes the broker use topic aliases in the
 	// PUBLISHes it sends to MQTT 5 clients that accept them (their Topic
 	// Alias Maximum), saving the topic name on every message after the

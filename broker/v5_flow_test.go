@@ -299,8 +299,8 @@ func TestV5MaxPacketSizeInbound(t *testing.T) {
 // without the alias; an alias can be set again to another topic. Above the
 // maximum: DISCONNECT 0x94 (the client broke [v5 MQTT-3.2.2-17]); an
 // empty topic with an alias never set: DISCONNECT 0x82; [v5 MQTT-3.3.2-7]
-// aliases do not carry over to the next connection; a negative
-// TopicAliasMaximum leaves Topic Alias Maximum out of the CONNACK (no
+// aliases do not carry over to the next connection; a TopicAliasMaximum
+// of TopicAliases(0) leaves Topic Alias Maximum out of the CONNACK (no
 // aliases, [v5 MQTT-3.2.2-18]) and any alias gets 0x94.
 func TestV5TopicAliasInbound(t *testing.T) {
 	t.Parallel()
@@ -311,7 +311,7 @@ func TestV5TopicAliasInbound(t *testing.T) {
 	}
 	t.Run("set-and-use", func(t *testing.T) {
 		t.Parallel()
-		srv := &Server{TopicAliasMaximum: 3}
+		srv := &Server{TopicAliasMaximum: TopicAliases(3)}
 		addr := ptNewServer(t, srv)
 		sub5, _ := v5fConnect(t, addr, "sub5", nil)
 		sub5.subscribe(1, "ta/#", 1)
@@ -349,7 +349,7 @@ func TestV5TopicAliasInbound(t *testing.T) {
 	})
 	t.Run("above-maximum", func(t *testing.T) {
 		t.Parallel()
-		addr := ptNewServer(t, &Server{TopicAliasMaximum: 3})
+		addr := ptNewServer(t, &Server{TopicAliasMaximum: TopicAliases(3)})
 		c, _ := v5fConnect(t, addr, "pub", nil)
 		c.send(aliased("ta/a", 4, "x"))
 		expectKicked(t, c, packet.TopicAliasInvalid)
@@ -378,7 +378,7 @@ func TestV5TopicAliasInbound(t *testing.T) {
 	})
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
-		addr := ptNewServer(t, &Server{TopicAliasMaximum: -1})
+		addr := ptNewServer(t, &Server{TopicAliasMaximum: TopicAliases(0)})
 		c, ack := v5fConnect(t, addr, "pub", nil)
 		if ack.Properties.Has(packet.PropTopicAliasMaximum) {
 			t.Errorf("CONNACK has Topic Alias Maximum %d with aliases off", ack.Properties.TopicAliasMaximum)

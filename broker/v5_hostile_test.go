@@ -230,8 +230,8 @@ func TestV5HostileProperties(t *testing.T) {
 // an empty topic with an alias never set gets 0x82 (section 3.3.2.3.4),
 // also when the alias was set on an earlier connection
 // [v5 MQTT-3.3.2-7]; an empty topic without an alias 0x82
-// (noid:empty-topic-no-alias). With TopicAliasMaximum negative any alias
-// gets 0x94.
+// (noid:empty-topic-no-alias). With TopicAliasMaximum TopicAliases(0) any
+// alias gets 0x94.
 func TestV5HostileTopicAlias(t *testing.T) {
 	t.Parallel()
 	e := newHostileEnv(t, v5hServer())
@@ -282,7 +282,7 @@ func TestV5HostileTopicAlias(t *testing.T) {
 
 	t.Run("aliases turned off", func(t *testing.T) {
 		srv := v5hServer()
-		srv.TopicAliasMaximum = -1
+		srv.TopicAliasMaximum = TopicAliases(0)
 		e := newHostileEnv(t, srv)
 		e.before()
 		h, ack := v5hConnect(e, "hostile", nil)

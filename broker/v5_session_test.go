@@ -705,7 +705,7 @@ func TestV5ConnackLimits(t *testing.T) {
 			p.TopicAliasMaximum = DefaultTopicAliasMaximum
 		})},
 		{"limits", &Server{
-			MaximumQoS: QoS(1), RetainUnavailable: true, TopicAliasMaximum: 5, ReceiveMaximum: 10, MaxPacketSize: 4096,
+			MaximumQoS: QoS(1), RetainUnavailable: true, TopicAliasMaximum: TopicAliases(5), ReceiveMaximum: 10, MaxPacketSize: 4096,
 			WildcardSubscriptionsUnavailable: true, SubscriptionIDsUnavailable: true, SharedSubscriptionsUnavailable: true,
 		}, pp(func(p *packet.Properties) {
 			p.MaximumQoS = 1
@@ -721,7 +721,7 @@ func TestV5ConnackLimits(t *testing.T) {
 			p.SharedSubAvailable = 0
 			p.Mark(packet.PropSharedSubAvailable)
 		})},
-		{"qos0-no-aliases", &Server{MaximumQoS: QoS(0), TopicAliasMaximum: -1}, pp(func(p *packet.Properties) {
+		{"qos0-no-aliases", &Server{MaximumQoS: QoS(0), TopicAliasMaximum: TopicAliases(0)}, pp(func(p *packet.Properties) {
 			p.MaximumQoS = 0
 			p.Mark(packet.PropMaximumQoS)
 			p.MaximumPacketSize = DefaultMaxPacketSize

@@ -145,6 +145,22 @@ func (a *ACLFile) Reload() error {
 // Path returns the file's path.
 func (a *ACLFile) Path() string { return a.path }
 
+// Len returns the number of rules ("topic" and "pattern" lines) of the
+// file as last loaded.
+func (a *ACLFile) Len() int {
+	t := a.table.Load()
+	if t == nil {
+		return 0
+	}
+	// Every rule set holds the patterns after its own rules.
+	patterns := len(t.others.deny) + len(t.others.allow)
+	n := len(t.anon.deny) + len(t.anon.allow)
+	for _, rs := range t.users {
+		n += len(rs.deny) + len(rs.allow) - patterns
+	}
+	return n
+}
+
 // Authorize implements [broker.Authorizer] (and, with ActionReceive, the
 // check of [broker.ReceiveAuthorizer]); see [ACLFile] for the rules.
 func (a *ACLFile) Authorize(_ context.Context, c *broker.ClientInfo, act broker.Action, t string) bool {

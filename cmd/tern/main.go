@@ -10,17 +10,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "tern",
 		Short:         "Tern: an MQTT 3.1 / 3.1.1 / 5.0 broker and toolkit",
-		Version:       version,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	for _, add := range commands {
 		root.AddCommand(add())
 	}
