@@ -132,7 +132,7 @@ func TestPasswdTerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildTern(t)
+	bin := ternBinary(t)
 	dir := t.TempDir()
 
 	t.Run("typed", func(t *testing.T) {
@@ -219,7 +219,7 @@ func TestPasswdNotTerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildTern(t)
+	bin := ternBinary(t)
 	file := filepath.Join(t.TempDir(), "passwd")
 	run := func(stdin string, args ...string) (string, string) {
 		t.Helper()
@@ -345,7 +345,7 @@ func TestPasswdMosquittoReadsIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildTern(t)
+	bin := ternBinary(t)
 	file := filepath.Join(t.TempDir(), "passwd")
 	for _, args := range [][]string{
 		{"-c", "-b", "--mosquitto", file, "alice", "alice pw"},                       // with SCRAM fields
