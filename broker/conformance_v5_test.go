@@ -442,3 +442,489 @@ func TestConfV5ConnackFirst(t *testing.T) {
 		ptWaitConnected(t, srv, 0)
 	}
 }
+
+// ---- 3.3 PUBLISH and 4.3 QoS flows ----
+
+// TestConfV5PublishAnswers: the receiver of a PUBLISH answers as its QoS
+// calls for [v5 MQTT-3.3.4-1]: nothing for QoS 0 (the PINGRESP to the
+// PINGREQ sent after it is the next packet), a PUBACK with the PUBLISH's
+// packet id for QoS 1, once the message is owned: a subscriber gets it
+// [v5 MQTT-4.3.2-4], and a PUBREC for QoS 2.
+func TestConfV5PublishAnswers(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	sub, _ := cf5Dial(t, addr, "sub", nil)
+	sub.subscribe(1, "ans/#", 2)
+	sub.subscribe(2, "mk", 0)
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+
+	pub.send(&packet.Publish{Topic: "ans/0", Payload: []byte("q0")})
+	pub.send(&packet.Pingreq{})
+	if p := pub.recv(); p.Type() != packet.PINGRESP {
+		t.Fatalf("QoS 0: got %v, want no answer (then the PINGRESP) [v5 MQTT-3.3.4-1]", p)
+	}
+	for _, id := range []uint16{7, 65535} {
+		pub.send(&packet.Publish{Topic: "ans/1", QoS: 1, PacketID: id, Payload: []byte("q1")})
+		if a, ok := pub.recv().(*packet.Puback); !ok || a.PacketID != id || a.ReasonCode != packet.Success {
+			t.Fatalf("QoS 1 id %d: got %v, want PUBACK %d [v5 MQTT-3.3.4-1] [v5 MQTT-4.3.2-4]", id, a, id)
+		}
+	}
+	pub.send(&packet.Publish{Topic: "ans/2", QoS: 2, PacketID: 9, Payload: []byte("q2")})
+	if r, ok := pub.recv().(*packet.Pubrec); !ok || r.PacketID != 9 || r.ReasonCode != packet.Success {
+		t.Fatalf("QoS 2: got %v, want PUBREC 9 [v5 MQTT-3.3.4-1]", r)
+	}
+	pub.send(&packet.Pubrel{PacketID: 9})
+	if c, ok := pub.recv().(*packet.Pubcomp); !ok || c.PacketID != 9 {
+		t.Fatalf("got %v, want PUBCOMP 9", c)
+	}
+	if got := ptPayloads(ptDrain(t, srv, sub, "mk")); !slices.Equal(got, []string{"q0", "q1", "q1", "q2"}) {
+		t.Fatalf("subscriber got %q, want [q0 q1 q1 q2]: a PUBACK for a message not owned [v5 MQTT-4.3.2-4]", got)
+	}
+}
+
+// TestConfV5OutboundFlows: what the server sends as the sender of the QoS
+// flows. A new message gets a non-zero packet id not in use
+// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1] and goes out with
+// DUP 0 [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-2] [v5 MQTT-4.3.3-2], whatever the
+// DUP flag of the PUBLISH it came in [v5 MQTT-3.3.1-3]. Unacknowledged
+// messages are kept: after a reconnect a QoS 1 PUBLISH without PUBACK
+// [v5 MQTT-4.3.2-3] and a QoS 2 PUBLISH without PUBREC [v5 MQTT-4.3.3-3]
+// are resent with their packet id and DUP 1 [v5 MQTT-3.3.1-1]; a QoS 2
+// message whose PUBREC came is resent as PUBREL, never again as PUBLISH
+// [v5 MQTT-4.3.3-6], until its PUBCOMP [v5 MQTT-4.3.3-5]. Once acknowledged,
+// nothing is resent.
+func TestConfV5OutboundFlows(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	persistent := func(cp *packet.Connect) { cp.Properties.ReceiveMaximum = 50 }
+	s, _ := v5sConnect(t, addr, "s", false, 60, persistent)
+	s.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{
+		{Filter: "f/q2/#", QoS: 2}, {Filter: "f/q1/#", QoS: 1}, {Filter: "f/q0/#", QoS: 0}, {Filter: "mk", QoS: 0}}})
+	if _, ok := s.recv().(*packet.Suback); !ok {
+		t.Fatal("want SUBACK")
+	}
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+	// Inbound DUP 1 on first sends: the outbound DUP must not copy it.
+	var raw []byte
+	for i := range 10 {
+		raw = append(raw, rawPublish(packet.V5, 0x0a, "f/q1/x", uint16(100+i), nil, fmt.Sprint("one-", i))...)
+		raw = append(raw, rawPublish(packet.V5, 0x0c, "f/q2/x", uint16(200+i), nil, fmt.Sprint("two-", i))...)
+		raw = append(raw, rawPublish(packet.V5, 0x0a, "f/q0/x", uint16(300+i), nil, fmt.Sprint("zero-", i))...)
+	}
+	writeRaw(pub.nc, raw)
+
+	byID := map[uint16]*packet.Publish{}
+	var q1, q2 []*packet.Publish
+	for range 30 {
+		p := s.expectPublish()
+		if p.Dup {
+			t.Fatalf("first send of %v has DUP 1 [v5 MQTT-3.3.1-3] [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-2] [v5 MQTT-4.3.3-2]", p)
+		}
+		switch p.QoS {
+		case 0:
+			if p.PacketID != 0 {
+				t.Fatalf("QoS 0 with packet id %d", p.PacketID)
+			}
+			continue
+		case 1:
+			q1 = append(q1, p)
+		case 2:
+			q2 = append(q2, p)
+		}
+		if p.PacketID == 0 || byID[p.PacketID] != nil {
+			t.Fatalf("packet id %d of %v is 0 or in use by %v [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1]", p.PacketID, p, byID[p.PacketID])
+		}
+		byID[p.PacketID] = p
+	}
+	if len(q1) != 10 || len(q2) != 10 {
+		t.Fatalf("got %d QoS 1 and %d QoS 2 PUBLISHes, want 10 each", len(q1), len(q2))
+	}
+	for range 30 { // the publisher's acknowledgements
+		switch a := pub.recv().(type) {
+		case *packet.Puback:
+		case *packet.Pubrec:
+			pub.send(&packet.Pubrel{PacketID: a.PacketID})
+		default:
+			t.Fatalf("publisher got %v", a)
+		}
+	}
+
+	// PUBREC the first five QoS 2 messages (PUBREL comes back, no PUBCOMP
+	// yet), PUBACK nothing, and drop the connection.
+	for _, p := range q2[:5] {
+		s.send(&packet.Pubrec{PacketID: p.PacketID})
+		if r, ok := s.recv().(*packet.Pubrel); !ok || r.PacketID != p.PacketID {
+			t.Fatalf("got %v, want PUBREL %d", r, p.PacketID)
+		}
+	}
+	s.nc.Close()
+	ptWaitConnected(t, srv, 1)
+
+	s, _ = v5sConnect(t, addr, "s", false, 60, persistent)
+	pubrels := map[uint16]bool{}
+	resent := map[uint16]bool{}
+	for range 20 { // 10 QoS 1 and 5 QoS 2 PUBLISHes, 5 PUBRELs
+		switch p := s.recv().(type) {
+		case *packet.Publish:
+			orig := byID[p.PacketID]
+			if orig == nil || string(orig.Payload) != string(p.Payload) || !p.Dup {
+				t.Fatalf("resent %v, want a PUBLISH sent before with its packet id and DUP 1 [v5 MQTT-3.3.1-1]", p)
+			}
+			if p.QoS == 2 && slices.ContainsFunc(q2[:5], func(o *packet.Publish) bool { return o.PacketID == p.PacketID }) {
+				t.Fatalf("PUBLISH %d resent after its PUBREL was sent [v5 MQTT-4.3.3-6]", p.PacketID)
+			}
+			resent[p.PacketID] = true
+		case *packet.Pubrel:
+			pubrels[p.PacketID] = true
+		default:
+			t.Fatalf("got %v while the session resends", p)
+		}
+	}
+	for _, p := range q1 {
+		if !resent[p.PacketID] {
+			t.Errorf("QoS 1 %d not resent before its PUBACK [v5 MQTT-4.3.2-3]", p.PacketID)
+		}
+	}
+	for i, p := range q2 {
+		if i < 5 && !pubrels[p.PacketID] {
+			t.Errorf("PUBREL %d not resent before its PUBCOMP [v5 MQTT-4.3.3-5]", p.PacketID)
+		}
+		if i >= 5 && !resent[p.PacketID] {
+			t.Errorf("QoS 2 %d not resent before its PUBREC [v5 MQTT-4.3.3-3]", p.PacketID)
+		}
+	}
+	// Complete everything; then nothing is left to resend.
+	for _, p := range q1 {
+		s.send(&packet.Puback{PacketID: p.PacketID})
+	}
+	for _, p := range q2[:5] {
+		s.send(&packet.Pubcomp{PacketID: p.PacketID})
+	}
+	for _, p := range q2[5:] {
+		s.send(&packet.Pubrec{PacketID: p.PacketID})
+		if r, ok := s.recv().(*packet.Pubrel); !ok || r.PacketID != p.PacketID {
+			t.Fatalf("got %v, want PUBREL %d", r, p.PacketID)
+		}
+		s.send(&packet.Pubcomp{PacketID: p.PacketID})
+	}
+	s.nc.Close()
+	ptWaitConnected(t, srv, 1)
+	s, _ = v5sConnect(t, addr, "s", false, 60, persistent)
+	if got := ptDrain(t, srv, s, "mk"); len(got) != 0 {
+		t.Fatalf("acknowledged messages resent: %q", ptPayloads(got))
+	}
+}
+
+// TestConfV5QoS2ExpiryAfterSend: once a QoS 2 PUBLISH has been sent, the
+// server no longer applies message expiry to it [v5 MQTT-4.3.3-7]: after
+// the Message Expiry Interval has passed, the one sent is resent on
+// reconnect, while its twin with the same expiry, still queued behind the
+// Receive Maximum of 1, is dropped (section 3.3.2.3.3).
+func TestConfV5QoS2ExpiryAfterSend(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	s, _ := v5sConnect(t, addr, "s", false, 60, func(cp *packet.Connect) { cp.Properties.ReceiveMaximum = 1 })
+	v5sSubscribe(t, s, 1, "exp/#")
+	s.send(&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{{Filter: "exp/#", QoS: 2}}})
+	if _, ok := s.recv().(*packet.Suback); !ok {
+		t.Fatal("want SUBACK")
+	}
+	start := time.Now()
+	for _, payload := range []string{"sent", "queued"} {
+		m := &Message{Topic: "exp/t", Payload: []byte(payload), QoS: 2}
+		m.Properties.MessageExpiry = 1
+		if err := srv.PublishMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := s.expectPublish()
+	if string(first.Payload) != "sent" || first.QoS != 2 {
+		t.Fatalf("got %v, want the QoS 2 message sent", first)
+	}
+	s.nc.Close()
+	ptWaitConnected(t, srv, 0)
+	for time.Since(start) < 1500*time.Millisecond { // both have expired by then
+		time.Sleep(50 * time.Millisecond)
+	}
+	s, _ = v5sConnect(t, addr, "s", false, 60, nil)
+	again := s.expectPublish()
+	if again.PacketID != first.PacketID || string(again.Payload) != "sent" || !again.Dup {
+		t.Fatalf("got %v, want PUBLISH %d resent with DUP 1 although expired [v5 MQTT-4.3.3-7]", again, first.PacketID)
+	}
+	s.send(&packet.Pubrec{PacketID: again.PacketID})
+	if r, ok := s.recv().(*packet.Pubrel); !ok || r.PacketID != again.PacketID {
+		t.Fatalf("got %v, want PUBREL %d", r, again.PacketID)
+	}
+	s.send(&packet.Pubcomp{PacketID: again.PacketID})
+	if got := ptDrain(t, srv, s, "mk"); len(got) != 0 {
+		t.Fatalf("got %q, want the unsent expired message dropped", ptPayloads(got))
+	}
+}
+
+// TestConfV5QoS2ReceiverExpiry: as the receiver of a QoS 2 PUBLISH the
+// server completes the acknowledgement sequence even when the message has
+// expired meanwhile [v5 MQTT-4.3.3-13]: a PUBREL sent after the Message
+// Expiry Interval gets PUBCOMP 0x00.
+func TestConfV5QoS2ReceiverExpiry(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+	p := &packet.Publish{Topic: "exp/in", QoS: 2, PacketID: 3, Payload: []byte("x")}
+	p.Properties.MessageExpiry = 1
+	start := time.Now()
+	pub.send(p)
+	if r, ok := pub.recv().(*packet.Pubrec); !ok || r.PacketID != 3 {
+		t.Fatalf("got %v, want PUBREC 3", r)
+	}
+	for time.Since(start) < 1500*time.Millisecond {
+		time.Sleep(50 * time.Millisecond)
+	}
+	pub.send(&packet.Pubrel{PacketID: 3})
+	if c, ok := pub.recv().(*packet.Pubcomp); !ok || c.PacketID != 3 || c.ReasonCode != packet.Success {
+		t.Fatalf("got %v, want PUBCOMP 3 0x00 after the message expired [v5 MQTT-4.3.3-13]", c)
+	}
+}
+
+// TestConfV5QoS1SameIDNewMessage: after its PUBACK, a QoS 1 PUBLISH with
+// the same packet id is a new message, DUP flag or not [v5 MQTT-4.3.2-5].
+func TestConfV5QoS1SameIDNewMessage(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	sub, _ := cf5Dial(t, addr, "sub", nil)
+	sub.subscribe(1, "same/#", 1)
+	sub.subscribe(2, "mk", 0)
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+	for i, flags := range []byte{0x02, 0x0a, 0x0a, 0x02} {
+		writeRaw(pub.nc, rawPublish(packet.V5, flags, "same/t", 5, nil, fmt.Sprint("m", i)))
+		if a, ok := pub.recv().(*packet.Puback); !ok || a.PacketID != 5 {
+			t.Fatalf("got %v, want PUBACK 5", a)
+		}
+	}
+	if got := ptPayloads(ptDrain(t, srv, sub, "mk")); !slices.Equal(got, []string{"m0", "m1", "m2", "m3"}) {
+		t.Fatalf("subscriber got %q, want all four [v5 MQTT-4.3.2-5]", got)
+	}
+}
+
+// TestConfV5NegativeAckNotResent: a PUBLISH answered by PUBACK or PUBREC
+// with a reason code of 0x80 or more counts as acknowledged and is never
+// sent again [v5 MQTT-4.4.0-2], not even after a reconnect.
+func TestConfV5NegativeAckNotResent(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	s, _ := v5sConnect(t, addr, "neg", false, 60, nil)
+	s.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "neg/#", QoS: 2}, {Filter: "mk", QoS: 0}}})
+	if _, ok := s.recv().(*packet.Suback); !ok {
+		t.Fatal("want SUBACK")
+	}
+	srv.Publish("neg/1", []byte("refused-1"), 1, false)
+	srv.Publish("neg/2", []byte("refused-2"), 2, false)
+	p1, p2 := s.expectPublish(), s.expectPublish()
+	s.send(&packet.Puback{PacketID: p1.PacketID, ReasonCode: packet.UnspecifiedError})
+	s.send(&packet.Pubrec{PacketID: p2.PacketID, ReasonCode: packet.ImplementationSpecificError})
+	s.send(&packet.Pingreq{})
+	for {
+		if p := s.recv(); p.Type() == packet.PINGRESP {
+			break
+		} else if p.Type() == packet.PUBLISH {
+			t.Fatalf("got %v after a negative acknowledgement [v5 MQTT-4.4.0-2]", p)
+		}
+	}
+	s.nc.Close()
+	ptWaitConnected(t, srv, 0)
+	s, _ = v5sConnect(t, addr, "neg", false, 60, nil)
+	if got := ptDrain(t, srv, s, "mk"); len(got) != 0 {
+		t.Fatalf("resent %q after PUBACK / PUBREC >= 0x80 [v5 MQTT-4.4.0-2]", ptPayloads(got))
+	}
+}
+
+// TestConfV5EveryMatchingSession: a message the server takes ownership of
+// is added to the session of every client with a matching subscription
+// [v5 MQTT-4.5.0-1], online or not, and each PUBLISH sent carries a topic
+// name that matches the subscription's filter [v5 MQTT-3.3.2-3].
+func TestConfV5EveryMatchingSession(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	filters := map[string]string{"plus": "m/+/c", "hash": "m/#", "exact": "m/b/c", "all": "#", "other": "m/x/c", "longer": "m/b/c/d"}
+	clients := map[string]*rawClient{}
+	for name, f := range filters {
+		c, _ := v5sConnect(t, addr, name, false, 60, nil)
+		v5sSubscribe(t, c, 1, f)
+		clients[name] = c
+	}
+	v5sDisconnect(t, clients["hash"], &packet.Disconnect{}) // offline, session kept
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+	ptPublish(t, pub, &packet.Publish{Topic: "m/b/c", QoS: 1, PacketID: 1, Payload: []byte("owned")})
+	clients["hash"], _ = v5sConnect(t, addr, "hash", false, 60, nil)
+	for name, c := range clients {
+		got := ptDrain(t, srv, c, "mk")
+		want := 1
+		if name == "other" || name == "longer" {
+			want = 0
+		}
+		if len(got) != want {
+			t.Fatalf("%s (%s) got %q, want %d message [v5 MQTT-4.5.0-1]", name, filters[name], ptPayloads(got), want)
+		}
+		if want == 1 && got[0].Topic != "m/b/c" {
+			t.Fatalf("%s (%s) got topic %q, want m/b/c [v5 MQTT-3.3.2-3]", name, filters[name], got[0].Topic)
+		}
+	}
+}
+
+// TestConfV5RefusedQoS2IDIsNew: after the server sent PUBREC >= 0x80 for a
+// QoS 2 PUBLISH, a PUBLISH with that packet id is a new message
+// [v5 MQTT-4.3.3-9]: it is delivered, not taken for a duplicate.
+func TestConfV5RefusedQoS2IDIsNew(t *testing.T) {
+	t.Parallel()
+	srv := &Server{Authorizer: ptAuthz{}} // refuses publishing to secret/...
+	addr := ptNewServer(t, srv)
+	sub, _ := cf5Dial(t, addr, "sub", nil)
+	sub.subscribe(1, "open/#", 2)
+	sub.subscribe(2, "mk", 0)
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+	pub.send(&packet.Publish{Topic: "secret/x", QoS: 2, PacketID: 5, Payload: []byte("refused")})
+	if r, ok := pub.recv().(*packet.Pubrec); !ok || r.PacketID != 5 || r.ReasonCode != packet.NotAuthorized {
+		t.Fatalf("got %v, want PUBREC 5 0x87", r)
+	}
+	for _, dup := range []bool{true, false} {
+		p := &packet.Publish{Topic: "open/x", QoS: 2, PacketID: 5, Dup: dup, Payload: []byte(fmt.Sprint("new-", dup))}
+		ptPublish(t, pub, p)
+	}
+	if got := ptPayloads(ptDrain(t, srv, sub, "mk")); !slices.Equal(got, []string{"new-true", "new-false"}) {
+		t.Fatalf("subscriber got %q, want [new-true new-false] [v5 MQTT-4.3.3-9]", got)
+	}
+}
+
+// ---- wire format after CONNECT ----
+
+// TestConfV5Malformed: packets that break a wire-format rule get
+// DISCONNECT 0x81 Malformed Packet, and the connection is closed
+// [v5 MQTT-4.13.1-1]; the valid twin of each is answered as usual. The
+// rules, one or more cases each, are named in the cases.
+func TestConfV5Malformed(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{})
+	pubProps := func(props ...[]byte) []byte { return v5hPublish(0x02, "t/p", 1, "x", props...) }
+	for _, tc := range []struct {
+		name, ids string
+		bad, good []byte
+	}{
+		{"topic name not UTF-8", "[v5 MQTT-3.3.2-1]",
+			rawPublish(packet.V5, 0x02, "t/\xff", 1, nil, "x"), rawPublish(packet.V5, 0x02, "t/ok", 1, nil, "x")},
+		{"topic name with a surrogate", "[v5 MQTT-3.3.2-1]",
+			rawPublish(packet.V5, 0x00, "t/\xed\xbf\xbf", 0, nil, "x"), rawPublish(packet.V5, 0x00, "t/ok", 0, nil, "x")},
+		{"no topic name", "[v5 MQTT-3.3.2-1]",
+			rawPkt(0x30, []byte{0}), rawPkt(0x30, rawStr("t"), []byte{0})},
+		{"topic name with U+0000", "[v5 MQTT-4.7.3-2]",
+			rawPublish(packet.V5, 0x02, "t/\x00", 1, nil, "x"), rawPublish(packet.V5, 0x02, "t/0", 1, nil, "x")},
+		{"Response Topic not UTF-8", "[v5 MQTT-3.3.2-13]",
+			pubProps(v5hResponseTopic("r/\xc0\xaf")), pubProps(v5hResponseTopic("r/ok"))},
+		{"Content Type not UTF-8", "[v5 MQTT-3.3.2-19]",
+			pubProps(v5hContentType("text/\xed\xa0\x80")), pubProps(v5hContentType("text/plain"))},
+		{"User Property name not UTF-8", "[v5 MQTT-1.5.7-1]",
+			pubProps(rawUserProp("k\xff", "v")), pubProps(rawUserProp("k", "v"))},
+		{"User Property value with U+0000", "[v5 MQTT-1.5.7-1]",
+			pubProps(rawUserProp("k", "v\x00")), pubProps(rawUserProp("k", "v"))},
+		{"User Property in SUBSCRIBE not UTF-8", "[v5 MQTT-1.5.7-1]",
+			v5hSubscribe(1, "t", 1, rawUserProp("k", "\x80")), v5hSubscribe(1, "t", 1, rawUserProp("k", "v"))},
+		{"PUBLISH without Property Length", "[v5 MQTT-2.2.2-1]",
+			rawPkt(0x30, rawStr("t")), rawPkt(0x30, rawStr("t"), []byte{0})},
+		{"SUBSCRIBE without Property Length", "[v5 MQTT-2.2.2-1]",
+			rawPkt(0x82, rawU16(1), rawStr("t"), []byte{1}), v5hSubscribe(1, "t", 1)},
+		{"PUBREL flags 0000", "[v5 MQTT-3.6.1-1]",
+			rawPkt(0x60, rawU16(1)), rawPkt(0x62, rawU16(1))},
+		{"PUBREL flags 0011", "[v5 MQTT-3.6.1-1]",
+			rawPkt(0x63, rawU16(1)), rawPkt(0x62, rawU16(1))},
+		{"SUBSCRIBE flags 0000", "[v5 MQTT-3.8.1-1]",
+			rawPkt(0x80, rawU16(1), []byte{0}, rawStr("t"), []byte{1}), v5hSubscribe(1, "t", 1)},
+		{"SUBSCRIBE flags 0110", "[v5 MQTT-3.8.1-1]",
+			rawPkt(0x86, rawU16(1), []byte{0}, rawStr("t"), []byte{1}), v5hSubscribe(1, "t", 1)},
+		{"SUBSCRIBE filter not UTF-8", "[v5 MQTT-3.8.3-1]",
+			v5hSubscribe(1, "t/\xff", 1), v5hSubscribe(1, "t/ok", 1)},
+		{"SUBSCRIBE second filter with U+0000", "[v5 MQTT-3.8.3-1] [v5 MQTT-4.7.3-2]",
+			rawPkt(0x82, rawU16(1), []byte{0}, rawStr("t"), []byte{1}, rawStr("t/\x00"), []byte{1}),
+			rawPkt(0x82, rawU16(1), []byte{0}, rawStr("t"), []byte{1}, rawStr("t/0"), []byte{1})},
+		{"UNSUBSCRIBE flags 0000", "[v5 MQTT-3.10.1-1]",
+			rawPkt(0xa0, rawU16(1), []byte{0}, rawStr("t")), rawPkt(0xa2, rawU16(1), []byte{0}, rawStr("t"))},
+		{"UNSUBSCRIBE flags 1010", "[v5 MQTT-3.10.1-1]",
+			rawPkt(0xaa, rawU16(1), []byte{0}, rawStr("t")), rawPkt(0xa2, rawU16(1), []byte{0}, rawStr("t"))},
+		{"UNSUBSCRIBE filter not UTF-8", "[v5 MQTT-3.10.3-1]",
+			rawPkt(0xa2, rawU16(1), []byte{0}, rawStr("t/\xc0\xaf")), rawPkt(0xa2, rawU16(1), []byte{0}, rawStr("t/ok"))},
+		{"UNSUBSCRIBE filter with U+0000", "[v5 MQTT-3.10.3-1] [v5 MQTT-4.7.3-2]",
+			rawPkt(0xa2, rawU16(1), []byte{0}, rawStr("\x00")), rawPkt(0xa2, rawU16(1), []byte{0}, rawStr("0"))},
+		{"DISCONNECT flags 0001", "[v5 MQTT-3.14.1-1]", rawPkt(0xe1), rawPkt(0xe0)},
+		{"DISCONNECT flags 1000", "[v5 MQTT-3.14.1-1]", rawPkt(0xe8, []byte{0}), rawPkt(0xe0, []byte{0})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mustDecode(t, packet.V5, tc.good)
+			g, _ := cf5Dial(t, addr, "good", nil)
+			if tc.good[0]&0xf0 == 0xe0 {
+				writeRaw(g.nc, tc.good) // a valid DISCONNECT: closed without a word
+				if got := g.expectClosed(); len(got) != 0 {
+					t.Fatalf("valid twin: got %v", got)
+				}
+			} else {
+				writeRaw(g.nc, append(tc.good, 0xc0, 0)) // and a PINGREQ
+				for {
+					p := g.recv()
+					if p.Type() == packet.PINGRESP {
+						break
+					}
+					if p.Type() == packet.DISCONNECT {
+						t.Fatalf("valid twin: got %v", p)
+					}
+				}
+			}
+			b, _ := cf5Dial(t, addr, "bad", nil)
+			writeRaw(b.nc, tc.bad)
+			cf5Kicked(t, b, packet.MalformedPacket, tc.ids+" [v5 MQTT-4.13.1-1]")
+		})
+	}
+}
+
+// TestConfV5TopicLength: topic names and filters are at most 65,535 bytes
+// [v5 MQTT-4.7.3-3]: on the wire the two-byte length cannot say more, and
+// the broker's own API refuses longer ones; a 65,535-byte topic name works
+// end to end.
+func TestConfV5TopicLength(t *testing.T) {
+	t.Parallel()
+	srv := &Server{MaxPacketSize: 1 << 20}
+	addr := ptNewServer(t, srv)
+	long := make([]byte, 65535)
+	for i := range long {
+		long[i] = 'a' + byte(i%26)
+	}
+	if err := srv.Publish(string(long)+"z", nil, 0, false); err == nil {
+		t.Fatal("Publish accepted a 65,536-byte topic name [v5 MQTT-4.7.3-3]")
+	}
+	if _, err := srv.Subscribe(string(long)+"/", 0, func(*Message) {}); err == nil {
+		t.Fatal("Subscribe accepted a 65,536-byte topic filter [v5 MQTT-4.7.3-3]")
+	}
+	got := make(chan *Message, 1)
+	unsub, err := srv.Subscribe(string(long), 0, func(m *Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	sub, _ := cf5Dial(t, addr, "sub", nil)
+	sub.subscribe(1, string(long), 1)
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+	ptPublish(t, pub, &packet.Publish{Topic: string(long), QoS: 1, PacketID: 1, Payload: []byte("longest")})
+	if p := sub.expectPublish(); p.Topic != string(long) || string(p.Payload) != "longest" {
+		t.Fatalf("got %.40v", p)
+	}
+	select {
+	case m := <-got:
+		if m.Topic != string(long) {
+			t.Fatal("inline subscriber got another topic")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("inline subscriber got nothing")
+	}
+}

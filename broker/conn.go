@@ -289,7 +289,7 @@ func (c *conn) connect() bool {
 	}
 	if v5 {
 		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < c.window {
-			c.window = int(rm) // [v5 MQTT-3.3.4-9]
+			c.window = int(rm) // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1] (Receive Maximum is never 0)
 		}
 		c.problem = !cp.Properties.Has(packet.PropRequestProblemInfo) || cp.Properties.RequestProblemInfo == 1
 		if srv.OutboundTopicAliases {
@@ -500,6 +500,10 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Publish:
 		return c.onPublish(p)
 	case *packet.Puback:
+		// Whatever its reason code, a PUBACK acknowledges the message
+		// [v5 MQTT-4.3.2-3]: one refused (>= 0x80) is not sent again
+		// [v5 MQTT-4.4.0-2], nor offered to another member of its shared
+		// subscription [v5 MQTT-4.8.2-6].
 		if !c.sess.completeOutbound(p.PacketID, 1, false) {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
 		}
@@ -519,7 +523,7 @@ func (c *conn) handle(p packet.Packet) error {
 		s := c.sess
 		s.mu.Lock()
 		_, ok := s.incoming[p.PacketID]
-		delete(s.incoming, p.PacketID)
+		delete(s.incoming, p.PacketID) // the id starts a new message after the PUBCOMP [v5 MQTT-4.3.3-12]
 		s.mu.Unlock()
 		code := packet.Success
 		if !ok {
@@ -527,7 +531,8 @@ func (c *conn) handle(p packet.Packet) error {
 		} else if c.inQoS2 > 0 {
 			c.inQoS2-- // the PUBCOMP frees a unit of the client's send quota (section 4.9)
 		}
-		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP.
+		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP,
+		// whether or not the message has expired meanwhile [v5 MQTT-4.3.3-13].
 		c.send(ctrlPkt{t: packet.PUBCOMP, id: p.PacketID, code: code})
 	case *packet.Subscribe:
 		return c.onSubscribe(p)

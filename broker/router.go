@@ -52,6 +52,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		reason = "not authorized to publish to " + p.Topic
 		c.log.Info("publish not authorized", "client", c.info.ClientID, "topic", p.Topic)
 	}
+	// A QoS 1 PUBLISH is a new message every time, DUP or not: once its
+	// PUBACK is sent its packet id is free [v5 MQTT-4.3.2-5].
 	route := allowed
 	if p.QoS == 2 {
 		s := c.sess
@@ -67,6 +69,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		if dup {
 			route = false // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 		} else if allowed {
+			// Only an accepted one is remembered: after a PUBREC >= 0x80
+			// the packet id starts a new message [v5 MQTT-4.3.3-9].
 			if s.incoming == nil {
 				s.incoming = map[uint16]struct{}{}
 			}
@@ -78,6 +82,9 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if route {
 		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID, Created: time.Now()}
 		if v5 {
+			// Kept unaltered for the subscribers [v5 MQTT-3.3.2-4]
+			// [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16] [v5 MQTT-3.3.2-17]
+			// [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20].
 			m.Properties = p.Properties
 			m.Properties.TopicAlias = 0
 			m.Properties.Unmark(packet.PropTopicAlias)
@@ -100,6 +107,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if !v5 {
 		code = packet.Success // 3.1.1 has no way to say no; a refused message is dropped
 	}
+	// The answer the QoS calls for [v5 MQTT-3.3.4-1]: none for QoS 0.
 	switch p.QoS {
 	case 1:
 		c.send(c.ack(packet.PUBACK, p.PacketID, code, reason)) // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
@@ -157,8 +165,10 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 // MQTT 5 No Local), nil for the broker's own messages.
 // It returns the number of sessions the message went to.
 func (srv *Server) publish(m *Message, from *session) int {
+	// RETAIN 0 leaves the retained messages as they are [v5 MQTT-3.3.1-8].
 	if m.Retain {
 		if len(m.Payload) == 0 {
+			// [v5 MQTT-3.3.1-7]: an empty retained message is never stored.
 			srv.retained.delete(m.Topic) // [v5 MQTT-3.3.1-6] [v3 MQTT-3.3.1-10]
 		} else {
 			srv.retained.set(m) // [v5 MQTT-3.3.1-5] [v3 MQTT-3.3.1-5]
@@ -183,6 +193,8 @@ var matchPool = sync.Pool{New: func() any { s := make([]match, 0, 64); return &s
 func (srv *Server) route(m *Message, from *session) int {
 	mp := matchPool.Get().(*[]match)
 	ms := (*mp)[:0]
+	// The subscriptions whose filter matches the topic name (section
+	// 4.7) [v5 MQTT-3.3.2-3].
 	srv.subs.Match(m.Topic, func(_ string, s *session, sub subscription) bool {
 		ms = append(ms, match{s, sub})
 		return true
@@ -201,13 +213,13 @@ func (srv *Server) route(m *Message, from *session) int {
 	n := 0
 	for i := 0; i < len(ms); {
 		s := ms[i].s
-		j := i + 1
+		j := i + 1 // CopyPerSubscription: one copy per subscription [v5 MQTT-3.3.4-5]
 		if !srv.CopyPerSubscription {
 			for j < len(ms) && ms[j].s == s {
 				j++
 			}
 		}
-		if srv.deliverTo(m, from, ms[i:j]) {
+		if srv.deliverTo(m, from, ms[i:j]) { // every matching session [v5 MQTT-4.5.0-1]
 			n++
 		}
 		i = j
@@ -233,12 +245,12 @@ func (srv *Server) deliverTo(m *Message, from *session, subs []match) bool {
 			continue // [v5 MQTT-3.8.3-3]
 		}
 		any = true
-		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6]
+		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6] [v5 MQTT-3.3.4-2]
 		if sub.RetainAsPublished {
 			d.retain = d.retain || m.Retain // [v5 MQTT-3.3.1-13]
-		}
+		} // else RETAIN 0 [v5 MQTT-3.3.1-12]
 		if sub.SubID != 0 {
-			d.subIDs = append(d.subIDs, sub.SubID) // [v5 MQTT-3.3.4-3]
+			d.subIDs = append(d.subIDs, sub.SubID) // [v5 MQTT-3.3.4-3] [v5 MQTT-3.3.4-4]
 		}
 	}
 	if !any {

@@ -186,6 +186,8 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		}
 		return false, errQueueFull
 	}
+	// The queue is first in, first out: every topic is an Ordered Topic
+	// [v5 MQTT-4.6.0-5] [v5 MQTT-4.6.0-6].
 	s.queue.push(d)
 	long := s.queue.len() > yieldQueueLen
 	s.mu.Unlock()
@@ -490,8 +492,14 @@ func (e *dropError) Error() string { return e.s }
 // wireForm builds the PUBLISH that carries delivery d to a client of
 // version v.
 func (d *delivery) wireForm(id uint16, dup bool, v packet.Version, now time.Time) packet.Publish {
+	// DUP says whether this PUBLISH is a resend, and is never copied from
+	// the PUBLISH the message came in [v5 MQTT-3.3.1-3]; the topic name is
+	// the one that matched the subscription [v5 MQTT-3.3.2-3].
 	p := packet.Publish{Topic: d.msg.Topic, Payload: d.msg.Payload, QoS: d.qos, Retain: d.retain, PacketID: id, Dup: dup}
 	if v == packet.V5 {
+		// The properties as published [v5 MQTT-3.3.2-4] [v5 MQTT-3.3.2-15]
+		// [v5 MQTT-3.3.2-16] [v5 MQTT-3.3.2-17] [v5 MQTT-3.3.2-18]
+		// [v5 MQTT-3.3.2-20].
 		p.Properties = d.msg.Properties
 		p.Properties.TopicAlias = 0
 		p.Properties.Unmark(packet.PropTopicAlias)

@@ -149,6 +149,8 @@ func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
 		}
 		break
 	}
+	// Control packets go out whatever the in-flight window, which holds
+	// back only QoS > 0 PUBLISHes [v5 MQTT-3.3.4-10] [v5 MQTT-4.9.0-3].
 	for _, p := range *pending {
 		buf = c.appendCtrl(buf, p)
 		if p.final {
@@ -200,6 +202,10 @@ func (c *conn) take() ([]out, bool) {
 			continue // acknowledged meanwhile
 		}
 		o.sent = now
+		// A resend keeps its packet id and has DUP 1 [v5 MQTT-3.3.1-1]; a
+		// QoS 2 message whose PUBREC came is resent as PUBREL, never as
+		// PUBLISH [v5 MQTT-4.3.3-6]. A PUBLISH once sent is resent whatever
+		// its Message Expiry Interval says [v5 MQTT-4.3.3-7].
 		outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
 	}
 	if len(c.resendIDs) > 0 {
@@ -223,6 +229,8 @@ func (c *conn) take() ([]out, bool) {
 			continue
 		}
 		if d.qos > 0 && len(s.inflight) >= c.window {
+			// The send quota is used up: no QoS > 0 PUBLISH until an
+			// acknowledgement frees one [v5 MQTT-4.9.0-2].
 			return outs, false // the window is full; a PUBACK will wake us
 		}
 		q.pop()
@@ -232,6 +240,8 @@ func (c *conn) take() ([]out, bool) {
 		var id uint16
 		if d.qos > 0 {
 			var ok bool
+			// A new message gets a non-zero packet id not in use
+			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1].
 			if id, ok = s.ids.Alloc(); !ok {
 				q.pushFront(d)
 				return outs, false
@@ -240,8 +250,11 @@ func (c *conn) take() ([]out, bool) {
 				s.inflight = map[uint16]*outbound{}
 			}
 			s.sendSeq++
+			// Unacknowledged until its PUBACK [v5 MQTT-4.3.2-3], or its
+			// PUBREC [v5 MQTT-4.3.3-3] and then PUBCOMP [v5 MQTT-4.3.3-5].
 			s.inflight[id] = &outbound{delivery: d, seq: s.sendSeq, sent: now}
 		}
+		// First sent with DUP 0 [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-2] [v5 MQTT-4.3.3-2].
 		outs = append(outs, out{d: d, id: id})
 	}
 	return outs, true
