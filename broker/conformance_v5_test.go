@@ -13,14 +13,19 @@ package broker
 // limits.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/transport"
 )
 
 // ---- helpers (prefixed cf5 to keep clear of other test files) ----
@@ -926,5 +931,451 @@ func TestConfV5TopicLength(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("inline subscriber got nothing")
+	}
+}
+
+// ---- Reason String and User Property within the Maximum Packet Size ----
+
+// cf5Sized connects a client with Maximum Packet Size max (0: none) and
+// returns it with a reader of raw packets, to see their sizes.
+func cf5Sized(t *testing.T, addr, id string, max uint32) *rawClient {
+	t.Helper()
+	c, _ := cf5Dial(t, addr, id, func(cp *packet.Connect) { cp.Properties.MaximumPacketSize = max })
+	return c
+}
+
+// cf5Fits checks that p, received by a client with Maximum Packet Size
+// max, fits and carries a Reason String exactly when want says.
+func cf5Fits(t *testing.T, p packet.Packet, max uint32, want bool, ids string) {
+	t.Helper()
+	b, err := packet.Encode(p, packet.V5) // the size it had on the wire
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := diagnostics(p)
+	if len(b) > int(max) {
+		t.Fatalf("%v is %d bytes, above the client's Maximum Packet Size %d %s", p, len(b), max, ids)
+	}
+	if got := props.ReasonString != ""; got != want {
+		t.Fatalf("%v (%d bytes, limit %d): Reason String present %v, want %v %s", p, len(b), max, got, want, ids)
+	}
+}
+
+// TestConfV5ReasonStringLeftOut: the server leaves the Reason String out
+// of a packet when it would make the packet larger than the client's
+// Maximum Packet Size, and keeps it when it fits: PUBACK
+// [v5 MQTT-3.4.2-2] and PUBREC [v5 MQTT-3.5.2-2] refusing a PUBLISH,
+// DISCONNECT after a Protocol Error [v5 MQTT-3.14.2-3] and CONNACK
+// refusing a connection [v5 MQTT-3.2.2-19].
+func TestConfV5ReasonStringLeftOut(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{Authorizer: ptAuthz{}, Authenticator: &cf5Recorder{code: packet.BadUserNameOrPassword}})
+	secret := "secret/" + strings.Repeat("s", 64)
+	for _, tc := range []struct {
+		max  uint32
+		want bool
+	}{{24, false}, {4096, true}} {
+		c := cf5Sized(t, addr, fmt.Sprint("acks-", tc.max), tc.max)
+		c.send(&packet.Publish{Topic: secret, QoS: 1, PacketID: 1, Payload: []byte("x")})
+		a, ok := c.recv().(*packet.Puback)
+		if !ok || a.ReasonCode != packet.NotAuthorized {
+			t.Fatalf("got %v, want PUBACK 0x87", a)
+		}
+		cf5Fits(t, a, tc.max, tc.want, "[v5 MQTT-3.4.2-2]")
+		c.send(&packet.Publish{Topic: secret, QoS: 2, PacketID: 2, Payload: []byte("x")})
+		r, ok := c.recv().(*packet.Pubrec)
+		if !ok || r.ReasonCode != packet.NotAuthorized {
+			t.Fatalf("got %v, want PUBREC 0x87", r)
+		}
+		cf5Fits(t, r, tc.max, tc.want, "[v5 MQTT-3.5.2-2]")
+
+		writeRaw(c.nc, v5hPublish(0x00, "t", 0, "x", v5hSubID(1))) // a Protocol Error [v5 MQTT-3.3.4-6]
+		got := c.expectClosed()
+		if len(got) != 1 || got[0].Type() != packet.DISCONNECT || got[0].(*packet.Disconnect).ReasonCode != packet.ProtocolErrorCode {
+			t.Fatalf("got %v, want DISCONNECT 0x82", got)
+		}
+		cf5Fits(t, got[0], tc.max, tc.want, "[v5 MQTT-3.14.2-3]")
+
+		r2 := dialRaw(t, addr, packet.V5)
+		cp := &packet.Connect{ClientID: "refused", CleanStart: true, Username: "refuse-me"}
+		cp.Properties.MaximumPacketSize = tc.max
+		ack := ptRefused(t, r2, cp)
+		cf5Fits(t, ack, tc.max, tc.want, "[v5 MQTT-3.2.2-19]")
+	}
+}
+
+// TestConfV5DiagnosticsFit: every packet the broker sends that may carry
+// a Reason String and User Properties is encoded without both when they
+// would take it above the client's Maximum Packet Size, and with both when
+// it fits: PUBACK [v5 MQTT-3.4.2-2] [v5 MQTT-3.4.2-3], PUBREC
+// [v5 MQTT-3.5.2-2] [v5 MQTT-3.5.2-3], PUBREL [v5 MQTT-3.6.2-2]
+// [v5 MQTT-3.6.2-3], PUBCOMP [v5 MQTT-3.7.2-2] [v5 MQTT-3.7.2-3], SUBACK
+// [v5 MQTT-3.9.2-1] [v5 MQTT-3.9.2-2], UNSUBACK [v5 MQTT-3.11.2-1]
+// [v5 MQTT-3.11.2-2], DISCONNECT [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4],
+// AUTH [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3] and CONNACK [v5 MQTT-3.2.2-19]
+// [v5 MQTT-3.2.2-20]. The broker sends User Properties on none of these
+// and Reason Strings on some only, so this is checked on the writer's
+// encoding path itself: appendCtrl for control packets, appendOut for a
+// SUBACK, which travels in the session's backlog.
+func TestConfV5DiagnosticsFit(t *testing.T) {
+	reason := "a reason string of some length" + strings.Repeat(".", 40)
+	users := []packet.UserProperty{{Key: "diagnostic", Value: "one"}, {Key: "diagnostic", Value: "two"}}
+	withDiag := func(p packet.Packet) packet.Packet {
+		props := diagnostics(p)
+		props.ReasonString, props.User = reason, slices.Clone(users)
+		return p
+	}
+	makers := []func() packet.Packet{
+		func() packet.Packet { return &packet.Puback{PacketID: 1, ReasonCode: packet.NotAuthorized} },
+		func() packet.Packet { return &packet.Pubrec{PacketID: 2, ReasonCode: packet.QuotaExceeded} },
+		func() packet.Packet { return &packet.Pubrel{PacketID: 3, ReasonCode: packet.PacketIdentifierNotFound} },
+		func() packet.Packet { return &packet.Pubcomp{PacketID: 4, ReasonCode: packet.PacketIdentifierNotFound} },
+		func() packet.Packet {
+			return &packet.Suback{PacketID: 5, ReasonCodes: []packet.ReasonCode{packet.GrantedQoS1, packet.NotAuthorized}}
+		},
+		func() packet.Packet {
+			return &packet.Unsuback{PacketID: 6, ReasonCodes: []packet.ReasonCode{packet.Success, packet.NoSubscriptionExisted}}
+		},
+		func() packet.Packet { return &packet.Disconnect{ReasonCode: packet.AdministrativeAction} },
+		func() packet.Packet {
+			a := &packet.Auth{ReasonCode: packet.ContinueAuthentication}
+			a.Properties.AuthMethod = "SCRAM-SHA-256"
+			return a
+		},
+		func() packet.Packet { return &packet.Connack{ReasonCode: packet.NotAuthorized} },
+	}
+	for _, mk := range makers {
+		name := mk().Type().String()
+		t.Run(name, func(t *testing.T) {
+			c := &conn{version: packet.V5, log: testLogger(t)}
+			encode := func() []byte {
+				p := withDiag(mk())
+				if p.Type() == packet.SUBACK {
+					return c.appendOut(nil, &out{d: delivery{ctl: p}}, time.Now())
+				}
+				return c.appendCtrl(nil, ctrlPkt{p: p})
+			}
+			decode := func(b []byte) *packet.Properties {
+				t.Helper()
+				p, n, err := packet.Decode(packet.V5, b)
+				if err != nil || n != len(b) {
+					t.Fatalf("% x does not decode: %v", b, err)
+				}
+				return diagnostics(p)
+			}
+			full := encode() // no Maximum Packet Size
+			if props := decode(full); props.ReasonString != reason || !slices.Equal(props.User, users) {
+				t.Fatalf("without a limit: Reason String %q, User Properties %v; want both", props.ReasonString, props.User)
+			}
+			c.maxOut = uint32(len(full)) // exactly fits: kept
+			if props := decode(encode()); props.ReasonString != reason || !slices.Equal(props.User, users) {
+				t.Fatalf("limit %d = its size: Reason String %q, User Properties %v; want both", c.maxOut, props.ReasonString, props.User)
+			}
+			c.maxOut = uint32(len(full)) - 1 // one byte too many: both left out
+			b := encode()
+			if len(b) == 0 || len(b) > int(c.maxOut) {
+				t.Fatalf("limit %d: encoded %d bytes", c.maxOut, len(b))
+			}
+			if props := decode(b); props.ReasonString != "" || len(props.User) != 0 {
+				t.Fatalf("limit %d: Reason String %q, User Properties %v; want neither", c.maxOut, props.ReasonString, props.User)
+			}
+		})
+	}
+}
+
+// ---- 3.8 SUBSCRIBE, 3.10 UNSUBSCRIBE ----
+
+// TestConfV5SubackForEverySubscribe: every SUBSCRIBE is answered with a
+// SUBACK [v5 MQTT-3.8.4-1] that carries its packet id [v5 MQTT-3.8.4-2],
+// also when every filter in it is refused; pipelined SUBSCRIBEs get their
+// SUBACKs in order.
+func TestConfV5SubackForEverySubscribe(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{Authorizer: ptAuthz{}}) // refuses subscribing to private/...
+	c, _ := cf5Dial(t, addr, "subs", nil)
+	subs := []struct {
+		id    uint16
+		subs  []packet.Subscription
+		codes []packet.ReasonCode
+	}{
+		{1, []packet.Subscription{{Filter: "a", QoS: 1}}, []packet.ReasonCode{1}},
+		{65535, []packet.Subscription{{Filter: "private/x", QoS: 1}}, []packet.ReasonCode{packet.NotAuthorized}},
+		{2, []packet.Subscription{{Filter: "a/#/b", QoS: 0}, {Filter: "private/y", QoS: 2}}, []packet.ReasonCode{packet.TopicFilterInvalid, packet.NotAuthorized}},
+		{300, []packet.Subscription{{Filter: "a", QoS: 2}, {Filter: "b/+", QoS: 0}, {Filter: "private/z", QoS: 0}}, []packet.ReasonCode{2, 0, packet.NotAuthorized}},
+		{2, []packet.Subscription{{Filter: "c", QoS: 1}}, []packet.ReasonCode{1}},
+	}
+	var raw []byte
+	for _, s := range subs {
+		raw = append(raw, mustEncode(t, &packet.Subscribe{PacketID: s.id, Subscriptions: s.subs}, packet.V5)...)
+	}
+	writeRaw(c.nc, raw)
+	for _, s := range subs {
+		ack, ok := c.recv().(*packet.Suback)
+		if !ok || ack.PacketID != s.id {
+			t.Fatalf("got %v, want SUBACK %d [v5 MQTT-3.8.4-1] [v5 MQTT-3.8.4-2]", ack, s.id)
+		}
+		if !slices.Equal(ack.ReasonCodes, s.codes) {
+			t.Fatalf("SUBACK %d codes %v, want %v", s.id, ack.ReasonCodes, s.codes)
+		}
+	}
+}
+
+// TestConfV5UnsubscribeCompletesInflight: the QoS 1 and QoS 2 deliveries
+// the server has started for a subscription are completed after the
+// subscription is removed [v5 MQTT-3.10.4-3], also across a reconnect,
+// while new messages for it are not sent.
+func TestConfV5UnsubscribeCompletesInflight(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	s, _ := v5sConnect(t, addr, "u", false, 60, nil)
+	s.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "u/#", QoS: 2}, {Filter: "mk", QoS: 0}}})
+	if _, ok := s.recv().(*packet.Suback); !ok {
+		t.Fatal("want SUBACK")
+	}
+	srv.Publish("u/1", []byte("started-1"), 1, false)
+	srv.Publish("u/2", []byte("started-2"), 2, false)
+	p1, p2 := s.expectPublish(), s.expectPublish()
+	s.send(&packet.Unsubscribe{PacketID: 2, Filters: []string{"u/#"}})
+	if ua, ok := s.recv().(*packet.Unsuback); !ok || ua.PacketID != 2 || !slices.Equal(ua.ReasonCodes, []packet.ReasonCode{packet.Success}) {
+		t.Fatalf("got %v, want UNSUBACK 2 [0x00]", ua)
+	}
+	srv.Publish("u/3", []byte("after"), 1, false)
+	s.nc.Close()
+	ptWaitConnected(t, srv, 0)
+
+	s, _ = v5sConnect(t, addr, "u", false, 60, nil)
+	r1, r2 := s.expectPublish(), s.expectPublish()
+	if r1.PacketID != p1.PacketID || !r1.Dup || r2.PacketID != p2.PacketID || !r2.Dup {
+		t.Fatalf("resent %v and %v, want %d and %d with DUP 1 [v5 MQTT-3.10.4-3]", r1, r2, p1.PacketID, p2.PacketID)
+	}
+	s.send(&packet.Puback{PacketID: p1.PacketID})
+	s.send(&packet.Pubrec{PacketID: p2.PacketID})
+	if rel, ok := s.recv().(*packet.Pubrel); !ok || rel.PacketID != p2.PacketID {
+		t.Fatalf("got %v, want PUBREL %d [v5 MQTT-3.10.4-3]", rel, p2.PacketID)
+	}
+	s.send(&packet.Pubcomp{PacketID: p2.PacketID})
+	if got := ptDrain(t, srv, s, "mk"); len(got) != 0 {
+		t.Fatalf("got %q after the UNSUBSCRIBE", ptPayloads(got))
+	}
+}
+
+// ---- 3.14 DISCONNECT ----
+
+// TestConfV5DisconnectIsLast: after the server sends DISCONNECT it sends
+// nothing more [v5 MQTT-3.14.4-1] and closes the connection
+// [v5 MQTT-3.14.4-2] [v5 MQTT-4.13.2-1], even with messages waiting for
+// the client: a subscriber with 200 messages queued behind a Receive
+// Maximum of 1 acknowledges one (which frees the window) and breaks the
+// protocol in the same write; and a subscriber taken over while messages
+// flow to it. The DISCONNECT carries no Session Expiry Interval
+// [v5 MQTT-3.14.2-2].
+func TestConfV5DisconnectIsLast(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	c, _ := v5sConnect(t, addr, "last", false, 60, func(cp *packet.Connect) { cp.Properties.ReceiveMaximum = 1 })
+	v5sSubscribe(t, c, 1, "last/#")
+	for i := range 200 {
+		srv.Publish("last/t", []byte(fmt.Sprint(i)), 1, false)
+	}
+	p := c.expectPublish()
+	writeRaw(c.nc, append(mustEncode(t, &packet.Puback{PacketID: p.PacketID}, packet.V5), rawPkt(0x60, rawU16(1))...)) // PUBREL with flags 0000
+	got := cf5Kicked(t, c, packet.MalformedPacket, "[v5 MQTT-3.14.4-1] [v5 MQTT-3.14.4-2]")
+	for _, p := range got {
+		if p.Type() != packet.PUBLISH {
+			t.Fatalf("got %v before the DISCONNECT", got)
+		}
+	}
+
+	c, _ = v5sConnect(t, addr, "last", false, 60, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			srv.Publish("last/t", []byte(fmt.Sprint("live-", i)), 0, false)
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	c.expectPublish()
+	v5sConnect(t, addr, "last", false, 60, nil) // takes the session over
+	got = cf5Kicked(t, c, packet.SessionTakenOver, "[v5 MQTT-3.14.4-1] [v5 MQTT-3.14.4-2]")
+	close(stop)
+	<-done
+	for _, p := range got {
+		if p.Type() != packet.PUBLISH {
+			t.Fatalf("got %v before the DISCONNECT", p)
+		}
+	}
+}
+
+// TestConfV5DisconnectNoSessionExpiry: no DISCONNECT of the server carries
+// a Session Expiry Interval [v5 MQTT-3.14.2-2]: not after a Protocol Error,
+// nor on takeover or shutdown, whatever the session's expiry.
+func TestConfV5DisconnectNoSessionExpiry(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	check := func(p packet.Packet) {
+		t.Helper()
+		if d, ok := p.(*packet.Disconnect); !ok || d.Properties.Has(packet.PropSessionExpiry) {
+			t.Fatalf("got %v, want a DISCONNECT without Session Expiry Interval [v5 MQTT-3.14.2-2]", p)
+		}
+	}
+	c, _ := v5sConnect(t, addr, "exp", false, 3600, nil)
+	c.send(&packet.Connect{Version: packet.V5, ClientID: "exp"})
+	check(c.expectClosed()[0])
+	c, _ = v5sConnect(t, addr, "exp", false, 3600, nil)
+	v5sConnect(t, addr, "exp", false, 60, nil)
+	check(c.expectClosed()[0])
+}
+
+// ---- 4.1 Session State ----
+
+// TestConfV5SessionStateLifetime: the server does not discard the session
+// state while the connection is open [v5 MQTT-4.1.0-1], however long that
+// is beyond the Session Expiry Interval, and discards it once the
+// connection is closed and the interval has passed [v5 MQTT-4.1.0-2]: the
+// subscription then no longer queues messages and a reconnect finds no
+// session.
+func TestConfV5SessionStateLifetime(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	c, _ := v5sConnect(t, addr, "life", false, 1, nil)
+	v5sSubscribe(t, c, 1, "life/#")
+	start := time.Now()
+	for time.Since(start) < 2500*time.Millisecond { // well past the 1 s of expiry
+		if n := srv.Stats().Sessions; n != 1 {
+			t.Fatalf("%d sessions while the connection is open [v5 MQTT-4.1.0-1]", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	srv.Publish("life/t", []byte("still-subscribed"), 1, false)
+	if got := ptPayloads(ptDrain(t, srv, c, "mk")); !slices.Equal(got, []string{"still-subscribed"}) {
+		t.Fatalf("got %q, want [still-subscribed] [v5 MQTT-4.1.0-1]", got)
+	}
+	v5sDisconnect(t, c, &packet.Disconnect{})
+	v5sWaitSessions(t, srv, 0) // [v5 MQTT-4.1.0-2]
+	if n := srv.Stats().Subscriptions; n != 0 {
+		t.Fatalf("%d subscriptions left after the session expired [v5 MQTT-4.1.0-2]", n)
+	}
+	c, ack := v5sConnect(t, addr, "life", false, 1, nil)
+	if ack.SessionPresent {
+		t.Fatal("Session Present 1 after the session expired [v5 MQTT-4.1.0-2]")
+	}
+}
+
+// ---- 4.2 Network connections, 6 WebSocket ----
+
+// cf5Listen opens listeners of the given types on srv (its Serve for each)
+// and returns their addresses; the server is shut down when the test ends.
+func cf5Listen(t *testing.T, srv *Server, ls ...Listener) []string {
+	t.Helper()
+	srv.Logger = testLogger(t)
+	srv.SysInterval = -1
+	var addrs []string
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		nl, err := Listen(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, nl.Addr().String())
+		go func() { errc <- srv.Serve(nl) }()
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		for range ls {
+			<-errc
+		}
+		checkNoConnGoroutines(t, srv)
+	})
+	return addrs
+}
+
+// TestConfV5Transports: every listener kind carries an ordered, lossless
+// stream of bytes both ways [v5 MQTT-4.2.0-1]: over TCP, WebSocket and a
+// Unix socket, 300 QoS 1 PUBLISHes written in one go (packets split
+// across reads and WebSocket messages as it happens) all arrive, intact
+// and in order, at a subscriber on the same transport.
+func TestConfV5Transports(t *testing.T) {
+	t.Parallel()
+	sock := t.TempDir() + "/tern.sock"
+	srv := &Server{}
+	addrs := cf5Listen(t, srv, Listener{Type: "tcp", Addr: "127.0.0.1:0"}, Listener{Type: "ws", Addr: "127.0.0.1:0"}, Listener{Type: "unix", Addr: sock})
+	urls := map[string]string{"tcp": "tcp://" + addrs[0], "ws": "ws://" + addrs[1] + "/mqtt", "unix": "unix://" + sock}
+	for name, url := range urls {
+		dial := func(id string) *rawClient {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			nc, err := transport.Dial(ctx, url, transport.DialOptions{})
+			if err != nil {
+				t.Fatalf("%s: %v", url, err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			c := &rawClient{t: t, nc: nc, r: packet.NewReader(nc), w: packet.NewWriter(nc), v: packet.V5}
+			c.r.Version, c.w.Version = packet.V5, packet.V5
+			c.connect(&packet.Connect{ClientID: id, CleanStart: true})
+			return c
+		}
+		sub := dial(name + "-sub")
+		sub.subscribe(1, name+"/#", 1)
+		pub := dial(name + "-pub")
+		var raw []byte
+		for i := range 300 {
+			payload := bytes.Repeat([]byte{byte(i)}, 1+i*7)
+			raw = append(raw, mustEncode(t, &packet.Publish{Topic: name + "/t", QoS: 1, PacketID: uint16(i + 1), Payload: payload}, packet.V5)...)
+		}
+		writeRaw(pub.nc, raw)
+		for i := range 300 {
+			if a, ok := pub.recv().(*packet.Puback); !ok || a.PacketID != uint16(i+1) {
+				t.Fatalf("%s: got %v, want PUBACK %d [v5 MQTT-4.2.0-1]", name, a, i+1)
+			}
+			p := sub.expectPublish()
+			if !bytes.Equal(p.Payload, bytes.Repeat([]byte{byte(i)}, 1+i*7)) {
+				t.Fatalf("%s: message %d arrived as %.60v [v5 MQTT-4.2.0-1]", name, i, p)
+			}
+			sub.send(&packet.Puback{PacketID: p.PacketID})
+		}
+	}
+}
+
+// TestConfV5WebSocketSubprotocol: the server selects and returns the
+// WebSocket subprotocol "mqtt" [v5 MQTT-6.0.0-4], also when the client
+// offers another one first, and MQTT 5 then runs over the connection.
+func TestConfV5WebSocketSubprotocol(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addrs := cf5Listen(t, srv, Listener{Type: "ws", Addr: "127.0.0.1:0"})
+	for _, offer := range [][]string{{"mqtt"}, {"chat", "mqtt"}, {"mqttv3.1", "mqtt"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ws, resp, err := websocket.Dial(ctx, "ws://"+addrs[0]+"/mqtt", &websocket.DialOptions{Subprotocols: offer})
+		cancel()
+		if err != nil {
+			t.Fatalf("offering %q: %v", offer, err)
+		}
+		if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "mqtt" || ws.Subprotocol() != "mqtt" {
+			t.Fatalf("offering %q: server selected %q, want \"mqtt\" [v5 MQTT-6.0.0-4]", offer, got)
+		}
+		nc := websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
+		c := &rawClient{t: t, nc: nc, r: packet.NewReader(nc), w: packet.NewWriter(nc), v: packet.V5}
+		c.r.Version, c.w.Version = packet.V5, packet.V5
+		c.connect(&packet.Connect{ClientID: "ws", CleanStart: true})
+		c.send(&packet.Pingreq{})
+		if p := c.recv(); p.Type() != packet.PINGRESP {
+			t.Fatalf("got %v, want PINGRESP", p)
+		}
+		nc.Close()
 	}
 }

@@ -336,7 +336,7 @@ func (c *conn) connect() bool {
 	ack := &packet.Connack{SessionPresent: present && c.version != packet.V31} // 0x00 Success [v5 MQTT-3.1.4-5]
 	if v5 {
 		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
-		if c.authMethod != "" {
+		if c.authMethod != "" { // none without one in the CONNECT [v5 MQTT-4.12.0-6]
 			ack.Properties.AuthMethod = c.authMethod // [v5 MQTT-4.12.0-5] the method of the exchange
 			ack.Properties.AuthData = authOut
 		}
@@ -642,6 +642,8 @@ func (c *conn) closeWith(code packet.ReasonCode) {
 	}
 	// c.started, not c.sess: closeWith runs on other goroutines (takeover,
 	// Shutdown) while connect may still be writing c's fields.
+	// The server's DISCONNECT, here and in teardown, never carries a
+	// Session Expiry Interval [v5 MQTT-3.14.2-2].
 	if c.started.Load() && c.version == packet.V5 {
 		select {
 		case c.ctrl <- ctrlPkt{p: &packet.Disconnect{ReasonCode: code}, final: true}:

@@ -325,6 +325,8 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		c.kick()
 	}()
 	var retained []delivery
+	// Each filter as if it came in a SUBSCRIBE of its own, the answers
+	// together in one SUBACK [v5 MQTT-3.8.4-5].
 	for i, rs := range p.Subscriptions {
 		refuse := func(code packet.ReasonCode, why string) {
 			codes[i] = failCode(v5, code)
@@ -360,13 +362,15 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		// Retained messages: Retain Handling 0 sends them, 1 only for a new
 		// subscription, 2 never [v5 MQTT-3.3.1-9] [v5 MQTT-3.3.1-10]
 		// [v5 MQTT-3.3.1-11]; shared subscriptions get none (section 4.8.2).
+		// A replaced subscription with Retain Handling 0 gets them again,
+		// and loses no message: the queue is held meanwhile [v5 MQTT-3.8.4-4].
 		if !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
 			retained = srv.retainedFor(retained, rs.Filter, sub)
 		}
 		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: qos})
 	}
 	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
-	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}}
+	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}} // the SUBSCRIBE's id [v5 MQTT-3.8.4-2]
 	s.mu.Lock()
 	s.backlog.push(ack)
 	for _, d := range retained {
@@ -417,6 +421,13 @@ func (srv *Server) unsubscribe(s *session, filter string) bool {
 }
 
 // onUnsubscribe handles an UNSUBSCRIBE [v5 MQTT-3.10.4-4] [v3 MQTT-3.10.4-4].
+// Each filter, in order and as if it came alone [v5 MQTT-3.10.4-6], is
+// looked up as it is, character by character [v5 MQTT-3.10.4-1]; the
+// subscription found leaves the trie, so no new message is queued for it
+// [v5 MQTT-3.10.4-2], while the session's messages in flight are left to
+// complete [v5 MQTT-3.10.4-3]. One UNSUBACK with the UNSUBSCRIBE's packet
+// id answers, whether or not anything was deleted [v5 MQTT-3.10.4-5], its
+// reason codes in the order of the filters [v5 MQTT-3.11.3-1].
 func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 	srv := c.srv
 	ack := &packet.Unsuback{PacketID: p.PacketID}

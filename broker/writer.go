@@ -60,7 +60,7 @@ func (c *conn) writeLoop() {
 		}
 		more, final, err := c.flush(&pending)
 		if err != nil || final {
-			c.nc.Close()
+			c.nc.Close() // after a DISCONNECT, the close [v5 MQTT-3.14.4-2] [v5 MQTT-4.13.2-1]
 			c.writerFinished()
 			return
 		}
@@ -154,6 +154,8 @@ func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
 	for _, p := range *pending {
 		buf = c.appendCtrl(buf, p)
 		if p.final {
+			// A DISCONNECT is the last packet: nothing follows it
+			// [v5 MQTT-3.14.4-1].
 			final = true
 			break
 		}
@@ -385,26 +387,28 @@ func (c *conn) outAlias(p *packet.Publish) uint16 {
 }
 
 // diagnostics returns the properties of a packet the broker sends that
-// may carry a Reason String and User Properties, nil for others.
+// may carry a Reason String and User Properties, nil for others:
+// appendFitting leaves them out of each of these packets when they would
+// make it larger than the client's Maximum Packet Size.
 func diagnostics(p packet.Packet) *packet.Properties {
 	switch p := p.(type) {
-	case *packet.Puback:
+	case *packet.Puback: // [v5 MQTT-3.4.2-2] [v5 MQTT-3.4.2-3]
 		return &p.Properties
-	case *packet.Pubrec:
+	case *packet.Pubrec: // [v5 MQTT-3.5.2-2] [v5 MQTT-3.5.2-3]
 		return &p.Properties
-	case *packet.Pubrel:
+	case *packet.Pubrel: // [v5 MQTT-3.6.2-2] [v5 MQTT-3.6.2-3]
 		return &p.Properties
-	case *packet.Pubcomp:
+	case *packet.Pubcomp: // [v5 MQTT-3.7.2-2] [v5 MQTT-3.7.2-3]
 		return &p.Properties
-	case *packet.Suback:
+	case *packet.Suback: // [v5 MQTT-3.9.2-1] [v5 MQTT-3.9.2-2]
 		return &p.Properties
-	case *packet.Unsuback:
+	case *packet.Unsuback: // [v5 MQTT-3.11.2-1] [v5 MQTT-3.11.2-2]
 		return &p.Properties
-	case *packet.Disconnect:
+	case *packet.Disconnect: // [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
 		return &p.Properties
-	case *packet.Auth:
+	case *packet.Auth: // [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3]
 		return &p.Properties
-	case *packet.Connack:
+	case *packet.Connack: // [v5 MQTT-3.2.2-19] [v5 MQTT-3.2.2-20]
 		return &p.Properties
 	}
 	return nil
