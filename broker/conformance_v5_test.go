@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -1377,5 +1378,27 @@ func TestConfV5WebSocketSubprotocol(t *testing.T) {
 			t.Fatalf("got %v, want PINGRESP", p)
 		}
 		nc.Close()
+	}
+}
+
+// TestConfV5QoS0NoPacketIDOnTheWire: a QoS 0 PUBLISH the server sends
+// carries no Packet Identifier [v5 MQTT-2.2.1-2], also when it was
+// published at QoS 1 (with one) and downgraded by the subscription: the
+// bytes on the wire are the topic, the property length and the payload.
+func TestConfV5QoS0NoPacketIDOnTheWire(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{})
+	sub, _ := cf5Dial(t, addr, "sub", nil)
+	sub.subscribe(1, "t", 0)
+	pub, _ := cf5Dial(t, addr, "pub", nil)
+	ptPublish(t, pub, &packet.Publish{Topic: "t", QoS: 1, PacketID: 0x0102, Payload: []byte("hi")})
+	want := []byte{0x30, 0x06, 0x00, 0x01, 't', 0x00, 'h', 'i'}
+	got := make([]byte, len(want))
+	sub.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(sub.nc, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("QoS 0 PUBLISH on the wire: % x, want % x [v5 MQTT-2.2.1-2]", got, want)
 	}
 }
