@@ -449,6 +449,38 @@ func TestConfV5ConnackFirst(t *testing.T) {
 	}
 }
 
+// TestConfV5ClientKeepAliveUsed: a server that sends no Server Keep Alive
+// uses the Keep Alive of the client's CONNECT [v5 MQTT-3.2.2-22]: with 1 s
+// the client stays connected as long as it sends a PINGREQ within 1.5 s,
+// and is disconnected (0x8D) once silent; with 0 it is never disconnected
+// for silence.
+func TestConfV5ClientKeepAliveUsed(t *testing.T) {
+	t.Parallel()
+	addr := ptNewServer(t, &Server{})
+	c, ack := cf5Dial(t, addr, "ka1", func(cp *packet.Connect) { cp.KeepAlive = 1 })
+	if ack.Properties.Has(packet.PropServerKeepAlive) {
+		t.Fatalf("CONNACK has Server Keep Alive %d", ack.Properties.ServerKeepAlive)
+	}
+	for range 5 { // 2 s in all, past 1.5 x 1 s
+		time.Sleep(400 * time.Millisecond)
+		c.send(&packet.Pingreq{})
+		if p := c.recv(); p.Type() != packet.PINGRESP {
+			t.Fatalf("got %v, want PINGRESP [v5 MQTT-3.2.2-22]", p)
+		}
+	}
+	got := c.expectClosed()
+	if len(got) != 1 || got[0].Type() != packet.DISCONNECT || got[0].(*packet.Disconnect).ReasonCode != packet.KeepAliveTimeout {
+		t.Fatalf("got %v, want DISCONNECT 0x8D once silent for 1.5 x the client's Keep Alive [v5 MQTT-3.2.2-22]", got)
+	}
+
+	c, _ = cf5Dial(t, addr, "ka0", func(cp *packet.Connect) { cp.KeepAlive = 0 })
+	c.noPacket(2 * time.Second) // no keep alive: silence is no reason to close
+	c.send(&packet.Pingreq{})
+	if p := c.recv(); p.Type() != packet.PINGRESP {
+		t.Fatalf("got %v, want PINGRESP [v5 MQTT-3.2.2-22]", p)
+	}
+}
+
 // ---- 3.3 PUBLISH and 4.3 QoS flows ----
 
 // TestConfV5PublishAnswers: the receiver of a PUBLISH answers as its QoS
