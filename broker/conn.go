@@ -109,6 +109,12 @@ func (c *conn) serve() {
 	c.r.ReuseAcks = true // handle acts on each acknowledgement at once and keeps none
 	ok := c.guard(c.connect)
 	if !ok {
+		// A CONNECT that was refused, broke the format or failed ends
+		// here: the connection is closed, whether or not a refusing
+		// CONNACK went out [v5 MQTT-3.1.4-1] [v5 MQTT-3.1.4-2]
+		// [v5 MQTT-3.2.2-7] [v5 MQTT-3.1.3-8] [v5 MQTT-4.13.2-1], and
+		// nothing the client sent after its CONNECT is read
+		// [v5 MQTT-3.1.4-6].
 		c.nc.Close()
 		if c.sess != nil {
 			c.stopWriter() // connect got as far as queueing the CONNACK
@@ -211,12 +217,17 @@ func (c *conn) connect() bool {
 		// [v3 MQTT-3.1.3-8] an empty id needs clean session; refuse with 0x02.
 		return refuse(packet.ClientIdentifierNotValid, "an empty client identifier needs clean session")
 	case cp.ClientID == "":
-		// [v3 MQTT-3.1.3-6] [v5 MQTT-3.1.3-6] assign a unique identifier.
+		// [v3 MQTT-3.1.3-6] [v5 MQTT-3.1.3-6] assign a unique identifier;
+		// the CONNECT is handled as if the client had sent it
+		// [v5 MQTT-3.1.3-7].
 		c.info.ClientID = newClientID()
 		assigned = true
 	case c.version == packet.V31 && len(cp.ClientID) > 23:
 		return refuse(packet.ClientIdentifierNotValid, "MQTT 3.1 client identifiers are at most 23 characters")
 	}
+	// Any other identifier is taken as it is, the 1 to 23 characters of
+	// 0-9, a-z and A-Z included [v5 MQTT-3.1.3-5]; an Authenticator may
+	// still refuse it (0x85 Client Identifier not valid, [v5 MQTT-3.1.3-8]).
 
 	// Authentication.
 	req := &AuthRequest{ClientInfo: c.info, Password: cp.Password, Connect: cp}
@@ -251,9 +262,9 @@ func (c *conn) connect() bool {
 	}
 	if err != nil {
 		if errors.Is(err, errAuthAborted) {
-			return false
+			return false // its CONNACK, if any, is sent: one per connection [v5 MQTT-3.2.0-2]
 		}
-		return refuse(refusalCode(err), err.Error())
+		return refuse(refusalCode(err), err.Error()) // [v5 MQTT-3.1.4-2]
 	}
 	c.info.Username = req.Username
 	if cp.Will != nil && !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionPublish, cp.Will.Topic) {
@@ -271,14 +282,14 @@ func (c *conn) connect() bool {
 
 	// Limits the client announces (MQTT 5).
 	c.window = srv.cfg.maxInflight
-	keepAlive := cp.KeepAlive
+	keepAlive := cp.KeepAlive // without a Server Keep Alive, the client's [v5 MQTT-3.2.2-22]
 	expiry := uint32(0)
 	if !cp.CleanStart {
 		expiry = neverExpire // a 3.1.1 persistent session
 	}
 	if v5 {
 		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < c.window {
-			c.window = int(rm) // [v5 MQTT-3.3.4-9]
+			c.window = int(rm) // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1] (Receive Maximum is never 0)
 		}
 		c.problem = !cp.Properties.Has(packet.PropRequestProblemInfo) || cp.Properties.RequestProblemInfo == 1
 		if srv.OutboundTopicAliases {
@@ -300,7 +311,7 @@ func (c *conn) connect() bool {
 		c.keepAlive = time.Duration(keepAlive) * 1500 * time.Millisecond
 		c.kaSlack = min(time.Second, c.keepAlive/12)
 	}
-	c.will = cp.Will
+	c.will = cp.Will // stored with the connection, and with the session once it ends [v5 MQTT-3.1.2-7]
 
 	// The CONNACK is built and encoded before the session is touched. One
 	// that does not fit the client's Maximum Packet Size, even without its
@@ -308,10 +319,10 @@ func (c *conn) connect() bool {
 	// and nothing else may be sent before it [v5 MQTT-3.2.0-1]: the
 	// connection is closed, no session is created or taken over. Session
 	// Present, known only after attach, is one bit: the size is the same.
-	ack := &packet.Connack{}
+	ack := &packet.Connack{} // 0x00 Success [v5 MQTT-3.1.4-5]
 	if v5 {
 		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
-		if c.authMethod != "" {
+		if c.authMethod != "" { // none without one in the CONNECT [v5 MQTT-4.12.0-6]
 			ack.Properties.AuthMethod = c.authMethod // [v5 MQTT-4.12.0-5] the method of the exchange
 			ack.Properties.AuthData = authOut
 		}
@@ -329,6 +340,8 @@ func (c *conn) connect() bool {
 
 	// The session: take over from another connection of this id and
 	// resume or start afresh.
+	// Clean Start handling [v5 MQTT-3.1.4-4], in the session of this
+	// client id [v5 MQTT-3.1.3-2].
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
 	if c.isKicked() {
 		return false
@@ -411,7 +424,7 @@ func (c *conn) connackProperties(p *packet.Properties, cp *packet.Connect, assig
 		p.ServerKeepAlive = keepAlive // [v5 MQTT-3.2.2-21] the client uses it
 		p.Mark(packet.PropServerKeepAlive)
 	}
-	if cp.Properties.RequestResponseInfo == 1 {
+	if cp.Properties.RequestResponseInfo == 1 { // none when it is 0 [v5 MQTT-3.1.2-28]
 		p.ResponseInfo = strings.ReplaceAll(cfg.responseInfo, "%c", c.info.ClientID)
 	}
 }
@@ -422,11 +435,13 @@ func (c *conn) connectFailed(err error) {
 	switch {
 	case errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion:
 		// [v3 MQTT-3.1.2-2] answer return code 1 and close; a 5.0 server
-		// may answer 0x84 [v5 MQTT-3.1.2-1]. The level is unknown, so the
+		// may answer 0x84 [v5 MQTT-3.1.2-1] [v5 MQTT-3.1.2-2]. The level is unknown, so the
 		// 3.1.1 form is sent, which every client can read.
 		c.writeDirect(&packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion})
 		c.log.Info("connection refused: unsupported protocol", "remote", c.info.RemoteAddr, "err", err)
 	case errors.As(err, &pe):
+		// A CONNECT that does not match section 3.1: closed
+		// [v5 MQTT-3.1.4-1] [v5 MQTT-4.13.1-1].
 		c.log.Info("connection closed: bad CONNECT", "remote", c.info.RemoteAddr, "err", err)
 	case isTimeout(err):
 		c.log.Info("connection closed: no CONNECT in time", "remote", c.info.RemoteAddr, "timeout", c.srv.cfg.connectTimeout)
@@ -524,7 +539,10 @@ func (c *conn) handle(p packet.Packet) error {
 		return c.onPublish(p)
 	case *packet.Puback:
 		// A PUBACK ends the exchange whatever its reason code: the packet
-		// id and its slot of the in-flight window are free again.
+		// id and its slot of the in-flight window are free again
+		// [v5 MQTT-4.3.2-3]: one refused (>= 0x80) is not sent again
+		// [v5 MQTT-4.4.0-2], nor offered to another member of its shared
+		// subscription [v5 MQTT-4.8.2-6].
 		m := c.sess.completeOutbound(p.PacketID, 1, false)
 		if m == nil {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
@@ -561,7 +579,7 @@ func (c *conn) handle(p packet.Packet) error {
 		s := c.sess
 		s.mu.Lock()
 		_, ok := s.incoming[p.PacketID]
-		delete(s.incoming, p.PacketID)
+		delete(s.incoming, p.PacketID) // the id starts a new message after the PUBCOMP [v5 MQTT-4.3.3-12]
 		s.mu.Unlock()
 		code := packet.Success
 		if !ok {
@@ -569,7 +587,8 @@ func (c *conn) handle(p packet.Packet) error {
 		} else if c.inQoS2 > 0 {
 			c.inQoS2-- // the PUBCOMP frees a unit of the client's send quota (section 4.9)
 		}
-		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP.
+		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP,
+		// whether or not the message has expired meanwhile [v5 MQTT-4.3.3-13].
 		c.send(ctrlPkt{t: packet.PUBCOMP, id: p.PacketID, code: code})
 	case *packet.Subscribe:
 		return c.onSubscribe(p)
@@ -580,7 +599,8 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Disconnect:
 		return c.onDisconnect(p)
 	case *packet.Connect:
-		// [v5 MQTT-3.1.0-2] [v3 MQTT-3.1.0-2] a second CONNECT is a protocol error.
+		// [v5 MQTT-3.1.0-2] [v3 MQTT-3.1.0-2] a second CONNECT is a protocol error,
+		// answered by DISCONNECT, never by a second CONNACK [v5 MQTT-3.2.0-2].
 		return protocolError(packet.CONNECT, "v5 MQTT-3.1.0-2", "second CONNECT")
 	case *packet.Auth:
 		return c.onAuth(p)
@@ -632,6 +652,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) error {
 	}
 	c.disconnectd = true
 	c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] no will after DISCONNECT
+	// The stored will is removed on DISCONNECT 0x00 [v5 MQTT-3.1.2-10].
 	return errDisconnect
 }
 
@@ -658,8 +679,8 @@ func (c *conn) kick() {
 	// Before the CONNACK is queued, the session may already have this
 	// connection (attach) and a message may be delivered to it: the wake
 	// token waits, and the writer that sends the CONNACK finds it, so
-	// that nothing goes out before the CONNACK and the writer never runs
-	// before c.sess is set.
+	// that nothing goes out before the CONNACK [v5 MQTT-3.2.0-1] and the
+	// writer never runs before c.sess is set.
 }
 
 // signal tells a running writer there is work, without starting one.
@@ -687,6 +708,8 @@ func (c *conn) closeWith(code packet.ReasonCode) {
 	}
 	// c.started, not c.sess: closeWith runs on other goroutines (takeover,
 	// Shutdown) while connect may still be writing c's fields.
+	// The server's DISCONNECT, here and in teardown, never carries a
+	// Session Expiry Interval [v5 MQTT-3.14.2-2].
 	if c.started.Load() && c.version == packet.V5 {
 		select {
 		case c.ctrl <- ctrlPkt{p: &packet.Disconnect{ReasonCode: code}, final: true}:
@@ -777,11 +800,12 @@ func (c *conn) stopWriter() {
 // [v5 MQTT-3.1.3-9] (section 3.1.2.5).
 func (srv *Server) onWill(c *conn) {
 	w := c.will
-	c.will = nil
+	c.will = nil // published once, then gone [v5 MQTT-3.1.2-10]
+	// Retained or not as Will Retain says [v5 MQTT-3.1.2-14] [v5 MQTT-3.1.2-15].
 	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
 	var delay time.Duration
 	if c.version == packet.V5 {
-		m.Properties = w.Properties
+		m.Properties = w.Properties // User Properties in their order [v5 MQTT-3.1.3-10]
 		m.Properties.WillDelay = 0
 		m.Properties.Unmark(packet.PropWillDelay)
 		delay = time.Duration(w.Properties.WillDelay) * time.Second

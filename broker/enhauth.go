@@ -111,7 +111,8 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	srv := c.srv
 	if c.authMethod == "" {
 		// [v5 MQTT-4.12.0-7] a client that did not authenticate with a
-		// method at CONNECT never sends AUTH.
+		// method at CONNECT never sends AUTH, and is sent none
+		// [v5 MQTT-4.12.0-6]: it gets DISCONNECT 0x82, not an AUTH.
 		return protocolError(packet.AUTH, "v5 MQTT-4.12.0-7", "AUTH without enhanced authentication at CONNECT")
 	}
 	if p.Properties.AuthMethod != c.authMethod {

@@ -53,6 +53,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		reason = "not authorized to publish to " + p.Topic
 		c.log.Info("publish not authorized", "client", c.info.ClientID, "topic", p.Topic)
 	}
+	// A QoS 1 PUBLISH is a new message every time, DUP or not: once its
+	// PUBACK is sent its packet id is free [v5 MQTT-4.3.2-5].
 	route := allowed
 	if p.QoS == 2 {
 		s := c.sess
@@ -68,6 +70,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		if dup {
 			route = false // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 		} else if allowed {
+			// Only an accepted one is remembered: after a PUBREC >= 0x80
+			// the packet id starts a new message [v5 MQTT-4.3.3-9].
 			if s.incoming == nil {
 				s.incoming = map[uint16]struct{}{}
 			}
@@ -79,6 +83,9 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if route {
 		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID, Created: time.Now()}
 		if v5 {
+			// Kept unaltered for the subscribers [v5 MQTT-3.3.2-4]
+			// [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16] [v5 MQTT-3.3.2-17]
+			// [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20].
 			m.Properties = p.Properties
 			m.Properties.TopicAlias = 0
 			m.Properties.Unmark(packet.PropTopicAlias)
@@ -101,6 +108,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if !v5 {
 		code = packet.Success // 3.1.1 has no way to say no; a refused message is dropped
 	}
+	// The answer the QoS calls for [v5 MQTT-3.3.4-1]: none for QoS 0.
 	switch p.QoS {
 	case 1:
 		c.send(c.ack(packet.PUBACK, p.PacketID, code, reason)) // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
@@ -158,8 +166,10 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 // MQTT 5 No Local), nil for the broker's own messages.
 // It returns the number of sessions the message went to.
 func (srv *Server) publish(m *Message, from *session) int {
+	// RETAIN 0 leaves the retained messages as they are [v5 MQTT-3.3.1-8].
 	if m.Retain {
 		if len(m.Payload) == 0 {
+			// [v5 MQTT-3.3.1-7]: an empty retained message is never stored.
 			srv.retained.delete(m.Topic) // [v5 MQTT-3.3.1-6] [v3 MQTT-3.3.1-10]
 		} else {
 			srv.retained.set(m) // [v5 MQTT-3.3.1-5] [v3 MQTT-3.3.1-5]
@@ -184,6 +194,8 @@ var matchPool = sync.Pool{New: func() any { s := make([]match, 0, 64); return &s
 func (srv *Server) route(m *Message, from *session) int {
 	mp := matchPool.Get().(*[]match)
 	ms := (*mp)[:0]
+	// The subscriptions whose filter matches the topic name (section
+	// 4.7) [v5 MQTT-3.3.2-3].
 	srv.subs.Match(m.Topic, func(_ string, s *session, sub subscription) bool {
 		ms = append(ms, match{s, sub})
 		return true
@@ -202,13 +214,13 @@ func (srv *Server) route(m *Message, from *session) int {
 	n := 0
 	for i := 0; i < len(ms); {
 		s := ms[i].s
-		j := i + 1
+		j := i + 1 // CopyPerSubscription: one copy per subscription [v5 MQTT-3.3.4-5]
 		if !srv.CopyPerSubscription {
 			for j < len(ms) && ms[j].s == s {
 				j++
 			}
 		}
-		if srv.deliverTo(m, from, ms[i:j]) {
+		if srv.deliverTo(m, from, ms[i:j]) { // every matching session [v5 MQTT-4.5.0-1]
 			n++
 		}
 		i = j
@@ -234,12 +246,12 @@ func (srv *Server) deliverTo(m *Message, from *session, subs []match) bool {
 			continue // [v5 MQTT-3.8.3-3]
 		}
 		any = true
-		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6]
+		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6] [v5 MQTT-3.3.4-2]
 		if sub.RetainAsPublished {
 			d.retain = d.retain || m.Retain // [v5 MQTT-3.3.1-13]
-		}
+		} // else RETAIN 0 [v5 MQTT-3.3.1-12]
 		if sub.SubID != 0 {
-			d.subIDs = append(d.subIDs, sub.SubID) // [v5 MQTT-3.3.4-3]
+			d.subIDs = append(d.subIDs, sub.SubID) // [v5 MQTT-3.3.4-3] [v5 MQTT-3.3.4-4]
 		}
 	}
 	if !any {
@@ -314,6 +326,8 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		c.kick()
 	}()
 	var retained []delivery
+	// Each filter as if it came in a SUBSCRIBE of its own, the answers
+	// together in one SUBACK [v5 MQTT-3.8.4-5].
 	for i, rs := range p.Subscriptions {
 		refuse := func(code packet.ReasonCode, why string) {
 			codes[i] = failCode(v5, code)
@@ -349,13 +363,15 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		// Retained messages: Retain Handling 0 sends them, 1 only for a new
 		// subscription, 2 never [v5 MQTT-3.3.1-9] [v5 MQTT-3.3.1-10]
 		// [v5 MQTT-3.3.1-11]; shared subscriptions get none (section 4.8.2).
+		// A replaced subscription with Retain Handling 0 gets them again,
+		// and loses no message: the queue is held meanwhile [v5 MQTT-3.8.4-4].
 		if !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
 			retained = srv.retainedFor(retained, rs.Filter, sub)
 		}
 		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: qos})
 	}
 	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
-	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}}
+	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}} // the SUBSCRIBE's id [v5 MQTT-3.8.4-2]
 	s.mu.Lock()
 	s.backlog.push(ack)
 	for _, d := range retained {
@@ -406,6 +422,13 @@ func (srv *Server) unsubscribe(s *session, filter string) bool {
 }
 
 // onUnsubscribe handles an UNSUBSCRIBE [v5 MQTT-3.10.4-4] [v3 MQTT-3.10.4-4].
+// Each filter, in order and as if it came alone [v5 MQTT-3.10.4-6], is
+// looked up as it is, character by character [v5 MQTT-3.10.4-1]; the
+// subscription found leaves the trie, so no new message is queued for it
+// [v5 MQTT-3.10.4-2], while the session's messages in flight are left to
+// complete [v5 MQTT-3.10.4-3]. One UNSUBACK with the UNSUBSCRIBE's packet
+// id answers, whether or not anything was deleted [v5 MQTT-3.10.4-5], its
+// reason codes in the order of the filters [v5 MQTT-3.11.3-1].
 //
 // A filter that is not a valid topic filter (empty [MQTT-4.7.3-1], a
 // misplaced wildcard, a bad shared subscription) cannot name a

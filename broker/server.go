@@ -246,7 +246,9 @@ func (s *Server) Addrs() []net.Addr {
 	return append([]net.Addr(nil), s.bound...)
 }
 
-// Listen opens the socket a Listener describes.
+// Listen opens the socket a Listener describes. Every kind carries an
+// ordered, lossless stream of bytes both ways: TCP, TLS over TCP,
+// WebSocket over TCP (or TLS), a Unix stream socket [v5 MQTT-4.2.0-1].
 func Listen(l Listener) (net.Listener, error) {
 	addr := l.Addr
 	switch l.Type {

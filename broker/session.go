@@ -187,6 +187,8 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		}
 		return false, errQueueFull
 	}
+	// The queue is first in, first out: every topic is an Ordered Topic
+	// [v5 MQTT-4.6.0-5] [v5 MQTT-4.6.0-6].
 	s.queue.push(d)
 	long := s.queue.len() > yieldQueueLen
 	s.mu.Unlock()
@@ -277,9 +279,10 @@ func (s *session) release(id uint16) bool {
 func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) {
 	for {
 		srv.regMu.Lock()
-		s := srv.sessions[id]
+		s := srv.sessions[id] // session state is the client id's [v5 MQTT-3.1.3-2]
 		fresh := s == nil
 		if fresh {
+			// No session for the id: a new one [v5 MQTT-3.1.2-6].
 			s = newSession(id, srv.sessSeq.Add(1))
 			srv.sessions[id] = s
 		}
@@ -308,6 +311,8 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// A clean session ends with its connection, taken over or not
 		// [v3 MQTT-3.1.2-6] [v5 MQTT-3.1.2-4]: none of it is resumed.
 		ended := old != nil && s.expiry == 0
+		// Clean Start 1: Session Present 0 [v5 MQTT-3.2.2-2]; Clean Start
+		// 0 resumes the session there is [v5 MQTT-3.1.2-5].
 		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.dropped > 0)
 		var subs []string
 		fresh = cleanStart || ended
@@ -352,6 +357,8 @@ func (srv *Server) detach(c *conn, s *session) {
 		return // attached again meanwhile
 	}
 	if s.expiry != 0 {
+		// The session outlives the connection [v5 MQTT-3.1.2-23] until
+		// its expiry interval has passed [v5 MQTT-4.1.0-2].
 		if s.expiry != neverExpire && !srv.closing.Load() {
 			s.expTimer = time.AfterFunc(time.Duration(s.expiry)*time.Second, func() { srv.expire(s, gen) })
 		}
@@ -380,6 +387,7 @@ func (srv *Server) expire(s *session, gen uint64) {
 func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 	s.mu.Lock()
 	if s.removed || s.conn != nil || checkGen && s.gen != gen {
+		// Never while a connection has it [v5 MQTT-4.1.0-1].
 		s.mu.Unlock()
 		return
 	}
@@ -458,7 +466,7 @@ func (srv *Server) delayWill(s *session, m *Message, delay time.Duration) {
 	if old := s.takeWill(); old != nil {
 		defer srv.sendWill(old) // cannot happen: one connection at a time
 	}
-	s.will = m
+	s.will = m // the will belongs to the session now [v5 MQTT-3.1.2-7]
 	gen := s.gen
 	s.willTmr = time.AfterFunc(delay, func() {
 		s.mu.Lock()
@@ -499,8 +507,14 @@ func (e *refusedError) Error() string {
 // wireForm builds the PUBLISH that carries delivery d to a client of
 // version v.
 func (d *delivery) wireForm(id uint16, dup bool, v packet.Version, now time.Time) packet.Publish {
+	// DUP says whether this PUBLISH is a resend, and is never copied from
+	// the PUBLISH the message came in [v5 MQTT-3.3.1-3]; the topic name is
+	// the one that matched the subscription [v5 MQTT-3.3.2-3].
 	p := packet.Publish{Topic: d.msg.Topic, Payload: d.msg.Payload, QoS: d.qos, Retain: d.retain, PacketID: id, Dup: dup}
 	if v == packet.V5 {
+		// The properties as published [v5 MQTT-3.3.2-4] [v5 MQTT-3.3.2-15]
+		// [v5 MQTT-3.3.2-16] [v5 MQTT-3.3.2-17] [v5 MQTT-3.3.2-18]
+		// [v5 MQTT-3.3.2-20].
 		p.Properties = d.msg.Properties
 		p.Properties.TopicAlias = 0
 		p.Properties.Unmark(packet.PropTopicAlias)

@@ -60,7 +60,7 @@ func (c *conn) writeLoop() {
 		}
 		more, final, err := c.flush(&pending)
 		if err != nil || final {
-			c.nc.Close()
+			c.nc.Close() // after a DISCONNECT, the close [v5 MQTT-3.14.4-2] [v5 MQTT-4.13.2-1]
 			c.writerFinished()
 			return
 		}
@@ -149,9 +149,13 @@ func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
 		}
 		break
 	}
+	// Control packets go out whatever the in-flight window, which holds
+	// back only QoS > 0 PUBLISHes [v5 MQTT-3.3.4-10] [v5 MQTT-4.9.0-3].
 	for _, p := range *pending {
 		buf = c.appendCtrl(buf, p)
 		if p.final {
+			// A DISCONNECT is the last packet: nothing follows it
+			// [v5 MQTT-3.14.4-1].
 			final = true
 			break
 		}
@@ -200,6 +204,10 @@ func (c *conn) take() ([]out, bool) {
 			continue // acknowledged meanwhile
 		}
 		o.sent = now
+		// A resend keeps its packet id and has DUP 1 [v5 MQTT-3.3.1-1]; a
+		// QoS 2 message whose PUBREC came is resent as PUBREL, never as
+		// PUBLISH [v5 MQTT-4.3.3-6]. A PUBLISH once sent is resent whatever
+		// its Message Expiry Interval says [v5 MQTT-4.3.3-7].
 		outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
 	}
 	if len(c.resendIDs) > 0 {
@@ -223,6 +231,8 @@ func (c *conn) take() ([]out, bool) {
 			continue
 		}
 		if d.qos > 0 && len(s.inflight) >= c.window {
+			// The send quota is used up: no QoS > 0 PUBLISH until an
+			// acknowledgement frees one [v5 MQTT-4.9.0-2].
 			return outs, false // the window is full; a PUBACK will wake us
 		}
 		q.pop()
@@ -232,6 +242,8 @@ func (c *conn) take() ([]out, bool) {
 		var id uint16
 		if d.qos > 0 {
 			var ok bool
+			// A new message gets a non-zero packet id not in use
+			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1].
 			if id, ok = s.ids.Alloc(); !ok {
 				q.pushFront(d)
 				return outs, false
@@ -240,8 +252,11 @@ func (c *conn) take() ([]out, bool) {
 				s.inflight = map[uint16]*outbound{}
 			}
 			s.sendSeq++
+			// Unacknowledged until its PUBACK [v5 MQTT-4.3.2-3], or its
+			// PUBREC [v5 MQTT-4.3.3-3] and then PUBCOMP [v5 MQTT-4.3.3-5].
 			s.inflight[id] = &outbound{delivery: d, seq: s.sendSeq, sent: now}
 		}
+		// First sent with DUP 0 [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-2] [v5 MQTT-4.3.3-2].
 		outs = append(outs, out{d: d, id: id})
 	}
 	return outs, true
@@ -372,26 +387,28 @@ func (c *conn) outAlias(p *packet.Publish) uint16 {
 }
 
 // diagnostics returns the properties of a packet the broker sends that
-// may carry a Reason String and User Properties, nil for others.
+// may carry a Reason String and User Properties, nil for others:
+// appendFitting leaves them out of each of these packets when they would
+// make it larger than the client's Maximum Packet Size.
 func diagnostics(p packet.Packet) *packet.Properties {
 	switch p := p.(type) {
-	case *packet.Puback:
+	case *packet.Puback: // [v5 MQTT-3.4.2-2] [v5 MQTT-3.4.2-3]
 		return &p.Properties
-	case *packet.Pubrec:
+	case *packet.Pubrec: // [v5 MQTT-3.5.2-2] [v5 MQTT-3.5.2-3]
 		return &p.Properties
-	case *packet.Pubrel:
+	case *packet.Pubrel: // [v5 MQTT-3.6.2-2] [v5 MQTT-3.6.2-3]
 		return &p.Properties
-	case *packet.Pubcomp:
+	case *packet.Pubcomp: // [v5 MQTT-3.7.2-2] [v5 MQTT-3.7.2-3]
 		return &p.Properties
-	case *packet.Suback:
+	case *packet.Suback: // [v5 MQTT-3.9.2-1] [v5 MQTT-3.9.2-2]
 		return &p.Properties
-	case *packet.Unsuback:
+	case *packet.Unsuback: // [v5 MQTT-3.11.2-1] [v5 MQTT-3.11.2-2]
 		return &p.Properties
-	case *packet.Disconnect:
+	case *packet.Disconnect: // [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
 		return &p.Properties
-	case *packet.Auth:
+	case *packet.Auth: // [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3]
 		return &p.Properties
-	case *packet.Connack:
+	case *packet.Connack: // [v5 MQTT-3.2.2-19] [v5 MQTT-3.2.2-20]
 		return &p.Properties
 	}
 	return nil
