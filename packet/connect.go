@@ -69,6 +69,8 @@ func (p *Connect) decode(d *decoder, flags byte) error {
 	willRetain := cf&0x20 != 0
 	p.PasswordFlag = cf&0x40 != 0
 	p.UsernameFlag = cf&0x80 != 0
+	// Will Flag 0: Will QoS and Will Retain are 0 and there are no will
+	// fields [v3 MQTT-3.1.2-11] (read below only with the flag set).
 	if !willFlag && willQoS != 0 {
 		// [v5 MQTT-3.1.2-11] [v3 MQTT-3.1.2-13]
 		return malformed(CONNECT, versioned(d.v, "MQTT-3.1.2-11", "MQTT-3.1.2-13"), "will QoS set without the will flag")
