@@ -253,3 +253,34 @@ func TestV3TopicStrings(t *testing.T) {
 		t.Errorf("encoding a PUBLISH with a 65535-byte topic: %v", err)
 	}
 }
+
+// TestV3ProtocolName: a CONNECT whose protocol name is not MQTT is not
+// MQTT 3.1.1 at all [v3 MQTT-3.1.2-1]: its error matches ErrProtocolName,
+// which a server uses to close without answering; an unsupported level
+// with the name MQTT does not match it [v3 MQTT-3.1.2-2].
+func TestV3ProtocolName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wire []byte
+		bad  bool // the name is wrong
+	}{
+		{"MQTX", b("10", "10", "0004 4d515458", "04", "02", "003c", test), true},
+		{"mqtt", b("10", "10", "0004 6d717474", "04", "02", "003c", test), true},
+		{"empty", b("10", "0c", "0000", "04", "02", "003c", test), true},
+		{"MQTT level 6", b("10", "10", mqtt, "06", "02", "003c", test), false},
+		{"MQIsdp level 4", b("10", "12", mqisdp, "04", "02", "003c", test), false},
+	} {
+		_, _, err := Decode(0, tc.wire)
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Code != UnsupportedProtocolVersion {
+			t.Errorf("%s: err %v, want an Unsupported Protocol Version error", tc.name, err)
+			continue
+		}
+		if got := errors.Is(err, ErrProtocolName); got != tc.bad {
+			t.Errorf("%s: errors.Is(err, ErrProtocolName) = %t, want %t", tc.name, got, tc.bad)
+		}
+	}
+	if c := v3Decode(t, "MQTT level 4", 0, b("10", "10", mqtt, "04", "02", "003c", test)).(*Connect); c.Version != V311 || c.ProtocolName != "MQTT" {
+		t.Fatalf("decoded %v", c)
+	}
+}
