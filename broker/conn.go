@@ -109,6 +109,8 @@ func (c *conn) serve() {
 	c.r.ReuseAcks = true // handle acts on each acknowledgement at once and keeps none
 	ok := c.guard(c.connect)
 	if !ok {
+		// Refused: nothing the client sent after the CONNECT is read
+		// [v3 MQTT-3.1.4-5].
 		c.nc.Close()
 		if c.sess != nil {
 			c.stopWriter() // connect got as far as queueing the CONNACK
@@ -146,7 +148,9 @@ func (c *conn) finish() {
 var errPanic = errors.New("internal error")
 
 // guard runs f and turns a panic into a logged, closed connection: a bug
-// must not take the broker down with it.
+// must not take the broker down with it. An error that stops the broker
+// from processing an inbound packet closes the connection that carried it
+// [v3 MQTT-4.8.0-2].
 func (c *conn) guard(f func() bool) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -191,17 +195,26 @@ func (c *conn) connect() bool {
 		c.log.Info("connection refused", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "code", code.String(), "reason", reason)
 		ack := &packet.Connack{ReasonCode: code}
 		if !v5 {
-			ack.ReasonCode = code.V3Connack()
+			rc, ok := v3ConnackCode(code)
+			if !ok {
+				// No return code of 3.1.1 applies: close without a
+				// CONNACK [v3 MQTT-3.2.2-6].
+				return false
+			}
+			ack.ReasonCode = rc
 		} else {
 			// A CONNACK may carry a Reason String whatever Request Problem
 			// Information says [v5 MQTT-3.1.2-29].
 			ack.Properties.ReasonString = reason
 		}
 		c.writeDirect(ack)
-		return false
+		return false // the caller closes the connection [v3 MQTT-3.2.2-5]
 	}
 
-	// Client identifier rules.
+	// Client identifier rules. Any other identifier is accepted, those
+	// of 1 to 23 characters 0-9a-zA-Z included [v3 MQTT-3.1.3-5]; a
+	// refused one gets 0x02 Identifier rejected, then the close
+	// [v3 MQTT-3.1.3-9].
 	assigned := false
 	switch {
 	case cp.ClientID == "" && c.version == packet.V31:
@@ -303,7 +316,7 @@ func (c *conn) connect() bool {
 	c.will = cp.Will
 
 	// The session: take over from another connection of this id and
-	// resume or start afresh.
+	// resume or start afresh, as CleanSession says [v3 MQTT-3.1.4-3].
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
 	if c.isKicked() {
 		return false
@@ -319,7 +332,8 @@ func (c *conn) connect() bool {
 
 	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
 	// reserved (3.1 section 3.2), so only 3.1.1 and 5.0 get it
-	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3].
+	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3]. The connection is accepted:
+	// return code 0 [v3 MQTT-3.1.4-4].
 	ack := &packet.Connack{SessionPresent: present && c.version != packet.V31}
 	if v5 {
 		c.connackProperties(&ack.Properties, cp, assigned, capped, expiry, keepAlive)
@@ -331,6 +345,7 @@ func (c *conn) connect() bool {
 	// The writer has not run yet and cannot start before c.started (kick
 	// only leaves a wake token), so the CONNACK is written here, the
 	// connection's only writer at this point, saving the writer a start.
+	// It is the first packet the client gets [v3 MQTT-3.2.0-1].
 	c.writeDirect(ack)
 	c.started.Store(true) // from now on the writer writes; closeWith may queue a DISCONNECT
 	if resend || waiting || len(c.wake) > 0 {
@@ -342,6 +357,26 @@ func (c *conn) connect() bool {
 		"listener", c.lis.Name, "clean", cp.CleanStart, "keepalive", cp.KeepAlive, "session_present", present)
 	srv.observe(Event{Kind: EventConnect, Client: &c.info})
 	return true
+}
+
+// v3ConnackCode returns the MQTT 3.1 / 3.1.1 CONNACK return code for an
+// MQTT 5 refusal code, and false where none of the return codes of 3.1.1
+// Table 3.1 applies: the client sent something the broker does not
+// support (a will QoS above the Maximum QoS, a retained will while
+// retained messages are off, an invalid will topic) or the reason is
+// unspecified. The connection is then closed without a CONNACK
+// [v3 MQTT-3.2.2-6] rather than with one that would mislead the client.
+func v3ConnackCode(code packet.ReasonCode) (packet.ReasonCode, bool) {
+	switch code {
+	case packet.UnsupportedProtocolVersion, packet.ClientIdentifierNotValid, // 1, 2 [v3 MQTT-3.1.3-9]
+		packet.BadUserNameOrPassword, packet.BadAuthenticationMethod, // 4
+		packet.NotAuthorized, packet.Banned: // 5
+		return code.V3Connack(), true
+	case packet.ServerUnavailable, packet.ServerBusy, packet.UseAnotherServer, packet.ServerMoved,
+		packet.ConnectionRateExceeded, packet.QuotaExceeded:
+		return packet.V3ServerUnavailable, true // 3: the MQTT service is unavailable (to this client)
+	}
+	return 0, false
 }
 
 // connackProperties sets the CONNACK properties that tell an MQTT 5
@@ -395,13 +430,18 @@ func (c *conn) connackProperties(p *packet.Properties, cp *packet.Connect, assig
 func (c *conn) connectFailed(err error) {
 	var pe *packet.ProtocolError
 	switch {
+	case errors.Is(err, packet.ErrProtocolName):
+		// Not MQTT [v3 MQTT-3.1.2-1]: closed without a CONNACK, as every
+		// CONNECT that does not conform to section 3.1 [v3 MQTT-3.1.4-1].
+		c.log.Info("connection closed: not an MQTT protocol name", "remote", c.info.RemoteAddr, "err", err)
 	case errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion:
 		// [v3 MQTT-3.1.2-2] answer return code 1 and close; a 5.0 server
-		// may answer 0x84 [v5 MQTT-3.1.2-1]. The level is unknown, so the
+		// may answer 0x84 [v5 MQTT-3.1.2-2]. The level is unknown, so the
 		// 3.1.1 form is sent, which every client can read.
 		c.writeDirect(&packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion})
 		c.log.Info("connection refused: unsupported protocol", "remote", c.info.RemoteAddr, "err", err)
 	case errors.As(err, &pe):
+		// [v3 MQTT-3.1.4-1] no CONNACK for a CONNECT that does not conform.
 		c.log.Info("connection closed: bad CONNECT", "remote", c.info.RemoteAddr, "err", err)
 	case isTimeout(err):
 		c.log.Info("connection closed: no CONNECT in time", "remote", c.info.RemoteAddr, "timeout", c.srv.cfg.connectTimeout)
@@ -471,7 +511,7 @@ func (c *conn) readLoop() error {
 			c.log.Log(context.Background(), LevelTrace, "recv", "client", c.info.ClientID, "packet", p.String())
 		}
 		if err := c.handle(p); err != nil {
-			return err
+			return err // a protocol violation: teardown closes the connection [v3 MQTT-4.8.0-1]
 		}
 	}
 }
@@ -485,11 +525,14 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Publish:
 		return c.onPublish(p)
 	case *packet.Puback:
+		// The QoS 1 message is acknowledged only now [v3 MQTT-4.3.2-1].
 		if !c.sess.completeOutbound(p.PacketID, 1, false) {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
 		}
 		c.kick()
 	case *packet.Pubrec:
+		// QoS 2 sender: PUBREL for the PUBREC, kept until PUBCOMP
+		// [v3 MQTT-4.3.3-1].
 		if c.sess.release(p.PacketID) {
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
 		} else {
@@ -564,7 +607,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) error {
 		}
 	}
 	c.disconnectd = true
-	c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] no will after DISCONNECT
+	c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] [v3 MQTT-3.1.2-10] no will after DISCONNECT
 	return errDisconnect
 }
 
@@ -667,7 +710,7 @@ func (c *conn) teardown(err error) {
 	}
 	c.stopWriter()
 	c.nc.Close()
-	if c.will != nil && !c.disconnectd {
+	if c.will != nil && !c.disconnectd { // no will flag, no will [v3 MQTT-3.1.2-12]
 		srv.onWill(c)
 	}
 	srv.detach(c, c.sess)
@@ -710,7 +753,8 @@ func (c *conn) stopWriter() {
 // [v5 MQTT-3.1.3-9] (section 3.1.2.5).
 func (srv *Server) onWill(c *conn) {
 	w := c.will
-	c.will = nil
+	c.will = nil // published once [v3 MQTT-3.1.2-10]
+	// Retained or not as the Will Retain flag says [v3 MQTT-3.1.2-16] [v3 MQTT-3.1.2-17].
 	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
 	var delay time.Duration
 	if c.version == packet.V5 {
