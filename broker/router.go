@@ -98,8 +98,11 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		srv.observe(Event{Kind: EventPublish, Client: &c.info, Topic: m.Topic, QoS: m.QoS, Message: m})
 	}
 	if !v5 {
-		code = packet.Success // 3.1.1 has no way to say no; a refused message is dropped
+		// 3.1.1 has no way to say no; a refused message is acknowledged
+		// as usual and dropped [v3 MQTT-3.3.5-2].
+		code = packet.Success
 	}
+	// The answer Table 3.4 gives the QoS: none, PUBACK or PUBREC [v3 MQTT-3.3.4-1].
 	switch p.QoS {
 	case 1:
 		c.send(c.ack(packet.PUBACK, p.PacketID, code, reason)) // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
@@ -157,11 +160,14 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 // MQTT 5 No Local), nil for the broker's own messages.
 // It returns the number of sessions the message went to.
 func (srv *Server) publish(m *Message, from *session) int {
-	if m.Retain {
+	if m.Retain { // RETAIN 0 leaves the store alone [v3 MQTT-3.3.1-12]
 		if len(m.Payload) == 0 {
-			srv.retained.delete(m.Topic) // [v5 MQTT-3.3.1-6] [v3 MQTT-3.3.1-10]
+			// Deleted, not stored [v5 MQTT-3.3.1-6] [v3 MQTT-3.3.1-10] [v3 MQTT-3.3.1-11].
+			srv.retained.delete(m.Topic)
 		} else {
-			srv.retained.set(m) // [v5 MQTT-3.3.1-5] [v3 MQTT-3.3.1-5]
+			// Replaces the message retained before, whatever the QoS
+			// [v5 MQTT-3.3.1-5] [v3 MQTT-3.3.1-5] [v3 MQTT-3.3.1-7].
+			srv.retained.set(m)
 		}
 	}
 	return srv.route(m, from)
@@ -175,11 +181,13 @@ type match struct {
 
 var matchPool = sync.Pool{New: func() any { s := make([]match, 0, 64); return &s }}
 
-// route delivers m to every session with a matching subscription: one
-// copy per session at the highest matching QoS (MQTT 3.1.1 section 3.3.5,
-// MQTT 5 section 4.7.4), or one per subscription when so configured; and
-// to one member of every shared subscription group that matches. It
-// returns the number of sessions and groups that m matched.
+// route delivers m to every session with a matching subscription
+// [v3 MQTT-4.5.0-1], whose filter matches the topic name by the rules of
+// section 4.7 [v3 MQTT-3.3.2-3]: one copy per session at the highest
+// matching QoS (MQTT 3.1.1 section 3.3.5, MQTT 5 section 4.7.4), or one
+// per subscription when so configured; and to one member of every shared
+// subscription group that matches. It returns the number of sessions and
+// groups that m matched.
 func (srv *Server) route(m *Message, from *session) int {
 	mp := matchPool.Get().(*[]match)
 	ms := (*mp)[:0]
@@ -233,10 +241,10 @@ func (srv *Server) deliverTo(m *Message, from *session, subs []match) bool {
 			continue // [v5 MQTT-3.8.3-3]
 		}
 		any = true
-		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6]
+		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6] [v3 MQTT-3.3.5-1]
 		if sub.RetainAsPublished {
 			d.retain = d.retain || m.Retain // [v5 MQTT-3.3.1-13]
-		}
+		} // else RETAIN 0 on an established subscription [v3 MQTT-3.3.1-9]
 		if sub.SubID != 0 {
 			d.subIDs = append(d.subIDs, sub.SubID) // [v5 MQTT-3.3.4-3]
 		}
@@ -283,8 +291,10 @@ func (srv *Server) dropped(s *session, m *Message, why error) {
 }
 
 // onSubscribe handles a SUBSCRIBE: one reason code per filter, in order
-// [v5 MQTT-3.8.4-6] [v5 MQTT-3.9.3-1] [v3 MQTT-3.8.4-5], then the
-// retained messages of the new subscriptions.
+// [v5 MQTT-3.8.4-6] [v5 MQTT-3.9.3-1] [v3 MQTT-3.8.4-5] [v3 MQTT-3.9.3-1],
+// then the retained messages of the new subscriptions. Several filters
+// are handled one after the other, as if each came in a SUBSCRIBE of its
+// own, with one SUBACK for all [v3 MQTT-3.8.4-4].
 //
 // The client sees the SUBACK, then the retained messages, then messages
 // published after the subscription: the session's queue is held while
@@ -330,7 +340,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		case shared && srv.SharedSubscriptionsUnavailable:
 			refuse(packet.SharedSubscriptionsNotSupported, "shared subscriptions are turned off")
 			continue
-		case srv.WildcardSubscriptionsUnavailable && strings.ContainsAny(inner, "+#"):
+		case srv.WildcardSubscriptionsUnavailable && strings.ContainsAny(inner, "+#"): // [v3 MQTT-3.8.3-2]
 			refuse(packet.WildcardSubscriptionsNotSupported, "wildcard subscriptions are turned off")
 			continue
 		case subID != 0 && srv.SubscriptionIDsUnavailable:
@@ -349,11 +359,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		// subscription, 2 never [v5 MQTT-3.3.1-9] [v5 MQTT-3.3.1-10]
 		// [v5 MQTT-3.3.1-11]; shared subscriptions get none (section 4.8.2).
 		if !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
-			retained = srv.retainedFor(retained, rs.Filter, sub)
+			retained = srv.retainedFor(retained, rs.Filter, sub) // [v3 MQTT-3.3.1-6]
 		}
 		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: qos})
 	}
-	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
+	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained
+	// messages; it carries the SUBSCRIBE's packet id [v3 MQTT-3.8.4-2].
 	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}}
 	s.mu.Lock()
 	s.backlog.push(ack)
@@ -404,18 +415,23 @@ func (srv *Server) unsubscribe(s *session, filter string) bool {
 	return removed
 }
 
-// onUnsubscribe handles an UNSUBSCRIBE [v5 MQTT-3.10.4-4] [v3 MQTT-3.10.4-4].
+// onUnsubscribe handles an UNSUBSCRIBE [v5 MQTT-3.10.4-4] [v3 MQTT-3.10.4-4]:
+// its filters one after the other, answered by a single UNSUBACK
+// [v3 MQTT-3.10.4-6], sent even if no subscription was deleted
+// [v3 MQTT-3.10.4-5]. Messages already queued or in flight on a removed
+// subscription are still delivered: the QoS 1 and 2 flows under way go on
+// to their end [v3 MQTT-3.10.4-3].
 func (c *conn) onUnsubscribe(p *packet.Unsubscribe) {
 	srv := c.srv
 	ack := &packet.Unsuback{PacketID: p.PacketID}
 	for _, f := range p.Filters {
 		s := c.sess
 		s.mu.Lock()
-		_, ok := s.subs[f]
+		_, ok := s.subs[f] // the filter exactly as subscribed, no wildcard matching [v3 MQTT-3.10.4-1]
 		delete(s.subs, f)
 		s.mu.Unlock()
 		if ok {
-			srv.unsubscribe(s, f)
+			srv.unsubscribe(s, f) // no new messages for it [v3 MQTT-3.10.4-2]
 			srv.observe(Event{Kind: EventUnsubscribe, Client: &c.info, Topic: f})
 		}
 		code := packet.Success
