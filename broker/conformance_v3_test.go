@@ -863,6 +863,42 @@ func TestV3InvalidFilters(t *testing.T) {
 	}
 }
 
+// TestV3UnsubscribeExact: UNSUBSCRIBE filters are compared character by
+// character with the session's filters, wildcards included, and only an
+// exact match deletes a subscription [v3 MQTT-3.10.4-1]; the server then
+// sends no new message for it [v3 MQTT-3.10.4-2]. Several filters get one
+// UNSUBACK [v3 MQTT-3.10.4-6] with the packet id, also when nothing was
+// deleted [v3 MQTT-3.10.4-5].
+func TestV3UnsubscribeExact(t *testing.T) {
+	t.Parallel()
+	srv := &Server{}
+	addr := ptNewServer(t, srv)
+	c, _ := ptConnect(t, addr, v3, "u", true)
+	c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a/#"}, {Filter: "a/+"}, {Filter: "mk"}}})
+	c.recv()
+	c.send(&packet.Unsubscribe{PacketID: 9, Filters: []string{"a/b", "A/#", "a/+/", "a/#/", "#", "a/#"}})
+	if ack, ok := c.recv().(*packet.Unsuback); !ok || ack.PacketID != 9 {
+		t.Fatalf("want UNSUBACK 9, got %v", ack)
+	}
+	if n := srv.Stats().Subscriptions; n != 2 {
+		t.Fatalf("%d subscriptions, want 2: only a/# deleted", n)
+	}
+	srv.Publish("a/x", []byte("1"), 0, false)   // a/+ still matches
+	srv.Publish("a/x/y", []byte("2"), 0, false) // only a/# matched it
+	if got := v3Topics(ptDrain(t, srv, c, "mk")); !slices.Equal(got, []string{"a/x=1"}) {
+		t.Fatalf("got %v, want a/x=1 only", got)
+	}
+	// Nothing left to delete: still one UNSUBACK.
+	c.send(&packet.Unsubscribe{PacketID: 10, Filters: []string{"a/#", "none"}})
+	if ack, ok := c.recv().(*packet.Unsuback); !ok || ack.PacketID != 10 {
+		t.Fatalf("want UNSUBACK 10, got %v", ack)
+	}
+	c.send(&packet.Pingreq{})
+	if p, ok := c.recv().(*packet.Pingresp); !ok {
+		t.Fatalf("got %v, want PINGRESP: one UNSUBACK per UNSUBSCRIBE", p)
+	}
+}
+
 // TestV3UnsubscribeCompletesFlows: after an UNSUBSCRIBE the QoS 1 and QoS 2
 // deliveries the server had started for the removed subscriptions are
 // completed [v3 MQTT-3.10.4-3], across a reconnect too, while no new
