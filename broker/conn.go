@@ -115,6 +115,8 @@ func (c *conn) serve() {
 		// [v5 MQTT-3.2.2-7] [v5 MQTT-3.1.3-8] [v5 MQTT-4.13.2-1], and
 		// nothing the client sent after its CONNECT is read
 		// [v5 MQTT-3.1.4-6].
+		// Refused: nothing the client sent after the CONNECT is read
+		// [v3 MQTT-3.1.4-5].
 		c.nc.Close()
 		if c.sess != nil {
 			c.stopWriter() // connect got as far as queueing the CONNACK
@@ -152,7 +154,9 @@ func (c *conn) finish() {
 var errPanic = errors.New("internal error")
 
 // guard runs f and turns a panic into a logged, closed connection: a bug
-// must not take the broker down with it.
+// must not take the broker down with it. An error that stops the broker
+// from processing an inbound packet closes the connection that carried it
+// [v3 MQTT-4.8.0-2].
 func (c *conn) guard(f func() bool) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -197,17 +201,26 @@ func (c *conn) connect() bool {
 		c.log.Info("connection refused", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "code", code.String(), "reason", reason)
 		ack := &packet.Connack{ReasonCode: code}
 		if !v5 {
-			ack.ReasonCode = code.V3Connack()
+			rc, ok := v3ConnackCode(code)
+			if !ok {
+				// No return code of 3.1.1 applies: close without a
+				// CONNACK [v3 MQTT-3.2.2-6].
+				return false
+			}
+			ack.ReasonCode = rc
 		} else {
 			// A CONNACK may carry a Reason String whatever Request Problem
 			// Information says [v5 MQTT-3.1.2-29].
 			ack.Properties.ReasonString = reason
 		}
 		c.writeDirect(ack)
-		return false
+		return false // the caller closes the connection [v3 MQTT-3.2.2-5]
 	}
 
-	// Client identifier rules.
+	// Client identifier rules. Any other identifier is accepted, those
+	// of 1 to 23 characters 0-9a-zA-Z included [v3 MQTT-3.1.3-5]; a
+	// refused one gets 0x02 Identifier rejected, then the close
+	// [v3 MQTT-3.1.3-9].
 	assigned := false
 	switch {
 	case cp.ClientID == "" && c.version == packet.V31:
@@ -342,6 +355,7 @@ func (c *conn) connect() bool {
 	// resume or start afresh.
 	// Clean Start handling [v5 MQTT-3.1.4-4], in the session of this
 	// client id [v5 MQTT-3.1.3-2].
+	// resume or start afresh, as CleanSession says [v3 MQTT-3.1.4-3].
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
 	if c.isKicked() {
 		return false
@@ -357,7 +371,8 @@ func (c *conn) connect() bool {
 
 	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
 	// reserved (3.1 section 3.2), so only 3.1.1 and 5.0 get it
-	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3].
+	// [v3 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3]. The connection is accepted:
+	// return code 0 [v3 MQTT-3.1.4-4].
 	if present && c.version != packet.V31 {
 		ack.SessionPresent = true
 		if ackBytes, err = c.appendFitting(ackBytes[:0], ack, c.version); err != nil {
@@ -369,6 +384,7 @@ func (c *conn) connect() bool {
 	// The writer has not run yet and cannot start before c.started (kick
 	// only leaves a wake token), so the CONNACK is written here, the
 	// connection's only writer at this point, saving the writer a start.
+	// It is the first packet the client gets [v3 MQTT-3.2.0-1].
 	c.writeEncoded(ack, ackBytes)
 	c.started.Store(true) // from now on the writer writes; closeWith may queue a DISCONNECT
 	if resend || waiting || len(c.wake) > 0 {
@@ -380,6 +396,26 @@ func (c *conn) connect() bool {
 		"listener", c.lis.Name, "clean", cp.CleanStart, "keepalive", cp.KeepAlive, "session_present", present)
 	srv.observe(Event{Kind: EventConnect, Client: &c.info})
 	return true
+}
+
+// v3ConnackCode returns the MQTT 3.1 / 3.1.1 CONNACK return code for an
+// MQTT 5 refusal code, and false where none of the return codes of 3.1.1
+// Table 3.1 applies: the client sent something the broker does not
+// support (a will QoS above the Maximum QoS, a retained will while
+// retained messages are off, an invalid will topic) or the reason is
+// unspecified. The connection is then closed without a CONNACK
+// [v3 MQTT-3.2.2-6] rather than with one that would mislead the client.
+func v3ConnackCode(code packet.ReasonCode) (packet.ReasonCode, bool) {
+	switch code {
+	case packet.UnsupportedProtocolVersion, packet.ClientIdentifierNotValid, // 1, 2 [v3 MQTT-3.1.3-9]
+		packet.BadUserNameOrPassword, packet.BadAuthenticationMethod, // 4
+		packet.NotAuthorized, packet.Banned: // 5
+		return code.V3Connack(), true
+	case packet.ServerUnavailable, packet.ServerBusy, packet.UseAnotherServer, packet.ServerMoved,
+		packet.ConnectionRateExceeded, packet.QuotaExceeded:
+		return packet.V3ServerUnavailable, true // 3: the MQTT service is unavailable (to this client)
+	}
+	return 0, false
 }
 
 // connackProperties sets the CONNACK properties that tell an MQTT 5
@@ -433,15 +469,20 @@ func (c *conn) connackProperties(p *packet.Properties, cp *packet.Connect, assig
 func (c *conn) connectFailed(err error) {
 	var pe *packet.ProtocolError
 	switch {
+	case errors.Is(err, packet.ErrProtocolName):
+		// Not MQTT [v3 MQTT-3.1.2-1]: closed without a CONNACK, as every
+		// CONNECT that does not conform to section 3.1 [v3 MQTT-3.1.4-1].
+		c.log.Info("connection closed: not an MQTT protocol name", "remote", c.info.RemoteAddr, "err", err)
 	case errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion:
 		// [v3 MQTT-3.1.2-2] answer return code 1 and close; a 5.0 server
-		// may answer 0x84 [v5 MQTT-3.1.2-1] [v5 MQTT-3.1.2-2]. The level is unknown, so the
+		// may answer 0x84 [v5 MQTT-3.1.2-2]. The level is unknown, so the
 		// 3.1.1 form is sent, which every client can read.
 		c.writeDirect(&packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion})
 		c.log.Info("connection refused: unsupported protocol", "remote", c.info.RemoteAddr, "err", err)
 	case errors.As(err, &pe):
 		// A CONNECT that does not match section 3.1: closed
 		// [v5 MQTT-3.1.4-1] [v5 MQTT-4.13.1-1].
+		// [v3 MQTT-3.1.4-1] no CONNACK for a CONNECT that does not conform.
 		c.log.Info("connection closed: bad CONNECT", "remote", c.info.RemoteAddr, "err", err)
 	case isTimeout(err):
 		c.log.Info("connection closed: no CONNECT in time", "remote", c.info.RemoteAddr, "timeout", c.srv.cfg.connectTimeout)
@@ -524,7 +565,7 @@ func (c *conn) readLoop() error {
 			c.log.Log(context.Background(), LevelTrace, "recv", "client", c.info.ClientID, "packet", p.String())
 		}
 		if err := c.handle(p); err != nil {
-			return err
+			return err // a protocol violation: teardown closes the connection [v3 MQTT-4.8.0-1]
 		}
 	}
 }
@@ -538,6 +579,7 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Publish:
 		return c.onPublish(p)
 	case *packet.Puback:
+		// The QoS 1 message is acknowledged only now [v3 MQTT-4.3.2-1].
 		// A PUBACK ends the exchange whatever its reason code: the packet
 		// id and its slot of the in-flight window are free again
 		// [v5 MQTT-4.3.2-3]: one refused (>= 0x80) is not sent again
@@ -565,6 +607,8 @@ func (c *conn) handle(p packet.Packet) error {
 			c.kick() // the window has room: the next message may go
 			return nil
 		}
+		// QoS 2 sender: PUBREL for the PUBREC, kept until PUBCOMP
+		// [v3 MQTT-4.3.3-1].
 		if c.sess.release(p.PacketID) {
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
 		} else {
@@ -651,7 +695,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) error {
 		}
 	}
 	c.disconnectd = true
-	c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] no will after DISCONNECT
+	c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] [v3 MQTT-3.1.2-10] no will after DISCONNECT
 	// The stored will is removed on DISCONNECT 0x00 [v5 MQTT-3.1.2-10].
 	return errDisconnect
 }
@@ -757,7 +801,7 @@ func (c *conn) teardown(err error) {
 	}
 	c.stopWriter()
 	c.nc.Close()
-	if c.will != nil && !c.disconnectd {
+	if c.will != nil && !c.disconnectd { // no will flag, no will [v3 MQTT-3.1.2-12]
 		srv.onWill(c)
 	}
 	srv.detach(c, c.sess)
@@ -800,8 +844,8 @@ func (c *conn) stopWriter() {
 // [v5 MQTT-3.1.3-9] (section 3.1.2.5).
 func (srv *Server) onWill(c *conn) {
 	w := c.will
-	c.will = nil // published once, then gone [v5 MQTT-3.1.2-10]
-	// Retained or not as Will Retain says [v5 MQTT-3.1.2-14] [v5 MQTT-3.1.2-15].
+	c.will = nil // published once, then gone [v5 MQTT-3.1.2-10] [v3 MQTT-3.1.2-10]
+	// Retained or not as Will Retain says [v5 MQTT-3.1.2-14] [v5 MQTT-3.1.2-15] [v3 MQTT-3.1.2-16] [v3 MQTT-3.1.2-17].
 	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
 	var delay time.Duration
 	if c.version == packet.V5 {

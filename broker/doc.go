@@ -11,6 +11,15 @@
 // SCRAM. The program itself can publish and subscribe without a socket
 // ([Server.Publish], [Server.Subscribe]).
 //
+// A CONNECT that is not MQTT (a wrong protocol name) or is malformed is
+// answered by closing the connection, without a CONNACK. A refused MQTT
+// 3.1 / 3.1.1 client gets the CONNACK return code that says why, or,
+// where 3.1.1 has none (a will QoS above MaximumQoS, a retained will with
+// RetainUnavailable, a [Refusal] with a code 3.1.1 lacks), the close
+// without a CONNACK. CONFORMANCE.md, at the root of the repository, lists
+// the normative statements of MQTT 3.1.1 and 5.0 the broker keeps, with
+// the code and the tests for each.
+//
 // # MQTT 5 features
 //
 // The MQTT 5 features, and the Server fields that configure them. Most

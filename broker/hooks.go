@@ -43,8 +43,14 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req *AuthRequest) error
 }
 
-// Refusal refuses a connection with an MQTT 5 CONNACK reason code (mapped
-// to the closest 3.1.1 return code for older clients).
+// Refusal refuses a connection with an MQTT 5 CONNACK reason code. Older
+// clients get the 3.1.1 return code that says the same: 2 for
+// ClientIdentifierNotValid, 4 for BadUserNameOrPassword and
+// BadAuthenticationMethod, 5 for NotAuthorized and Banned, 3 (server
+// unavailable) for ServerUnavailable, ServerBusy, UseAnotherServer,
+// ServerMoved, ConnectionRateExceeded and QuotaExceeded. For any other
+// code no 3.1.1 return code applies, and the connection is closed
+// without a CONNACK (MQTT 3.1.1 section 3.2.2.3).
 type Refusal struct {
 	Code   packet.ReasonCode // e.g. packet.BadUserNameOrPassword, packet.NotAuthorized, packet.Banned
 	Reason string            // sent as the MQTT 5 reason string when the client asked for problem information

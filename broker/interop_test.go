@@ -424,6 +424,9 @@ func TestInteropInline(t *testing.T) {
 	}
 }
 
+// TestInteropPaho: Eclipse Paho and the Mosquitto clients, conformant
+// implementations, work with a broker in its default configuration and
+// need nothing beyond the specification [v3 MQTT-7.0.0-2].
 func TestInteropPaho(t *testing.T) {
 	interopNeedPaho(t)
 	interopNeedMosquitto(t)

@@ -106,9 +106,12 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		srv.observe(Event{Kind: EventPublish, Client: &c.info, Topic: m.Topic, QoS: m.QoS, Message: m})
 	}
 	if !v5 {
-		code = packet.Success // 3.1.1 has no way to say no; a refused message is dropped
+		// 3.1.1 has no way to say no; a refused message is acknowledged
+		// as usual and dropped [v3 MQTT-3.3.5-2].
+		code = packet.Success
 	}
 	// The answer the QoS calls for [v5 MQTT-3.3.4-1]: none for QoS 0.
+	// The answer Table 3.4 gives the QoS: none, PUBACK or PUBREC [v3 MQTT-3.3.4-1].
 	switch p.QoS {
 	case 1:
 		c.send(c.ack(packet.PUBACK, p.PacketID, code, reason)) // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
@@ -166,13 +169,15 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 // MQTT 5 No Local), nil for the broker's own messages.
 // It returns the number of sessions the message went to.
 func (srv *Server) publish(m *Message, from *session) int {
-	// RETAIN 0 leaves the retained messages as they are [v5 MQTT-3.3.1-8].
+	// RETAIN 0 leaves the retained messages as they are [v5 MQTT-3.3.1-8] [v3 MQTT-3.3.1-12].
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			// [v5 MQTT-3.3.1-7]: an empty retained message is never stored.
-			srv.retained.delete(m.Topic) // [v5 MQTT-3.3.1-6] [v3 MQTT-3.3.1-10]
+			srv.retained.delete(m.Topic) // [v5 MQTT-3.3.1-6] [v3 MQTT-3.3.1-10] [v3 MQTT-3.3.1-11]
 		} else {
-			srv.retained.set(m) // [v5 MQTT-3.3.1-5] [v3 MQTT-3.3.1-5]
+			// Replaces the message retained before, whatever the QoS
+			// [v5 MQTT-3.3.1-5] [v3 MQTT-3.3.1-5] [v3 MQTT-3.3.1-7].
+			srv.retained.set(m)
 		}
 	}
 	return srv.route(m, from)
@@ -186,11 +191,13 @@ type match struct {
 
 var matchPool = sync.Pool{New: func() any { s := make([]match, 0, 64); return &s }}
 
-// route delivers m to every session with a matching subscription: one
-// copy per session at the highest matching QoS (MQTT 3.1.1 section 3.3.5,
-// MQTT 5 section 4.7.4), or one per subscription when so configured; and
-// to one member of every shared subscription group that matches. It
-// returns the number of sessions and groups that m matched.
+// route delivers m to every session with a matching subscription
+// [v3 MQTT-4.5.0-1], whose filter matches the topic name by the rules of
+// section 4.7 [v3 MQTT-3.3.2-3]: one copy per session at the highest
+// matching QoS (MQTT 3.1.1 section 3.3.5, MQTT 5 section 4.7.4), or one
+// per subscription when so configured; and to one member of every shared
+// subscription group that matches. It returns the number of sessions and
+// groups that m matched.
 func (srv *Server) route(m *Message, from *session) int {
 	mp := matchPool.Get().(*[]match)
 	ms := (*mp)[:0]
@@ -246,10 +253,10 @@ func (srv *Server) deliverTo(m *Message, from *session, subs []match) bool {
 			continue // [v5 MQTT-3.8.3-3]
 		}
 		any = true
-		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6] [v5 MQTT-3.3.4-2]
+		d.qos = max(d.qos, min(m.QoS, sub.QoS)) // [v5 MQTT-3.8.4-8] [v3 MQTT-3.8.4-6] [v5 MQTT-3.3.4-2] [v3 MQTT-3.3.5-1]
 		if sub.RetainAsPublished {
 			d.retain = d.retain || m.Retain // [v5 MQTT-3.3.1-13]
-		} // else RETAIN 0 [v5 MQTT-3.3.1-12]
+		} // else RETAIN 0 [v5 MQTT-3.3.1-12] [v3 MQTT-3.3.1-9]
 		if sub.SubID != 0 {
 			d.subIDs = append(d.subIDs, sub.SubID) // [v5 MQTT-3.3.4-3] [v5 MQTT-3.3.4-4]
 		}
@@ -296,8 +303,10 @@ func (srv *Server) dropped(s *session, m *Message, why error) {
 }
 
 // onSubscribe handles a SUBSCRIBE: one reason code per filter, in order
-// [v5 MQTT-3.8.4-6] [v5 MQTT-3.9.3-1] [v3 MQTT-3.8.4-5], then the
-// retained messages of the new subscriptions.
+// [v5 MQTT-3.8.4-6] [v5 MQTT-3.9.3-1] [v3 MQTT-3.8.4-5] [v3 MQTT-3.9.3-1],
+// then the retained messages of the new subscriptions. Several filters
+// are handled one after the other, as if each came in a SUBSCRIBE of its
+// own, with one SUBACK for all [v3 MQTT-3.8.4-4].
 //
 // The client sees the SUBACK, then the retained messages, then messages
 // published after the subscription: the session's queue is held while
@@ -345,7 +354,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		case shared && srv.SharedSubscriptionsUnavailable:
 			refuse(packet.SharedSubscriptionsNotSupported, "shared subscriptions are turned off")
 			continue
-		case srv.WildcardSubscriptionsUnavailable && strings.ContainsAny(inner, "+#"):
+		case srv.WildcardSubscriptionsUnavailable && strings.ContainsAny(inner, "+#"): // [v3 MQTT-3.8.3-2]
 			refuse(packet.WildcardSubscriptionsNotSupported, "wildcard subscriptions are turned off")
 			continue
 		case subID != 0 && srv.SubscriptionIDsUnavailable:
@@ -366,12 +375,12 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		// A replaced subscription with Retain Handling 0 gets them again,
 		// and loses no message: the queue is held meanwhile [v5 MQTT-3.8.4-4].
 		if !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
-			retained = srv.retainedFor(retained, rs.Filter, sub)
+			retained = srv.retainedFor(retained, rs.Filter, sub) // [v3 MQTT-3.3.1-6]
 		}
 		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: qos})
 	}
 	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
-	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}} // the SUBSCRIBE's id [v5 MQTT-3.8.4-2]
+	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}} // the SUBSCRIBE's id [v5 MQTT-3.8.4-2] [v3 MQTT-3.8.4-2]
 	s.mu.Lock()
 	s.backlog.push(ack)
 	for _, d := range retained {
@@ -429,6 +438,10 @@ func (srv *Server) unsubscribe(s *session, filter string) bool {
 // complete [v5 MQTT-3.10.4-3]. One UNSUBACK with the UNSUBSCRIBE's packet
 // id answers, whether or not anything was deleted [v5 MQTT-3.10.4-5], its
 // reason codes in the order of the filters [v5 MQTT-3.11.3-1].
+// In 3.1.1 too: its filters one after the other, answered by a single
+// UNSUBACK [v3 MQTT-3.10.4-6], sent even if no subscription was deleted
+// [v3 MQTT-3.10.4-5]; the QoS 1 and 2 flows under way go on to their end
+// [v3 MQTT-3.10.4-3].
 //
 // A filter that is not a valid topic filter (empty [MQTT-4.7.3-1], a
 // misplaced wildcard, a bad shared subscription) cannot name a
@@ -463,11 +476,11 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 		}
 		s := c.sess
 		s.mu.Lock()
-		_, ok := s.subs[f]
+		_, ok := s.subs[f] // the filter exactly as subscribed, no wildcard matching [v3 MQTT-3.10.4-1]
 		delete(s.subs, f)
 		s.mu.Unlock()
 		if ok {
-			srv.unsubscribe(s, f)
+			srv.unsubscribe(s, f) // no new messages for it [v3 MQTT-3.10.4-2]
 			srv.observe(Event{Kind: EventUnsubscribe, Client: &c.info, Topic: f})
 		}
 		code := packet.Success

@@ -21,7 +21,8 @@ var ErrServerClosed = errors.New("broker: server closed")
 
 // Server is an MQTT 3.1, 3.1.1 and 5.0 broker. Its fields configure it;
 // the zero value is a working broker that, from ListenAndServe, listens
-// on 127.0.0.1:1883 and lets every client in. Set the fields before the
+// on 127.0.0.1:1883 and lets every client in: a client needs nothing
+// beyond the MQTT specification to use it [v3 MQTT-7.0.0-2]. Set the fields before the
 // first call to a method and do not change them afterwards.
 type Server struct {
 	// Listeners are opened by ListenAndServe. Empty: one TCP listener on
@@ -252,7 +253,7 @@ func (s *Server) Addrs() []net.Addr {
 func Listen(l Listener) (net.Listener, error) {
 	addr := l.Addr
 	switch l.Type {
-	case "", "tcp":
+	case "", "tcp": // an ordered, lossless byte stream both ways [v3 MQTT-7.1.1-1]
 		if addr == "" {
 			addr = DefaultAddr
 		}

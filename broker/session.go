@@ -156,6 +156,8 @@ func (s *session) holdQueue(on bool) {
 func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 	s.mu.Lock()
 	c := s.conn
+	// An offline persistent session keeps QoS 1 and 2 messages
+	// [v3 MQTT-3.1.2-5]; QoS 0 only if so configured.
 	if c == nil && s.inline == nil && d.qos == 0 && !srv.QueueQoS0 {
 		s.mu.Unlock()
 		return false, errOffline
@@ -189,6 +191,8 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 	}
 	// The queue is first in, first out: every topic is an Ordered Topic
 	// [v5 MQTT-4.6.0-5] [v5 MQTT-4.6.0-6].
+	// A FIFO: every topic is an Ordered Topic, messages go out in the
+	// order they were published [v3 MQTT-4.6.0-5] [v3 MQTT-4.6.0-6].
 	s.queue.push(d)
 	long := s.queue.len() > yieldQueueLen
 	s.mu.Unlock()
@@ -273,7 +277,10 @@ func (s *session) release(id uint16) bool {
 // attach makes c the session's connection, taking over from a connection
 // that has it now; it returns the session (a new one when the old was
 // removed or clean start was asked) and whether an existing session was
-// resumed. The displaced connection, if any, is told to close and attach
+// resumed. Sessions are kept by client id [v3 MQTT-3.1.3-2]: a persistent
+// one is resumed whole, or created if there is none [v3 MQTT-3.1.2-4],
+// and its state lives as long as the session, not only the connection
+// [v3 MQTT-4.1.0-1] [v3 MQTT-4.1.0-2]. The displaced connection, if any, is told to close and attach
 // waits for it to finish, so that only one connection of a client id runs
 // at a time, whatever the order of concurrent reconnects.
 func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) {
@@ -313,6 +320,8 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		ended := old != nil && s.expiry == 0
 		// Clean Start 1: Session Present 0 [v5 MQTT-3.2.2-2]; Clean Start
 		// 0 resumes the session there is [v5 MQTT-3.1.2-5].
+		// Session Present 0 for clean session or no stored session
+		// [v3 MQTT-3.2.2-1] [v3 MQTT-3.2.2-3].
 		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.dropped > 0)
 		var subs []string
 		fresh = cleanStart || ended
@@ -339,7 +348,8 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 }
 
 // detach is called when c's connection has ended. A clean session ends
-// with it; a persistent one stays, offline, for the next connection.
+// with it; a persistent one stays, offline, for the next connection
+// [v3 MQTT-3.1.2-4].
 func (srv *Server) detach(c *conn, s *session) {
 	s.mu.Lock()
 	if s.conn != c {
@@ -382,7 +392,8 @@ func (srv *Server) expire(s *session, gen uint64) {
 
 // endSession removes session s: its subscriptions, queue and state go,
 // and a will waiting for its delay is sent now (the end of a session
-// sends it, section 3.1.2.5). With checkGen, nothing happens if s was
+// sends it, section 3.1.2.5). Retained messages are not session state and
+// stay [v3 MQTT-3.1.2-7]. With checkGen, nothing happens if s was
 // attached again after generation gen.
 func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 	s.mu.Lock()
@@ -505,7 +516,8 @@ func (e *refusedError) Error() string {
 }
 
 // wireForm builds the PUBLISH that carries delivery d to a client of
-// version v.
+// version v. DUP is dup, set for a resend alone, never taken from the
+// PUBLISH the message came in [v3 MQTT-3.3.1-3].
 func (d *delivery) wireForm(id uint16, dup bool, v packet.Version, now time.Time) packet.Publish {
 	// DUP says whether this PUBLISH is a resend, and is never copied from
 	// the PUBLISH the message came in [v5 MQTT-3.3.1-3]; the topic name is

@@ -208,6 +208,9 @@ func (c *conn) take() ([]out, bool) {
 		// QoS 2 message whose PUBREC came is resent as PUBREL, never as
 		// PUBLISH [v5 MQTT-4.3.3-6]. A PUBLISH once sent is resent whatever
 		// its Message Expiry Interval says [v5 MQTT-4.3.3-7].
+		// The same packet id, DUP 1 [v3 MQTT-2.3.1-4] [v3 MQTT-3.3.1-1]; a
+		// released QoS 2 message gets its PUBREL, never the PUBLISH again
+		// [v3 MQTT-4.3.3-1].
 		outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
 	}
 	if len(c.resendIDs) > 0 {
@@ -239,8 +242,10 @@ func (c *conn) take() ([]out, bool) {
 		if d.msg.expired(now) {
 			continue // [v5 MQTT-3.3.2-5] an expired message is not delivered
 		}
-		var id uint16
+		var id uint16 // QoS 0: no packet id, DUP 0 [v3 MQTT-4.3.1-1]
 		if d.qos > 0 {
+			// A packet id not in use [v3 MQTT-2.3.1-4], held until the
+			// PUBACK or PUBCOMP [v3 MQTT-4.3.2-1] [v3 MQTT-4.3.3-1].
 			var ok bool
 			// A new message gets a non-zero packet id not in use
 			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1].

@@ -49,10 +49,18 @@ func (p *Connect) decode(d *decoder, flags byte) error {
 		return d.err
 	}
 	d.v = p.Version
-	if !(p.Version == V31 && p.ProtocolName == "MQIsdp") && !((p.Version == V311 || p.Version == V5) && p.ProtocolName == "MQTT") {
-		// [v5 MQTT-3.1.2-1] [v3 MQTT-3.1.2-2] the server answers 0x84 /
-		// return code 1 (unacceptable protocol version) and closes.
+	if p.ProtocolName != "MQTT" && p.ProtocolName != "MQIsdp" {
+		// [v5 MQTT-3.1.2-1] [v3 MQTT-3.1.2-1] not MQTT: the server closes
+		// the connection (a 5.0 server may answer 0x84 first) and does
+		// not go on as MQTT. ErrProtocolName matches this error.
 		return &ProtocolError{Code: UnsupportedProtocolVersion, Packet: CONNECT, Spec: "v5 MQTT-3.1.2-1",
+			Msg: fmt.Sprintf("unsupported protocol %q level %d", p.ProtocolName, p.Version)}
+	}
+	if !(p.Version == V31 && p.ProtocolName == "MQIsdp") && !((p.Version == V311 || p.Version == V5) && p.ProtocolName == "MQTT") {
+		// [v3 MQTT-3.1.2-2] a known protocol name with a level the server
+		// does not support: return code 1 (unacceptable protocol version)
+		// or 0x84, then the close.
+		return &ProtocolError{Code: UnsupportedProtocolVersion, Packet: CONNECT, Spec: "v5 MQTT-3.1.2-2",
 			Msg: fmt.Sprintf("unsupported protocol %q level %d", p.ProtocolName, p.Version)}
 	}
 	cf := d.u8()
@@ -69,6 +77,8 @@ func (p *Connect) decode(d *decoder, flags byte) error {
 	willRetain := cf&0x20 != 0
 	p.PasswordFlag = cf&0x40 != 0
 	p.UsernameFlag = cf&0x80 != 0
+	// Will Flag 0: Will QoS and Will Retain are 0 and there are no will
+	// fields [v3 MQTT-3.1.2-11] (read below only with the flag set).
 	if !willFlag && willQoS != 0 {
 		// [v5 MQTT-3.1.2-11] [v3 MQTT-3.1.2-13]
 		return malformed(CONNECT, versioned(d.v, "MQTT-3.1.2-11", "MQTT-3.1.2-13"), "will QoS set without the will flag")

@@ -54,6 +54,12 @@ var (
 	ErrPacketTooLarge = &ProtocolError{Code: PacketTooLarge, Msg: "packet too large"}
 )
 
+// ErrProtocolName matches (errors.Is) the error of a CONNECT whose
+// protocol name is neither "MQTT" nor "MQIsdp": the peer does not speak
+// MQTT. An unsupported protocol level with a known name is another
+// UnsupportedProtocolVersion error, which it does not match.
+var ErrProtocolName = &ProtocolError{Code: UnsupportedProtocolVersion, Spec: "v5 MQTT-3.1.2-1", Msg: "not an MQTT protocol name"}
+
 // ErrEncode is returned (wrapped) by Append when a packet cannot be
 // represented on the wire.
 var ErrEncode = errors.New("mqtt: cannot encode packet")

@@ -213,9 +213,9 @@ func errCases() []errCase {
 		{"CONNECT empty will topic 5.0", 0, b("10", "16", mqtt, "05", "06", "003c", "00", test, "00", "0000", "0000"), pe, "v5 MQTT-4.7.0-1"},
 		{"CONNECT protocol name MQTX", 0, b("10", "10", "0004 4d515458", "04", "02", "003c", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-1"},
 		{"CONNECT protocol name mqtt", 0, b("10", "10", "0004 6d717474", "04", "02", "003c", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-1"},
-		{"CONNECT level 6", 0, b("10", "11", mqtt, "06", "02", "003c", "00", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-1"},
-		{"CONNECT level 3 with MQTT", 0, b("10", "10", mqtt, "03", "02", "003c", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-1"},
-		{"CONNECT level 4 with MQIsdp", 0, b("10", "12", mqisdp, "04", "02", "003c", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-1"},
+		{"CONNECT level 6", 0, b("10", "11", mqtt, "06", "02", "003c", "00", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-2"},
+		{"CONNECT level 3 with MQTT", 0, b("10", "10", mqtt, "03", "02", "003c", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-2"},
+		{"CONNECT level 4 with MQIsdp", 0, b("10", "12", mqisdp, "04", "02", "003c", test), UnsupportedProtocolVersion, "v5 MQTT-3.1.2-2"},
 
 		// ------------------------------------------- CONNACK
 		{"CONNACK reserved ack flag 3.1.1", V311, b("20", "02", "02", "00"), mal, "v5 MQTT-3.2.2-1"},

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -383,5 +384,168 @@ func TestSameRuleIDsExist(t *testing.T) {
 				t.Errorf("alias %s %s -> %s: the target must exist and the alias must not", v, from, to)
 			}
 		}
+	}
+}
+
+// buildMatrix scans the module and builds its matrix.
+func buildMatrix(t *testing.T) *Matrix {
+	t.Helper()
+	ss := loadSpecs(t)
+	hits, err := Scan(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Build(ss, hits)
+}
+
+// TestNoSilentRows fails on every broker-side statement (who is server,
+// codec or both) that is neither enforced and tested (a tag in non-test
+// code and a tag in a test) nor listed as not applicable with a reason.
+// It reports per version (TestNoSilentRows/3.1.1, TestNoSilentRows/5.0),
+// so that each version's progress can be followed on its own.
+func TestNoSilentRows(t *testing.T) {
+	m := buildMatrix(t)
+	for _, v := range []Version{V311, V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			var lines []string
+			for _, r := range m.Rows[v] {
+				if !r.Silent() {
+					continue
+				}
+				var state string
+				switch {
+				case len(r.Enforced) > 0:
+					state = "enforced in " + hitFiles(r.Enforced) + ", not tested"
+				case len(r.Tested) > 0:
+					state = "tested in " + hitFiles(r.Tested) + ", not enforced"
+				default:
+					state = "no tag"
+				}
+				lines = append(lines, fmt.Sprintf("  %s (%s, %s): %s", r.ID, r.Who, state, r.Summary))
+			}
+			if len(lines) > 0 {
+				t.Errorf("%d silent MQTT %s statements: tag the code that enforces each ([%s <id>]) and a test that fails if it breaks, or list it with the reason in %s:\n%s",
+					len(lines), v, v.Tag(), m.Specs.For(v).NAFile, strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
+
+func hitFiles(hits []Hit) string {
+	var files []string
+	seen := map[string]bool{}
+	for _, h := range hits {
+		if !seen[h.File] {
+			seen[h.File] = true
+			files = append(files, h.File)
+		}
+	}
+	return strings.Join(files, ", ")
+}
+
+// TestNotApplicable fails on every problem of the not-applicable files:
+// a row that does not hold up, or a statement listed there that the
+// broker's own code cites.
+func TestNotApplicable(t *testing.T) {
+	m := buildMatrix(t)
+	for _, p := range m.NAProblems {
+		t.Error(p)
+	}
+}
+
+func TestParseNotApplicable(t *testing.T) {
+	ss := loadSpecs(t)
+	spec := *ss.V311
+	spec.NAFile = "x.tsv"
+	data := "id\treason\n" +
+		"MQTT-7.0.0-1\tTern has no bridge\n" + // 2: good
+		"MQTT-9.9.9-9\tno such id\n" + // 3: unknown
+		"MQTT-3.14.4-1\tclient only\n" + // 4: who is client
+		"MQTT-7.1.1-1\t \n" + // 5: empty reason
+		"MQTT-7.0.0-1\tagain\n" + // 6: duplicate
+		"MQTT-7.0.0-2\n" + // 7: one field
+		"\n" +
+		"[MQTT-7.0.0-2]\treason\n" + // 9: brackets
+		"MQTT-3.1.4-2\tclient takeover is tested\r\n" // 10: good, CRLF
+	na, probs := ParseNotApplicable(data, &spec)
+	if len(na) != 2 || na["MQTT-7.0.0-1"].Reason != "Tern has no bridge" || na["MQTT-3.1.4-2"].Line != 10 || na["MQTT-3.1.4-2"].Reason != "client takeover is tested" {
+		t.Errorf("rows %v, want MQTT-7.0.0-1 and MQTT-3.1.4-2", na)
+	}
+	want := map[int]string{3: "not an MQTT 3.1.1 statement id", 4: "binds the client only", 5: "no reason",
+		6: "listed twice (first on line 2)", 7: "1 tab-separated fields", 9: "without brackets"}
+	for _, p := range probs {
+		w, ok := want[p.Line]
+		if !ok || !strings.Contains(p.Msg, w) || !strings.HasPrefix(p.String(), fmt.Sprintf("x.tsv:%d: ", p.Line)) {
+			t.Errorf("unexpected problem %s", p)
+		}
+		delete(want, p.Line)
+	}
+	for line, w := range want {
+		t.Errorf("line %d: no problem reported, want one containing %q", line, w)
+	}
+	if _, probs := ParseNotApplicable("id\twhy\n", &spec); len(probs) != 1 || !strings.Contains(probs[0].Msg, "header") {
+		t.Errorf("bad header: problems %v", probs)
+	}
+}
+
+// TestMatrixNotApplicable: a not-applicable row is counted as such, not as
+// silent; shared code may cite it, the broker's own code may not; a
+// broker-side row is silent until it is both enforced and tested.
+func TestMatrixNotApplicable(t *testing.T) {
+	ss := loadSpecs(t)
+	v3 := *ss.V311
+	v3.NAFile = "na.tsv"
+	v3.NA, v3.NAProblems = ParseNotApplicable("id\treason\nMQTT-7.0.0-1\tno bridge\nMQTT-6.0.0-4\tno WebSocket\n", &v3)
+	v5 := *ss.V5
+	v5.NA, v5.NAProblems = nil, nil
+	specs := &Specs{V311: &v3, V5: &v5}
+	hit := func(file string, id string) Hit {
+		return Hit{File: file, Line: 3, Version: V311, ID: id, Raw: id, Test: strings.HasSuffix(file, "_test.go")}
+	}
+	hits := []Hit{
+		hit("transport/dial.go", "MQTT-6.0.0-4"),             // n/a, cited by shared code: allowed
+		hit("broker/x.go", "MQTT-3.1.0-2"),                   // enforced only: silent
+		hit("broker/y_test.go", "MQTT-3.12.4-1"),             // tested only: silent
+		hit("broker/z.go", "MQTT-3.14.4-3"),                  // enforced
+		hit("broker/z_test.go", "MQTT-3.14.4-3"),             // and tested: done
+		hit("broker/conformance_v3_test.go", "MQTT-4.1.0-1"), // tested only
+	}
+	m := Build(specs, hits)
+	if len(m.NAProblems) != 0 {
+		t.Errorf("problems %v, want none", m.NAProblems)
+	}
+	c := m.Count(V311)
+	if c.NotApplicable != 2 || c.Silent != c.Broker-c.NotApplicable-1 {
+		t.Errorf("counts %+v: want 2 not applicable and every broker-side row but one done silent", c)
+	}
+	silent := strings.Join(m.Silent(V311), " ")
+	for _, id := range []string{"MQTT-3.1.0-2", "MQTT-3.12.4-1", "MQTT-4.1.0-1", "MQTT-3.1.4-1"} {
+		if !strings.Contains(silent, id+" ") {
+			t.Errorf("%s not silent", id)
+		}
+	}
+	for _, id := range []string{"MQTT-3.14.4-3", "MQTT-7.0.0-1", "MQTT-6.0.0-4", "MQTT-3.14.4-1"} {
+		if strings.Contains(silent, id+" ") {
+			t.Errorf("%s silent: it is done, not applicable or client-only", id)
+		}
+	}
+	var b bytes.Buffer
+	m.WriteMarkdown(&b)
+	md := b.String()
+	for _, want := range []string{"| &nbsp;&nbsp;not applicable (with a reason) | 2 | 0 |",
+		"  - [MQTT-7.0.0-1](#v3-MQTT-7.0.0-1) (server): no bridge\n",
+		"| n/a: no bridge | n/a |", "| n/a: no WebSocket; cited in [transport/dial.go](transport/dial.go) | n/a |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+
+	// The broker's own code cites a not-applicable statement: a problem.
+	m = Build(specs, append(hits, hit("broker/ws_test.go", "MQTT-6.0.0-4")))
+	if len(m.NAProblems) != 1 || !strings.Contains(m.NAProblems[0].Msg, "broker/ws_test.go:3") || m.NAProblems[0].Line != 3 {
+		t.Errorf("problems %v, want one naming broker/ws_test.go:3 on line 3 of na.tsv", m.NAProblems)
+	}
+	if !strings.Contains(func() string { var b bytes.Buffer; m.WriteMarkdown(&b); return b.String() }(), "## Not-applicable list problems (1)") {
+		t.Error("markdown does not list the problem")
 	}
 }

@@ -25,6 +25,15 @@
 // sit in a package with a version convention (packageVersion). TestTags
 // fails on every tag that does not, naming file:line and the fix.
 //
+// A broker-side statement (who is server, codec or both) that cannot apply
+// to Tern's broker side is listed with the reason in
+// testdata/not-applicable-3.1.1.tsv or testdata/not-applicable-5.0.tsv
+// (see testdata/README.md). Every other one must be enforced and tested, a
+// tag in non-test code and one in a test; TestNoSilentRows fails on each
+// "silent" statement that is neither, per version (TestNoSilentRows/3.1.1,
+// TestNoSilentRows/5.0), and TestNotApplicable on a not-applicable row that
+// does not hold up.
+//
 // Regenerate the matrix from the module root with
 //
 //	go test ./internal/conformance -run TestMatrix -update

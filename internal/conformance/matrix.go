@@ -17,16 +17,30 @@ const GenerateCommand = "go test ./internal/conformance -run TestMatrix -update"
 // Row is one normative statement with the tags that cite it.
 type Row struct {
 	Statement
-	Enforced []Hit // tags in non-test files
-	Tested   []Hit // tags in _test.go files
+	Enforced []Hit  // tags in non-test files
+	Tested   []Hit  // tags in _test.go files
+	NA       string // the reason the statement is not applicable to the broker side, "" if it is
 }
 
 // Broker reports whether the statement binds the broker side: the server,
 // the codec, or both sides.
 func (r Row) Broker() bool { return r.Who != "client" }
 
-// Gap reports whether the statement binds the broker side and no tag cites it.
-func (r Row) Gap() bool { return r.Broker() && len(r.Enforced) == 0 && len(r.Tested) == 0 }
+// Gap reports whether the statement binds the broker side, is not listed
+// as not applicable and no tag cites it.
+func (r Row) Gap() bool {
+	return r.Broker() && r.NA == "" && len(r.Enforced) == 0 && len(r.Tested) == 0
+}
+
+// Done reports whether a broker-side statement is enforced and tested:
+// cited by a tag in non-test code and by one in a test.
+func (r Row) Done() bool { return len(r.Enforced) > 0 && len(r.Tested) > 0 }
+
+// Silent reports whether the statement binds the broker side and is
+// neither enforced and tested nor listed as not applicable: the matrix
+// says nothing about whether the broker keeps it. TestNoSilentRows fails
+// on every one.
+func (r Row) Silent() bool { return r.Broker() && r.NA == "" && !r.Done() }
 
 // NoIDRow is one rule without a normative id and the tags that name it.
 type NoIDRow struct {
@@ -50,6 +64,10 @@ type Matrix struct {
 	NoIDs    []NoIDRow
 	Untagged []Untagged
 	Problems []Problem
+	// NAProblems are the problems of the not-applicable files: their own
+	// rows' (Spec.NAProblems) and statements listed as not applicable
+	// that the broker's code cites.
+	NAProblems []NAProblem
 }
 
 // Build resolves the hits against the statement lists.
@@ -61,6 +79,7 @@ func Build(ss *Specs, hits []Hit) *Matrix {
 		rows := make([]Row, len(spec.Statements))
 		for i, st := range spec.Statements {
 			rows[i].Statement = st
+			rows[i].NA = spec.NA[st.ID].Reason
 		}
 		m.Rows[v] = rows
 		for i := range rows {
@@ -112,7 +131,21 @@ func Build(ss *Specs, hits []Hit) *Matrix {
 		m.NoIDs = append(m.NoIDs, *r)
 	}
 	sort.Slice(m.NoIDs, func(i, j int) bool { return m.NoIDs[i].ID < m.NoIDs[j].ID })
+	m.NAProblems = append(append(m.NAProblems, ss.V311.NAProblems...), ss.V5.NAProblems...)
+	m.NAProblems = append(m.NAProblems, m.checkNotApplicable()...)
 	return m
+}
+
+// Silent returns the ids of the silent rows of version v (see
+// Row.Silent), in spec order.
+func (m *Matrix) Silent(v Version) []string {
+	var ids []string
+	for _, r := range m.Rows[v] {
+		if r.Silent() {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
 }
 
 func containsVersion(vs []Version, v Version) bool {
@@ -126,8 +159,13 @@ func containsVersion(vs []Version, v Version) bool {
 
 // Counts summarises the rows of one version.
 type Counts struct {
-	Statements, Broker, Client             int
-	Enforced, Tested, Both, Gaps           int // broker-side statements only
+	Statements, Broker, Client int
+	// Of the broker-side statements: NotApplicable are listed as not
+	// applicable; the others are counted by their tags (Enforced, Tested,
+	// Both, EnforcedOnly, TestedOnly, Gaps). Silent = EnforcedOnly +
+	// TestedOnly + Gaps.
+	NotApplicable, Silent                  int
+	Enforced, Tested, Both, Gaps           int
 	EnforcedOnly, TestedOnly, ClientTagged int
 }
 
@@ -144,6 +182,13 @@ func (m *Matrix) Count(v Version) Counts {
 			continue
 		}
 		c.Broker++
+		if r.NA != "" {
+			c.NotApplicable++
+			continue
+		}
+		if r.Silent() {
+			c.Silent++
+		}
 		e, t := len(r.Enforced) > 0, len(r.Tested) > 0
 		switch {
 		case e && t:
@@ -266,13 +311,18 @@ func (m *Matrix) WriteMarkdown(w io.Writer) {
 
 	p("## Summary\n\n")
 	p("Broker-side statements are those whose **who** is `server`, `codec` or `both`. Client-only statements are not\n")
-	p("applicable yet: the client library does not exist.\n\n")
+	p("applicable yet: the client library does not exist. A broker-side statement that cannot apply to Tern's broker\n")
+	p("side is listed, with the reason, in `%s` or `%s`. Every other broker-side statement\n", m.Specs.V311.NAFile, m.Specs.V5.NAFile)
+	p("must be enforced and tested (a tag in non-test code and one in a test); one that is not is **silent**, and\n")
+	p("`TestNoSilentRows` in internal/conformance fails on it.\n\n")
 	p("| | MQTT 3.1.1 | MQTT 5.0 |\n| --- | ---: | ---: |\n")
 	row := func(label string, f func(Counts) int) {
 		p("| %s | %d | %d |\n", label, f(c[V311]), f(c[V5]))
 	}
 	row("normative statements", func(c Counts) int { return c.Statements })
 	row("broker-side (server, codec, both)", func(c Counts) int { return c.Broker })
+	row("&nbsp;&nbsp;not applicable (with a reason)", func(c Counts) int { return c.NotApplicable })
+	row("&nbsp;&nbsp;**silent** (neither enforced and tested nor not applicable)", func(c Counts) int { return c.Silent })
 	row("&nbsp;&nbsp;enforced (tag in non-test code)", func(c Counts) int { return c.Enforced })
 	row("&nbsp;&nbsp;tested (tag in a test)", func(c Counts) int { return c.Tested })
 	row("&nbsp;&nbsp;enforced and tested", func(c Counts) int { return c.Both })
@@ -283,28 +333,31 @@ func (m *Matrix) WriteMarkdown(w io.Writer) {
 	row("&nbsp;&nbsp;client-only but tagged (checked by the broker or the transport)", func(c Counts) int { return c.ClientTagged })
 	p("\n")
 
-	p("By whom the statement binds (enforced / tested / no tag, of all):\n\n")
+	p("By whom the statement binds (enforced / tested / no tag / not applicable, of all):\n\n")
 	p("| who | MQTT 3.1.1 | MQTT 5.0 |\n| --- | --- | --- |\n")
 	for _, who := range []string{"codec", "server", "both", "client"} {
 		p("| %s |", who)
 		for _, v := range versions {
-			var n, e, t, g int
+			var n, e, t, g, na int
 			for _, r := range m.Rows[v] {
 				if r.Who != who {
 					continue
 				}
 				n++
+				switch {
+				case r.NA != "":
+					na++
+				case len(r.Enforced)+len(r.Tested) == 0:
+					g++
+				}
 				if len(r.Enforced) > 0 {
 					e++
 				}
 				if len(r.Tested) > 0 {
 					t++
 				}
-				if len(r.Enforced)+len(r.Tested) == 0 {
-					g++
-				}
 			}
-			p(" %d / %d / %d of %d |", e, t, g, n)
+			p(" %d / %d / %d / %d of %d |", e, t, g, na, n)
 		}
 		p("\n")
 	}
@@ -316,13 +369,27 @@ func (m *Matrix) WriteMarkdown(w io.Writer) {
 	}
 	for _, v := range versions {
 		p("### MQTT %s: enforced, not tested (%d)\n\n", v, c[v].EnforcedOnly)
-		m.writeGroups(w, v, func(r Row) bool { return r.Broker() && len(r.Enforced) > 0 && len(r.Tested) == 0 }, false)
+		m.writeGroups(w, v, func(r Row) bool { return r.Silent() && len(r.Enforced) > 0 && len(r.Tested) == 0 }, false)
 		p("### MQTT %s: tested, not enforced (%d)\n\n", v, c[v].TestedOnly)
-		m.writeGroups(w, v, func(r Row) bool { return r.Broker() && len(r.Enforced) == 0 && len(r.Tested) > 0 }, false)
+		m.writeGroups(w, v, func(r Row) bool { return r.Silent() && len(r.Enforced) == 0 && len(r.Tested) > 0 }, false)
+	}
+	for _, v := range versions {
+		p("### MQTT %s: not applicable to the broker side (%d)\n\n", v, c[v].NotApplicable)
+		p("From `%s`.\n\n", m.Specs.For(v).NAFile)
+		m.writeNA(w, v)
 	}
 	for _, v := range versions {
 		p("### MQTT %s: client-only, not applicable to the broker yet (%d)\n\n", v, c[v].Client)
 		m.writeGroups(w, v, func(r Row) bool { return !r.Broker() }, false)
+	}
+
+	if len(m.NAProblems) > 0 {
+		p("## Not-applicable list problems (%d)\n\n", len(m.NAProblems))
+		p("`go test ./internal/conformance` fails until these are fixed.\n\n")
+		for _, pr := range m.NAProblems {
+			p("- %s\n", escape(pr.String()))
+		}
+		p("\n")
 	}
 
 	if len(m.Problems) > 0 {
@@ -381,7 +448,15 @@ func (m *Matrix) WriteMarkdown(w io.Writer) {
 				none = "n/a (client)"
 			}
 			enf, tst := cell(r.Enforced, none), cell(r.Tested, none)
-			if !r.Gap() && r.Broker() {
+			switch {
+			case r.NA != "":
+				// Shared code (packet, topic, transport) may cite it for
+				// its client-side users; the broker's own code may not.
+				enf, tst = "n/a: "+escape(r.NA), cell(r.Tested, "n/a")
+				if len(r.Enforced) > 0 {
+					enf += "; cited in " + cell(r.Enforced, "")
+				}
+			case !r.Gap() && r.Broker():
 				if len(r.Enforced) == 0 {
 					enf = "—"
 				}
@@ -394,6 +469,33 @@ func (m *Matrix) WriteMarkdown(w io.Writer) {
 		}
 		p("\n")
 	}
+}
+
+// writeNA writes the not-applicable statements of version v, grouped by
+// section, each with its reason.
+func (m *Matrix) writeNA(w io.Writer, v Version) {
+	var last string
+	any := false
+	for _, r := range m.Rows[v] {
+		if r.NA == "" {
+			continue
+		}
+		any = true
+		g, t := group(v, r.ID)
+		if g != last {
+			head := g
+			if t != "" {
+				head += " " + t
+			}
+			fmt.Fprintf(w, "- **%s**\n", head)
+			last = g
+		}
+		fmt.Fprintf(w, "  - [%s](#%s-%s) (%s): %s\n", r.ID, v.Tag(), r.ID, r.Who, escape(r.NA))
+	}
+	if !any {
+		fmt.Fprintf(w, "None.\n")
+	}
+	fmt.Fprintf(w, "\n")
 }
 
 // writeGroups writes the rows of version v that keep selects, grouped by

@@ -63,6 +63,13 @@ type Spec struct {
 	File       string // the file it was read from, relative to the module root
 	Statements []Statement
 	byID       map[string]int
+
+	// NA are the broker-side statements listed as not applicable to
+	// Tern's broker side, by id, read from NAFile; NAProblems are the
+	// rows of that file that do not hold up.
+	NA         map[string]NotApplicable
+	NAFile     string
+	NAProblems []NAProblem
 }
 
 // Lookup returns the statement with the given id.
@@ -97,12 +104,14 @@ func (ss *Specs) For(v Version) *Spec {
 }
 
 //go:embed testdata/mqtt-3.1.1-normative.tsv testdata/mqtt-5.0-normative.tsv
+//go:embed testdata/not-applicable-3.1.1.tsv testdata/not-applicable-5.0.tsv
 var specFiles embed.FS
 
 const specDir = "internal/conformance/testdata"
 
 // LoadSpecs returns the statement lists vendored in
-// internal/conformance/testdata (embedded in the package).
+// internal/conformance/testdata (embedded in the package), each with its
+// not-applicable list (not-applicable-3.1.1.tsv, not-applicable-5.0.tsv).
 func LoadSpecs() (*Specs, error) {
 	v3, err := loadSpec("mqtt-3.1.1-normative.tsv", V311, 141)
 	if err != nil {
@@ -127,6 +136,9 @@ func loadSpec(name string, v Version, rows int) (*Spec, error) {
 	s.File = specDir + "/" + name
 	if len(s.Statements) != rows {
 		return nil, fmt.Errorf("%s: %d statements, want %d", s.File, len(s.Statements), rows)
+	}
+	if err := loadNotApplicable(s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
