@@ -876,7 +876,7 @@ func TestV3UnsubscribeExact(t *testing.T) {
 	c, _ := ptConnect(t, addr, v3, "u", true)
 	c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "a/#"}, {Filter: "a/+"}, {Filter: "mk"}}})
 	c.recv()
-	c.send(&packet.Unsubscribe{PacketID: 9, Filters: []string{"a/b", "A/#", "a/+/", "a/#/", "#", "a/#"}})
+	c.send(&packet.Unsubscribe{PacketID: 9, Filters: []string{"a/b", "A/#", "a/+/", "a/+/#", "#", "a/#"}})
 	if ack, ok := c.recv().(*packet.Unsuback); !ok || ack.PacketID != 9 {
 		t.Fatalf("want UNSUBACK 9, got %v", ack)
 	}
