@@ -159,7 +159,8 @@ type Server struct {
 	subs       topic.Trie[*session, subscription]
 	shared     topic.Trie[shareKey, subscription] // shared subscriptions, under their inner filter
 	sharedSubs atomic.Int64                       // entries in shared
-	groups     sync.Map                           // groupID -> *shareGroup
+	groups     sync.Map                           // groupID -> *shareGroup, while it has members
+	groupCount atomic.Int64                       // groups in groups
 	groupSeq   atomic.Uint64
 	retained   retainedStore
 	stats      stats
