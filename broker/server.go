@@ -133,8 +133,10 @@ type Server struct {
 	// Authenticator.
 	AuthMethods map[string]AuthMethod
 
-	initOnce sync.Once
-	initErr  error
+	initOnce  sync.Once
+	initErr   error
+	ready     chan struct{} // closed by markReady
+	readyOnce sync.Once
 	cfg      config
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
@@ -169,8 +171,10 @@ type Server struct {
 
 func (s *Server) init() error {
 	s.initOnce.Do(func() {
+		s.ready = make(chan struct{})
 		if err := s.Validate(); err != nil {
 			s.initErr = err
+			s.markReady() // nobody may wait for a server that cannot start
 			return
 		}
 		s.cfg = s.resolve()
@@ -191,7 +195,8 @@ func (s *Server) init() error {
 // ListenAndServe opens every configured listener (or one TCP listener on
 // DefaultAddr) and serves them until Shutdown or Close, when it returns
 // ErrServerClosed. If a listener cannot be opened, those already open are
-// closed and the error is returned.
+// closed and the error is returned. Ready tells when the listeners are
+// open, and Addrs where.
 func (s *Server) ListenAndServe() error {
 	if err := s.init(); err != nil {
 		return err
@@ -207,6 +212,7 @@ func (s *Server) ListenAndServe() error {
 			for _, o := range opened {
 				o.Close()
 			}
+			s.markReady() // no listener, and Addrs says so
 			return fmt.Errorf("listener %q: %w", listenerName(l), err)
 		}
 		opened = append(opened, nl)
@@ -225,6 +231,9 @@ func (s *Server) ListenAndServe() error {
 		s.cfg.log.Info("listening", "listener", l.Name, "addr", nl.Addr().String())
 		go func() { errc <- s.serve(nl, l) }()
 	}
+	// Every socket is bound and listening: a client that connects now
+	// waits in the kernel's backlog until its listener accepts.
+	s.markReady()
 	var first error
 	for range opened {
 		if err := <-errc; first == nil || errors.Is(first, ErrServerClosed) {
@@ -235,12 +244,35 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Addrs returns the addresses of the listeners ListenAndServe opened, in
-// the order of Listeners (useful with port 0); nil until they are open.
+// the order of Listeners (useful with port 0); nil until they are open,
+// or if they could not be opened. Wait on Ready before calling it.
 func (s *Server) Addrs() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]net.Addr(nil), s.bound...)
 }
+
+// Ready returns a channel that is closed when the server accepts
+// connections: once ListenAndServe has opened every listener (Addrs then
+// returns their addresses, with the ports chosen for port 0), or once
+// Serve has been called (its listener is bound already). A program that
+// starts ListenAndServe on a goroutine waits on Ready instead of
+// sleeping:
+//
+//	go func() { errc <- srv.ListenAndServe() }()
+//	<-srv.Ready()
+//	addrs := srv.Addrs() // nil: ListenAndServe failed, errc has why
+//
+// So that nothing waits for ever on a server that will not start, the
+// channel is also closed when ListenAndServe fails to open a listener or
+// the configuration is invalid (Addrs is then nil and ListenAndServe
+// returns the error), and by Shutdown and Close.
+func (s *Server) Ready() <-chan struct{} {
+	s.init()
+	return s.ready
+}
+
+func (s *Server) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // Listen opens the socket a Listener describes.
 func Listen(l Listener) (net.Listener, error) {
@@ -283,6 +315,7 @@ func (s *Server) Serve(l net.Listener) error {
 	if err := s.init(); err != nil {
 		return err
 	}
+	s.markReady()
 	return s.serve(l, Listener{Name: l.Addr().Network() + " " + l.Addr().String()})
 }
 
@@ -415,6 +448,7 @@ func (s *Server) Close() error {
 // stop marks the server closed, closes the listeners and returns the
 // connections that were open.
 func (s *Server) stop() []*conn {
+	s.markReady() // wake anyone still waiting: the server will not start
 	s.mu.Lock()
 	s.closed = true
 	s.closing.Store(true)
