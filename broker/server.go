@@ -133,13 +133,14 @@ type Server struct {
 	// Authenticator.
 	AuthMethods map[string]AuthMethod
 
-	initOnce  sync.Once
-	initErr   error
-	ready     chan struct{} // closed by markReady
-	readyOnce sync.Once
+	initOnce sync.Once
+	initErr  error
 	cfg      config
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
+
+	ready     chan struct{} // closed by markReady
+	readyOnce sync.Once
 
 	mu         sync.Mutex // guards listeners, bound, conns, closed
 	listeners  map[net.Listener]struct{}
