@@ -151,7 +151,7 @@ func (c *conn) guard(f func() bool) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("panic serving connection; connection closed", "client", c.info.ClientID,
-				"remote", c.info.RemoteAddr, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				"remote", logAddr{c.info.RemoteAddr}, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.nc.Close()
 			ok = false
 		}
@@ -172,7 +172,7 @@ func (c *conn) connect() bool {
 	cp, ok := p.(*packet.Connect)
 	if !ok {
 		// [v5 MQTT-3.1.0-1] [v3 MQTT-3.1.0-1] the first packet must be CONNECT.
-		c.log.Info("connection closed: first packet is not CONNECT", "remote", c.info.RemoteAddr, "packet", p.Type())
+		c.log.Info("connection closed: first packet is not CONNECT", "remote", logAddr{c.info.RemoteAddr}, "packet", p.Type())
 		return false
 	}
 	c.version = cp.Version
@@ -180,15 +180,17 @@ func (c *conn) connect() bool {
 	c.info.ClientID = cp.ClientID
 	c.info.Username = cp.Username
 	if c.trace {
-		c.log.Log(context.Background(), LevelTrace, "recv", "remote", c.info.RemoteAddr, "packet", cp.String())
+		c.log.Log(context.Background(), LevelTrace, "recv", "remote", logAddr{c.info.RemoteAddr}, "packet", cp.String())
 	}
 	v5 := c.version == packet.V5
 	if v5 {
 		c.maxOut = cp.Properties.MaximumPacketSize
 	}
 
+	user := cp.Username // as the client presented it (or its certificate's name), for the logs
 	refuse := func(code packet.ReasonCode, reason string) bool {
-		c.log.Info("connection refused", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "code", code.String(), "reason", reason)
+		c.log.Info("connection refused", "client", c.info.ClientID, userAttr(user), "remote", logAddr{c.info.RemoteAddr},
+			"code", code.String(), "reason", reason)
 		ack := &packet.Connack{ReasonCode: code}
 		if !v5 {
 			ack.ReasonCode = code.V3Connack()
@@ -230,6 +232,7 @@ func (c *conn) connect() bool {
 			return refuse(packet.NotAuthorized, "a verified client certificate is required")
 		}
 		req.Username = cn
+		user = cn
 	}
 	if cp.Will != nil {
 		if err := topic.ValidateName(cp.Will.Topic); err != nil {
@@ -338,7 +341,7 @@ func (c *conn) connect() bool {
 	}
 	srv.stats.connected.Add(1)
 	srv.stats.total.Add(1)
-	c.log.Info("client connected", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "version", c.version.String(),
+	c.log.Info("client connected", "client", c.info.ClientID, userAttr(c.info.Username), "remote", logAddr{c.info.RemoteAddr}, "version", c.version.String(),
 		"listener", c.lis.Name, "clean", cp.CleanStart, "keepalive", cp.KeepAlive, "session_present", present)
 	srv.observe(Event{Kind: EventConnect, Client: &c.info})
 	return true
@@ -400,15 +403,15 @@ func (c *conn) connectFailed(err error) {
 		// may answer 0x84 [v5 MQTT-3.1.2-1]. The level is unknown, so the
 		// 3.1.1 form is sent, which every client can read.
 		c.writeDirect(&packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion})
-		c.log.Info("connection refused: unsupported protocol", "remote", c.info.RemoteAddr, "err", err)
+		c.log.Info("connection refused: unsupported protocol", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case errors.As(err, &pe):
-		c.log.Info("connection closed: bad CONNECT", "remote", c.info.RemoteAddr, "err", err)
+		c.log.Info("connection closed: bad CONNECT", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case isTimeout(err):
-		c.log.Info("connection closed: no CONNECT in time", "remote", c.info.RemoteAddr, "timeout", c.srv.cfg.connectTimeout)
+		c.log.Info("connection closed: no CONNECT in time", "remote", logAddr{c.info.RemoteAddr}, "timeout", c.srv.cfg.connectTimeout)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		c.log.Debug("connection closed before CONNECT", "remote", c.info.RemoteAddr)
+		c.log.Debug("connection closed before CONNECT", "remote", logAddr{c.info.RemoteAddr})
 	default:
-		c.log.Info("connection closed before CONNECT", "remote", c.info.RemoteAddr, "err", err)
+		c.log.Info("connection closed before CONNECT", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	}
 }
 
@@ -641,12 +644,19 @@ func (c *conn) teardown(err error) {
 	reason := "client disconnected"
 	level := slog.LevelInfo
 	byClient := errors.Is(err, errDisconnect) || errors.Is(err, errDisconnectWill)
+	byServer := false // the broker closed the connection: the read error is its own doing
 	switch {
 	case errors.Is(err, errDisconnect):
 	case errors.Is(err, errDisconnectWill):
 		reason = "client disconnected, asking for its will"
 	case c.isKicked():
 		reason = packet.ReasonCode(c.kicked.Load()).String()
+		byServer = true
+	case srv.closing.Load():
+		// Close shuts connections without a DISCONNECT; their readers
+		// fail on the closed socket, which is no news.
+		reason = packet.ServerShuttingDown.String()
+		byServer = true
 	case errors.As(err, &pe):
 		reason = "protocol error"
 		level = slog.LevelWarn
@@ -672,8 +682,8 @@ func (c *conn) teardown(err error) {
 	}
 	srv.detach(c, c.sess)
 	srv.stats.connected.Add(-1)
-	attrs := []any{"client", c.info.ClientID, "remote", c.info.RemoteAddr, "reason", reason}
-	if err != nil && !byClient {
+	attrs := []any{"client", c.info.ClientID, userAttr(c.info.Username), "remote", logAddr{c.info.RemoteAddr}, "reason", reason}
+	if err != nil && !byClient && !byServer {
 		attrs = append(attrs, "err", err)
 	}
 	c.log.Log(context.Background(), level, "client disconnected", attrs...)

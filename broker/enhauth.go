@@ -77,7 +77,7 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 			return nil, errAuthAborted
 		}
 		if c.trace {
-			c.log.Log(context.Background(), LevelTrace, "recv", "remote", c.info.RemoteAddr, "packet", p.String())
+			c.log.Log(context.Background(), LevelTrace, "recv", "remote", logAddr{c.info.RemoteAddr}, "packet", p.String())
 		}
 		ap, ok := p.(*packet.Auth)
 		switch {
@@ -85,7 +85,7 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 			// [v5 MQTT-4.12.0-3] [v5 MQTT-3.1.2-30] the client answers an
 			// AUTH with AUTH (or gives up with DISCONNECT); anything else is
 			// a protocol error.
-			c.log.Info("connection closed: expected AUTH during authentication", "remote", c.info.RemoteAddr, "packet", p.Type())
+			c.log.Info("connection closed: expected AUTH during authentication", "remote", logAddr{c.info.RemoteAddr}, "packet", p.Type())
 			if _, isDisc := p.(*packet.Disconnect); !isDisc {
 				// No DISCONNECT before a successful CONNACK [v5 MQTT-3.14.0-1]:
 				// a refusing CONNACK says why [v5 MQTT-4.12.0-4].
@@ -95,7 +95,7 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 			return nil, errAuthAborted
 		case ap.ReasonCode != packet.ContinueAuthentication || ap.Properties.AuthMethod != name:
 			// [v5 MQTT-4.12.0-5] the same method throughout; [v5 MQTT-3.15.2-1].
-			c.log.Info("connection closed: bad AUTH during authentication", "remote", c.info.RemoteAddr,
+			c.log.Info("connection closed: bad AUTH during authentication", "remote", logAddr{c.info.RemoteAddr},
 				"code", ap.ReasonCode.String(), "method", ap.Properties.AuthMethod)
 			c.writeDirect(&packet.Connack{ReasonCode: packet.ProtocolErrorCode,
 				Properties: packet.Properties{ReasonString: "AUTH must continue the exchange (0x18) with the CONNECT's method"}})
