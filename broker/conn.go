@@ -248,7 +248,7 @@ func (c *conn) connect() bool {
 			// Enhanced authentication [v5 MQTT-4.12.0-1] (section 4.12).
 			authOut, err = c.connectAuth(ctx, req, cp)
 		} else {
-			err = srv.cfg.authn.Authenticate(ctx, req)
+			err = srv.authenticate(ctx, req)
 		}
 		cancel()
 	}
@@ -259,7 +259,7 @@ func (c *conn) connect() bool {
 		return refuse(refusalCode(err), err.Error())
 	}
 	c.info.Username = req.Username
-	if cp.Will != nil && !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionPublish, cp.Will.Topic) {
+	if cp.Will != nil && !srv.authorize(&c.info, ActionPublish, cp.Will.Topic) {
 		return refuse(packet.NotAuthorized, "not authorized to publish the will topic")
 	}
 

@@ -22,7 +22,9 @@ type AuthMethod interface {
 }
 
 // AuthExchange is one authentication conversation with one client. Its
-// methods are called from one goroutine, one at a time.
+// methods are called one at a time (not always from the same goroutine),
+// each with a context that ends after Server.HookTimeout (see
+// NonBlocking).
 type AuthExchange interface {
 	// Next takes the client's Authentication Data (nil when it sent
 	// none) and returns the data to send back. done false: out goes to
@@ -46,7 +48,7 @@ var errAuthAborted = errors.New("authentication exchange aborted")
 // (section 4.12): AUTH packets with reason code 0x18 go back and forth
 // until the method is done; the data of its last step goes in the
 // CONNACK, which the caller sends. The connect timeout bounds the whole
-// exchange. errAuthAborted means the connection ended or broke the
+// exchange, and HookTimeout each call of the method. errAuthAborted means the connection ended or broke the
 // protocol, and has been dealt with.
 func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Connect) ([]byte, error) {
 	name := cp.Properties.AuthMethod
@@ -56,13 +58,13 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 		// [v5 MQTT-4.12.0-1] an unsupported method: CONNACK 0x8C and close.
 		return nil, ErrBadAuthMethod
 	}
-	ex, err := m.Start(ctx, req)
+	ex, err := c.srv.authStart(ctx, m, req)
 	if err != nil {
 		return nil, err
 	}
 	data := cp.Properties.AuthData
 	for {
-		out, done, err := ex.Next(ctx, data)
+		out, done, err := c.srv.authNext(ctx, m, ex, &c.info, data)
 		if err != nil || done {
 			return out, err
 		}
@@ -122,7 +124,7 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	case p.ReasonCode == packet.ReAuthenticate && c.reauth == nil:
 		m := srv.AuthMethods[c.authMethod]
 		req := &AuthRequest{ClientInfo: c.info, AuthMethod: c.authMethod, Reauth: true}
-		ex, err := m.Start(srv.ctx, req)
+		ex, err := srv.authStart(srv.ctx, m, req)
 		if err != nil {
 			return c.authFailed(err)
 		}
@@ -132,9 +134,7 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	default:
 		return protocolError(packet.AUTH, "noid:auth-out-of-sequence", "AUTH "+p.ReasonCode.String()+" out of sequence")
 	}
-	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.connectTimeout)
-	out, done, err := c.reauth.Next(ctx, p.Properties.AuthData)
-	cancel()
+	out, done, err := srv.authNext(srv.ctx, srv.AuthMethods[c.authMethod], c.reauth, &c.info, p.Properties.AuthData)
 	if err != nil {
 		c.reauth = nil
 		return c.authFailed(err)

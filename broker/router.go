@@ -44,13 +44,13 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if err := topic.ValidateName(p.Topic); err != nil {
 		return &packet.ProtocolError{Code: packet.TopicNameInvalid, Packet: packet.PUBLISH, Spec: "v5 MQTT-4.7.3-1", Msg: err.Error()}
 	}
-	allowed := srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionPublish, p.Topic)
+	allowed := srv.authorize(&c.info, ActionPublish, p.Topic)
 	code := packet.Success
 	var reason string
 	if !allowed {
 		code = packet.NotAuthorized
 		reason = "not authorized to publish to " + p.Topic
-		c.log.Info("publish not authorized", "client", c.info.ClientID, "topic", p.Topic)
+		c.log.Info("publish not authorized", "client", c.info.ClientID, userAttr(c.info.Username), "topic", p.Topic)
 	}
 	route := allowed
 	if p.QoS == 2 {
@@ -264,7 +264,7 @@ func (srv *Server) mayReceive(s *session, m *Message) bool {
 	s.mu.Lock()
 	info := s.info
 	s.mu.Unlock()
-	return ra.AuthorizeReceive(&info, m.Topic)
+	return srv.authorizeReceive(ra, &info, m.Topic)
 }
 
 // dropped counts and reports a message that was not delivered to s.
@@ -316,7 +316,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	for i, rs := range p.Subscriptions {
 		refuse := func(code packet.ReasonCode, why string) {
 			codes[i] = failCode(v5, code)
-			c.log.Info("subscription refused", "client", c.info.ClientID, "filter", rs.Filter, "code", code.String(), "reason", why)
+			c.log.Info("subscription refused", "client", c.info.ClientID, userAttr(c.info.Username), "filter", rs.Filter, "code", code.String(), "reason", why)
 		}
 		if err := topic.ValidateFilter(rs.Filter); err != nil {
 			refuse(packet.TopicFilterInvalid, err.Error())
@@ -337,7 +337,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			refuse(packet.SubscriptionIdentifiersNotSupported, "subscription identifiers are turned off")
 			continue
 		}
-		if !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionSubscribe, inner) {
+		if !srv.authorize(&c.info, ActionSubscribe, inner) {
 			refuse(packet.NotAuthorized, "not authorized")
 			continue
 		}

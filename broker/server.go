@@ -45,6 +45,12 @@ type Server struct {
 	// WriteTimeout bounds one write to a client; a client that does not
 	// read for this long is disconnected. Default 30 s.
 	WriteTimeout time.Duration
+	// HookTimeout bounds each call of the Authenticator, the Authorizer
+	// and the AuthMethods: their context ends after it, and a hook that
+	// has not answered by then is taken as a refusal, and logged, so that
+	// a hook waiting on a remote service cannot hang a connection (see
+	// NonBlocking for what each refusal is). Default DefaultHookTimeout.
+	HookTimeout time.Duration
 	// MaxPacketSize is the largest packet accepted from a client, fixed
 	// header included. Default 1 MiB.
 	MaxPacketSize uint32
@@ -142,6 +148,8 @@ type Server struct {
 	ready     chan struct{} // closed by markReady
 	readyOnce sync.Once
 
+	authnFast, authzFast bool // the Authenticator / Authorizer is NonBlocking: called directly
+
 	mu         sync.Mutex // guards listeners, bound, conns, closed
 	listeners  map[net.Listener]struct{}
 	bound      []net.Addr // addresses ListenAndServe opened, in configured order
@@ -179,6 +187,7 @@ func (s *Server) init() error {
 			return
 		}
 		s.cfg = s.resolve()
+		s.authnFast, s.authzFast = nonBlocking(s.cfg.authn), nonBlocking(s.cfg.authz)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
