@@ -721,7 +721,8 @@ func (c *conn) stopWriter() {
 func (srv *Server) onWill(c *conn) {
 	w := c.will
 	c.will = nil
-	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
+	info := c.info
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID, willOf: &info}
 	var delay time.Duration
 	if c.version == packet.V5 {
 		m.Properties = w.Properties
@@ -749,6 +750,9 @@ func (srv *Server) sendWill(m *Message) {
 	}
 	srv.cfg.log.Info("publishing will", "client", m.From, "topic", m.Topic)
 	srv.publish(m, nil)
+	if m.willOf != nil {
+		srv.observe(Event{Kind: EventPublish, Client: m.willOf, Topic: m.Topic, QoS: m.QoS, Message: m})
+	}
 }
 
 // countingReader counts the bytes read from a connection.

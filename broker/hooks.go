@@ -118,7 +118,7 @@ const (
 	EventDisconnect                       // a client's connection ended; Err says why (nil after DISCONNECT)
 	EventSubscribe                        // a client subscribed; Topic is the filter, QoS the granted QoS
 	EventUnsubscribe                      // a client unsubscribed; Topic is the filter
-	EventPublish                          // a client published a message; Message is set
+	EventPublish                          // a message entered the broker; Message is set (see Observer)
 	EventDrop                             // a message was not delivered to a client; Err says why
 )
 
@@ -142,9 +142,21 @@ type Event struct {
 }
 
 // Observer is told about events: connects, disconnects, subscriptions,
-// publishes and dropped messages. Observe is called from the connection's
-// goroutine, never while the broker holds a lock; it must not block for
-// long, since it delays that client.
+// publishes and dropped messages.
+//
+// EventPublish reports every message that enters the broker from outside
+// it, after it has been routed: a client's PUBLISH (Client is that
+// client), a message of the program's own published with Server.Publish
+// or PublishMessage (Client.Inline is set), and a will when it is
+// published (Client is the client whose will it is; Message.From is its
+// id). The broker's own $SYS messages are not reported. In-process
+// subscriptions made with Server.Subscribe are reported as EventSubscribe
+// and EventUnsubscribe with Client.Inline set.
+//
+// Observe is called on the goroutine where the event happened (the
+// client's connection, the caller of Server.Publish, the timer of a
+// delayed will), never while the broker holds a lock; it must not block
+// for long, since it delays that client.
 type Observer interface {
 	Observe(e Event)
 }

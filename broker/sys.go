@@ -62,7 +62,9 @@ func (s *Server) Stats() Stats {
 // messages, with Mosquitto's topic names.
 func (s *Server) sysLoop() {
 	defer s.bgWG.Done()
-	s.Publish("$SYS/broker/version", []byte(Version), 0, true)
+	// Not Publish: $SYS messages are not counted as received, nor reported
+	// to Observers.
+	s.publish(&Message{Topic: "$SYS/broker/version", Payload: []byte(Version), Retain: true, Created: time.Now()}, nil)
 	t := time.NewTicker(s.cfg.sysInterval)
 	defer t.Stop()
 	for {
