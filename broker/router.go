@@ -267,21 +267,6 @@ func (srv *Server) mayReceive(s *session, m *Message) bool {
 	return srv.authorizeReceive(ra, &info, m.Topic)
 }
 
-// dropped counts and reports a message that was not delivered to s.
-func (srv *Server) dropped(s *session, m *Message, why error) {
-	if why == errOffline {
-		srv.stats.offlineQoS0.Add(1)
-		return // QoS 0 to an offline client is discarded by design, not lost
-	}
-	srv.stats.dropped.Add(1)
-	if len(srv.Observers) > 0 {
-		s.mu.Lock()
-		info := s.info
-		s.mu.Unlock()
-		srv.observe(Event{Kind: EventDrop, Client: &info, Topic: m.Topic, QoS: m.QoS, Message: m, Err: why})
-	}
-}
-
 // onSubscribe handles a SUBSCRIBE: one reason code per filter, in order
 // [v5 MQTT-3.8.4-6] [v5 MQTT-3.9.3-1] [v3 MQTT-3.8.4-5], then the
 // retained messages of the new subscriptions.

@@ -150,6 +150,11 @@ type Server struct {
 
 	authnFast, authzFast bool // the Authenticator / Authorizer is NonBlocking: called directly
 
+	dropLogEvery time.Duration            // shortest time between two drop lines of a client; 0: dropLogDefault (tests set it)
+	dropMu       sync.Mutex               // guards dropTimers, dropsDone
+	dropTimers   map[*session]*time.Timer // sessions with drops to log later
+	dropsDone    bool                     // finishDrops ran: log drops at once
+
 	mu         sync.Mutex // guards listeners, bound, conns, closed
 	listeners  map[net.Listener]struct{}
 	bound      []net.Addr // addresses ListenAndServe opened, in configured order
@@ -487,6 +492,7 @@ func (s *Server) finish() {
 		ss.inline.stopDraining() // wills of the closed connections included
 	}
 	s.bgWG.Wait()
+	s.finishDrops() // the drops not yet logged
 }
 
 // observe tells every observer about e.

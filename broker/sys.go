@@ -19,6 +19,7 @@ type stats struct {
 	bytesOut      atomic.Uint64
 	subscriptions atomic.Int64
 	dropped       atomic.Uint64
+	droppedBy     [nDropReasons]atomic.Uint64
 	offlineQoS0   atomic.Uint64
 }
 
@@ -33,8 +34,13 @@ type Stats struct {
 	BytesSent        uint64
 	Subscriptions    int64
 	Retained         int
-	Dropped          uint64 // messages not delivered: queue full, too large, not authorized
+	Dropped          uint64 // messages not delivered, for every reason: those below, and a message that cannot be encoded
 	Sessions         int
+
+	DroppedQueueFull     uint64 // the session's queue was full (MaxQueuedMessages)
+	DroppedTooLarge      uint64 // larger than the client's Maximum Packet Size
+	DroppedNotAuthorized uint64 // the ReceiveAuthorizer refused it, or did not answer in time
+	DroppedNoMember      uint64 // no member of a shared subscription group could take it
 }
 
 // Stats returns the broker's counters.
@@ -55,6 +61,11 @@ func (s *Server) Stats() Stats {
 		Retained:         s.retained.len(),
 		Dropped:          s.stats.dropped.Load(),
 		Sessions:         sessions,
+
+		DroppedQueueFull:     s.stats.droppedBy[dropQueueFull].Load(),
+		DroppedTooLarge:      s.stats.droppedBy[dropTooLarge].Load(),
+		DroppedNotAuthorized: s.stats.droppedBy[dropDenied].Load(),
+		DroppedNoMember:      s.stats.droppedBy[dropNoMember].Load(),
 	}
 }
 
@@ -95,6 +106,10 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/messages/received", u(st.MessagesReceived)},
 		{"$SYS/broker/messages/sent", u(st.MessagesSent)},
 		{"$SYS/broker/publish/messages/dropped", u(st.Dropped)},
+		{"$SYS/broker/publish/messages/dropped/queue-full", u(st.DroppedQueueFull)},
+		{"$SYS/broker/publish/messages/dropped/too-large", u(st.DroppedTooLarge)},
+		{"$SYS/broker/publish/messages/dropped/not-authorized", u(st.DroppedNotAuthorized)},
+		{"$SYS/broker/publish/messages/dropped/no-member", u(st.DroppedNoMember)},
 		{"$SYS/broker/bytes/received", u(st.BytesReceived)},
 		{"$SYS/broker/bytes/sent", u(st.BytesSent)},
 		{"$SYS/broker/subscriptions/count", i(st.Subscriptions)},
