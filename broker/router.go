@@ -435,7 +435,18 @@ func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) [
 type retainedStore struct {
 	mu       sync.RWMutex
 	msgs     map[string]*Message
+	sys      int         // messages in msgs under $SYS/: the broker's own, not counted by userLen
 	expiring atomic.Bool // a message with an expiry was stored: sweep has work
+}
+
+func isSysTopic(name string) bool { return strings.HasPrefix(name, "$SYS/") }
+
+// remove deletes the message of topic name. Called with mu held.
+func (r *retainedStore) remove(name string) {
+	if _, ok := r.msgs[name]; ok && isSysTopic(name) {
+		r.sys--
+	}
+	delete(r.msgs, name)
 }
 
 func (r *retainedStore) init() { r.msgs = map[string]*Message{} }
@@ -445,20 +456,25 @@ func (r *retainedStore) set(m *Message) {
 		r.expiring.Store(true)
 	}
 	r.mu.Lock()
+	if _, ok := r.msgs[m.Topic]; !ok && isSysTopic(m.Topic) {
+		r.sys++
+	}
 	r.msgs[m.Topic] = m
 	r.mu.Unlock()
 }
 
 func (r *retainedStore) delete(name string) {
 	r.mu.Lock()
-	delete(r.msgs, name)
+	r.remove(name)
 	r.mu.Unlock()
 }
 
-func (r *retainedStore) len() int {
+// userLen returns the number of retained messages, not counting those
+// under $SYS/.
+func (r *retainedStore) userLen() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.msgs)
+	return len(r.msgs) - r.sys
 }
 
 // match calls fn for each retained message whose topic matches filter.
@@ -492,7 +508,7 @@ func (r *retainedStore) match(filter string, fn func(*Message)) {
 		r.mu.Lock()
 		for _, m := range expired {
 			if r.msgs[m.Topic] == m {
-				delete(r.msgs, m.Topic)
+				r.remove(m.Topic)
 			}
 		}
 		r.mu.Unlock()
@@ -507,7 +523,7 @@ func (r *retainedStore) sweep(now time.Time) {
 	r.mu.Lock()
 	for name, m := range r.msgs {
 		if m.expired(now) {
-			delete(r.msgs, name)
+			r.remove(name)
 		}
 	}
 	r.mu.Unlock()
