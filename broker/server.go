@@ -121,7 +121,9 @@ type Server struct {
 	// 0x9E; 0x80 to MQTT 3.1.1 clients).
 	SharedSubscriptionsUnavailable bool
 	// SharedStrategy chooses the member of a shared subscription group
-	// that gets each message. Default SharedRoundRobin.
+	// that gets each message. Default SharedRoundRobin. A group lives
+	// while it has members; when it is created again, its round-robin
+	// starts afresh.
 	SharedStrategy SharedStrategy
 	// ServerKeepAlive, when set, replaces the keep alive of every MQTT 5
 	// client (raising or lowering it); the CONNACK tells the client. 3.1.1
