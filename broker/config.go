@@ -98,6 +98,7 @@ const (
 	DefaultAddr           = "127.0.0.1:1883"
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultWriteTimeout   = 30 * time.Second
+	DefaultHookTimeout    = 5 * time.Second
 	// DefaultMaxPacketSize is 16 MiB, as RabbitMQ's: a 1 MiB camera
 	// frame or a firmware image of several MiB passes, as it does with
 	// Mosquitto and HiveMQ, while one client still cannot make the
@@ -123,6 +124,7 @@ const (
 type config struct {
 	connectTimeout time.Duration
 	writeTimeout   time.Duration
+	hookTimeout    time.Duration
 	maxPacketSize  uint32
 	maxQueued      int
 	maxInflight    int
@@ -152,6 +154,9 @@ func (s *Server) Validate() error {
 	}
 	if s.WriteTimeout < 0 {
 		bad("WriteTimeout", "must not be negative (0 means %s)", DefaultWriteTimeout)
+	}
+	if s.HookTimeout < 0 {
+		bad("HookTimeout", "must not be negative (0 means %s)", DefaultHookTimeout)
 	}
 	if s.MaxPacketSize != 0 && s.MaxPacketSize < 64 {
 		bad("MaxPacketSize", "%d is too small to carry a CONNECT; use at least 64 bytes (0 means %d)", s.MaxPacketSize, DefaultMaxPacketSize)
@@ -256,6 +261,9 @@ func (s *Server) resolve() config {
 	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
+	}
+	if c.hookTimeout = s.HookTimeout; c.hookTimeout == 0 {
+		c.hookTimeout = DefaultHookTimeout
 	}
 	if c.maxPacketSize == 0 {
 		c.maxPacketSize = DefaultMaxPacketSize

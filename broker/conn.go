@@ -161,7 +161,7 @@ func (c *conn) guard(f func() bool) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("panic serving connection; connection closed", "client", c.info.ClientID,
-				"remote", c.info.RemoteAddr, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				"remote", logAddr{c.info.RemoteAddr}, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.nc.Close()
 			ok = false
 		}
@@ -182,7 +182,7 @@ func (c *conn) connect() bool {
 	cp, ok := p.(*packet.Connect)
 	if !ok {
 		// [v5 MQTT-3.1.0-1] [v3 MQTT-3.1.0-1] the first packet must be CONNECT.
-		c.log.Info("connection closed: first packet is not CONNECT", "remote", c.info.RemoteAddr, "packet", p.Type())
+		c.log.Info("connection closed: first packet is not CONNECT", "remote", logAddr{c.info.RemoteAddr}, "packet", p.Type())
 		return false
 	}
 	c.version = cp.Version
@@ -190,15 +190,17 @@ func (c *conn) connect() bool {
 	c.info.ClientID = cp.ClientID
 	c.info.Username = cp.Username
 	if c.trace {
-		c.log.Log(context.Background(), LevelTrace, "recv", "remote", c.info.RemoteAddr, "packet", cp.String())
+		c.log.Log(context.Background(), LevelTrace, "recv", "remote", logAddr{c.info.RemoteAddr}, "packet", cp.String())
 	}
 	v5 := c.version == packet.V5
 	if v5 {
 		c.maxOut = cp.Properties.MaximumPacketSize
 	}
 
+	user := cp.Username // as the client presented it (or its certificate's name), for the logs
 	refuse := func(code packet.ReasonCode, reason string) bool {
-		c.log.Info("connection refused", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "code", code.String(), "reason", reason)
+		c.log.Info("connection refused", "client", c.info.ClientID, userAttr(user), "remote", logAddr{c.info.RemoteAddr},
+			"code", code.String(), "reason", reason)
 		ack := &packet.Connack{ReasonCode: code}
 		if !v5 {
 			rc, ok := v3ConnackCode(code)
@@ -254,6 +256,7 @@ func (c *conn) connect() bool {
 			return refuse(packet.NotAuthorized, "a verified client certificate is required")
 		}
 		req.Username = cn
+		user = cn
 	}
 	if cp.Will != nil {
 		if err := topic.ValidateName(cp.Will.Topic); err != nil {
@@ -269,7 +272,7 @@ func (c *conn) connect() bool {
 			// Enhanced authentication [v5 MQTT-4.12.0-1] (section 4.12).
 			authOut, err = c.connectAuth(ctx, req, cp)
 		} else {
-			err = srv.cfg.authn.Authenticate(ctx, req)
+			err = srv.authenticate(ctx, req)
 		}
 		cancel()
 	}
@@ -280,7 +283,7 @@ func (c *conn) connect() bool {
 		return refuse(refusalCode(err), err.Error()) // [v5 MQTT-3.1.4-2]
 	}
 	c.info.Username = req.Username
-	if cp.Will != nil && !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionPublish, cp.Will.Topic) {
+	if cp.Will != nil && !srv.authorize(&c.info, ActionPublish, cp.Will.Topic) {
 		return refuse(packet.NotAuthorized, "not authorized to publish the will topic")
 	}
 
@@ -344,10 +347,10 @@ func (c *conn) connect() bool {
 	switch {
 	case errors.Is(err, errTooLarge):
 		c.log.Info("connection closed without CONNACK: the CONNACK is larger than the client's Maximum Packet Size",
-			"client", c.info.ClientID, "remote", c.info.RemoteAddr, "maximum_packet_size", c.maxOut)
+			"client", c.info.ClientID, "remote", logAddr{c.info.RemoteAddr}, "maximum_packet_size", c.maxOut)
 		return false
 	case err != nil:
-		c.log.Error("connection closed: cannot encode CONNACK", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "err", err)
+		c.log.Error("connection closed: cannot encode CONNACK", "client", c.info.ClientID, "remote", logAddr{c.info.RemoteAddr}, "err", err)
 		return false
 	}
 
@@ -392,7 +395,7 @@ func (c *conn) connect() bool {
 	}
 	srv.stats.connected.Add(1)
 	srv.stats.total.Add(1)
-	c.log.Info("client connected", "client", c.info.ClientID, "remote", c.info.RemoteAddr, "version", c.version.String(),
+	c.log.Info("client connected", "client", c.info.ClientID, userAttr(c.info.Username), "remote", logAddr{c.info.RemoteAddr}, "version", c.version.String(),
 		"listener", c.lis.Name, "clean", cp.CleanStart, "keepalive", cp.KeepAlive, "session_present", present)
 	srv.observe(Event{Kind: EventConnect, Client: &c.info})
 	return true
@@ -472,24 +475,24 @@ func (c *conn) connectFailed(err error) {
 	case errors.Is(err, packet.ErrProtocolName):
 		// Not MQTT [v3 MQTT-3.1.2-1]: closed without a CONNACK, as every
 		// CONNECT that does not conform to section 3.1 [v3 MQTT-3.1.4-1].
-		c.log.Info("connection closed: not an MQTT protocol name", "remote", c.info.RemoteAddr, "err", err)
+		c.log.Info("connection closed: not an MQTT protocol name", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion:
 		// [v3 MQTT-3.1.2-2] answer return code 1 and close; a 5.0 server
 		// may answer 0x84 [v5 MQTT-3.1.2-2]. The level is unknown, so the
 		// 3.1.1 form is sent, which every client can read.
 		c.writeDirect(&packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion})
-		c.log.Info("connection refused: unsupported protocol", "remote", c.info.RemoteAddr, "err", err)
+		c.log.Info("connection refused: unsupported protocol", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case errors.As(err, &pe):
 		// A CONNECT that does not match section 3.1: closed
 		// [v5 MQTT-3.1.4-1] [v5 MQTT-4.13.1-1].
 		// [v3 MQTT-3.1.4-1] no CONNACK for a CONNECT that does not conform.
-		c.log.Info("connection closed: bad CONNECT", "remote", c.info.RemoteAddr, "err", err)
+		c.log.Info("connection closed: bad CONNECT", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case isTimeout(err):
-		c.log.Info("connection closed: no CONNECT in time", "remote", c.info.RemoteAddr, "timeout", c.srv.cfg.connectTimeout)
+		c.log.Info("connection closed: no CONNECT in time", "remote", logAddr{c.info.RemoteAddr}, "timeout", c.srv.cfg.connectTimeout)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		c.log.Debug("connection closed before CONNECT", "remote", c.info.RemoteAddr)
+		c.log.Debug("connection closed before CONNECT", "remote", logAddr{c.info.RemoteAddr})
 	default:
-		c.log.Info("connection closed before CONNECT", "remote", c.info.RemoteAddr, "err", err)
+		c.log.Info("connection closed before CONNECT", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	}
 }
 
@@ -505,7 +508,7 @@ func (c *conn) writeDirect(p packet.Packet) {
 	switch {
 	case errors.Is(err, errTooLarge):
 		c.log.Info("packet not sent: larger than the client's Maximum Packet Size", "client", c.info.ClientID,
-			"remote", c.info.RemoteAddr, "packet", p.Type(), "maximum_packet_size", c.maxOut)
+			"remote", logAddr{c.info.RemoteAddr}, "packet", p.Type(), "maximum_packet_size", c.maxOut)
 		return
 	case err != nil:
 		c.log.Error("cannot encode", "packet", p.Type(), "err", err)
@@ -775,12 +778,19 @@ func (c *conn) teardown(err error) {
 	reason := "client disconnected"
 	level := slog.LevelInfo
 	byClient := errors.Is(err, errDisconnect) || errors.Is(err, errDisconnectWill)
+	byServer := false // the broker closed the connection: the read error is its own doing
 	switch {
 	case errors.Is(err, errDisconnect):
 	case errors.Is(err, errDisconnectWill):
 		reason = "client disconnected, asking for its will"
 	case c.isKicked():
 		reason = packet.ReasonCode(c.kicked.Load()).String()
+		byServer = true
+	case srv.closing.Load():
+		// Close shuts connections without a DISCONNECT; their readers
+		// fail on the closed socket, which is no news.
+		reason = packet.ServerShuttingDown.String()
+		byServer = true
 	case errors.As(err, &pe):
 		reason = "protocol error"
 		level = slog.LevelWarn
@@ -806,8 +816,8 @@ func (c *conn) teardown(err error) {
 	}
 	srv.detach(c, c.sess)
 	srv.stats.connected.Add(-1)
-	attrs := []any{"client", c.info.ClientID, "remote", c.info.RemoteAddr, "reason", reason}
-	if err != nil && !byClient {
+	attrs := []any{"client", c.info.ClientID, userAttr(c.info.Username), "remote", logAddr{c.info.RemoteAddr}, "reason", reason}
+	if err != nil && !byClient && !byServer {
 		attrs = append(attrs, "err", err)
 	}
 	c.log.Log(context.Background(), level, "client disconnected", attrs...)
@@ -846,7 +856,8 @@ func (srv *Server) onWill(c *conn) {
 	w := c.will
 	c.will = nil // published once, then gone [v5 MQTT-3.1.2-10] [v3 MQTT-3.1.2-10]
 	// Retained or not as Will Retain says [v5 MQTT-3.1.2-14] [v5 MQTT-3.1.2-15] [v3 MQTT-3.1.2-16] [v3 MQTT-3.1.2-17].
-	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
+	info := c.info
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID, willOf: &info}
 	var delay time.Duration
 	if c.version == packet.V5 {
 		m.Properties = w.Properties // User Properties in their order [v5 MQTT-3.1.3-10]
@@ -874,6 +885,9 @@ func (srv *Server) sendWill(m *Message) {
 	}
 	srv.cfg.log.Info("publishing will", "client", m.From, "topic", m.Topic)
 	srv.publish(m, nil)
+	if m.willOf != nil {
+		srv.observe(Event{Kind: EventPublish, Client: m.willOf, Topic: m.Topic, QoS: m.QoS, Message: m})
+	}
 }
 
 // countingReader counts the bytes read from a connection.

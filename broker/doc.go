@@ -4,11 +4,13 @@
 // broker (127.0.0.1:1883, every client allowed), checked by
 // [Server.Validate]. Its lifecycle is net/http's: [Server.Serve],
 // [Server.ListenAndServe], [Server.Shutdown], [Server.Close] and
-// [ErrServerClosed]. Authentication, authorization and observation are
-// small interfaces set as fields ([Authenticator], [Authorizer],
-// [ReceiveAuthorizer], [Observer], [AuthMethod]); package broker/auth
-// implements them with Mosquitto-compatible password and ACL files and
-// SCRAM. The program itself can publish and subscribe without a socket
+// [ErrServerClosed]; [Server.Ready] and [Server.Addrs] tell a program
+// when and where ListenAndServe listens. Authentication, authorization
+// and observation are small interfaces set as fields ([Authenticator],
+// [Authorizer], [ReceiveAuthorizer], [Observer], [AuthMethod]); package
+// broker/auth implements them with Mosquitto-compatible password and ACL
+// files and SCRAM. Each hook call has a deadline, [Server.HookTimeout],
+// past which it counts as a refusal (see [NonBlocking]). The program itself can publish and subscribe without a socket
 // ([Server.Publish], [Server.Subscribe]).
 //
 // A CONNECT that is not MQTT (a wrong protocol name) or is malformed is

@@ -22,7 +22,9 @@ type AuthMethod interface {
 }
 
 // AuthExchange is one authentication conversation with one client. Its
-// methods are called from one goroutine, one at a time.
+// methods are called one at a time (not always from the same goroutine),
+// each with a context that ends after Server.HookTimeout (see
+// NonBlocking).
 type AuthExchange interface {
 	// Next takes the client's Authentication Data (nil when it sent
 	// none) and returns the data to send back. done false: out goes to
@@ -46,7 +48,7 @@ var errAuthAborted = errors.New("authentication exchange aborted")
 // (section 4.12): AUTH packets with reason code 0x18 go back and forth
 // until the method is done; the data of its last step goes in the
 // CONNACK, which the caller sends. The connect timeout bounds the whole
-// exchange. errAuthAborted means the connection ended or broke the
+// exchange, and HookTimeout each call of the method. errAuthAborted means the connection ended or broke the
 // protocol, and has been dealt with.
 func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Connect) ([]byte, error) {
 	name := cp.Properties.AuthMethod
@@ -56,13 +58,13 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 		// [v5 MQTT-4.12.0-1] an unsupported method: CONNACK 0x8C and close.
 		return nil, ErrBadAuthMethod
 	}
-	ex, err := m.Start(ctx, req)
+	ex, err := c.srv.authStart(ctx, m, req)
 	if err != nil {
 		return nil, err
 	}
 	data := cp.Properties.AuthData
 	for {
-		out, done, err := ex.Next(ctx, data)
+		out, done, err := c.srv.authNext(ctx, m, ex, &c.info, data)
 		if err != nil || done {
 			return out, err
 		}
@@ -77,7 +79,7 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 			return nil, errAuthAborted
 		}
 		if c.trace {
-			c.log.Log(context.Background(), LevelTrace, "recv", "remote", c.info.RemoteAddr, "packet", p.String())
+			c.log.Log(context.Background(), LevelTrace, "recv", "remote", logAddr{c.info.RemoteAddr}, "packet", p.String())
 		}
 		ap, ok := p.(*packet.Auth)
 		switch {
@@ -85,7 +87,7 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 			// [v5 MQTT-4.12.0-3] [v5 MQTT-3.1.2-30] the client answers an
 			// AUTH with AUTH (or gives up with DISCONNECT); anything else is
 			// a protocol error.
-			c.log.Info("connection closed: expected AUTH during authentication", "remote", c.info.RemoteAddr, "packet", p.Type())
+			c.log.Info("connection closed: expected AUTH during authentication", "remote", logAddr{c.info.RemoteAddr}, "packet", p.Type())
 			if _, isDisc := p.(*packet.Disconnect); !isDisc {
 				// No DISCONNECT before a successful CONNACK [v5 MQTT-3.14.0-1]:
 				// a refusing CONNACK says why [v5 MQTT-4.12.0-4].
@@ -95,7 +97,7 @@ func (c *conn) connectAuth(ctx context.Context, req *AuthRequest, cp *packet.Con
 			return nil, errAuthAborted
 		case ap.ReasonCode != packet.ContinueAuthentication || ap.Properties.AuthMethod != name:
 			// [v5 MQTT-4.12.0-5] the same method throughout; [v5 MQTT-3.15.2-1].
-			c.log.Info("connection closed: bad AUTH during authentication", "remote", c.info.RemoteAddr,
+			c.log.Info("connection closed: bad AUTH during authentication", "remote", logAddr{c.info.RemoteAddr},
 				"code", ap.ReasonCode.String(), "method", ap.Properties.AuthMethod)
 			c.writeDirect(&packet.Connack{ReasonCode: packet.ProtocolErrorCode,
 				Properties: packet.Properties{ReasonString: "AUTH must continue the exchange (0x18) with the CONNECT's method"}})
@@ -123,7 +125,7 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	case p.ReasonCode == packet.ReAuthenticate && c.reauth == nil:
 		m := srv.AuthMethods[c.authMethod]
 		req := &AuthRequest{ClientInfo: c.info, AuthMethod: c.authMethod, Reauth: true}
-		ex, err := m.Start(srv.ctx, req)
+		ex, err := srv.authStart(srv.ctx, m, req)
 		if err != nil {
 			return c.authFailed(err)
 		}
@@ -133,9 +135,7 @@ func (c *conn) onAuth(p *packet.Auth) error {
 	default:
 		return protocolError(packet.AUTH, "noid:auth-out-of-sequence", "AUTH "+p.ReasonCode.String()+" out of sequence")
 	}
-	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.connectTimeout)
-	out, done, err := c.reauth.Next(ctx, p.Properties.AuthData)
-	cancel()
+	out, done, err := srv.authNext(srv.ctx, srv.AuthMethods[c.authMethod], c.reauth, &c.info, p.Properties.AuthData)
 	if err != nil {
 		c.reauth = nil
 		return c.authFailed(err)

@@ -14,18 +14,20 @@ import (
 
 // Example embeds a broker in a program: it serves MQTT on a loopback port
 // and the program itself subscribes and publishes through the inline
-// client, without a network connection.
+// client, without a network connection. Ready says when the listener is
+// open; no sleeping.
 func Example() {
 	srv := &broker.Server{
+		Listeners:   []broker.Listener{{Addr: "127.0.0.1:0"}},       // a free port
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)), // quiet
 		SysInterval: -1,                                             // no $SYS topics
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- srv.ListenAndServe() }()
+	<-srv.Ready()
+	if srv.Addrs() == nil {
+		panic(<-served) // the listener could not be opened
+	}
 
 	got := make(chan string, 1)
 	unsubscribe, err := srv.Subscribe("greetings/+", 1, func(m *broker.Message) {
@@ -43,10 +45,10 @@ func Example() {
 	if err := srv.Shutdown(context.Background()); err != nil {
 		panic(err)
 	}
-	fmt.Println("Serve returned ErrServerClosed:", errors.Is(<-served, broker.ErrServerClosed))
+	fmt.Println("ListenAndServe returned ErrServerClosed:", errors.Is(<-served, broker.ErrServerClosed))
 	// Output:
 	// greetings/world: hello (QoS 1)
-	// Serve returned ErrServerClosed: true
+	// ListenAndServe returned ErrServerClosed: true
 }
 
 // passwordAuth lets one user in with one password.
@@ -68,16 +70,18 @@ func Example_customAuth() {
 		Authenticator: passwordAuth{user: "alice", password: "s3cret"},
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		SysInterval:   -1,
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+		Listeners:     []broker.Listener{{Addr: "127.0.0.1:0"}},
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	go func() { served <- srv.ListenAndServe() }()
+	<-srv.Ready()
+	addrs := srv.Addrs()
+	if addrs == nil {
+		panic(<-served)
+	}
 
 	connect := func(password string) {
-		nc, err := net.Dial("tcp", l.Addr().String())
+		nc, err := net.Dial("tcp", addrs[0].String())
 		if err != nil {
 			panic(err)
 		}

@@ -38,7 +38,10 @@ type AuthRequest struct {
 // accept, a *Refusal to refuse with a chosen reason code, or any other
 // error to refuse with "not authorized" (the error is logged, not sent).
 // It may change req.Username (for example to the certificate's common
-// name) and the broker uses the changed value from then on.
+// name) and the broker uses the changed value from then on. ctx ends
+// after Server.HookTimeout (or the ConnectTimeout, if sooner): a hook
+// that has not answered by then refuses the client with 0x88 Server
+// unavailable (see NonBlocking).
 type Authenticator interface {
 	Authenticate(ctx context.Context, req *AuthRequest) error
 }
@@ -98,7 +101,8 @@ func (a Action) String() string {
 
 // Authorizer decides whether a client may publish to a topic or subscribe
 // to a filter. It is called on every PUBLISH and every filter of a
-// SUBSCRIBE, so it should be fast.
+// SUBSCRIBE, so it should be fast (see NonBlocking). ctx ends after
+// Server.HookTimeout: an answer after that counts as false.
 type Authorizer interface {
 	Authorize(ctx context.Context, c *ClientInfo, a Action, topic string) bool
 }
@@ -120,7 +124,7 @@ const (
 	EventDisconnect                       // a client's connection ended; Err says why (nil after DISCONNECT)
 	EventSubscribe                        // a client subscribed; Topic is the filter, QoS the granted QoS
 	EventUnsubscribe                      // a client unsubscribed; Topic is the filter
-	EventPublish                          // a client published a message; Message is set
+	EventPublish                          // a message entered the broker; Message is set (see Observer)
 	EventDrop                             // a message was not delivered to a client; Err says why
 )
 
@@ -144,9 +148,21 @@ type Event struct {
 }
 
 // Observer is told about events: connects, disconnects, subscriptions,
-// publishes and dropped messages. Observe is called from the connection's
-// goroutine, never while the broker holds a lock; it must not block for
-// long, since it delays that client.
+// publishes and dropped messages.
+//
+// EventPublish reports every message that enters the broker from outside
+// it, after it has been routed: a client's PUBLISH (Client is that
+// client), a message of the program's own published with Server.Publish
+// or PublishMessage (Client.Inline is set), and a will when it is
+// published (Client is the client whose will it is; Message.From is its
+// id). The broker's own $SYS messages are not reported. In-process
+// subscriptions made with Server.Subscribe are reported as EventSubscribe
+// and EventUnsubscribe with Client.Inline set.
+//
+// Observe is called on the goroutine where the event happened (the
+// client's connection, the caller of Server.Publish, the timer of a
+// delayed will), never while the broker holds a lock; it must not block
+// for long, since it delays that client.
 type Observer interface {
 	Observe(e Event)
 }
@@ -157,9 +173,35 @@ type ObserverFunc func(Event)
 // Observe calls f(e).
 func (f ObserverFunc) Observe(e Event) { f(e) }
 
+// NonBlocking is an optional interface of Authenticators, Authorizers
+// and AuthMethods. A hook whose NonBlocking returns true promises to
+// answer at once, without I/O and without waiting (from a table in
+// memory, say): the broker calls it directly on the connection's
+// goroutine, with the server's context and no deadline.
+//
+// Every other hook is called on a goroutine of its own with a context
+// whose deadline is Server.HookTimeout, and the connection waits for the
+// answer or the deadline, whichever comes first. A hook that has not
+// answered by then is taken as a refusal and logged, so
+// one stuck on a remote service cannot hang a connection: a PUBLISH is
+// not authorized (PUBACK 0x87), a subscription is refused (SUBACK 0x87),
+// a CONNECT is refused with 0x88 Server unavailable (3.1.1: return code
+// 3) and a re-authentication fails (DISCONNECT 0x87). A hook that panics
+// closes the connection it was called for, and only that one. The goroutine and
+// the deadline cost a few microseconds and about 850 bytes per call,
+// which matters on the Authorizer, called for every PUBLISH (see
+// BenchmarkAuthorize). AllowAll and the ACL file of package broker/auth
+// are NonBlocking.
+type NonBlocking interface {
+	NonBlocking() bool
+}
+
 // AllowAll is an Authenticator and Authorizer that accepts everything. It
 // is what a Server uses when none is configured.
 type AllowAll struct{}
+
+// NonBlocking reports true: AllowAll answers at once.
+func (AllowAll) NonBlocking() bool { return true }
 
 // Authenticate accepts every client.
 func (AllowAll) Authenticate(context.Context, *AuthRequest) error { return nil }

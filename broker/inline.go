@@ -70,8 +70,14 @@ func (s *Server) PublishMessage(m *Message) error {
 	}
 	s.stats.msgsIn.Add(1)
 	s.publish(m, nil)
+	if len(s.Observers) > 0 {
+		s.observe(Event{Kind: EventPublish, Client: inlineInfo(), Topic: m.Topic, QoS: m.QoS, Message: m})
+	}
 	return nil
 }
+
+// inlineInfo returns the ClientInfo of the broker's in-process client.
+func inlineInfo() *ClientInfo { return &ClientInfo{Inline: true, Version: packet.V5} }
 
 // Subscribe subscribes the inline client to filter: handler is called,
 // on a goroutine of the subscription's own and in order, for every
@@ -97,7 +103,7 @@ func (s *Server) Subscribe(filter string, qos byte, handler func(*Message)) (uns
 	ss := newSession("", s.sessSeq.Add(1))
 	ss.inline = in
 	ss.online.Store(true)
-	ss.info = ClientInfo{Inline: true, Version: packet.V5}
+	ss.info = *inlineInfo()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -124,12 +130,16 @@ func (s *Server) Subscribe(filter string, qos byte, handler func(*Message)) (uns
 	ss.mu.Unlock()
 	ss.holdQueue(false)
 	in.kick()
+	s.observe(Event{Kind: EventSubscribe, Client: inlineInfo(), Topic: filter, QoS: qos})
 	return func() {
-		s.unsubscribe(ss, filter)
+		removed := s.unsubscribe(ss, filter)
 		in.stop()
 		s.mu.Lock()
 		delete(s.inlines, ss)
 		s.mu.Unlock()
+		if removed { // not again if called twice
+			s.observe(Event{Kind: EventUnsubscribe, Client: inlineInfo(), Topic: filter})
+		}
 	}, nil
 }
 

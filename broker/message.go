@@ -20,6 +20,8 @@ type Message struct {
 	From    string    // client id of the publisher; "" for the inline client and $SYS
 	Created time.Time // when the broker received it
 	Expires time.Time // zero: never (MQTT 5 Message Expiry Interval)
+
+	willOf *ClientInfo // for a will: the client whose will it is, for Observers
 }
 
 // expired reports whether m's expiry deadline has passed at now.

@@ -45,13 +45,13 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	if err := topic.ValidateName(p.Topic); err != nil {
 		return &packet.ProtocolError{Code: packet.TopicNameInvalid, Packet: packet.PUBLISH, Spec: "v5 MQTT-4.7.3-1", Msg: err.Error()}
 	}
-	allowed := srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionPublish, p.Topic)
+	allowed := srv.authorize(&c.info, ActionPublish, p.Topic)
 	code := packet.Success
 	var reason string
 	if !allowed {
 		code = packet.NotAuthorized
 		reason = "not authorized to publish to " + p.Topic
-		c.log.Info("publish not authorized", "client", c.info.ClientID, "topic", p.Topic)
+		c.log.Info("publish not authorized", "client", c.info.ClientID, userAttr(c.info.Username), "topic", p.Topic)
 	}
 	// A QoS 1 PUBLISH is a new message every time, DUP or not: once its
 	// PUBACK is sent its packet id is free [v5 MQTT-4.3.2-5].
@@ -284,22 +284,7 @@ func (srv *Server) mayReceive(s *session, m *Message) bool {
 	s.mu.Lock()
 	info := s.info
 	s.mu.Unlock()
-	return ra.AuthorizeReceive(&info, m.Topic)
-}
-
-// dropped counts and reports a message that was not delivered to s.
-func (srv *Server) dropped(s *session, m *Message, why error) {
-	if why == errOffline {
-		srv.stats.offlineQoS0.Add(1)
-		return // QoS 0 to an offline client is discarded by design, not lost
-	}
-	srv.stats.dropped.Add(1)
-	if len(srv.Observers) > 0 {
-		s.mu.Lock()
-		info := s.info
-		s.mu.Unlock()
-		srv.observe(Event{Kind: EventDrop, Client: &info, Topic: m.Topic, QoS: m.QoS, Message: m, Err: why})
-	}
+	return srv.authorizeReceive(ra, &info, m.Topic)
 }
 
 // onSubscribe handles a SUBSCRIBE: one reason code per filter, in order
@@ -340,7 +325,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	for i, rs := range p.Subscriptions {
 		refuse := func(code packet.ReasonCode, why string) {
 			codes[i] = failCode(v5, code)
-			c.log.Info("subscription refused", "client", c.info.ClientID, "filter", rs.Filter, "code", code.String(), "reason", why)
+			c.log.Info("subscription refused", "client", c.info.ClientID, userAttr(c.info.Username), "filter", rs.Filter, "code", code.String(), "reason", why)
 		}
 		if err := topic.ValidateFilter(rs.Filter); err != nil {
 			refuse(packet.TopicFilterInvalid, err.Error())
@@ -361,7 +346,7 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			refuse(packet.SubscriptionIdentifiersNotSupported, "subscription identifiers are turned off")
 			continue
 		}
-		if !srv.cfg.authz.Authorize(srv.ctx, &c.info, ActionSubscribe, inner) {
+		if !srv.authorize(&c.info, ActionSubscribe, inner) {
 			refuse(packet.NotAuthorized, "not authorized")
 			continue
 		}
@@ -533,7 +518,18 @@ func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) [
 type retainedStore struct {
 	mu       sync.RWMutex
 	msgs     map[string]*Message
+	sys      int         // messages in msgs under $SYS/: the broker's own, not counted by userLen
 	expiring atomic.Bool // a message with an expiry was stored: sweep has work
+}
+
+func isSysTopic(name string) bool { return strings.HasPrefix(name, "$SYS/") }
+
+// remove deletes the message of topic name. Called with mu held.
+func (r *retainedStore) remove(name string) {
+	if _, ok := r.msgs[name]; ok && isSysTopic(name) {
+		r.sys--
+	}
+	delete(r.msgs, name)
 }
 
 func (r *retainedStore) init() { r.msgs = map[string]*Message{} }
@@ -543,20 +539,25 @@ func (r *retainedStore) set(m *Message) {
 		r.expiring.Store(true)
 	}
 	r.mu.Lock()
+	if _, ok := r.msgs[m.Topic]; !ok && isSysTopic(m.Topic) {
+		r.sys++
+	}
 	r.msgs[m.Topic] = m
 	r.mu.Unlock()
 }
 
 func (r *retainedStore) delete(name string) {
 	r.mu.Lock()
-	delete(r.msgs, name)
+	r.remove(name)
 	r.mu.Unlock()
 }
 
-func (r *retainedStore) len() int {
+// userLen returns the number of retained messages, not counting those
+// under $SYS/.
+func (r *retainedStore) userLen() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.msgs)
+	return len(r.msgs) - r.sys
 }
 
 // match calls fn for each retained message whose topic matches filter.
@@ -590,7 +591,7 @@ func (r *retainedStore) match(filter string, fn func(*Message)) {
 		r.mu.Lock()
 		for _, m := range expired {
 			if r.msgs[m.Topic] == m {
-				delete(r.msgs, m.Topic)
+				r.remove(m.Topic)
 			}
 		}
 		r.mu.Unlock()
@@ -605,7 +606,7 @@ func (r *retainedStore) sweep(now time.Time) {
 	r.mu.Lock()
 	for name, m := range r.msgs {
 		if m.expired(now) {
-			delete(r.msgs, name)
+			r.remove(name)
 		}
 	}
 	r.mu.Unlock()

@@ -46,6 +46,12 @@ type Server struct {
 	// WriteTimeout bounds one write to a client; a client that does not
 	// read for this long is disconnected. Default 30 s.
 	WriteTimeout time.Duration
+	// HookTimeout bounds each call of the Authenticator, the Authorizer
+	// and the AuthMethods: their context ends after it, and a hook that
+	// has not answered by then is taken as a refusal, and logged, so that
+	// a hook waiting on a remote service cannot hang a connection (see
+	// NonBlocking for what each refusal is). Default DefaultHookTimeout.
+	HookTimeout time.Duration
 	// MaxPacketSize is the largest packet accepted from a client, fixed
 	// header included. Default DefaultMaxPacketSize (16 MiB). Memory
 	// follows what arrives, not what a packet header claims: a client
@@ -121,7 +127,9 @@ type Server struct {
 	// 0x9E; 0x80 to MQTT 3.1.1 clients).
 	SharedSubscriptionsUnavailable bool
 	// SharedStrategy chooses the member of a shared subscription group
-	// that gets each message. Default SharedRoundRobin.
+	// that gets each message. Default SharedRoundRobin. A group lives
+	// while it has members; when it is created again, its round-robin
+	// starts afresh.
 	SharedStrategy SharedStrategy
 	// ServerKeepAlive, when set, replaces the keep alive of every MQTT 5
 	// client (raising or lowering it); the CONNACK tells the client. 3.1.1
@@ -145,6 +153,16 @@ type Server struct {
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 
+	ready     chan struct{} // closed by markReady
+	readyOnce sync.Once
+
+	authnFast, authzFast bool // the Authenticator / Authorizer is NonBlocking: called directly
+
+	dropLogEvery time.Duration            // shortest time between two drop lines of a client; 0: dropLogDefault (tests set it)
+	dropMu       sync.Mutex               // guards dropTimers, dropsDone
+	dropTimers   map[*session]*time.Timer // sessions with drops to log later
+	dropsDone    bool                     // finishDrops ran: log drops at once
+
 	mu         sync.Mutex // guards listeners, bound, conns, closed
 	listeners  map[net.Listener]struct{}
 	bound      []net.Addr // addresses ListenAndServe opened, in configured order
@@ -165,7 +183,8 @@ type Server struct {
 	subs       topic.Trie[*session, subscription]
 	shared     topic.Trie[shareKey, subscription] // shared subscriptions, under their inner filter
 	sharedSubs atomic.Int64                       // entries in shared
-	groups     sync.Map                           // groupID -> *shareGroup
+	groups     sync.Map                           // groupID -> *shareGroup, while it has members
+	groupCount atomic.Int64                       // groups in groups
 	groupSeq   atomic.Uint64
 	retained   retainedStore
 	stats      stats
@@ -174,11 +193,14 @@ type Server struct {
 
 func (s *Server) init() error {
 	s.initOnce.Do(func() {
+		s.ready = make(chan struct{})
 		if err := s.Validate(); err != nil {
 			s.initErr = err
+			s.markReady() // nobody may wait for a server that cannot start
 			return
 		}
 		s.cfg = s.resolve()
+		s.authnFast, s.authzFast = nonBlocking(s.cfg.authn), nonBlocking(s.cfg.authz)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
@@ -196,7 +218,8 @@ func (s *Server) init() error {
 // ListenAndServe opens every configured listener (or one TCP listener on
 // DefaultAddr) and serves them until Shutdown or Close, when it returns
 // ErrServerClosed. If a listener cannot be opened, those already open are
-// closed and the error is returned.
+// closed and the error is returned. Ready tells when the listeners are
+// open, and Addrs where.
 func (s *Server) ListenAndServe() error {
 	if err := s.init(); err != nil {
 		return err
@@ -212,6 +235,7 @@ func (s *Server) ListenAndServe() error {
 			for _, o := range opened {
 				o.Close()
 			}
+			s.markReady() // no listener, and Addrs says so
 			return fmt.Errorf("listener %q: %w", listenerName(l), err)
 		}
 		opened = append(opened, nl)
@@ -230,6 +254,9 @@ func (s *Server) ListenAndServe() error {
 		s.cfg.log.Info("listening", "listener", l.Name, "addr", nl.Addr().String())
 		go func() { errc <- s.serve(nl, l) }()
 	}
+	// Every socket is bound and listening: a client that connects now
+	// waits in the kernel's backlog until its listener accepts.
+	s.markReady()
 	var first error
 	for range opened {
 		if err := <-errc; first == nil || errors.Is(first, ErrServerClosed) {
@@ -240,12 +267,35 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Addrs returns the addresses of the listeners ListenAndServe opened, in
-// the order of Listeners (useful with port 0); nil until they are open.
+// the order of Listeners (useful with port 0); nil until they are open,
+// or if they could not be opened. Wait on Ready before calling it.
 func (s *Server) Addrs() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]net.Addr(nil), s.bound...)
 }
+
+// Ready returns a channel that is closed when the server accepts
+// connections: once ListenAndServe has opened every listener (Addrs then
+// returns their addresses, with the ports chosen for port 0), or once
+// Serve has been called (its listener is bound already). A program that
+// starts ListenAndServe on a goroutine waits on Ready instead of
+// sleeping:
+//
+//	go func() { errc <- srv.ListenAndServe() }()
+//	<-srv.Ready()
+//	addrs := srv.Addrs() // nil: ListenAndServe failed, errc has why
+//
+// So that nothing waits for ever on a server that will not start, the
+// channel is also closed when ListenAndServe fails to open a listener or
+// the configuration is invalid (Addrs is then nil and ListenAndServe
+// returns the error), and by Shutdown and Close.
+func (s *Server) Ready() <-chan struct{} {
+	s.init()
+	return s.ready
+}
+
+func (s *Server) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // Listen opens the socket a Listener describes. Every kind carries an
 // ordered, lossless stream of bytes both ways: TCP, TLS over TCP,
@@ -290,6 +340,7 @@ func (s *Server) Serve(l net.Listener) error {
 	if err := s.init(); err != nil {
 		return err
 	}
+	s.markReady()
 	return s.serve(l, Listener{Name: l.Addr().Network() + " " + l.Addr().String()})
 }
 
@@ -422,6 +473,7 @@ func (s *Server) Close() error {
 // stop marks the server closed, closes the listeners and returns the
 // connections that were open.
 func (s *Server) stop() []*conn {
+	s.markReady() // wake anyone still waiting: the server will not start
 	s.mu.Lock()
 	s.closed = true
 	s.closing.Store(true)
@@ -450,6 +502,7 @@ func (s *Server) finish() {
 		ss.inline.stopDraining() // wills of the closed connections included
 	}
 	s.bgWG.Wait()
+	s.finishDrops() // the drops not yet logged
 }
 
 // observe tells every observer about e.

@@ -65,8 +65,7 @@ type session struct {
 	ids      mqttsession.IDs
 	sendSeq  uint64
 	incoming map[uint16]struct{} // QoS 2 packet ids received and not yet released
-	dropped  uint64              // messages dropped from this session's queue
-	lastWarn time.Time           // rate limit of the drop warning
+	drops    *dropLog            // messages dropped, for the warning; nil until the first
 }
 
 func newSession(id string, seq uint64) *session {
@@ -163,22 +162,12 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		return false, errOffline
 	}
 	if s.queue.len() >= srv.cfg.maxQueued {
-		s.dropped++
-		warn := time.Since(s.lastWarn) > time.Minute
-		if warn {
-			s.lastWarn = time.Now()
-		}
-		n := s.dropped
 		var oldest delivery
 		if srv.QueuePolicy == DropOldest {
 			oldest = s.queue.pop()
 			s.queue.push(d)
 		}
-		s.mu.Unlock()
-		if warn {
-			srv.cfg.log.Warn("session queue full; dropping messages", "client", s.id,
-				"queued", srv.cfg.maxQueued, "policy", srv.QueuePolicy.String(), "dropped_total", n)
-		}
+		s.mu.Unlock() // the caller counts and logs the drop (Server.dropped)
 		if c != nil {
 			c.kick()
 		}
@@ -322,7 +311,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// 0 resumes the session there is [v5 MQTT-3.1.2-5].
 		// Session Present 0 for clean session or no stored session
 		// [v3 MQTT-3.2.2-1] [v3 MQTT-3.2.2-3].
-		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.dropped > 0)
+		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.drops != nil)
 		var subs []string
 		fresh = cleanStart || ended
 		if fresh {

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -29,23 +30,67 @@ type shareKey struct {
 
 // shareGroup is one shared subscription group: a share name and the
 // filter its members subscribed with. The round-robin position lives
-// here; one shareGroup per (name, filter) exists while the server runs.
+// here. A group exists while it has members: the first SUBSCRIBE creates
+// it, and it is freed when its last member leaves (UNSUBSCRIBE, the end
+// of the session, a clean start), so that group names clients invent do
+// not pile up. A group created again under the same name starts its
+// round-robin afresh.
 type shareGroup struct {
 	name, filter string
 	seq          uint64 // creation order, to sort matches by group
 	next         atomic.Uint64
+	// members counts the group's entries in the shared trie; -1 once the
+	// group is freed, after which nobody may join it.
+	members atomic.Int64
 }
 
 type groupID struct{ name, filter string }
 
-// group returns the shareGroup of (name, filter), creating it.
-func (srv *Server) group(name, filter string) *shareGroup {
+// joinGroup returns the group of (name, filter), creating it, with one
+// more member counted; the caller adds the member to the shared trie, or
+// calls leaveGroup if it was a member already.
+//
+// A group is freed (members -1, then removed from Server.groups) only
+// after its last member has left the shared trie, and a new group for the
+// same (name, filter) is created only after that, so the trie never holds
+// members of two groups of one (name, filter): a message cannot go to
+// both, and one routed meanwhile reaches a member of the old group, which
+// had left it after the message matched.
+func (srv *Server) joinGroup(name, filter string) *shareGroup {
 	id := groupID{name, filter}
-	if g, ok := srv.groups.Load(id); ok {
-		return g.(*shareGroup)
+	for {
+		v, ok := srv.groups.Load(id)
+		if !ok {
+			// Cloned: name and filter may be slices of a SUBSCRIBE's buffer.
+			g := &shareGroup{name: strings.Clone(name), filter: strings.Clone(filter), seq: srv.groupSeq.Add(1)}
+			g.members.Store(1)
+			if v, ok = srv.groups.LoadOrStore(groupID{g.name, g.filter}, g); !ok {
+				srv.groupCount.Add(1)
+				return g
+			}
+		}
+		g := v.(*shareGroup)
+		for {
+			n := g.members.Load()
+			if n < 0 {
+				// Freed by its last member, who has not yet removed it:
+				// remove it here and make a new one.
+				srv.groups.CompareAndDelete(id, g)
+				break
+			}
+			if g.members.CompareAndSwap(n, n+1) {
+				return g
+			}
+		}
 	}
-	g, _ := srv.groups.LoadOrStore(id, &shareGroup{name: name, filter: filter, seq: srv.groupSeq.Add(1)})
-	return g.(*shareGroup)
+}
+
+// leaveGroup counts one member of g less, freeing g with its last one.
+func (srv *Server) leaveGroup(g *shareGroup) {
+	if g.members.Add(-1) == 0 && g.members.CompareAndSwap(0, -1) {
+		srv.groups.CompareAndDelete(groupID{g.name, g.filter}, g)
+		srv.groupCount.Add(-1)
+	}
 }
 
 // shareMatch is one member of a group that a message matched.
@@ -154,18 +199,28 @@ var errNoMember = &dropError{"no member of the shared subscription group could t
 
 // subscribeShared adds s to the group of a "$share/" filter.
 func (srv *Server) subscribeShared(s *session, group, inner string, sub subscription) {
-	if !srv.shared.Add(inner, shareKey{srv.group(group, inner), s}, sub) {
+	g := srv.joinGroup(group, inner)
+	if srv.shared.Add(inner, shareKey{g, s}, sub) {
+		srv.leaveGroup(g) // a member already: counted once
+	} else {
 		srv.sharedSubs.Add(1)
 	}
 }
 
-// unsubscribeShared removes s from the group of a "$share/" filter.
+// unsubscribeShared removes s from the group of a "$share/" filter,
+// freeing the group if s was its last member.
 func (srv *Server) unsubscribeShared(s *session, group, inner string) bool {
-	if srv.shared.Remove(inner, shareKey{srv.group(group, inner), s}) {
-		srv.sharedSubs.Add(-1)
-		return true
+	v, ok := srv.groups.Load(groupID{group, inner})
+	if !ok {
+		return false // no such group, so s is not a member
 	}
-	return false
+	g := v.(*shareGroup)
+	if !srv.shared.Remove(inner, shareKey{g, s}) {
+		return false
+	}
+	srv.sharedSubs.Add(-1)
+	srv.leaveGroup(g)
+	return true
 }
 
 // handOver moves the shared subscription messages of session s, whose
@@ -236,18 +291,23 @@ func (srv *Server) handOver(s *session) {
 }
 
 // passOn delivers d, taken from session from, to another member of its
-// group.
+// group. The group may have been freed since (from was its last member)
+// and created again: members of the new group of the same name and
+// filter are members too.
 func (srv *Server) passOn(from *session, d delivery) bool {
 	g := d.share
 	var members []shareMatch
 	srv.shared.Match(d.msg.Topic, func(_ string, k shareKey, sub subscription) bool {
-		if k.g == g && k.s != from {
+		if k.s != from && (k.g == g || k.g.name == g.name && k.g.filter == g.filter) {
 			members = append(members, shareMatch{k, sub})
 		}
 		return true
 	})
+	if len(members) == 0 {
+		return false
+	}
 	slices.SortFunc(members, func(a, b shareMatch) int { return cmp.Compare(a.key.s.seq, b.key.s.seq) })
-	return srv.deliverShared(d.msg, g, members, from, d)
+	return srv.deliverShared(d.msg, members[0].key.g, members, from, d)
 }
 
 // isSharedFilter splits a "$share/{group}/{filter}" filter.

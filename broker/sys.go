@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"math"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ type stats struct {
 	bytesOut      atomic.Uint64
 	subscriptions atomic.Int64
 	dropped       atomic.Uint64
+	droppedBy     [nDropReasons]atomic.Uint64
 	offlineQoS0   atomic.Uint64
 }
 
@@ -32,9 +35,14 @@ type Stats struct {
 	BytesReceived    uint64
 	BytesSent        uint64
 	Subscriptions    int64
-	Retained         int
-	Dropped          uint64 // messages not delivered: queue full, too large, not authorized
+	Retained         int    // retained messages, not counting the broker's own under $SYS/
+	Dropped          uint64 // messages not delivered, for every reason: those below, and a message that cannot be encoded
 	Sessions         int
+
+	DroppedQueueFull     uint64 // the session's queue was full (MaxQueuedMessages)
+	DroppedTooLarge      uint64 // larger than the client's Maximum Packet Size
+	DroppedNotAuthorized uint64 // the ReceiveAuthorizer refused it, or did not answer in time
+	DroppedNoMember      uint64 // no member of a shared subscription group could take it
 }
 
 // Stats returns the broker's counters.
@@ -52,9 +60,14 @@ func (s *Server) Stats() Stats {
 		BytesReceived:    s.stats.bytesIn.Load(),
 		BytesSent:        s.stats.bytesOut.Load(),
 		Subscriptions:    s.stats.subscriptions.Load(),
-		Retained:         s.retained.len(),
+		Retained:         s.retained.userLen(),
 		Dropped:          s.stats.dropped.Load(),
 		Sessions:         sessions,
+
+		DroppedQueueFull:     s.stats.droppedBy[dropQueueFull].Load(),
+		DroppedTooLarge:      s.stats.droppedBy[dropTooLarge].Load(),
+		DroppedNotAuthorized: s.stats.droppedBy[dropDenied].Load(),
+		DroppedNoMember:      s.stats.droppedBy[dropNoMember].Load(),
 	}
 }
 
@@ -62,11 +75,14 @@ func (s *Server) Stats() Stats {
 // messages, with Mosquitto's topic names.
 func (s *Server) sysLoop() {
 	defer s.bgWG.Done()
-	s.Publish("$SYS/broker/version", []byte(Version), 0, true)
+	// Not Publish: $SYS messages are not counted as received, nor reported
+	// to Observers.
+	s.publish(&Message{Topic: "$SYS/broker/version", Payload: []byte(Version), Retain: true, Created: time.Now()}, nil)
 	t := time.NewTicker(s.cfg.sysInterval)
 	defer t.Stop()
+	sys := sysState{last: s.started}
 	for {
-		s.publishSys()
+		s.publishSys(&sys)
 		select {
 		case <-s.ctx.Done():
 			return
@@ -75,11 +91,74 @@ func (s *Server) sysLoop() {
 	}
 }
 
-func (s *Server) publishSys() {
-	s.retained.sweep(time.Now()) // so that the count below leaves expired messages out
+// sysState is what the $SYS loop carries from one update to the next:
+// the load averages, the counters they were last fed, and the largest
+// heap seen.
+type sysState struct {
+	last    time.Time
+	prev    [nLoads]uint64
+	loads   [nLoads]loadAvg
+	heapMax uint64
+}
+
+// The counters whose rates are published under $SYS/broker/load/.
+const (
+	loadMsgsIn = iota
+	loadMsgsOut
+	loadBytesIn
+	loadBytesOut
+	loadDropped
+	loadConnections
+	nLoads
+)
+
+// loadTopics are the $SYS/broker/load/ topics of each counter, as
+// Mosquitto names them. Tern counts PUBLISH packets as messages, so
+// messages/... and publish/... carry the same figures.
+var loadTopics = [nLoads][]string{
+	loadMsgsIn:      {"messages/received", "publish/received"},
+	loadMsgsOut:     {"messages/sent", "publish/sent"},
+	loadBytesIn:     {"bytes/received"},
+	loadBytesOut:    {"bytes/sent"},
+	loadDropped:     {"publish/dropped"},
+	loadConnections: {"connections"},
+}
+
+// loadWindows are the periods of the moving averages, with the topic
+// suffix of each.
+var loadWindows = [3]struct {
+	d    time.Duration
+	name string
+}{{time.Minute, "1min"}, {5 * time.Minute, "5min"}, {15 * time.Minute, "15min"}}
+
+// loadAvg holds the 1, 5 and 15 minute moving averages of one counter's
+// rate, computed as Mosquitto does: at each update the rate over the
+// interval since the previous one, in events per minute, is folded into
+// each average with weight 1 - exp(-interval / period). The figures are
+// events per minute, averaged over 1, 5 or 15 minutes.
+type loadAvg [3]float64
+
+// update folds in delta events counted over dt.
+func (l *loadAvg) update(delta uint64, dt time.Duration) {
+	if dt <= 0 {
+		return
+	}
+	perMinute := float64(delta) * float64(time.Minute) / float64(dt)
+	for i, w := range loadWindows {
+		e := math.Exp(-float64(dt) / float64(w.d))
+		l[i] = e*l[i] + (1-e)*perMinute
+	}
+}
+
+func (s *Server) publishSys(sys *sysState) {
+	now := time.Now()
+	s.retained.sweep(now) // so that the count below leaves expired messages out
 	st := s.Stats()
 	u := func(x uint64) []byte { return strconv.AppendUint(nil, x, 10) }
 	i := func(x int64) []byte { return strconv.AppendInt(nil, x, 10) }
+	put := func(topic string, val []byte) {
+		s.publish(&Message{Topic: topic, Payload: val, Retain: true, Created: now}, nil)
+	}
 	for _, kv := range []struct {
 		topic string
 		val   []byte
@@ -93,11 +172,46 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/messages/received", u(st.MessagesReceived)},
 		{"$SYS/broker/messages/sent", u(st.MessagesSent)},
 		{"$SYS/broker/publish/messages/dropped", u(st.Dropped)},
+		{"$SYS/broker/publish/messages/dropped/queue-full", u(st.DroppedQueueFull)},
+		{"$SYS/broker/publish/messages/dropped/too-large", u(st.DroppedTooLarge)},
+		{"$SYS/broker/publish/messages/dropped/not-authorized", u(st.DroppedNotAuthorized)},
+		{"$SYS/broker/publish/messages/dropped/no-member", u(st.DroppedNoMember)},
 		{"$SYS/broker/bytes/received", u(st.BytesReceived)},
 		{"$SYS/broker/bytes/sent", u(st.BytesSent)},
 		{"$SYS/broker/subscriptions/count", i(st.Subscriptions)},
 		{"$SYS/broker/retained messages/count", i(int64(st.Retained))},
 	} {
-		s.publish(&Message{Topic: kv.topic, Payload: kv.val, Retain: true, Created: time.Now()}, nil)
+		put(kv.topic, kv.val)
 	}
+
+	// Load averages.
+	counts := [nLoads]uint64{
+		loadMsgsIn:      st.MessagesReceived,
+		loadMsgsOut:     st.MessagesSent,
+		loadBytesIn:     st.BytesReceived,
+		loadBytesOut:    st.BytesSent,
+		loadDropped:     st.Dropped,
+		loadConnections: st.ClientsTotal,
+	}
+	dt := now.Sub(sys.last)
+	sys.last = now
+	for k, n := range counts {
+		sys.loads[k].update(n-sys.prev[k], dt)
+		sys.prev[k] = n
+		for _, name := range loadTopics[k] {
+			for w, win := range loadWindows {
+				put("$SYS/broker/load/"+name+"/"+win.name, strconv.AppendFloat(nil, sys.loads[k][w], 'f', 2, 64))
+			}
+		}
+	}
+
+	// The Go runtime: heap in use (live objects, as Mosquitto's heap
+	// figures count its allocations), its largest value seen at an update,
+	// and goroutines.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	sys.heapMax = max(sys.heapMax, ms.HeapAlloc)
+	put("$SYS/broker/heap/current", u(ms.HeapAlloc))
+	put("$SYS/broker/heap/maximum", u(sys.heapMax))
+	put("$SYS/broker/runtime/goroutines", i(int64(runtime.NumGoroutine())))
 }

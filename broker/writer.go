@@ -174,8 +174,8 @@ func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.writeTimeout))
 	n, err := c.nc.Write(buf)
 	c.srv.stats.bytesOut.Add(uint64(n))
-	if err != nil {
-		c.log.Debug("write failed", "client", c.info.ClientID, "err", err)
+	if err != nil && !c.isKicked() && !c.srv.closing.Load() {
+		c.log.Debug("write failed", "client", c.info.ClientID, "err", err) // not when the broker closed the connection itself
 	}
 	return more, final, err
 }

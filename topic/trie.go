@@ -214,6 +214,15 @@ func (t *Trie[K, V]) Remove(filter string, key K) (removed bool) {
 		n.filter = ""
 	case cap(n.entries) >= 32 && 4*len(n.entries) <= cap(n.entries):
 		n.entries = append([]entry[K, V](nil), n.entries...)
+		if n.index != nil {
+			// A Go map never shrinks: rebuild the index at the new size
+			// too, so that a node that once held many entries does not
+			// keep their memory.
+			n.index = make(map[K]int, len(n.entries))
+			for i := range n.entries {
+				n.index[n.entries[i].key] = i
+			}
+		}
 	}
 	t.count--
 	// Prune empty nodes up to the root.
