@@ -120,24 +120,54 @@ func (h *harness) testTorn(t *testing.T) {
 			if cut <= from || cut >= to {
 				continue
 			}
-			d := filepath.Join(t.TempDir(), "torn")
-			copyDir(t, after, d)
-			if err := os.Truncate(filepath.Join(d, name), cut); err != nil {
-				t.Fatal(err)
-			}
-			c := h.open(t, d)
-			m.check(t, c) // the torn change is gone, the rest is there
-			cm := m.clone()
-			cm.add(t, c, store.Outgoing{Seq: 200, Msg: FullMessage(200)})
-			cm.addIn(t, c, 9)
-			cm.del(t, c, 1)
-			c = h.reopen(t, c, d)
-			cm.check(t, c) // and what came after the tear was kept
-			if err := c.Close(); err != nil {
-				t.Fatal(err)
-			}
+			// A write cut short: the file ends inside the change.
+			h.checkTorn(t, m, after, name, func(p string) error { return os.Truncate(p, cut) })
+			// The file has its full length but the end of the change
+			// never reached the disk: zeros (a file system that grew the
+			// file first) or other bytes there.
+			h.checkTorn(t, m, after, name, func(p string) error { return overwrite(p, cut, to, 0) })
+			h.checkTorn(t, m, after, name, func(p string) error { return overwrite(p, cut, cut+1, 0x5A) })
 		}
 	}
+}
+
+// checkTorn copies dir, damages file name in the copy with tear, and
+// opens it: it must hold m, take changes after the tear and keep them.
+func (h *harness) checkTorn(t *testing.T, m *model, dir, name string, tear func(string) error) {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "torn")
+	copyDir(t, dir, d)
+	if err := tear(filepath.Join(d, name)); err != nil {
+		t.Fatal(err)
+	}
+	c := h.open(t, d)
+	m.check(t, c) // the torn change is gone, the rest is there
+	cm := m.clone()
+	cm.add(t, c, store.Outgoing{Seq: 200, Msg: FullMessage(200)})
+	cm.addIn(t, c, 9)
+	cm.del(t, c, 1)
+	c = h.reopen(t, c, d)
+	cm.check(t, c) // and what came after the tear was kept
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// overwrite sets bytes [from, to) of the file at p to b, or flips them
+// if they are b already.
+func overwrite(p string, from, to int64, b byte) error {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	for i := from; i < to; i++ {
+		if data[i] == b {
+			data[i] = ^b
+		} else {
+			data[i] = b
+		}
+	}
+	return os.WriteFile(p, data, 0o600)
 }
 
 // grownFiles lists the files (relative names) that are longer in after

@@ -424,7 +424,7 @@ func diff(got, want state) string {
 		fmt.Fprintf(&b, "Outgoing: %d messages, want %d: seqs %v, want %v\n", len(got.out), len(want.out), seqs(got.out), seqs(want.out))
 	} else {
 		for i := range got.out {
-			if d := diffOutgoing(got.out[i], want.out[i]); d != "" {
+			if d := DiffOutgoing(got.out[i], want.out[i]); d != "" {
 				fmt.Fprintf(&b, "Outgoing[%d] (seq %d): %s\n", i, want.out[i].Seq, d)
 			}
 		}
@@ -443,7 +443,10 @@ func seqs(out []store.Outgoing) []uint64 {
 	return s
 }
 
-func diffOutgoing(got, want store.Outgoing) string {
+// DiffOutgoing describes the first way got differs from want, comparing
+// every field, the message's included (its times as instants, its
+// properties field by field and by presence), or returns "".
+func DiffOutgoing(got, want store.Outgoing) string {
 	switch {
 	case got.Seq != want.Seq:
 		return fmt.Sprintf("Seq %d, want %d", got.Seq, want.Seq)
