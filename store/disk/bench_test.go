@@ -2,6 +2,7 @@ package disk
 
 import (
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/ternmq/tern/message"
@@ -21,7 +22,7 @@ func BenchmarkCycle(b *testing.B) {
 			if sync {
 				name = "sync=true"
 			}
-			b.Run(name+"/goroutines="+itoa(g), func(b *testing.B) {
+			b.Run(name+"/goroutines="+strconv.Itoa(g), func(b *testing.B) {
 				s, err := Open(b.TempDir(), Options{Sync: sync, Logger: testLogger(b, nil)})
 				if err != nil {
 					b.Fatal(err)
@@ -32,13 +33,6 @@ func BenchmarkCycle(b *testing.B) {
 			})
 		}
 	}
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + itoa(n%10)
 }
 
 // fill writes n live messages with 64-byte payloads, each sent, to a

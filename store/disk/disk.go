@@ -131,9 +131,6 @@ func Open(dir string, opts Options) (*Session, error) {
 	return s, nil
 }
 
-// Dir returns the session's directory.
-func (s *Session) Dir() string { return s.dir }
-
 // change applies a change under mu and returns once it is written: f
 // checks it against the index, updates the index and appends its
 // record (or nothing, when the change is moot).
