@@ -38,9 +38,13 @@ type Outgoing struct {
 
 // Session is the durable state of one end of one MQTT session.
 type Session interface {
-	// AddOutgoing records a newly accepted message. o.Seq must be
-	// greater than every Seq the session has held; o.PacketID may be set
-	// already (a message sent at once).
+	// AddOutgoing records a newly accepted message. o.Seq must not be
+	// held by the session already (ErrExists); callers number messages
+	// in increasing order (after a restart: on from the last Seq that
+	// Outgoing returns), but Outgoing sorts whatever the order of
+	// insertion, so a Seq that was deleted or cleared may come back.
+	// o.PacketID may be set already (a message sent at once), and so may
+	// o.Released.
 	AddOutgoing(o Outgoing) error
 	// MarkSent records that the message with seq was sent under packet
 	// identifier id (a resend under the same id need not be recorded).
@@ -50,11 +54,13 @@ type Session interface {
 	// DeleteOutgoing removes the message with seq; removing one that is
 	// not there is not an error.
 	DeleteOutgoing(seq uint64) error
-	// Outgoing returns every message in Seq order.
+	// Outgoing returns every message in Seq order. The slice is the
+	// caller's; the messages are not to be modified.
 	Outgoing() ([]Outgoing, error)
 
 	// AddIncoming records that the QoS 2 PUBLISH with packet identifier
-	// id was received (and passed on) and awaits its PUBREL.
+	// id was received (and passed on) and awaits its PUBREL; recording
+	// an id that is pending already is not an error.
 	AddIncoming(id uint16) error
 	// DeleteIncoming forgets id at PUBREL; forgetting an unknown id is
 	// not an error.
@@ -65,12 +71,17 @@ type Session interface {
 	// Clear forgets the whole session (a clean start).
 	Clear() error
 	// Close releases the session's resources; it does not forget anything.
+	// Calls after Close, a second Close included, return ErrClosed.
 	Close() error
 }
 
 // ErrNotFound is returned by MarkSent and MarkReleased when no message
 // has the given sequence number.
 var ErrNotFound = errors.New("store: not found")
+
+// ErrExists is returned by AddOutgoing when the session holds a message
+// with the same sequence number.
+var ErrExists = errors.New("store: sequence number in use")
 
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
