@@ -138,6 +138,7 @@ func buildServer(o *brokerOptions, stderr io.Writer) (*brokerSetup, error) {
 	srv.ConnectTimeout = c.Limits.ConnectTimeout
 	srv.WriteTimeout = c.Limits.WriteTimeout
 	srv.RetryInterval = c.Limits.RetryInterval
+	srv.HookTimeout = c.Limits.HookTimeout
 	if c.Limits.QueuePolicy == broker.DropOldest.String() {
 		srv.QueuePolicy = broker.DropOldest
 	}

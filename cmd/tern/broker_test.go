@@ -175,6 +175,7 @@ func TestBrokerDefaults(t *testing.T) {
 			MaxInflight:         broker.DefaultMaxInflight,
 			ConnectTimeout:      broker.DefaultConnectTimeout,
 			WriteTimeout:        broker.DefaultWriteTimeout,
+			HookTimeout:         broker.DefaultHookTimeout,
 			SysInterval:         broker.DefaultSysInterval,
 			ReceiveMaximum:      broker.DefaultReceiveMaximum,
 			TopicAliasMaximum:   broker.TopicAliases(broker.DefaultTopicAliasMaximum),

@@ -78,6 +78,7 @@ type brokerConfig struct {
 		QueuePolicy                                 string
 		QueueQoS0                                   bool
 		ConnectTimeout, WriteTimeout, RetryInterval time.Duration
+		HookTimeout                                 time.Duration
 	}
 	MQTT5 struct {
 		MaxSessionExpiry, ServerKeepAlive                                           time.Duration
@@ -195,6 +196,10 @@ var keys = []*key{
 		ranged: true, min: 0, max: math.MaxInt64, field: "RetryInterval",
 		doc: "resend unacknowledged messages to 3.1.1 clients after this long (0s: on reconnect only)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Limits.RetryInterval }},
+	{path: "limits.hook_timeout", kind: kDuration, flag: "hook-timeout", def: broker.DefaultHookTimeout.String(),
+		ranged: true, min: 1, max: math.MaxInt64, field: "HookTimeout",
+		doc: "time an authentication or authorization hook may take before it counts as a refusal",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Limits.HookTimeout }},
 
 	{path: "mqtt5", kind: kSection,
 		doc: "MQTT 5 features; those marked (all) apply to MQTT 3.1 / 3.1.1 clients too"},
