@@ -62,15 +62,15 @@ type conn struct {
 	writerDone chan struct{}
 	done       chan struct{} // closed when the connection is fully gone
 
-	kicked      atomic.Uint32 // reason code the server closed the connection with, 0 if not
-	started     atomic.Bool   // the writer runs and the CONNACK is queued
-	disconnectd bool          // the client sent DISCONNECT (no will)
-	resend      bool          // the writer must resend in-flight messages first
-	resendIDs   []uint16      // in-flight messages the writer has yet to resend, in order
-	closeOnce   sync.Once
-	running     atomic.Bool // a writer goroutine runs
-	finished    atomic.Bool // the writer has stopped for good
-	finishOnce  sync.Once
+	kicked         atomic.Uint32 // reason code the server closed the connection with, 0 if not
+	started        atomic.Bool   // the writer runs and the CONNACK is queued
+	sentDisconnect bool          // the client sent DISCONNECT (no will)
+	resend         bool          // the writer must resend in-flight messages first
+	resendIDs      []uint16      // in-flight messages the writer has yet to resend, in order
+	closeOnce      sync.Once
+	running        atomic.Bool // a writer goroutine runs
+	finished       atomic.Bool // the writer has stopped for good
+	finishOnce     sync.Once
 }
 
 // ctrlPkt is a packet for the writer: an acknowledgement spelled out in
@@ -697,7 +697,7 @@ func (c *conn) onDisconnect(p *packet.Disconnect) error {
 			return errDisconnectWill // the client asks for its will to be sent
 		}
 	}
-	c.disconnectd = true
+	c.sentDisconnect = true
 	c.will = nil // [v5 MQTT-3.14.4-3] [v3 MQTT-3.14.4-3] [v3 MQTT-3.1.2-10] no will after DISCONNECT
 	// The stored will is removed on DISCONNECT 0x00 [v5 MQTT-3.1.2-10].
 	return errDisconnect
@@ -811,7 +811,7 @@ func (c *conn) teardown(err error) {
 	}
 	c.stopWriter()
 	c.nc.Close()
-	if c.will != nil && !c.disconnectd { // no will flag, no will [v3 MQTT-3.1.2-12]
+	if c.will != nil && !c.sentDisconnect { // no will flag, no will [v3 MQTT-3.1.2-12]
 		srv.onWill(c)
 	}
 	srv.detach(c, c.sess)
