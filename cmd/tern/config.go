@@ -152,7 +152,7 @@ var keys = []*key{
 
 	{path: "auth", kind: kSection},
 	{path: "auth.password_file", kind: kPath, flag: "password-file", example: "passwd", field: "Authenticator",
-		doc: "users and password hashes, made with tern passwd (default: none, every client may connect)",
+		doc: "users and password hashes (bcrypt, argon2id, Mosquitto's $7$ and $6$), made with tern passwd or mosquitto_passwd (default: none, every client may connect)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Auth.PasswordFile }},
 	{path: "auth.allow_anonymous", kind: kBool, flag: "allow-anonymous", example: "true",
 		doc: "with a password file: also let clients without a user name in (default false)",
