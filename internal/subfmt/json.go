@@ -109,7 +109,7 @@ func (w *jw) closeArray() {
 }
 
 // str writes s as a C string (up to its first NUL), as cJSON does.
-func (w *jw) str(s string) { w.b = appendJSONString(w.b, []byte(cString(s))) }
+func (w *jw) str(s string) { w.b = appendJSONString(w.b, s) }
 
 func (w *jw) num(d float64) { w.b = appendCJSONNumber(w.b, d) }
 
@@ -117,13 +117,12 @@ func (w *jw) num(d float64) { w.b = appendCJSONNumber(w.b, d) }
 // cJSON's print_string_ptr does: \" \\ \b \f \n \r \t, \u00xx (lower
 // case) for the other bytes below 32, every other byte (DEL, bytes of
 // invalid UTF-8) as it is.
-func appendJSONString(dst []byte, s []byte) []byte {
-	if i := bytes.IndexByte(s, 0); i >= 0 {
-		s = s[:i]
-	}
+func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
-	for _, c := range s {
-		switch c {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case 0:
+			return append(dst, '"')
 		case '"', '\\':
 			dst = append(dst, '\\', c)
 		case '\b':
@@ -193,7 +192,9 @@ var publishProps = [...]packet.PropertyID{
 // false, having appended nothing, when the payload is not JSON.
 func (p *Printer) appendJSON(dst []byte, m *Message, t time.Time, escaped bool) ([]byte, bool) {
 	start := len(dst)
-	w := jw{b: dst, pretty: p.pretty}
+	w := &p.jw // a field, not a local: the parser and closures keep pointers to it
+	*w = jw{b: dst, pretty: p.pretty}
+	defer func() { w.b = nil }()
 	w.openObject()
 	w.key(true, "tst")
 	var tb [64]byte
@@ -214,7 +215,7 @@ func (p *Printer) appendJSON(dst []byte, m *Message, t time.Time, escaped bool) 
 		w.key(false, "mid")
 		w.num(float64(m.PacketID))
 	}
-	p.appendJSONProperties(&w, m)
+	p.appendJSONProperties(w, m)
 	w.key(false, "payload")
 	switch {
 	case len(m.Payload) == 0:
@@ -222,7 +223,7 @@ func (p *Printer) appendJSON(dst []byte, m *Message, t time.Time, escaped bool) 
 	case escaped:
 		w.b = appendJSONString(w.b, m.Payload)
 	default:
-		jp := jsonParser{in: m.Payload, w: &w, scratch: p.scratch[:0]}
+		jp := jsonParser{in: m.Payload, w: w, scratch: p.scratch[:0]}
 		ok := jp.parse()
 		p.scratch = jp.scratch[:0]
 		if !ok {

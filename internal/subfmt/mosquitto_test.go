@@ -73,28 +73,34 @@ func peerMessages(v packet.Version) []wirePub {
 type tz string
 
 // compare runs mosquitto_sub with args on the messages of version v and a
-// Printer with opts, and reports any difference.
+// Printer with opts, at peerClock, and reports any difference.
 func compare(t *testing.T, v packet.Version, zone tz, args []string, opts Options) {
 	t.Helper()
-	pubs := peerMessages(v)
-	env := []string{"TZ=" + string(zone)}
-	if lib := needFaketime(t); lib != "" {
-		env = append(env, "LD_PRELOAD="+lib, "FAKETIME_FMT=%s", fmt.Sprintf("FAKETIME=%d.%09d", peerClock.Unix(), peerClock.Nanosecond()))
-	}
-	res := peerRun{Version: v, Pubs: pubs, Args: args, Env: env}.run(t)
+	compareAt(t, v, zone, peerClock, args, opts)
+}
 
+// compareAt is compare with mosquitto_sub's clock frozen at clock.
+func compareAt(t *testing.T, v packet.Version, zone tz, clock time.Time, args []string, opts Options) {
+	t.Helper()
 	loc, err := time.LoadLocation(string(zone))
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("time zone %s: %v (apt-get install tzdata)", zone, err)
 	}
 	opts.Location = loc
 	p, err := Compile(opts)
 	if err != nil {
 		t.Fatalf("Compile(%+v): %v", opts, err)
 	}
+	pubs := peerMessages(v)
+	env := []string{"TZ=" + string(zone)}
+	if p.usesTime() {
+		env = append(env, faketimeEnv(t, clock)...)
+	}
+	res := peerRun{Version: v, Pubs: pubs, Args: args, Env: env}.run(t)
+
 	var out, errs bytes.Buffer
 	for i := range pubs {
-		m := pubs[i].message(t, v, "", peerClock)
+		m := pubs[i].message(t, v, "", clock)
 		if err := p.Print(&out, m); err != nil {
 			errs.WriteString("Error: " + err.Error() + "\n")
 		}
@@ -105,6 +111,23 @@ func compare(t *testing.T, v packet.Version, zone tz, args []string, opts Option
 	if !bytes.Equal(errs.Bytes(), res.Stderr) {
 		t.Errorf("mosquitto_sub %q (%v): stderr %q, Printer's errors %q", args, v, res.Stderr, errs.Bytes())
 	}
+}
+
+// faketimeEnv returns the environment that freezes mosquitto_sub's clock
+// at clock, or skips t without libfaketime.
+func faketimeEnv(t testing.TB, clock time.Time) []string {
+	lib := needFaketime(t)
+	return []string{"LD_PRELOAD=" + lib, "FAKETIME_FMT=%s", fmt.Sprintf("FAKETIME=%d.%09d", clock.Unix(), clock.Nanosecond())}
+}
+
+// usesTime reports whether p prints a time field.
+func (p *Printer) usesTime() bool {
+	for _, o := range p.ops {
+		if o.kind == opTime || o.kind == opDir && strings.IndexByte("IUjJ", o.c) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // diff shows where two outputs part.
@@ -154,10 +177,10 @@ var formatCases = []string{
 }
 
 // TestMosquittoSubByteForByte compares every format of formatCases, for
-// MQTT 3.1.1 and 5 (with properties), in UTC.
+// MQTT 3.1, 3.1.1 and 5 (with properties), in UTC.
 func TestMosquittoSubByteForByte(t *testing.T) {
 	needMosquittoSub(t)
-	for _, v := range []packet.Version{packet.V311, packet.V5} {
+	for _, v := range []packet.Version{packet.V31, packet.V311, packet.V5} {
 		for _, f := range formatCases {
 			t.Run(fmt.Sprintf("%v/%q", v, f), func(t *testing.T) {
 				compare(t, v, "UTC", []string{"-F", f}, Options{Format: f, FormatSet: true})
@@ -198,18 +221,41 @@ func TestMosquittoSubOptions(t *testing.T) {
 	}
 }
 
+// timeFormat has every time field.
+const timeFormat = "%I|%U|@a|@A|@b|@B|@c|@C|@d|@D|@e|@F|@g|@G|@h|@H|@I|@j|@k|@l|@m|@M|@n|@N|@p|@P|@r|@R|@s|@S|@t|@T|@u|@U|@V|@w|@W|@x|@X|@y|@Y|@z|@Z|%j"
+
 // TestMosquittoSubTimeZones compares the time fields in zones east and
 // west of UTC, one with a half-hour offset, one in summer time.
 func TestMosquittoSubTimeZones(t *testing.T) {
 	needMosquittoSub(t)
-	f := "%I|%U|@c|@H:@M|@z|@Z|@s|@j|@U|@W|@V|@G|@g|@u|@w|@p|@l|@k|@e|@N|%j"
-	for _, zone := range []tz{"Europe/Berlin", "America/St_Johns", "Asia/Kolkata", "Pacific/Auckland"} {
-		if _, err := time.LoadLocation(string(zone)); err != nil {
-			t.Skipf("time zone %s: %v (apt-get install tzdata)", zone, err)
-		}
+	for _, zone := range []tz{"Europe/Berlin", "America/St_Johns", "Asia/Kolkata", "Pacific/Auckland", "America/Los_Angeles"} {
 		t.Run(string(zone), func(t *testing.T) {
-			compare(t, packet.V5, zone, []string{"-F", f, "--pretty"}, Options{Format: f, Pretty: true})
+			compare(t, packet.V5, zone, []string{"-F", timeFormat, "--pretty"}, Options{Format: timeFormat, Pretty: true})
 		})
+	}
+}
+
+// TestMosquittoSubClocks compares the time fields at instants that
+// exercise them: midnight and noon (12-hour clock), single-digit days,
+// ISO weeks that belong to the next or the previous year, week 53, leap
+// days, the first second after 2038-01-19 03:14:07 UTC, nanoseconds
+// 0, 1 and 999999000.
+func TestMosquittoSubClocks(t *testing.T) {
+	needMosquittoSub(t)
+	clocks := []time.Time{
+		time.Date(2021, 1, 1, 0, 5, 9, 1, time.UTC),              // Friday, ISO 2020-W53
+		time.Date(2024, 12, 30, 12, 0, 0, 0, time.UTC),           // Monday, ISO 2025-W01
+		time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC), // Friday (libfaketime reads .999999999 as .999999998)
+		time.Date(2024, 2, 29, 11, 59, 59, 500000000, time.UTC),  // a leap day
+		time.Date(2038, 1, 19, 3, 14, 8, 0, time.UTC),
+		time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), // Sunday: week 0 / 1 differences
+	}
+	for _, clock := range clocks {
+		for _, zone := range []tz{"UTC", "Europe/Berlin", "America/St_Johns"} {
+			t.Run(fmt.Sprintf("%s/%s", clock.Format(time.RFC3339Nano), zone), func(t *testing.T) {
+				compareAt(t, packet.V311, zone, clock, []string{"-F", timeFormat}, Options{Format: timeFormat})
+			})
+		}
 	}
 }
 
@@ -273,10 +319,7 @@ func TestMosquittoSubJSONPayloads(t *testing.T) {
 	}
 	for _, args := range [][]string{{"-F", "%J"}, {"-F", "%J", "--pretty"}, {"-F", "%j", "--pretty"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			env := []string{"TZ=UTC"}
-			if lib := needFaketime(t); lib != "" {
-				env = append(env, "LD_PRELOAD="+lib, "FAKETIME_FMT=%s", fmt.Sprintf("FAKETIME=%d.%09d", peerClock.Unix(), peerClock.Nanosecond()))
-			}
+			env := append([]string{"TZ=UTC"}, faketimeEnv(t, peerClock)...)
 			res := peerRun{Version: packet.V311, Pubs: pubs, Args: args, Env: env}.run(t)
 			p, err := Compile(Options{Format: args[1], Pretty: len(args) > 2, Location: time.UTC})
 			if err != nil {
@@ -307,11 +350,14 @@ func TestMosquittoSubJSONPayloads(t *testing.T) {
 // mosquitto_sub's source (TestSeveralSubscriptionIDs).
 func TestMosquittoSubRefusesSeveralSubscriptionIDs(t *testing.T) {
 	needMosquittoSub(t)
-	pubs := []wirePub{{QoS: 0, Topic: "t", Payload: []byte("p"), Props: []wireProp{
-		{ID: packet.PropSubscriptionID, Num: 1}, {ID: packet.PropSubscriptionID, Num: 2}}}}
+	pubs := []wirePub{
+		{QoS: 1, ID: 1, Topic: "t", Payload: []byte("p"), Props: []wireProp{
+			{ID: packet.PropSubscriptionID, Num: 1}, {ID: packet.PropSubscriptionID, Num: 2}}},
+		{QoS: 0, Topic: "t", Payload: []byte("q")},
+	}
 	res := runMosquittoSub(t, peerRun{Version: packet.V5, Pubs: pubs, Args: []string{"-F", "%S %t %p"}})
-	if len(res.Stdout) != 0 {
-		t.Fatalf("mosquitto_sub printed %q: it takes PUBLISH packets with several subscription identifiers now; add them to peerMessages", res.Stdout)
+	if res.ServerErr == nil || len(res.Stdout) != 0 {
+		t.Fatalf("mosquitto_sub printed %q (server: %v): it takes PUBLISH packets with several subscription identifiers now; add them to peerMessages", res.Stdout, res.ServerErr)
 	}
 }
 
@@ -323,11 +369,12 @@ func TestMosquittoSubRefusesEmptyTopicWithAlias(t *testing.T) {
 	needMosquittoSub(t)
 	pubs := []wirePub{
 		{QoS: 0, Topic: "set", Payload: []byte("1"), Props: []wireProp{{ID: packet.PropTopicAlias, Num: 3}}},
-		{QoS: 0, Topic: "", Payload: []byte("2"), Props: []wireProp{{ID: packet.PropTopicAlias, Num: 3}}},
+		{QoS: 1, ID: 1, Topic: "", Payload: []byte("2"), Props: []wireProp{{ID: packet.PropTopicAlias, Num: 3}}},
+		{QoS: 0, Topic: "t", Payload: []byte("3")},
 	}
 	res := runMosquittoSub(t, peerRun{Version: packet.V5, Pubs: pubs, Args: []string{"-F", "%A %t %p"}})
-	if string(res.Stdout) != "3 set 1\n" {
-		t.Fatalf("mosquitto_sub printed %q: it resolves topic aliases now; add one to peerMessages", res.Stdout)
+	if res.ServerErr == nil || string(res.Stdout) != "3 set 1\n" {
+		t.Fatalf("mosquitto_sub printed %q (server: %v): it resolves topic aliases now; add one to peerMessages", res.Stdout, res.ServerErr)
 	}
 }
 

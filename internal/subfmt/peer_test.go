@@ -225,6 +225,9 @@ func runMosquittoSub(t testing.TB, r peerRun) peerResult {
 	select {
 	case srvErr = <-served:
 		ln.Close()
+		if srvErr != nil {
+			cancel() // a message went unacknowledged: the client is stuck or gone
+		}
 		select {
 		case werr = <-exited:
 		case <-time.After(exitWait):

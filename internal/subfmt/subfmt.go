@@ -89,6 +89,7 @@ type Printer struct {
 	lits    string // literal text of the format, sliced by ops
 	buf     []byte
 	scratch []byte // for %J: an unescaped JSON string
+	jw      jw     // for %j and %J
 }
 
 // opKind tells what an op prints.
