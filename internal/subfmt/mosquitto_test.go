@@ -153,6 +153,8 @@ var formatCases = []string{
 	"", "plain text", "100%% sure",
 	// strings: width, precision, left alignment
 	"[%10t|%-10t|%.2t|%5.1t|%-5.1t|%.0t|%10.t|%007t|%00t|%-0t]",
+	"[%.13t|%-22t|%22t|%.1000t]", // bytes, not characters: a cut inside é
+	"é%t€\\\\@@%%",               // \\ is one backslash
 	"[%20C|%-20C|%.4C|%020C|%.0C]",
 	"[%20R|%-20R|%.3R|%-.3R]",
 	"[%30I|%-30I|%.10I|%-.4I]",

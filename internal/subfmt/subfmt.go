@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ternmq/tern/packet"
 )
@@ -61,7 +63,7 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("-F %s: %s", strconv.Quote(e.Format), e.Msg)
+	return fmt.Sprintf("-F %s: %s", quote(e.Format), e.Msg)
 }
 
 // JSONError is returned by Print when the payload of a message printed
@@ -149,7 +151,7 @@ func check(f string) error {
 		case '%':
 			start := i
 			incomplete := func() error {
-				return fail(start, "the format ends inside the directive %q: end it with a directive letter (e.g. %%t) or write %%%% for a literal %%", f[start:])
+				return fail(start, "the format ends inside the directive %s: end it with a directive letter (e.g. %%t) or write %%%% for a literal %%", quote(f[start:]))
 			}
 			if i == n-1 {
 				return incomplete()
@@ -162,14 +164,15 @@ func check(f string) error {
 			// number skips the digits after i, which must not run to the
 			// end of the format.
 			number := func(what string) error {
-				v := 0
+				from, v := i+1, 0
 				for f[i+1] >= '0' && f[i+1] <= '9' {
-					if v = v*10 + int(f[i+1]-'0'); v > MaxWidth {
-						return fail(start, "the field %s in %q is larger than %d", what, f[start:i+2], MaxWidth)
-					}
+					v = min(v*10+int(f[i+1]-'0'), MaxWidth+1)
 					if i++; i == n-1 {
 						return incomplete()
 					}
+				}
+				if v > MaxWidth {
+					return fail(start, "the %s %s in %s is larger than %d, the largest a field can be", what, f[from:i+1], quote(f[start:]), MaxWidth)
 				}
 				return nil
 			}
@@ -185,8 +188,8 @@ func check(f string) error {
 				}
 			}
 			if c := f[i+1]; strings.IndexByte(directives, c) < 0 {
-				return fail(start, "%q is not a directive: %% takes an optional flag (- or 0), width and .precision, then one of %s (see mosquitto_sub(1), OUTPUT FORMAT)",
-					f[start:i+2], spaced("%", directives))
+				return fail(start, "%s is not a directive: %% takes an optional flag (- or 0), width and .precision, then one of %s (see mosquitto_sub(1), OUTPUT FORMAT)",
+					quote(f[start:i+1+runeLen(f[i+1:])]), spaced("%", directives))
 			}
 			i++
 		case '@':
@@ -199,12 +202,30 @@ func check(f string) error {
 				return fail(i, `the format ends with a lone \: write \\ for a literal \`)
 			}
 			if strings.IndexByte(escapes, f[i+1]) < 0 {
-				return fail(i, "%q is not an escape: the escapes are %s", f[i:i+2], spaced(`\`, escapes))
+				return fail(i, "%s is not an escape: the escapes are %s", quote(f[i:i+1+runeLen(f[i+1:])]), spaced(`\`, escapes))
 			}
 			i++
 		}
 	}
 	return nil
+}
+
+// quote puts s in double quotes, as the user typed it when it is
+// printable UTF-8 without a double quote, else as a Go string literal.
+func quote(s string) string {
+	for _, r := range s {
+		if r == '"' || r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' {
+			return strconv.Quote(s)
+		}
+	}
+	return `"` + s + `"`
+}
+
+// runeLen returns the length of the character s starts with, for error
+// messages that quote it whole.
+func runeLen(s string) int {
+	_, n := utf8.DecodeRuneInString(s)
+	return n
 }
 
 // unescape returns the byte \c stands for.

@@ -172,11 +172,13 @@ func TestFormatErrors(t *testing.T) {
 		"ab%5":     {`-F "ab%5"`, `"%5"`, "end it"},
 		"%z":       {`"%z" is not a directive`, "%A %C %D", "mosquitto_sub(1)"},
 		"%--5t":    {`"%--" is not a directive`},
-		`\q`:       {`"\\q" is not an escape`, `\\ \0 \a \e \n \r \t \v`},
+		"%éa":      {`"%é" is not a directive`},
+		`\q`:       {`-F "\q": "\q" is not an escape`, `\\ \0 \a \e \n \r \t \v`},
+		"a\"%":     {`-F "a\"%"`},
 		`ab\`:      {`lone \`, `\\`},
 		"x@":       {"lone @", "@@"},
-		"%99999t":  {"width", "65535"},
-		"%.70000t": {"precision", "65535"},
+		"%99999t":  {`the width 99999 in "%99999t" is larger than 65535`},
+		"%.70000t": {`the precision 70000 in "%.70000t" is larger than 65535`},
 	}
 	for f, wants := range cases {
 		_, err := Compile(Options{Format: f})
