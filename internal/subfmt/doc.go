@@ -11,7 +11,9 @@
 //
 //	p, err := subfmt.Compile(subfmt.Options{Format: "%I %t %p"}) // tern sub -F '%I %t %p'
 //	...
-//	err = p.Print(os.Stdout, &subfmt.Message{Topic: pub.Topic, Payload: pub.Payload, ...})
+//	var m subfmt.Message
+//	m.SetPublish(pub, time.Now()) // pub: a received *packet.Publish
+//	err = p.Print(os.Stdout, &m)
 //
 // A Printer compiles its format once and allocates nothing per message
 // once its buffer has grown; each message is one Write.
@@ -154,7 +156,13 @@
 //
 // # Where Tern differs from mosquitto_sub
 //
-// Never in the bytes printed for a message. Compile refuses the format
+// Never in the bytes printed for a message, given the message's property
+// order: without Message.PropertyOrder, the "properties" object of %j and
+// %J lists the properties in package packet's encoding order, which is
+// the wire order of a Tern broker's PUBLISH but not of every broker's
+// (Mosquitto sends the subscription identifier first and the message
+// expiry interval last), and package packet does not record the order it
+// decodes. Compile refuses the format
 // strings mosquitto_sub refuses, with an error that names the -F argument
 // and the offending sequence and says what would be valid (mosquitto_sub:
 // "Error: Invalid format specifier 'z'."); it also refuses widths and

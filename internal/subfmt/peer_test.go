@@ -154,9 +154,8 @@ func (p *wirePub) message(t testing.TB, v packet.Version, topic string, at time.
 	if n != len(p.encode(v)) {
 		t.Fatalf("decoding %+v: %d bytes used", p, n)
 	}
-	pub := pk.(*packet.Publish)
-	m := &Message{Topic: pub.Topic, Payload: pub.Payload, QoS: pub.QoS, Retain: pub.Retain,
-		PacketID: pub.PacketID, Properties: pub.Properties, Received: at}
+	m := &Message{}
+	m.SetPublish(pk.(*packet.Publish), at)
 	if v == packet.V5 {
 		m.PropertyOrder = p.order()
 	}

@@ -33,6 +33,14 @@ type Message struct {
 	Received time.Time
 }
 
+// SetPublish sets m to the message of a received PUBLISH and the time it
+// arrived. When pub carries a topic alias and no topic, the caller sets
+// m.Topic to the topic the alias stands for.
+func (m *Message) SetPublish(pub *packet.Publish, received time.Time) {
+	*m = Message{Topic: pub.Topic, Payload: pub.Payload, QoS: pub.QoS, Retain: pub.Retain,
+		PacketID: pub.PacketID, Properties: pub.Properties, Received: received}
+}
+
 // Options are mosquitto_sub's options that decide how a message is
 // printed.
 type Options struct {
