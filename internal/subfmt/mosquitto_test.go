@@ -11,6 +11,7 @@ package subfmt
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -102,7 +103,11 @@ func compareAt(t *testing.T, v packet.Version, zone tz, clock time.Time, args []
 	for i := range pubs {
 		m := pubs[i].message(t, v, "", clock)
 		if err := p.Print(&out, m); err != nil {
-			errs.WriteString("Error: " + err.Error() + "\n")
+			var je *JSONError
+			if !errors.As(err, &je) {
+				t.Fatal(err)
+			}
+			errs.WriteString(strings.Repeat("Error: "+err.Error()+"\n", je.Count))
 		}
 	}
 	if !bytes.Equal(out.Bytes(), res.Stdout) {
@@ -149,7 +154,7 @@ var formatCases = []string{
 	// every directive
 	"%%|%A|%C|%D|%E|%F|%l|%m|%P|%p|%q|%R|%r|%S|%t|%x|%X",
 	"%%", "%A", "%C", "%D", "%E", "%F", "%l", "%m", "%P", "%p", "%q", "%R", "%r", "%S", "%t", "%x", "%X",
-	"%I", "%U", "%j", "%J", "%j %J", "x%jy",
+	"%I", "%U", "%j", "%J", "%j %J", "x%jy", "%J|%J",
 	"", "plain text", "100%% sure",
 	// strings: width, precision, left alignment
 	"[%10t|%-10t|%.2t|%5.1t|%-5.1t|%.0t|%10.t|%007t|%00t|%-0t]",

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,7 +27,6 @@ import (
 const (
 	peerTimeout = 60 * time.Second // a mosquitto_sub run is killed after this
 	exitWait    = 10 * time.Second // how long mosquitto_sub may take to exit once the server is done
-	fakeLib     = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 )
 
 // needMosquittoSub skips t when mosquitto_sub is not installed.
@@ -43,7 +43,9 @@ func needMosquittoSub(t testing.TB) string {
 // library to preload.
 func needFaketime(t testing.TB) string {
 	t.Helper()
-	for _, p := range []string{fakeLib, "/usr/lib/faketime/libfaketime.so.1"} {
+	// Debian installs it under the multiarch directory.
+	libs, _ := filepath.Glob("/usr/lib/*/faketime/libfaketime.so.1")
+	for _, p := range append(libs, "/usr/lib/faketime/libfaketime.so.1") {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}

@@ -80,6 +80,7 @@ func (e *FormatError) Error() string {
 // goes on with the next message.
 type JSONError struct {
 	Topic string
+	Count int // how many %J of the format failed: mosquitto_sub prints the message once for each
 }
 
 // Error returns mosquitto_sub's message, which it prints after "Error: ".
@@ -378,7 +379,7 @@ func (p *Printer) Append(dst []byte, m *Message) ([]byte, error) {
 }
 
 func (p *Printer) appendFormat(dst []byte, m *Message) ([]byte, error) {
-	var err error
+	var err *JSONError
 	var now time.Time
 	var haveTime bool
 	t := func() time.Time {
@@ -433,8 +434,11 @@ func (p *Printer) appendFormat(dst []byte, m *Message) ([]byte, error) {
 			case 'j', 'J':
 				var ok bool
 				dst, ok = p.appendJSON(dst, m, t(), o.c == 'j')
-				if !ok && err == nil {
-					err = &JSONError{Topic: m.Topic}
+				if !ok {
+					if err == nil {
+						err = &JSONError{Topic: m.Topic}
+					}
+					err.Count++
 				}
 			case 'l':
 				dst = o.int(dst, int64(len(m.Payload)))
@@ -487,7 +491,10 @@ func (p *Printer) appendFormat(dst []byte, m *Message) ([]byte, error) {
 	if p.eol {
 		dst = append(dst, '\n')
 	}
-	return dst, err
+	if err != nil {
+		return dst, err
+	}
+	return dst, nil
 }
 
 // optInt prints an integer property, or, when it is absent, width pad

@@ -209,8 +209,12 @@ func TestJSONError(t *testing.T) {
 	if !errors.As(err, &je) || got != "<|t/1>\n" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	if want := "Message payload is not valid JSON on topic t/1."; err.Error() != want {
-		t.Errorf("error %q, want %q", err, want)
+	if want := "Message payload is not valid JSON on topic t/1."; err.Error() != want || je.Count != 1 {
+		t.Errorf("error %q (%d), want %q (1)", err, je.Count, want)
+	}
+	_, err = print1(t, Options{Format: "%J%j%J"}, m)
+	if !errors.As(err, &je) || je.Count != 2 {
+		t.Errorf("two %%J: %v", err)
 	}
 }
 
