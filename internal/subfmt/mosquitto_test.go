@@ -159,7 +159,7 @@ var formatCases = []string{
 	// strings: width, precision, left alignment
 	"[%10t|%-10t|%.2t|%5.1t|%-5.1t|%.0t|%10.t|%007t|%00t|%-0t]",
 	"[%.13t|%-22t|%22t|%.1000t]", // bytes, not characters: a cut inside é
-	"é%t€\\\\@@%%",               // \\ is one backslash
+	"é%t€\\\\@@%%",               // the escape \\ prints one backslash
 	"[%20C|%-20C|%.4C|%020C|%.0C]",
 	"[%20R|%-20R|%.3R|%-.3R]",
 	"[%30I|%-30I|%.10I|%-.4I]",
@@ -172,6 +172,7 @@ var formatCases = []string{
 	// payloads: width cuts the payload, - pads
 	"[%5p|%-p|%-5p|%05p|%-05p|%1000p]",
 	"[%10x|%3x|%1x|%0x|%-8X|%-08X|%08X|%-X|%11x]",
+	"[%.2p|%5.2x|%-040p|%.3l|%7.2E]", // precision is ignored but for strings
 	// directives whose width mosquitto_sub ignores
 	"[%5q|%05r|%5P|%5D|%5%|%-5U|%.3j]",
 	// escapes
