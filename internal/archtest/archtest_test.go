@@ -35,6 +35,7 @@ var layers = map[string][]string{
 	"internal/testpki":  {},
 	"internal/loadgen":  {"packet", "topic", "transport"},
 	"internal/scram":    {},
+	"internal/subfmt":   {"packet", "message"},
 
 	"internal/conformance": {},
 }
