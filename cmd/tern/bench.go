@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,6 +19,47 @@ import (
 
 func init() { commands = append(commands, newBenchCmd) }
 
+// benchTLSFiles are the TLS flags of tern bench, named like
+// mosquitto_pub's.
+type benchTLSFiles struct {
+	caFile, certFile, keyFile string
+	insecure                  bool
+}
+
+// config returns the TLS client configuration the flags describe, nil
+// when none is set.
+func (f benchTLSFiles) config() (*tls.Config, error) {
+	if f == (benchTLSFiles{}) {
+		return nil, nil
+	}
+	// --insecure is the user's explicit choice, for test brokers with
+	// self-signed certificates.
+	tc := &tls.Config{InsecureSkipVerify: f.insecure}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cafile: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cafile %s: no PEM certificate in it", f.caFile)
+		}
+	}
+	switch {
+	case f.certFile != "" && f.keyFile != "":
+		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert %s, --key %s: %w", f.certFile, f.keyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	case f.certFile != "":
+		return nil, errors.New("--cert needs --key, the file of its private key")
+	case f.keyFile != "":
+		return nil, errors.New("--key needs --cert, the file of its certificate")
+	}
+	return tc, nil
+}
+
 func newBenchCmd() *cobra.Command {
 	var (
 		cfg      loadgen.Config
@@ -24,6 +68,7 @@ func newBenchCmd() *cobra.Command {
 		rate     float64
 		asJSON   bool
 		quiet    bool
+		tlsFiles benchTLSFiles
 	)
 	cmd := &cobra.Command{
 		Use:   "bench SCENARIO",
@@ -61,6 +106,11 @@ scenario could not run (a connection or subscription refused).`,
 				return fmt.Errorf("--qos %d: must be 0, 1 or 2", qos)
 			}
 			cfg.QoS = byte(qos)
+			tc, err := tlsFiles.config()
+			if err != nil {
+				return err
+			}
+			cfg.TLS = tc
 			cfg.Rate = rate
 			if !cmd.Flags().Changed("rate") {
 				cfg.Rate = -1 // the scenario's default
@@ -97,7 +147,11 @@ scenario could not run (a connection or subscription refused).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.URL, "url", "tcp://127.0.0.1:1883", "broker address (tcp://host:port)")
+	f.StringVar(&cfg.URL, "url", "tcp://127.0.0.1:1883", "broker URL: tcp://, mqtts:// (TLS), ws://, wss://host[:port][/path] or unix:///path")
+	f.StringVar(&tlsFiles.caFile, "cafile", "", "mqtts://, wss://: PEM file of the CA certificates that sign the broker's (default: the system's)")
+	f.StringVar(&tlsFiles.certFile, "cert", "", "mqtts://, wss://: PEM client certificate, with --key")
+	f.StringVar(&tlsFiles.keyFile, "key", "", "mqtts://, wss://: PEM private key of --cert")
+	f.BoolVar(&tlsFiles.insecure, "insecure", false, "mqtts://, wss://: do not verify the broker's certificate (tests only)")
 	f.IntVar(&protocol, "protocol", 4, "MQTT protocol level: 3 (3.1), 4 (3.1.1) or 5 (5.0)")
 	f.StringVarP(&cfg.Username, "username", "u", "", "user name")
 	f.StringVarP(&cfg.Password, "password", "P", "", "password")

@@ -12,6 +12,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -41,7 +42,8 @@ var Scenarios = []string{FanIn, FanOut, Topics, Retained, Latency, Connect, Idle
 type Config struct {
 	Scenario string
 
-	URL      string         // tcp://host:port; default tcp://127.0.0.1:1883
+	URL      string         // tcp://, mqtt://, mqtts://, ssl://, tls://, ws://, wss:// or unix:// URL, or host:port; default tcp://127.0.0.1:1883
+	TLS      *tls.Config    // for mqtts://, ssl://, tls:// and wss://; nil: the system's roots, no client certificate
 	Protocol packet.Version // 3, 4 or 5; default 4 (3.1.1)
 	Username string
 	Password string
@@ -143,6 +145,11 @@ func (c Config) WithDefaults() Config {
 // Validate reports a configuration that cannot run.
 func (c *Config) Validate() error {
 	var errs []error
+	if _, err := brokerURL(c.URL); err != nil {
+		errs = append(errs, err)
+	} else if c.TLS != nil && !isTLS(c.URL) {
+		errs = append(errs, fmt.Errorf("--url %q does not use TLS, yet TLS options (--cafile, --cert, --key, --insecure) are set: use mqtts:// or wss://", c.URL))
+	}
 	if !slices.Contains(Scenarios, c.Scenario) {
 		errs = append(errs, fmt.Errorf("unknown scenario %q (one of %v)", c.Scenario, Scenarios))
 	}

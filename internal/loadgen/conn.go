@@ -13,51 +13,66 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/transport"
 )
 
 // errClosed is returned by operations on a connection that has closed.
 var errClosed = errors.New("connection closed")
 
-// dial opens the network connection to the broker. It is the one place
-// that knows about transports: tcp://host:port, mqtt://host:port or a bare
-// host:port (port 1883 when missing). TLS and WebSocket will come from
-// package transport.
-func dial(ctx context.Context, rawURL string) (net.Conn, error) {
-	addr, err := brokerAddr(rawURL)
+// dial opens the network connection to the broker with transport.Dial,
+// which knows every scheme: tcp://, mqtt://, ssl://, tls://, mqtts://,
+// ws://, wss:// and unix://.
+func dial(ctx context.Context, rawURL string, opts transport.DialOptions) (net.Conn, error) {
+	u, err := brokerURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
+	return transport.Dial(ctx, u, opts)
 }
 
-// brokerAddr returns the host:port that rawURL names.
-func brokerAddr(rawURL string) (string, error) {
-	host := rawURL
-	if strings.Contains(rawURL, "://") {
-		u, err := url.Parse(rawURL)
-		if err != nil {
-			return "", fmt.Errorf("broker url: %w", err)
+// schemes are the URL schemes bench dials, and whether they use TLS.
+var schemes = map[string]bool{"tcp": false, "mqtt": false, "ssl": true, "tls": true, "mqtts": true, "ws": false, "wss": true, "unix": false}
+
+// brokerURL returns rawURL with a scheme: a bare host[:port] means
+// tcp://host[:port]. It refuses a scheme bench cannot dial.
+func brokerURL(rawURL string) (string, error) {
+	if !strings.Contains(rawURL, "://") {
+		if rawURL == "" {
+			return "", errors.New("--url is empty: give the broker as tcp://host:port")
 		}
-		switch u.Scheme {
-		case "tcp", "mqtt":
-		default:
-			return "", fmt.Errorf("broker url %q: scheme %q is not supported yet (use tcp://)", rawURL, u.Scheme)
+		rawURL = "tcp://" + rawURL
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("--url %q: %w", rawURL, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if _, ok := schemes[scheme]; !ok {
+		return "", fmt.Errorf("--url %q: scheme %q is not one bench dials (tcp://, mqtt://, mqtts://, ssl://, tls://, ws://, wss://, unix://)", rawURL, u.Scheme)
+	}
+	if scheme == "unix" {
+		if u.Host+u.Path == "" {
+			return "", fmt.Errorf("--url %q: no socket path (unix:///path/to/socket)", rawURL)
 		}
-		host = u.Host
+	} else if u.Host == "" {
+		return "", fmt.Errorf("--url %q: no host", rawURL)
 	}
-	if host == "" {
-		return "", fmt.Errorf("broker url %q: no host", rawURL)
+	return rawURL, nil
+}
+
+// isTLS reports whether rawURL (valid for brokerURL) dials with TLS.
+func isTLS(rawURL string) bool {
+	u, err := brokerURL(rawURL)
+	if err != nil {
+		return false
 	}
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), "1883")
-	}
-	return host, nil
+	return schemes[strings.ToLower(u[:strings.Index(u, "://")])]
 }
 
 // connOptions describes one client connection.
 type connOptions struct {
 	url            string
+	dial           transport.DialOptions
 	version        packet.Version
 	clientID       string
 	username       string
@@ -145,7 +160,7 @@ func dialConn(ctx context.Context, o connOptions) (*conn, error) {
 		hctx, cancel = context.WithTimeout(ctx, o.connectTimeout)
 		defer cancel()
 	}
-	nc, err := dial(hctx, o.url)
+	nc, err := dial(hctx, o.url, o.dial)
 	if err != nil {
 		return nil, err
 	}

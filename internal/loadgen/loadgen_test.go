@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -216,22 +217,29 @@ func TestTracker(t *testing.T) {
 	}
 }
 
-func TestBrokerAddr(t *testing.T) {
+func TestBrokerURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"tcp://127.0.0.1:1883": "127.0.0.1:1883",
-		"mqtt://example.com":   "example.com:1883",
-		"localhost:1884":       "localhost:1884",
-		"localhost":            "localhost:1883",
-		"tcp://[::1]:9":        "[::1]:9",
-		"[::1]":                "[::1]:1883",
+		"tcp://127.0.0.1:1883":  "tcp://127.0.0.1:1883",
+		"mqtt://example.com":    "mqtt://example.com",
+		"localhost:1884":        "tcp://localhost:1884",
+		"localhost":             "tcp://localhost",
+		"mqtts://h:8883":        "mqtts://h:8883",
+		"wss://h/mqtt":          "wss://h/mqtt",
+		"ws://h:8080":           "ws://h:8080",
+		"unix:///run/tern.sock": "unix:///run/tern.sock",
 	} {
-		if got, err := brokerAddr(in); err != nil || got != want {
-			t.Errorf("brokerAddr(%q) = %q, %v; want %q", in, got, err, want)
+		if got, err := brokerURL(in); err != nil || got != want {
+			t.Errorf("brokerURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"ws://x:80", "tcp://", "http://x"} {
-		if _, err := brokerAddr(bad); err == nil {
-			t.Errorf("brokerAddr(%q) accepted", bad)
+	for _, bad := range []string{"tcp://", "http://x", "unix://", ""} {
+		if _, err := brokerURL(bad); err == nil || !strings.Contains(err.Error(), "--url") {
+			t.Errorf("brokerURL(%q): %v, want an error naming --url", bad, err)
+		}
+	}
+	for u, want := range map[string]bool{"mqtts://h": true, "ssl://h": true, "WSS://h": true, "tcp://h": false, "ws://h": false, "h:1883": false} {
+		if isTLS(u) != want {
+			t.Errorf("isTLS(%q) = %v", u, !want)
 		}
 	}
 }
@@ -257,6 +265,8 @@ func TestConfig(t *testing.T) {
 		{Scenario: FanIn, QoS: 3},
 		{Scenario: FanIn, RunID: "a/b"},
 		{Scenario: FanIn, Protocol: 6},
+		{Scenario: FanIn, URL: "http://x"},
+		{Scenario: FanIn, URL: "tcp://x", TLS: &tls.Config{}},
 	} {
 		c := bad.WithDefaults()
 		if err := c.Validate(); err == nil {

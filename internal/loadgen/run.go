@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/transport"
 )
 
 // Run runs the scenario cfg describes and returns its result. The error
@@ -70,6 +71,7 @@ func (r *runner) topic(parts ...string) string {
 func (r *runner) options(role byte, i int) connOptions {
 	return connOptions{
 		url:            r.cfg.URL,
+		dial:           transport.DialOptions{TLS: r.cfg.TLS},
 		version:        r.cfg.Protocol,
 		clientID:       "tb" + r.cfg.RunID + string(role) + strconv.Itoa(i),
 		username:       r.cfg.Username,
