@@ -14,8 +14,11 @@ import (
 )
 
 // Result is the outcome of one run. The JSON field names are stable:
-// comparison scripts parse them. Every field is always present; fields
-// that do not apply to a scenario are zero.
+// comparison scripts parse them, and new fields are only ever added.
+// Every field is always present; fields that do not apply to a scenario
+// are zero. Times are milliseconds (_ms) or seconds (_s), rates per
+// second, memory KiB. The time series and the latency histograms are not
+// in the JSON: WriteCSV and WriteHTML write them.
 type Result struct {
 	Scenario     string    `json:"scenario"`
 	RunID        string    `json:"run_id"`
@@ -67,7 +70,52 @@ type Result struct {
 
 	Errors     int    `json:"errors"` // connections broken during the run
 	FirstError string `json:"first_error"`
+
+	// Publishers' QoS 1/2 acknowledgements: how many, and the latency
+	// from writing the PUBLISH to reading its PUBACK (QoS 1) or PUBCOMP
+	// (QoS 2).
+	Acked    int64   `json:"acked"`
+	AckP50Ms float64 `json:"ack_p50_ms"`
+	AckP99Ms float64 `json:"ack_p99_ms"`
+	AckMaxMs float64 `json:"ack_max_ms"`
+
+	// Restarts: sub only, publisher runs seen starting over at sequence
+	// number 0 (a pub restarted while sub ran).
+	Restarts int64 `json:"restarts"`
+
+	Series  []Sample       `json:"-"` // the time series, one Sample per second
+	Latency []LatencyGroup `json:"-"` // latency histograms, per client group
 }
+
+// Client groups of the latency histograms and the throughput series.
+const (
+	GroupPublishers  = "publishers"
+	GroupSubscribers = "subscribers"
+	GroupConnections = "connections"
+)
+
+// LatencyGroup is the latency histogram of one client group.
+type LatencyGroup struct {
+	Group string     // GroupPublishers, GroupSubscribers or GroupConnections
+	What  string     // what is measured, e.g. "publish to delivery"
+	Hist  *Histogram // the recorded values
+}
+
+// addLatency adds the histogram of group, if it holds values.
+func (r *Result) addLatency(group, what string, h *Histogram) {
+	if h != nil && h.Count() > 0 {
+		r.Latency = append(r.Latency, LatencyGroup{Group: group, What: what, Hist: h})
+	}
+}
+
+// setAckLatency fills the acknowledgement latency fields from h.
+func (r *Result) setAckLatency(h *Histogram) {
+	r.AckP50Ms = msOf(h.Percentile(50))
+	r.AckP99Ms = msOf(h.Percentile(99))
+	r.AckMaxMs = msOf(h.Max())
+}
+
+func msOf(d time.Duration) float64 { return round3(float64(d) / 1e6) }
 
 func newResult(cfg Config) *Result {
 	return &Result{
@@ -88,7 +136,7 @@ func newResult(cfg Config) *Result {
 
 // setLatency fills the latency fields from h.
 func (r *Result) setLatency(h *Histogram) {
-	ms := func(d time.Duration) float64 { return round3(float64(d) / 1e6) }
+	ms := msOf
 	r.LatencySamples = int64(h.Count())
 	r.P50Ms = ms(h.Percentile(50))
 	r.P90Ms = ms(h.Percentile(90))
