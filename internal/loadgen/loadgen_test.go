@@ -306,3 +306,49 @@ func TestResultOutput(t *testing.T) {
 		t.Errorf("table:\n%s", buf.String())
 	}
 }
+
+// TestTableLayouts: every scenario prints its own figures, and not a
+// table of zeros of another scenario's.
+func TestTableLayouts(t *testing.T) {
+	for _, tc := range []struct {
+		scenario   string
+		want, not  []string
+		firstField string
+	}{
+		{FanIn, []string{"delivered", "msgs/s", "loss", "reordered", "p99"}, []string{"connects/s", "KiB/conn", "acked"}, "fanin"},
+		{Retained, []string{"delivered", "loss"}, []string{"connects/s"}, "retained"},
+		{Connect, []string{"connections", "up", "failed", "connects/s", "p99", "CONNECT to CONNACK"}, []string{"delivered", "msgs/s", "loss", "dups"}, "connect"},
+		{Idle, []string{"connections", "held", "KiB/conn", "broker RSS before"}, []string{"delivered", "msgs/s", "loss", "dups", "connects/s"}, "idle"},
+		{Pub, []string{"sent", "msgs/s", "acked", "ack p99"}, []string{"delivered", "loss", "dups", "connects/s"}, "pub"},
+		{Sub, []string{"received", "msgs/s", "loss", "dups", "p99"}, []string{"sent", "acked", "connects/s"}, "sub"},
+	} {
+		r := newResult(Config{Scenario: tc.scenario, QoS: 1}.WithDefaults())
+		r.Connections, r.ConnectionsUp, r.ConnectsPerSec, r.P99Ms = 10, 10, 1234, 2
+		var buf bytes.Buffer
+		if err := WriteTable(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		lines := strings.Split(out, "\n")
+		header := strings.Fields(lines[0])
+		if len(lines) < 2 || header[0] != "scenario" || strings.Fields(lines[1])[0] != tc.firstField {
+			t.Errorf("%s: table\n%s", tc.scenario, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: no %q in\n%s", tc.scenario, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(out, n) {
+				t.Errorf("%s: %q does not belong in\n%s", tc.scenario, n, out)
+			}
+		}
+	}
+	// Results of different scenarios: one table each.
+	var buf bytes.Buffer
+	WriteTable(&buf, newResult(Config{Scenario: FanIn}), newResult(Config{Scenario: FanOut}), newResult(Config{Scenario: Connect}))
+	if n := strings.Count(buf.String(), "scenario "); n != 2 {
+		t.Errorf("%d table headers for fanin, fanout, connect:\n%s", n, buf.String())
+	}
+}
