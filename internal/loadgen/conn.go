@@ -85,6 +85,7 @@ type connOptions struct {
 	payloadSize    int
 	pubIndex       uint32
 	counts         *counters                        // counts connections opened and up, if not nil
+	life           context.Context                  // the connection closes when it ends; nil: the dial's context
 	ackLatency     *shardedHist                     // publishers: records PUBLISH to PUBACK / PUBCOMP, if not nil
 	onPublish      func(*packet.Publish, time.Time) // called in the reader goroutine
 }
@@ -186,6 +187,9 @@ func dialConn(ctx context.Context, o connOptions) (*conn, error) {
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
+	if o.life != nil {
+		ctx = o.life
+	}
 	c.start(ctx)
 	return c, nil
 }
@@ -412,6 +416,8 @@ func (c *conn) subscribe(ctx context.Context, qos byte, filters ...string) error
 // disconnect sends DISCONNECT, closes the connection and waits for its
 // goroutines; it gives up waiting for the writer when ctx ends.
 func (c *conn) disconnect(ctx context.Context) {
+	// From now on the broker may close first: that is no error.
+	c.closing.Store(true)
 	if c.send(item{kind: kDisconnect, pkt: &packet.Disconnect{}}) {
 		select {
 		case <-c.done:

@@ -352,3 +352,54 @@ func TestTableLayouts(t *testing.T) {
 		t.Errorf("%d table headers for fanin, fanout, connect:\n%s", n, buf.String())
 	}
 }
+
+// TestReports writes the CSV and HTML reports of a result made up here:
+// a row and a chart point per sample, a histogram and a percentile plot
+// per latency group, and text from the run escaped.
+func TestReports(t *testing.T) {
+	r := newResult(Config{Scenario: FanIn, URL: "tcp://h/<script>alert(1)</script>", QoS: 1}.WithDefaults())
+	for i := range 5 {
+		r.Series = append(r.Series, Sample{Elapsed: time.Duration(i+1) * time.Second, Sent: int64(1000 * (i + 1)),
+			SentRate: 1000, Received: int64(900 * (i + 1)), ReceivedRate: 900, Connections: 3, Connects: 3})
+	}
+	sub, pub := NewHistogram(), NewHistogram()
+	for i := range 1000 {
+		sub.Record(time.Duration(100+i) * time.Microsecond)
+		pub.Record(time.Duration(50+i) * time.Microsecond)
+	}
+	r.addLatency(GroupSubscribers, "publish to delivery", sub)
+	r.addLatency(GroupPublishers, "PUBLISH to its acknowledgement", pub)
+	r.addLatency(GroupConnections, "empty", NewHistogram()) // no values: no charts
+
+	var buf bytes.Buffer
+	if err := r.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 6 || lines[0] != strings.Join(CSVHeader, ",") || lines[5] != "5.000,5000,1000.000,4500,900.000,0,0,3,3,0.000" {
+		t.Errorf("CSV:\n%s", buf.String())
+	}
+
+	buf.Reset()
+	if err := r.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	for _, want := range []string{
+		`<g class="series" data-group="publishers" data-points="5">`,
+		`<g class="series" data-group="subscribers" data-points="5">`,
+		`<g class="bars" data-group="subscribers">`, `<g class="bars" data-group="publishers">`,
+		"Latency of the subscribers: publish to delivery", "1000 samples",
+		"tcp://h/&lt;script&gt;",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "connections: empty") {
+		t.Error("unescaped text or a chart of an empty histogram")
+	}
+	if n := strings.Count(page, `<svg class="chart percentiles"`); n != 2 {
+		t.Errorf("%d percentile plots, want 2", n)
+	}
+}

@@ -25,6 +25,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, res: newResult(cfg)}
+	if openEnded(cfg.Scenario) {
+		// Ctrl-C ends an open-ended run, not its connections: pub still
+		// collects the acknowledgements due, and both disconnect cleanly.
+		r.life = context.WithoutCancel(ctx)
+	}
 	stopSampler := r.counts.sampler(ctx, cfg.SampleInterval, cfg.Progress)
 	var err error
 	switch cfg.Scenario {
@@ -62,6 +67,7 @@ type runner struct {
 	res    *Result
 	counts counters    // what the sampler reads
 	acks   shardedHist // publishers' PUBLISH to PUBACK / PUBCOMP latency
+	life   context.Context // the connections' context, nil: the run's
 	mu     sync.Mutex
 	conns  []*conn // every connection opened, closed by closeAll
 }
@@ -94,6 +100,7 @@ func (r *runner) options(role byte, i int) connOptions {
 		bufSize:        512,
 		queue:          4,
 		counts:         &r.counts,
+		life:           r.life,
 	}
 }
 
