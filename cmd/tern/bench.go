@@ -76,6 +76,7 @@ func newBenchCmd() *cobra.Command {
 		htmlFile string
 		csvFile  string
 		tlsFiles benchTLSFiles
+		interval time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "bench SCENARIO",
@@ -148,12 +149,12 @@ group; --csv the per-second time series.`,
 				return err
 			}
 			cfg.TLS = tc
-			if cfg.Interval <= 0 {
-				return fmt.Errorf("--interval %v: must be positive", cfg.Interval)
+			if interval <= 0 {
+				return fmt.Errorf("--interval %v: must be positive", interval)
 			}
 			var live *progressLine
 			if !quiet {
-				live = newProgressLine(cmd.ErrOrStderr(), cfg.Scenario, cfg.Interval)
+				live = newProgressLine(cmd.ErrOrStderr(), cfg.Scenario, interval)
 				cfg.Logf = live.logf
 				cfg.Progress = live.sample
 			}
@@ -226,7 +227,7 @@ group; --csv the per-second time series.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", 50, "connections opened at a time")
 	f.DurationVar(&cfg.KeepAlive, "keepalive", 60*time.Second, "MQTT keep alive")
 	f.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for each CONNECT / CONNACK")
-	f.DurationVar(&cfg.Interval, "interval", 5*time.Second, "progress line period when stderr is not a terminal (on a terminal: one line updated every second)")
+	f.DurationVar(&interval, "interval", 5*time.Second, "progress line period when stderr is not a terminal (on a terminal: one line updated every second)")
 	f.IntVar(&cfg.BrokerPID, "broker-pid", 0, "read this process's VmRSS before and after (the broker must run on this machine)")
 	f.StringVar(&cfg.RunID, "run-id", "", "run id in topics and client ids, up to 12 letters and digits (default random)")
 	f.BoolVar(&asJSON, "json", false, "write the result as JSON instead of a table")

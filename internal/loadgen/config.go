@@ -90,7 +90,6 @@ type Config struct {
 	Concurrency    int           // connections opened at a time; default 50
 	KeepAlive      time.Duration // default 60s
 	ConnectTimeout time.Duration // per connection, default 10s
-	Interval       time.Duration // idle: progress report period; default 5s
 
 	BrokerPID int    // if set, the broker's VmRSS is read before and after
 	RunID     string // in every topic and client id; default random
@@ -190,7 +189,6 @@ func (c Config) WithDefaults() Config {
 	defDur(&c.Drain, 5*time.Second)
 	defDur(&c.KeepAlive, 60*time.Second)
 	defDur(&c.ConnectTimeout, 10*time.Second)
-	defDur(&c.Interval, 5*time.Second)
 	if c.RunID == "" {
 		c.RunID = newRunID()
 	}

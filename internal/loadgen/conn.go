@@ -21,13 +21,9 @@ var errClosed = errors.New("connection closed")
 
 // dial opens the network connection to the broker with transport.Dial,
 // which knows every scheme: tcp://, mqtt://, ssl://, tls://, mqtts://,
-// ws://, wss:// and unix://.
+// ws://, wss:// and unix://. rawURL has its scheme (see brokerURL).
 func dial(ctx context.Context, rawURL string, opts transport.DialOptions) (net.Conn, error) {
-	u, err := brokerURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	return transport.Dial(ctx, u, opts)
+	return transport.Dial(ctx, rawURL, opts)
 }
 
 // schemes are the URL schemes bench dials, and whether they use TLS.

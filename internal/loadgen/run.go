@@ -24,6 +24,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.URL, _ = brokerURL(cfg.URL) // with its scheme, once for all connections
 	r := &runner{cfg: cfg, res: newResult(cfg)}
 	if openEnded(cfg.Scenario) {
 		// Ctrl-C ends an open-ended run, not its connections: pub still
@@ -65,8 +66,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 type runner struct {
 	cfg    Config
 	res    *Result
-	counts counters    // what the sampler reads
-	acks   shardedHist // publishers' PUBLISH to PUBACK / PUBCOMP latency
+	counts counters        // what the sampler reads
+	acks   shardedHist     // publishers' PUBLISH to PUBACK / PUBCOMP latency
 	life   context.Context // the connections' context, nil: the run's
 	mu     sync.Mutex
 	conns  []*conn // every connection opened, closed by closeAll
