@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -396,5 +397,20 @@ func TestBenchHTMLReport(t *testing.T) {
 	red, blue := colours[[3]uint32{0xd6, 0x27, 0x28}], colours[[3]uint32{0x1f, 0x77, 0xb4}]
 	if len(colours) < 50 || red < 2000 || blue < 2000 {
 		t.Errorf("screenshot: %d colours, %d pixels of the subscribers' red, %d of the publishers' blue", len(colours), red, blue)
+	}
+}
+
+// TestBenchCompletion: the shell completion of tern bench offers every
+// scenario, the open-ended ones included.
+func TestBenchCompletion(t *testing.T) {
+	stdout, stderr, code := runTern(t, "", "__complete", "bench", "")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got := strings.Fields(stdout)
+	for _, s := range loadgen.Scenarios {
+		if !slices.Contains(got, s) {
+			t.Errorf("completion lacks %q: %q", s, stdout)
+		}
 	}
 }
