@@ -1,7 +1,17 @@
 // Package loadgen is the engine of tern bench, Tern's MQTT load
-// generator. It connects publishers and subscribers to any MQTT broker,
-// runs one bounded scenario and reports delivered messages per second,
-// loss, duplicates, reordering and end-to-end latency percentiles.
+// generator. It connects publishers and subscribers to any MQTT broker
+// over any transport of package transport, runs one scenario and reports
+// delivered messages per second, loss, duplicates, reordering and
+// end-to-end latency percentiles. The bounded scenarios (fanin, fanout,
+// topics, retained, latency, connect, idle) run publishers and
+// subscribers together; the open-ended ones (pub, sub) run one side each,
+// until their context ends, so that two processes can load a remote
+// broker.
+//
+// While a run goes on, a sampler takes the counters once a second (a
+// Sample: sent, received, in flight, connections, and their rates); the
+// series is in the Result for the CSV and HTML reports (WriteCSV,
+// WriteHTML), beside latency histograms per client group.
 //
 // Every payload starts with a Header (publisher index, sequence number,
 // send time); subscribers decode it to measure latency and to account
@@ -12,13 +22,16 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/topic"
 )
 
 // Scenario names.
@@ -30,10 +43,25 @@ const (
 	Latency  = "latency"  // a fixed publish rate for a duration
 	Connect  = "connect"  // open C connections with concurrency K: connects/s
 	Idle     = "idle"     // hold C idle connections for a duration
+	Pub      = "pub"      // open-ended: P publishers on a topic pattern at a rate, until the context ends
+	Sub      = "sub"      // open-ended: S subscribers on a filter pattern, until the context ends
 )
 
 // Scenarios lists the scenario names in the order of the documentation.
-var Scenarios = []string{FanIn, FanOut, Topics, Retained, Latency, Connect, Idle}
+var Scenarios = []string{FanIn, FanOut, Topics, Retained, Latency, Connect, Idle, Pub, Sub}
+
+// openEnded reports whether scenario runs until its context ends (or its
+// duration or count), its end being no error.
+func openEnded(scenario string) bool { return scenario == Pub || scenario == Sub }
+
+// ClientIndex is the placeholder that Config.Topic replaces with the
+// client's index (0, 1, ...), as emqtt-bench's %i.
+const ClientIndex = "%i"
+
+// maxOpenPublishers bounds the publisher indexes a sub scenario accounts
+// for (and so the clients of a pub scenario): the tracker keeps a small
+// state per publisher index.
+const maxOpenPublishers = 1 << 16
 
 // Config describes one run. Zero fields take the scenario's default (see
 // WithDefaults), except Rate, where 0 means as fast as possible and a
@@ -41,7 +69,8 @@ var Scenarios = []string{FanIn, FanOut, Topics, Retained, Latency, Connect, Idle
 type Config struct {
 	Scenario string
 
-	URL      string         // tcp://host:port; default tcp://127.0.0.1:1883
+	URL      string         // tcp://, mqtt://, mqtts://, ssl://, tls://, ws://, wss:// or unix:// URL, or host:port; default tcp://127.0.0.1:1883
+	TLS      *tls.Config    // for mqtts://, ssl://, tls:// and wss://; nil: the system's roots, no client certificate
 	Protocol packet.Version // 3, 4 or 5; default 4 (3.1.1)
 	Username string
 	Password string
@@ -61,13 +90,22 @@ type Config struct {
 	Concurrency    int           // connections opened at a time; default 50
 	KeepAlive      time.Duration // default 60s
 	ConnectTimeout time.Duration // per connection, default 10s
-	Interval       time.Duration // idle: progress report period; default 5s
 
 	BrokerPID int    // if set, the broker's VmRSS is read before and after
 	RunID     string // in every topic and client id; default random
 
-	// Logf, if set, receives progress lines.
+	// Topic is the topic (pub) or filter (sub) of the open-ended
+	// scenarios; ClientIndex (%i) in it is replaced by the client's index.
+	// Default bench/%i for pub, bench/# for sub.
+	Topic string
+
+	// Logf, if set, receives the lines that say what the run is doing.
 	Logf func(format string, args ...any)
+	// Progress, if set, receives every Sample as it is taken, on the
+	// sampler's goroutine.
+	Progress func(Sample)
+	// SampleInterval is the period of the time series; default 1s.
+	SampleInterval time.Duration
 }
 
 // WithDefaults returns c with its zero fields set to the defaults of its
@@ -122,6 +160,21 @@ func (c Config) WithDefaults() Config {
 		c.Publishers, c.Subscribers = 0, 0
 		def(&c.Connections, 10_000)
 		defDur(&c.Duration, 30*time.Second)
+	case Pub:
+		c.Subscribers = 0
+		def(&c.Publishers, 1)
+		if c.Rate < 0 {
+			c.Rate = 1000
+		}
+		if c.Topic == "" {
+			c.Topic = "bench/" + ClientIndex
+		}
+	case Sub:
+		c.Publishers = 0
+		def(&c.Subscribers, 1)
+		if c.Topic == "" {
+			c.Topic = "bench/#"
+		}
 	}
 	if c.Rate < 0 {
 		c.Rate = 0
@@ -129,11 +182,13 @@ func (c Config) WithDefaults() Config {
 	def(&c.PayloadSize, 64)
 	def(&c.Inflight, 64)
 	def(&c.Concurrency, 50)
-	defDur(&c.Duration, 60*time.Second)
+	if !openEnded(c.Scenario) { // pub and sub: 0 is no limit
+		defDur(&c.Duration, 60*time.Second)
+	}
+	defDur(&c.SampleInterval, time.Second)
 	defDur(&c.Drain, 5*time.Second)
 	defDur(&c.KeepAlive, 60*time.Second)
 	defDur(&c.ConnectTimeout, 10*time.Second)
-	defDur(&c.Interval, 5*time.Second)
 	if c.RunID == "" {
 		c.RunID = newRunID()
 	}
@@ -143,6 +198,11 @@ func (c Config) WithDefaults() Config {
 // Validate reports a configuration that cannot run.
 func (c *Config) Validate() error {
 	var errs []error
+	if _, err := brokerURL(c.URL); err != nil {
+		errs = append(errs, err)
+	} else if c.TLS != nil && !isTLS(c.URL) {
+		errs = append(errs, fmt.Errorf("--url %q does not use TLS, yet TLS options (--cafile, --cert, --key, --insecure) are set: use mqtts:// or wss://", c.URL))
+	}
 	if !slices.Contains(Scenarios, c.Scenario) {
 		errs = append(errs, fmt.Errorf("unknown scenario %q (one of %v)", c.Scenario, Scenarios))
 	}
@@ -162,7 +222,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("inflight %d: must be 1 to 65535", c.Inflight))
 	}
 	if c.Rate < 0 {
-		errs = append(errs, errors.New("rate must not be negative"))
+		errs = append(errs, errors.New("--rate must not be negative"))
+	}
+	if c.Duration < 0 {
+		errs = append(errs, errors.New("--duration must not be negative"))
 	}
 	if c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second {
 		errs = append(errs, fmt.Errorf("keepalive %v: must be 0 to 65535s", c.KeepAlive))
@@ -170,10 +233,39 @@ func (c *Config) Validate() error {
 	if c.Scenario == Latency && c.Rate == 0 && c.Count == 0 && c.Duration <= 0 {
 		errs = append(errs, errors.New("latency: needs a rate, a count or a duration"))
 	}
+	if openEnded(c.Scenario) {
+		if c.Publishers > maxOpenPublishers || c.Subscribers > maxOpenPublishers {
+			errs = append(errs, fmt.Errorf("--clients: at most %d", maxOpenPublishers))
+		}
+		if err := checkTopicPattern(c.Topic, c.Scenario == Sub); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(c.RunID) > 12 || strings.IndexFunc(c.RunID, func(r rune) bool {
 		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
 	}) >= 0 {
 		errs = append(errs, fmt.Errorf("run id %q: at most 12 letters and digits (it goes into topics and client ids)", c.RunID))
 	}
 	return errors.Join(errs...)
+}
+
+// topicFor returns pattern with ClientIndex replaced by i.
+func topicFor(pattern string, i int) string {
+	return strings.ReplaceAll(pattern, ClientIndex, strconv.Itoa(i))
+}
+
+// checkTopicPattern checks a pub topic or sub filter pattern, with its
+// placeholder replaced, against the MQTT rules.
+func checkTopicPattern(pattern string, filter bool) error {
+	t := topicFor(pattern, 0)
+	var err error
+	if filter {
+		err = topic.ValidateFilter(t)
+	} else {
+		err = topic.ValidateName(t)
+	}
+	if err != nil {
+		return fmt.Errorf("--topic %q: %w", pattern, err)
+	}
+	return nil
 }

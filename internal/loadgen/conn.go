@@ -13,51 +13,62 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/transport"
 )
 
 // errClosed is returned by operations on a connection that has closed.
 var errClosed = errors.New("connection closed")
 
-// dial opens the network connection to the broker. It is the one place
-// that knows about transports: tcp://host:port, mqtt://host:port or a bare
-// host:port (port 1883 when missing). TLS and WebSocket will come from
-// package transport.
-func dial(ctx context.Context, rawURL string) (net.Conn, error) {
-	addr, err := brokerAddr(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
+// dial opens the network connection to the broker with transport.Dial,
+// which knows every scheme: tcp://, mqtt://, ssl://, tls://, mqtts://,
+// ws://, wss:// and unix://. rawURL has its scheme (see brokerURL).
+func dial(ctx context.Context, rawURL string, opts transport.DialOptions) (net.Conn, error) {
+	return transport.Dial(ctx, rawURL, opts)
 }
 
-// brokerAddr returns the host:port that rawURL names.
-func brokerAddr(rawURL string) (string, error) {
-	host := rawURL
-	if strings.Contains(rawURL, "://") {
-		u, err := url.Parse(rawURL)
-		if err != nil {
-			return "", fmt.Errorf("broker url: %w", err)
+// schemes are the URL schemes bench dials, and whether they use TLS.
+var schemes = map[string]bool{"tcp": false, "mqtt": false, "ssl": true, "tls": true, "mqtts": true, "ws": false, "wss": true, "unix": false}
+
+// brokerURL returns rawURL with a scheme: a bare host[:port] means
+// tcp://host[:port]. It refuses a scheme bench cannot dial.
+func brokerURL(rawURL string) (string, error) {
+	if !strings.Contains(rawURL, "://") {
+		if rawURL == "" {
+			return "", errors.New("--url is empty: give the broker as tcp://host:port")
 		}
-		switch u.Scheme {
-		case "tcp", "mqtt":
-		default:
-			return "", fmt.Errorf("broker url %q: scheme %q is not supported yet (use tcp://)", rawURL, u.Scheme)
+		rawURL = "tcp://" + rawURL
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("--url %q: %w", rawURL, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if _, ok := schemes[scheme]; !ok {
+		return "", fmt.Errorf("--url %q: scheme %q is not one bench dials (tcp://, mqtt://, mqtts://, ssl://, tls://, ws://, wss://, unix://)", rawURL, u.Scheme)
+	}
+	if scheme == "unix" {
+		if u.Host+u.Path == "" {
+			return "", fmt.Errorf("--url %q: no socket path (unix:///path/to/socket)", rawURL)
 		}
-		host = u.Host
+	} else if u.Host == "" {
+		return "", fmt.Errorf("--url %q: no host", rawURL)
 	}
-	if host == "" {
-		return "", fmt.Errorf("broker url %q: no host", rawURL)
+	return rawURL, nil
+}
+
+// isTLS reports whether rawURL (valid for brokerURL) dials with TLS.
+func isTLS(rawURL string) bool {
+	u, err := brokerURL(rawURL)
+	if err != nil {
+		return false
 	}
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), "1883")
-	}
-	return host, nil
+	return schemes[strings.ToLower(u[:strings.Index(u, "://")])]
 }
 
 // connOptions describes one client connection.
 type connOptions struct {
 	url            string
+	dial           transport.DialOptions
 	version        packet.Version
 	clientID       string
 	username       string
@@ -69,7 +80,9 @@ type connOptions struct {
 	inflight       int // QoS 1/2 publish window; 0 for a connection that does not publish at QoS > 0
 	payloadSize    int
 	pubIndex       uint32
-	live           *atomic.Int64                    // counts connections up, if not nil
+	counts         *counters                        // counts connections opened and up, if not nil
+	life           context.Context                  // the connection closes when it ends; nil: the dial's context
+	ackLatency     *shardedHist                     // publishers: records PUBLISH to PUBACK / PUBCOMP, if not nil
 	onPublish      func(*packet.Publish, time.Time) // called in the reader goroutine
 }
 
@@ -112,8 +125,15 @@ type conn struct {
 	window    int           // publish window: min(inflight, broker's Receive Maximum)
 	maxQoS    byte          // the broker's MQTT 5 Maximum QoS, else 2
 
-	out     chan item
-	ids     chan uint16 // free packet identifiers, nil without a window
+	out chan item
+	// ids is the publish window: a channel of free packet identifiers.
+	// It is not the session engine's Outbound: measured with
+	// BenchmarkPublishQoS1, Outbound under a mutex costs an allocation
+	// per publish (its *Flight) and about 10 % more time per QoS 1
+	// message, and a bench connection never resumes a session, so it
+	// needs none of Outbound's resend state.
+	ids     chan uint16    // free packet identifiers, nil without a window
+	sentAt  []atomic.Int64 // by packet identifier: when its PUBLISH was written (Unix ns), with ackLatency
 	subacks chan *packet.Suback
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -124,8 +144,9 @@ type conn struct {
 	errMu     sync.Mutex
 	err       error
 
-	acked  atomic.Int64 // QoS 1/2 exchanges completed
-	nacked atomic.Int64 // of which refused by the broker (MQTT 5 reason code >= 0x80)
+	published atomic.Int64 // PUBLISH packets written
+	acked     atomic.Int64 // QoS 1/2 exchanges completed
+	nacked    atomic.Int64 // of which refused by the broker (MQTT 5 reason code >= 0x80)
 
 	// owned by the writer goroutine
 	pub     packet.Publish
@@ -145,7 +166,7 @@ func dialConn(ctx context.Context, o connOptions) (*conn, error) {
 		hctx, cancel = context.WithTimeout(ctx, o.connectTimeout)
 		defer cancel()
 	}
-	nc, err := dial(hctx, o.url)
+	nc, err := dial(hctx, o.url, o.dial)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +183,9 @@ func dialConn(ctx context.Context, o connOptions) (*conn, error) {
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
+	if o.life != nil {
+		ctx = o.life
+	}
 	c.start(ctx)
 	return c, nil
 }
@@ -230,6 +254,9 @@ func handshake(nc net.Conn, o connOptions) (*conn, error) {
 		for i := 1; i <= c.window; i++ {
 			c.ids <- uint16(i)
 		}
+		if o.ackLatency != nil {
+			c.sentAt = make([]atomic.Int64, c.window+1)
+		}
 	}
 	if o.payloadSize > 0 {
 		c.payload = make([]byte, max(o.payloadSize, HeaderSize))
@@ -238,8 +265,9 @@ func handshake(nc net.Conn, o connOptions) (*conn, error) {
 }
 
 func (c *conn) start(ctx context.Context) {
-	if c.opts.live != nil {
-		c.opts.live.Add(1)
+	if c.opts.counts != nil {
+		c.opts.counts.live.Add(1)
+		c.opts.counts.connects.Add(1)
 	}
 	c.stopCtx = context.AfterFunc(ctx, c.close)
 	c.wg.Add(2)
@@ -256,8 +284,8 @@ func (c *conn) close() {
 		if c.stopCtx != nil {
 			c.stopCtx()
 		}
-		if c.opts.live != nil {
-			c.opts.live.Add(-1)
+		if c.opts.counts != nil && c.stopCtx != nil { // started
+			c.opts.counts.live.Add(-1)
 		}
 	})
 }
@@ -345,6 +373,11 @@ func (c *conn) release(id uint16, code packet.ReasonCode) {
 	if code.IsError() {
 		c.nacked.Add(1)
 	}
+	if int(id) < len(c.sentAt) {
+		if sent := c.sentAt[id].Swap(0); sent != 0 {
+			c.opts.ackLatency.record(int(c.opts.pubIndex), time.Duration(time.Now().UnixNano()-sent))
+		}
+	}
 	select {
 	case c.ids <- id:
 		c.acked.Add(1)
@@ -379,6 +412,8 @@ func (c *conn) subscribe(ctx context.Context, qos byte, filters ...string) error
 // disconnect sends DISCONNECT, closes the connection and waits for its
 // goroutines; it gives up waiting for the writer when ctx ends.
 func (c *conn) disconnect(ctx context.Context) {
+	// From now on the broker may close first: that is no error.
+	c.closing.Store(true)
 	if c.send(item{kind: kDisconnect, pkt: &packet.Disconnect{}}) {
 		select {
 		case <-c.done:
@@ -490,12 +525,21 @@ func (c *conn) write(it item) error {
 	case kPublish:
 		p := &c.pub
 		p.QoS, p.Retain, p.Topic, p.PacketID = it.qos, it.retain, it.topic, it.id
+		var now int64
 		if it.empty {
 			p.Payload = nil
 		} else {
-			PutHeader(c.payload, Header{Publisher: c.opts.pubIndex, Seq: it.seq, Sent: time.Now().UnixNano()})
+			now = time.Now().UnixNano()
+			PutHeader(c.payload, Header{Publisher: c.opts.pubIndex, Seq: it.seq, Sent: now})
 			p.Payload = c.payload
 		}
+		if it.qos > 0 && int(it.id) < len(c.sentAt) {
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
+			c.sentAt[it.id].Store(now)
+		}
+		c.published.Add(1)
 		return c.w.WritePacket(p)
 	case kPuback:
 		c.puback.PacketID = it.id

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -216,22 +217,29 @@ func TestTracker(t *testing.T) {
 	}
 }
 
-func TestBrokerAddr(t *testing.T) {
+func TestBrokerURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"tcp://127.0.0.1:1883": "127.0.0.1:1883",
-		"mqtt://example.com":   "example.com:1883",
-		"localhost:1884":       "localhost:1884",
-		"localhost":            "localhost:1883",
-		"tcp://[::1]:9":        "[::1]:9",
-		"[::1]":                "[::1]:1883",
+		"tcp://127.0.0.1:1883":  "tcp://127.0.0.1:1883",
+		"mqtt://example.com":    "mqtt://example.com",
+		"localhost:1884":        "tcp://localhost:1884",
+		"localhost":             "tcp://localhost",
+		"mqtts://h:8883":        "mqtts://h:8883",
+		"wss://h/mqtt":          "wss://h/mqtt",
+		"ws://h:8080":           "ws://h:8080",
+		"unix:///run/tern.sock": "unix:///run/tern.sock",
 	} {
-		if got, err := brokerAddr(in); err != nil || got != want {
-			t.Errorf("brokerAddr(%q) = %q, %v; want %q", in, got, err, want)
+		if got, err := brokerURL(in); err != nil || got != want {
+			t.Errorf("brokerURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"ws://x:80", "tcp://", "http://x"} {
-		if _, err := brokerAddr(bad); err == nil {
-			t.Errorf("brokerAddr(%q) accepted", bad)
+	for _, bad := range []string{"tcp://", "http://x", "unix://", ""} {
+		if _, err := brokerURL(bad); err == nil || !strings.Contains(err.Error(), "--url") {
+			t.Errorf("brokerURL(%q): %v, want an error naming --url", bad, err)
+		}
+	}
+	for u, want := range map[string]bool{"mqtts://h": true, "ssl://h": true, "WSS://h": true, "tcp://h": false, "ws://h": false, "h:1883": false} {
+		if isTLS(u) != want {
+			t.Errorf("isTLS(%q) = %v", u, !want)
 		}
 	}
 }
@@ -257,6 +265,8 @@ func TestConfig(t *testing.T) {
 		{Scenario: FanIn, QoS: 3},
 		{Scenario: FanIn, RunID: "a/b"},
 		{Scenario: FanIn, Protocol: 6},
+		{Scenario: FanIn, URL: "http://x"},
+		{Scenario: FanIn, URL: "tcp://x", TLS: &tls.Config{}},
 	} {
 		c := bad.WithDefaults()
 		if err := c.Validate(); err == nil {
@@ -294,5 +304,102 @@ func TestResultOutput(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "fanin") || !strings.Contains(buf.String(), "1.50ms") {
 		t.Errorf("table:\n%s", buf.String())
+	}
+}
+
+// TestTableLayouts: every scenario prints its own figures, and not a
+// table of zeros of another scenario's.
+func TestTableLayouts(t *testing.T) {
+	for _, tc := range []struct {
+		scenario   string
+		want, not  []string
+		firstField string
+	}{
+		{FanIn, []string{"delivered", "msgs/s", "loss", "reordered", "p99"}, []string{"connects/s", "KiB/conn", "acked"}, "fanin"},
+		{Retained, []string{"delivered", "loss"}, []string{"connects/s"}, "retained"},
+		{Connect, []string{"connections", "up", "failed", "connects/s", "p99", "CONNECT to CONNACK"}, []string{"delivered", "msgs/s", "loss", "dups"}, "connect"},
+		{Idle, []string{"connections", "held", "KiB/conn", "broker RSS before"}, []string{"delivered", "msgs/s", "loss", "dups", "connects/s"}, "idle"},
+		{Pub, []string{"sent", "msgs/s", "acked", "ack p99"}, []string{"delivered", "loss", "dups", "connects/s"}, "pub"},
+		{Sub, []string{"received", "msgs/s", "loss", "dups", "p99"}, []string{"sent", "acked", "connects/s"}, "sub"},
+	} {
+		r := newResult(Config{Scenario: tc.scenario, QoS: 1}.WithDefaults())
+		r.Connections, r.ConnectionsUp, r.ConnectsPerSec, r.P99Ms = 10, 10, 1234, 2
+		var buf bytes.Buffer
+		if err := WriteTable(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		lines := strings.Split(out, "\n")
+		header := strings.Fields(lines[0])
+		if len(lines) < 2 || header[0] != "scenario" || strings.Fields(lines[1])[0] != tc.firstField {
+			t.Errorf("%s: table\n%s", tc.scenario, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: no %q in\n%s", tc.scenario, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(out, n) {
+				t.Errorf("%s: %q does not belong in\n%s", tc.scenario, n, out)
+			}
+		}
+	}
+	// Results of different scenarios: one table each.
+	var buf bytes.Buffer
+	WriteTable(&buf, newResult(Config{Scenario: FanIn}), newResult(Config{Scenario: FanOut}), newResult(Config{Scenario: Connect}))
+	if n := strings.Count(buf.String(), "scenario "); n != 2 {
+		t.Errorf("%d table headers for fanin, fanout, connect:\n%s", n, buf.String())
+	}
+}
+
+// TestReports writes the CSV and HTML reports of a result made up here:
+// a row and a chart point per sample, a histogram and a percentile plot
+// per latency group, and text from the run escaped.
+func TestReports(t *testing.T) {
+	r := newResult(Config{Scenario: FanIn, URL: "tcp://h/<script>alert(1)</script>", QoS: 1}.WithDefaults())
+	for i := range 5 {
+		r.Series = append(r.Series, Sample{Elapsed: time.Duration(i+1) * time.Second, Sent: int64(1000 * (i + 1)),
+			SentRate: 1000, Received: int64(900 * (i + 1)), ReceivedRate: 900, Connections: 3, Connects: 3})
+	}
+	sub, pub := NewHistogram(), NewHistogram()
+	for i := range 1000 {
+		sub.Record(time.Duration(100+i) * time.Microsecond)
+		pub.Record(time.Duration(50+i) * time.Microsecond)
+	}
+	r.addLatency(GroupSubscribers, "publish to delivery", sub)
+	r.addLatency(GroupPublishers, "PUBLISH to its acknowledgement", pub)
+	r.addLatency(GroupConnections, "empty", NewHistogram()) // no values: no charts
+
+	var buf bytes.Buffer
+	if err := r.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 6 || lines[0] != strings.Join(CSVHeader, ",") || lines[5] != "5.000,5000,1000.000,4500,900.000,0,0,3,3,0.000" {
+		t.Errorf("CSV:\n%s", buf.String())
+	}
+
+	buf.Reset()
+	if err := r.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	for _, want := range []string{
+		`<g class="series" data-group="publishers" data-points="5">`,
+		`<g class="series" data-group="subscribers" data-points="5">`,
+		`<g class="bars" data-group="subscribers">`, `<g class="bars" data-group="publishers">`,
+		"Latency of the subscribers: publish to delivery", "1000 samples",
+		"tcp://h/&lt;script&gt;",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "connections: empty") {
+		t.Error("unescaped text or a chart of an empty histogram")
+	}
+	if n := strings.Count(page, `<svg class="chart percentiles"`); n != 2 {
+		t.Errorf("%d percentile plots, want 2", n)
 	}
 }

@@ -14,8 +14,11 @@ import (
 )
 
 // Result is the outcome of one run. The JSON field names are stable:
-// comparison scripts parse them. Every field is always present; fields
-// that do not apply to a scenario are zero.
+// comparison scripts parse them, and new fields are only ever added.
+// Every field is always present; fields that do not apply to a scenario
+// are zero. Times are milliseconds (_ms) or seconds (_s), rates per
+// second, memory KiB. The time series and the latency histograms are not
+// in the JSON: WriteCSV and WriteHTML write them.
 type Result struct {
 	Scenario     string    `json:"scenario"`
 	RunID        string    `json:"run_id"`
@@ -67,7 +70,52 @@ type Result struct {
 
 	Errors     int    `json:"errors"` // connections broken during the run
 	FirstError string `json:"first_error"`
+
+	// Publishers' QoS 1/2 acknowledgements: how many, and the latency
+	// from writing the PUBLISH to reading its PUBACK (QoS 1) or PUBCOMP
+	// (QoS 2).
+	Acked    int64   `json:"acked"`
+	AckP50Ms float64 `json:"ack_p50_ms"`
+	AckP99Ms float64 `json:"ack_p99_ms"`
+	AckMaxMs float64 `json:"ack_max_ms"`
+
+	// Restarts: sub only, publisher runs seen starting over at sequence
+	// number 0 (a pub restarted while sub ran).
+	Restarts int64 `json:"restarts"`
+
+	Series  []Sample       `json:"-"` // the time series, one Sample per second
+	Latency []LatencyGroup `json:"-"` // latency histograms, per client group
 }
+
+// Client groups of the latency histograms and the throughput series.
+const (
+	GroupPublishers  = "publishers"
+	GroupSubscribers = "subscribers"
+	GroupConnections = "connections"
+)
+
+// LatencyGroup is the latency histogram of one client group.
+type LatencyGroup struct {
+	Group string     // GroupPublishers, GroupSubscribers or GroupConnections
+	What  string     // what is measured, e.g. "publish to delivery"
+	Hist  *Histogram // the recorded values
+}
+
+// addLatency adds the histogram of group, if it holds values.
+func (r *Result) addLatency(group, what string, h *Histogram) {
+	if h != nil && h.Count() > 0 {
+		r.Latency = append(r.Latency, LatencyGroup{Group: group, What: what, Hist: h})
+	}
+}
+
+// setAckLatency fills the acknowledgement latency fields from h.
+func (r *Result) setAckLatency(h *Histogram) {
+	r.AckP50Ms = msOf(h.Percentile(50))
+	r.AckP99Ms = msOf(h.Percentile(99))
+	r.AckMaxMs = msOf(h.Max())
+}
+
+func msOf(d time.Duration) float64 { return round3(float64(d) / 1e6) }
 
 func newResult(cfg Config) *Result {
 	return &Result{
@@ -88,7 +136,7 @@ func newResult(cfg Config) *Result {
 
 // setLatency fills the latency fields from h.
 func (r *Result) setLatency(h *Histogram) {
-	ms := func(d time.Duration) float64 { return round3(float64(d) / 1e6) }
+	ms := msOf
 	r.LatencySamples = int64(h.Count())
 	r.P50Ms = ms(h.Percentile(50))
 	r.P90Ms = ms(h.Percentile(90))
@@ -110,40 +158,132 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// WriteTable writes results as a human-readable table, one row per run,
-// followed by the scenario-specific figures.
+// WriteTable writes results as human-readable tables: each scenario
+// with the columns of its own figures (messages for fanin, fanout,
+// topics, latency and retained; publishing for pub; receiving for sub;
+// connections for connect and idle), one row per run, each table followed
+// by the runs' other figures.
 func WriteTable(w io.Writer, rs ...*Result) error {
+	for len(rs) > 0 {
+		n := 1
+		for n < len(rs) && layoutOf(rs[n].Scenario) == layoutOf(rs[0].Scenario) {
+			n++
+		}
+		if err := writeTable(w, layoutOf(rs[0].Scenario), rs[:n]); err != nil {
+			return err
+		}
+		rs = rs[n:]
+	}
+	return nil
+}
+
+type layout int
+
+const (
+	layoutMessages layout = iota
+	layoutPub
+	layoutSub
+	layoutConnect
+	layoutIdle
+)
+
+func layoutOf(scenario string) layout {
+	switch scenario {
+	case Pub:
+		return layoutPub
+	case Sub:
+		return layoutSub
+	case Connect:
+		return layoutConnect
+	case Idle:
+		return layoutIdle
+	}
+	return layoutMessages
+}
+
+func durText(sec float64) string {
+	return time.Duration(sec * float64(time.Second)).Round(time.Millisecond).String()
+}
+
+func writeTable(w io.Writer, l layout, rs []*Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tqos\tpubs\tsubs\tsent\tdelivered\tmsgs/s\tloss\tdups\treordered\tp50\tp90\tp99\tmax\tduration\t")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
-			r.Scenario, r.QoS, r.Publishers, r.Subscribers, r.Sent, r.Delivered,
-			human(r.DeliveredPerSec), lossText(r), r.Duplicates, r.Reordered,
-			msText(r.P50Ms), msText(r.P90Ms), msText(r.P99Ms), msText(r.MaxMs),
-			time.Duration(r.DurationSec*float64(time.Second)).Round(time.Millisecond))
+	switch l {
+	case layoutMessages:
+		fmt.Fprintln(tw, "scenario\tqos\tpubs\tsubs\tsent\tdelivered\tmsgs/s\tloss\tdups\treordered\tp50\tp90\tp99\tmax\tduration\t")
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+				r.Scenario, r.QoS, r.Publishers, r.Subscribers, r.Sent, r.Delivered,
+				human(r.DeliveredPerSec), lossText(r), r.Duplicates, r.Reordered,
+				msText(r.P50Ms), msText(r.P90Ms), msText(r.P99Ms), msText(r.MaxMs), durText(r.DurationSec))
+		}
+	case layoutPub:
+		fmt.Fprintln(tw, "scenario\tqos\tpubs\tsent\tmsgs/s\tacked\tack p50\tack p99\tack max\tduration\t")
+		for _, r := range rs {
+			acked := "-"
+			if r.QoS > 0 {
+				acked = strconv.FormatInt(r.Acked, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+				r.Scenario, r.QoS, r.Publishers, r.Sent, human(r.SentPerSec), acked,
+				msText(r.AckP50Ms), msText(r.AckP99Ms), msText(r.AckMaxMs), durText(r.DurationSec))
+		}
+	case layoutSub:
+		fmt.Fprintln(tw, "scenario\tqos\tsubs\treceived\tmsgs/s\tloss\tdups\treordered\tp50\tp90\tp99\tmax\tduration\t")
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+				r.Scenario, r.QoS, r.Subscribers, r.Delivered, human(r.DeliveredPerSec), lossText(r),
+				r.Duplicates, r.Reordered, msText(r.P50Ms), msText(r.P90Ms), msText(r.P99Ms), msText(r.MaxMs), durText(r.DurationSec))
+		}
+	case layoutConnect:
+		fmt.Fprintln(tw, "scenario\tconnections\tup\tfailed\tconnects/s\tp50\tp90\tp99\tmax\tduration\t")
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+				r.Scenario, r.Connections, r.ConnectionsUp, r.ConnectFailures, human(r.ConnectsPerSec),
+				msText(r.P50Ms), msText(r.P90Ms), msText(r.P99Ms), msText(r.MaxMs), durText(r.DurationSec))
+		}
+	case layoutIdle:
+		fmt.Fprintln(tw, "scenario\tconnections\tup\tfailed\theld\tbroker RSS before\tafter\tKiB/conn\tconnect p50\tp99\tmax\t")
+		for _, r := range rs {
+			rss := func(kib int64) string {
+				if r.BrokerPID <= 0 {
+					return "-"
+				}
+				return strconv.FormatInt(kib, 10) + " KiB"
+			}
+			perConn := "-"
+			if r.BrokerPID > 0 {
+				perConn = fmt.Sprintf("%.2f", r.KiBPerConn)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+				r.Scenario, r.Connections, r.ConnectionsUp, r.ConnectFailures, durText(r.DurationSec),
+				rss(r.RSSBeforeKiB), rss(r.RSSAfterKiB), perConn, msText(r.P50Ms), msText(r.P99Ms), msText(r.MaxMs))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, r := range rs {
 		var extra []string
-		if r.Connections > 0 {
-			extra = append(extra, fmt.Sprintf("connections %d/%d up, %d failed", r.ConnectionsUp, r.Connections, r.ConnectFailures))
+		if l == layoutConnect {
+			extra = append(extra, "latency: CONNECT to CONNACK")
 		}
-		if r.ConnectsPerSec > 0 {
-			extra = append(extra, fmt.Sprintf("%s connects/s (latency: CONNECT to CONNACK)", human(r.ConnectsPerSec)))
-		}
-		if r.SentPerSec > 0 {
+		if l == layoutMessages && r.SentPerSec > 0 {
 			extra = append(extra, fmt.Sprintf("published %s msgs/s", human(r.SentPerSec)))
 		}
-		if r.P999Ms > 0 {
+		if (l == layoutMessages || l == layoutSub) && r.P999Ms > 0 {
 			extra = append(extra, "p99.9 "+msText(r.P999Ms))
 		}
-		if r.BrokerPID > 0 {
-			extra = append(extra, fmt.Sprintf("broker RSS %d -> %d KiB (%.2f KiB/connection)", r.RSSBeforeKiB, r.RSSAfterKiB, r.KiBPerConn))
+		if l == layoutMessages && r.QoS > 0 && r.Acked > 0 {
+			extra = append(extra, fmt.Sprintf("acknowledged %d, ack p50 %s p99 %s", r.Acked, msText(r.AckP50Ms), msText(r.AckP99Ms)))
+		}
+		if l != layoutIdle && r.BrokerPID > 0 {
+			extra = append(extra, fmt.Sprintf("broker RSS %d -> %d KiB", r.RSSBeforeKiB, r.RSSAfterKiB))
 		}
 		if r.Truncated {
 			extra = append(extra, "publishing stopped at the max duration")
+		}
+		if r.Restarts > 0 {
+			extra = append(extra, fmt.Sprintf("%d publisher runs started over (seq 0 again)", r.Restarts))
 		}
 		if r.Invalid > 0 {
 			extra = append(extra, fmt.Sprintf("%d invalid payloads", r.Invalid))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/transport"
 )
 
 // Run runs the scenario cfg describes and returns its result. The error
@@ -23,7 +24,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.URL, _ = brokerURL(cfg.URL) // with its scheme, once for all connections
 	r := &runner{cfg: cfg, res: newResult(cfg)}
+	if openEnded(cfg.Scenario) {
+		// Ctrl-C ends an open-ended run, not its connections: pub still
+		// collects the acknowledgements due, and both disconnect cleanly.
+		r.life = context.WithoutCancel(ctx)
+	}
+	stopSampler := r.counts.sampler(ctx, cfg.SampleInterval, cfg.Progress)
 	var err error
 	switch cfg.Scenario {
 	case FanIn, FanOut, Topics, Latency:
@@ -34,9 +42,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = r.connect(ctx)
 	case Idle:
 		err = r.idle(ctx)
+	case Pub:
+		err = r.pub(ctx)
+	case Sub:
+		err = r.sub(ctx)
 	}
+	r.res.Series = stopSampler()
 	r.closeAll(ctx)
+	r.finishAcks()
 	switch {
+	case err != nil && ctx.Err() == nil:
+		return nil, err
+	case ctx.Err() != nil && openEnded(cfg.Scenario):
+		return r.res, nil // Ctrl-C is how an open-ended run ends
 	case ctx.Err() != nil:
 		return r.res, fmt.Errorf("interrupted: %w", ctx.Err())
 	case err != nil:
@@ -46,10 +64,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 type runner struct {
-	cfg   Config
-	res   *Result
-	mu    sync.Mutex
-	conns []*conn // every connection opened, closed by closeAll
+	cfg    Config
+	res    *Result
+	counts counters        // what the sampler reads
+	acks   shardedHist     // publishers' PUBLISH to PUBACK / PUBCOMP latency
+	life   context.Context // the connections' context, nil: the run's
+	mu     sync.Mutex
+	conns  []*conn // every connection opened, closed by closeAll
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -70,6 +91,7 @@ func (r *runner) topic(parts ...string) string {
 func (r *runner) options(role byte, i int) connOptions {
 	return connOptions{
 		url:            r.cfg.URL,
+		dial:           transport.DialOptions{TLS: r.cfg.TLS},
 		version:        r.cfg.Protocol,
 		clientID:       "tb" + r.cfg.RunID + string(role) + strconv.Itoa(i),
 		username:       r.cfg.Username,
@@ -78,6 +100,40 @@ func (r *runner) options(role byte, i int) connOptions {
 		connectTimeout: r.cfg.ConnectTimeout,
 		bufSize:        512,
 		queue:          4,
+		counts:         &r.counts,
+		life:           r.life,
+	}
+}
+
+// publisher returns the options of publisher i, with the in-flight window
+// and the acknowledgement latency of QoS 1 and 2.
+func (r *runner) publisher(i, queue int) connOptions {
+	o := r.options('p', i)
+	o.bufSize, o.queue = 16<<10, queue
+	if r.cfg.QoS > 0 {
+		o.inflight = r.cfg.Inflight
+		o.ackLatency = &r.acks
+	}
+	o.payloadSize, o.pubIndex = r.cfg.PayloadSize, uint32(i)
+	return o
+}
+
+// finishAcks fills the acknowledgement figures from the publishers, once
+// their readers have ended.
+func (r *runner) finishAcks() {
+	r.counts.mu.Lock()
+	var acked int64
+	for _, c := range r.counts.pubs {
+		if c != nil {
+			acked += c.acked.Load()
+		}
+	}
+	r.counts.mu.Unlock()
+	r.res.Acked = acked
+	if r.cfg.QoS > 0 && len(r.counts.pubs) > 0 {
+		h := r.acks.merged()
+		r.res.setAckLatency(h)
+		r.res.addLatency(GroupPublishers, "PUBLISH to its acknowledgement (QoS "+strconv.Itoa(int(r.cfg.QoS))+")", h)
 	}
 }
 
@@ -319,6 +375,7 @@ func (r *runner) messages(ctx context.Context) error {
 	for i := range trackers {
 		trackers[i] = newTracker(P)
 	}
+	r.counts.addTrackers(trackers)
 	r.logf("%s: run %s: connecting %d subscribers to %s", cfg.Scenario, cfg.RunID, S, cfg.URL)
 	subs, _, err := r.open(ctx, S, true, func(i int) connOptions {
 		o := r.options('s', i)
@@ -334,15 +391,8 @@ func (r *runner) messages(ctx context.Context) error {
 		return fmt.Errorf("subscriber: %w", err)
 	}
 	r.logf("%s: connecting %d publishers", cfg.Scenario, P)
-	pubs, _, err := r.open(ctx, P, true, func(i int) connOptions {
-		o := r.options('p', i)
-		o.bufSize, o.queue = 16<<10, queue
-		if cfg.QoS > 0 {
-			o.inflight = cfg.Inflight
-		}
-		o.payloadSize, o.pubIndex = cfg.PayloadSize, uint32(i)
-		return o
-	})
+	pubs, _, err := r.open(ctx, P, true, func(i int) connOptions { return r.publisher(i, queue) })
+	r.counts.addPubs(pubs)
 	if err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
@@ -363,9 +413,6 @@ func (r *runner) messages(ctx context.Context) error {
 			sent[i] = publishLoop(pctx, c, base, nil, split(cfg.Count, P, i), cfg.Rate/float64(P))
 		}()
 	}
-	stopProgress := r.progress(ctx, func() string {
-		return fmt.Sprintf("delivered %d", sumUnique(trackers))
-	})
 	wg.Wait()
 	pubEnd := time.Now()
 	truncated := cfg.Count > 0 && pctx.Err() != nil
@@ -385,7 +432,6 @@ func (r *runner) messages(ctx context.Context) error {
 		}
 		return delivered + acked, delivered >= expected && outstanding == 0
 	})
-	stopProgress()
 	r.res.RSSAfterKiB = r.rss()
 
 	res := r.res
@@ -424,6 +470,11 @@ func (r *runner) finishDelivery(hist *Histogram, delivered int64, start, last ti
 	res.DeliveredPerSec = round3(perSec(delivered, d))
 	res.SentPerSec = round3(res.SentPerSec)
 	res.setLatency(hist)
+	label := "publish to delivery"
+	if r.cfg.Scenario == Retained {
+		label = "SUBSCRIBE to delivery of the retained messages"
+	}
+	res.addLatency(GroupSubscribers, label, hist)
 }
 
 func perSec(n int64, d time.Duration) float64 {
@@ -439,30 +490,4 @@ func sumUnique(trs []*tracker) int64 {
 		n += t.unique.Load()
 	}
 	return n
-}
-
-// progress logs status every Interval until the returned function is called.
-func (r *runner) progress(ctx context.Context, status func() string) (stop func()) {
-	if r.cfg.Logf == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(r.cfg.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				r.logf("%s: %s", r.cfg.Scenario, status())
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }

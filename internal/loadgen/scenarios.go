@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -16,13 +15,8 @@ func (r *runner) retained(ctx context.Context) error {
 	cfg := r.cfg
 	topicOf := func(seq uint64) string { return r.topic("r", strconv.FormatUint(seq, 10)) }
 	r.res.RSSBeforeKiB = r.rss()
-	pubOpts := func(i int) connOptions {
-		o := r.options('p', i)
-		o.bufSize, o.queue = 16<<10, 1024
-		o.inflight, o.payloadSize = cfg.Inflight, cfg.PayloadSize
-		return o
-	}
-	pubs, _, err := r.open(ctx, 1, true, pubOpts)
+	pubs, _, err := r.open(ctx, 1, true, func(i int) connOptions { return r.publisher(i, 1024) })
+	r.counts.addPubs(pubs)
 	if err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
@@ -53,6 +47,7 @@ func (r *runner) retained(ctx context.Context) error {
 
 	r.logf("retained: subscribing to %s", r.topic("r", "#"))
 	tr := newTracker(1)
+	r.counts.addTrackers([]*tracker{tr})
 	subs, _, err := r.open(ctx, 1, true, func(i int) connOptions {
 		o := r.options('s', i)
 		o.bufSize, o.queue = 64<<10, 1024
@@ -136,6 +131,7 @@ func (r *runner) connect(ctx context.Context) error {
 		}
 	}
 	r.finishConns(up, hist, elapsed)
+	r.res.addLatency(GroupConnections, "CONNECT to CONNACK", hist)
 	r.res.ConnectsPerSec = round3(perSec(int64(up), elapsed))
 	return nil
 }
@@ -145,16 +141,10 @@ func (r *runner) connect(ctx context.Context) error {
 func (r *runner) idle(ctx context.Context) error {
 	cfg := r.cfg
 	r.res.RSSBeforeKiB = r.rss()
-	var live atomic.Int64
+	live := &r.counts.live
 	r.logf("idle: run %s: opening %d connections to %s", cfg.RunID, cfg.Connections, cfg.URL)
-	stop := r.progress(ctx, func() string { return fmt.Sprintf("%d/%d connections up", live.Load(), cfg.Connections) })
-	defer stop()
 	start := time.Now()
-	conns, failed, err := r.open(ctx, cfg.Connections, false, func(i int) connOptions {
-		o := r.options('i', i)
-		o.live = &live
-		return o
-	})
+	conns, failed, err := r.open(ctx, cfg.Connections, false, func(i int) connOptions { return r.options('i', i) })
 	r.res.ConnectFailures = failed
 	if err != nil {
 		return err
@@ -174,6 +164,7 @@ func (r *runner) idle(ctx context.Context) error {
 		}
 	}
 	r.finishConns(int(live.Load()), hist, time.Since(hold))
+	r.res.addLatency(GroupConnections, "CONNECT to CONNACK", hist)
 	r.res.ConnectsPerSec = round3(perSec(int64(hist.Count()), elapsed))
 	return nil
 }

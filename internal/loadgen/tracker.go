@@ -21,7 +21,26 @@ type seqSet struct {
 	forgot uint64   // below this, words were dropped with holes in them
 	words  []uint64 // bit i of words[j]: base+64*j+i arrived
 	max    uint64   // highest sequence number seen
-	any    bool     // max is valid
+	low    uint64   // lowest sequence number seen
+	n      uint64   // distinct sequence numbers seen
+	any    bool     // max and low are valid
+}
+
+// startAt makes an empty set start its window at seq, for a subscriber
+// that joins a publisher's stream in its middle: numbers below seq are
+// not missing, they were sent before it came.
+func (s *seqSet) startAt(seq uint64) {
+	s.base = seq &^ 63
+	s.forgot = s.base
+}
+
+// gaps returns how many sequence numbers between the lowest and the
+// highest seen have not arrived.
+func (s *seqSet) gaps() uint64 {
+	if !s.any {
+		return 0
+	}
+	return max(s.max-s.low+1, s.n) - s.n
 }
 
 // add records seq. dup reports that seq had arrived before; reordered
@@ -29,12 +48,17 @@ type seqSet struct {
 func (s *seqSet) add(seq uint64) (dup, reordered bool) {
 	reordered = s.any && seq < s.max
 	if !s.any || seq > s.max {
-		s.max, s.any = seq, true
+		s.max = seq
 	}
+	if !s.any || seq < s.low {
+		s.low = seq
+	}
+	s.any = true
 	if seq < s.base {
 		if seq >= s.forgot {
 			return true, false // its word was complete when dropped
 		}
+		s.n++
 		return false, reordered // forgotten: a late first arrival
 	}
 	idx := seq - s.base
@@ -58,6 +82,7 @@ func (s *seqSet) add(seq uint64) (dup, reordered bool) {
 	if s.words[w]&bit != 0 {
 		return true, false
 	}
+	s.n++
 	s.words[w] |= bit
 	for len(s.words) > 0 && s.words[0] == ^uint64(0) {
 		s.words = s.words[1:]
@@ -71,12 +96,15 @@ func (s *seqSet) add(seq uint64) (dup, reordered bool) {
 type tracker struct {
 	maxPub uint32 // publisher indexes must be below this
 	since  int64  // non-zero: latency is measured from this time, not from the header
+	open   bool   // open-ended: publishers are counted from their first message seen, and restart at seq 0
 
 	mu        sync.Mutex
 	pubs      []seqSet
 	hist      *Histogram
 	dups      int64
 	reordered int64
+	lostOld   int64 // open-ended: gaps of publisher runs that restarted
+	restarts  int64 // open-ended: publisher runs that restarted
 	invalid   int64 // payloads without a valid header
 	first     time.Time
 	last      time.Time
@@ -86,6 +114,17 @@ type tracker struct {
 
 func newTracker(publishers int) *tracker {
 	return &tracker{maxPub: uint32(publishers), hist: NewHistogram()}
+}
+
+// newOpenTracker returns the tracker of an open-ended subscriber, which
+// does not know its publishers: any index below maxOpenPublishers, each
+// counted from the first of its messages that arrives. A sequence number
+// 0 from a publisher seen before is a new run of it (a pub restarted):
+// its state starts over and the old run's gaps are kept as loss.
+func newOpenTracker() *tracker {
+	t := newTracker(maxOpenPublishers)
+	t.open = true
+	return t
 }
 
 // record accounts for one received payload.
@@ -100,7 +139,18 @@ func (t *tracker) record(payload []byte, now time.Time) {
 	for int(h.Publisher) >= len(t.pubs) {
 		t.pubs = append(t.pubs, seqSet{})
 	}
-	dup, reordered := t.pubs[h.Publisher].add(h.Seq)
+	ps := &t.pubs[h.Publisher]
+	if t.open {
+		if ps.any && h.Seq == 0 {
+			t.lostOld += int64(ps.gaps())
+			t.restarts++
+			*ps = seqSet{}
+		}
+		if !ps.any {
+			ps.startAt(h.Seq)
+		}
+	}
+	dup, reordered := ps.add(h.Seq)
 	if dup {
 		t.dups++
 		return
@@ -123,6 +173,8 @@ func (t *tracker) record(payload []byte, now time.Time) {
 // trackerStats is a snapshot of a tracker's counters.
 type trackerStats struct {
 	unique, dups, reordered, invalid int64
+	gaps                             int64 // open-ended: sequence numbers missing between the first and last seen
+	restarts                         int64 // open-ended: publisher runs that started over
 	first, last                      time.Time
 }
 
@@ -133,8 +185,12 @@ func (t *tracker) snapshot(hist *Histogram) trackerStats {
 	if hist != nil {
 		hist.Merge(t.hist)
 	}
+	gaps := t.lostOld
+	for i := range t.pubs {
+		gaps += int64(t.pubs[i].gaps())
+	}
 	return trackerStats{unique: t.unique.Load(), dups: t.dups, reordered: t.reordered,
-		invalid: t.invalid, first: t.first, last: t.last}
+		invalid: t.invalid, gaps: gaps, restarts: t.restarts, first: t.first, last: t.last}
 }
 
 // setSince makes latency count from t instead of the header's send time,
