@@ -857,7 +857,7 @@ func (srv *Server) onWill(c *conn) {
 	c.will = nil // published once, then gone [v5 MQTT-3.1.2-10] [v3 MQTT-3.1.2-10]
 	// Retained or not as Will Retain says [v5 MQTT-3.1.2-14] [v5 MQTT-3.1.2-15] [v3 MQTT-3.1.2-16] [v3 MQTT-3.1.2-17].
 	info := c.info
-	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID, willOf: &info}
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
 	var delay time.Duration
 	if c.version == packet.V5 {
 		m.Properties = w.Properties // User Properties in their order [v5 MQTT-3.1.3-10]
@@ -871,22 +871,22 @@ func (srv *Server) onWill(c *conn) {
 	s.mu.Unlock()
 	if delay > 0 && lasting && !srv.closing.Load() {
 		c.log.Info("will delayed", "client", c.info.ClientID, "topic", w.Topic, "delay", delay)
-		srv.delayWill(s, m, delay)
+		srv.delayWill(s, &lastWill{msg: m, owner: &info}, delay)
 		return
 	}
-	srv.sendWill(m)
+	srv.sendWill(&lastWill{msg: m, owner: &info})
 }
 
-// sendWill publishes a will message.
-func (srv *Server) sendWill(m *Message) {
+// sendWill publishes a will message, created now: its Message Expiry
+// Interval counts from the publication.
+func (srv *Server) sendWill(w *lastWill) {
+	m := w.msg
 	m.Created = time.Now()
-	if e := m.Properties.MessageExpiry; e > 0 {
-		m.Expires = m.Created.Add(time.Duration(e) * time.Second)
-	}
+	m.SetExpiry(m.Created)
 	srv.cfg.log.Info("publishing will", "client", m.From, "topic", m.Topic)
 	srv.publish(m, nil)
-	if m.willOf != nil {
-		srv.observe(Event{Kind: EventPublish, Client: m.willOf, Topic: m.Topic, QoS: m.QoS, Message: m})
+	if w.owner != nil {
+		srv.observe(Event{Kind: EventPublish, Client: w.owner, Topic: m.Topic, QoS: m.QoS, Message: m})
 	}
 }
 

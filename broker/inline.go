@@ -179,7 +179,7 @@ func (s *Server) inlineLoop(ss *session) {
 					}
 				default:
 				}
-				if d.msg == nil || d.msg.expired(now) {
+				if d.msg == nil || d.msg.Expired(now) {
 					continue
 				}
 				m := *d.msg

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/topic"
 )
@@ -81,18 +82,12 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		s.mu.Unlock()
 	}
 	if route {
-		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID, Created: time.Now()}
-		if v5 {
-			// Kept unaltered for the subscribers [v5 MQTT-3.3.2-4]
-			// [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16] [v5 MQTT-3.3.2-17]
-			// [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20].
-			m.Properties = p.Properties
-			m.Properties.TopicAlias = 0
-			m.Properties.Unmark(packet.PropTopicAlias)
-			if p.Properties.MessageExpiry > 0 {
-				m.Expires = m.Created.Add(time.Duration(p.Properties.MessageExpiry) * time.Second)
-			}
-		}
+		// The MQTT 5 properties are kept unaltered for the subscribers
+		// [v5 MQTT-3.3.2-4] [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16]
+		// [v5 MQTT-3.3.2-17] [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20], but
+		// for the Topic Alias, which belongs to this connection; a 3.1.1
+		// PUBLISH has none.
+		m := message.FromPublish(p, c.info.ClientID, time.Now())
 		n := srv.publish(m, c.sess)
 		if srv.backlogged.Load() && srv.backlogged.Swap(false) {
 			// A subscriber's queue is growing: let the writers run before
@@ -502,7 +497,7 @@ func v3FilterRule(f string, err error) string {
 func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) []delivery {
 	now := time.Now()
 	srv.retained.match(filter, func(m *Message) {
-		if m.expired(now) {
+		if m.Expired(now) {
 			return
 		}
 		d := delivery{msg: m, qos: min(m.QoS, sub.QoS), retain: true}
@@ -569,7 +564,7 @@ func (r *retainedStore) match(filter string, fn func(*Message)) {
 	r.mu.RLock()
 	if !strings.ContainsAny(filter, "+#") {
 		if m := r.msgs[filter]; m != nil {
-			if m.expired(now) {
+			if m.Expired(now) {
 				expired = append(expired, m)
 			} else {
 				fn(m)
@@ -578,7 +573,7 @@ func (r *retainedStore) match(filter string, fn func(*Message)) {
 	} else {
 		for name, m := range r.msgs {
 			if topic.Match(filter, name) {
-				if m.expired(now) {
+				if m.Expired(now) {
 					expired = append(expired, m)
 				} else {
 					fn(m)
@@ -605,7 +600,7 @@ func (r *retainedStore) sweep(now time.Time) {
 	}
 	r.mu.Lock()
 	for name, m := range r.msgs {
-		if m.expired(now) {
+		if m.Expired(now) {
 			r.remove(name)
 		}
 	}

@@ -54,7 +54,7 @@ type session struct {
 	expiry   uint32      // Session Expiry Interval, seconds: 0 ends the session with its connection, neverExpire never
 	expTimer *time.Timer // runs while the session is offline and expires
 	gen      uint64      // bumped at every attach: a timer of an older generation does nothing
-	will     *Message    // a will waiting for its Will Delay Interval
+	will     *lastWill   // a will waiting for its Will Delay Interval
 	willTmr  *time.Timer
 	subs     map[string]subscription
 	info     ClientInfo // of the attached (or last) connection
@@ -438,7 +438,7 @@ func (srv *Server) endTimers() {
 // stopTimers starts a new generation of s, so that no timer set before
 // acts, stops the expiry timer and takes the will waiting for its delay,
 // which the caller sends or drops. Called with s.mu held.
-func (s *session) stopTimers() *Message {
+func (s *session) stopTimers() *lastWill {
 	s.gen++
 	if s.expTimer != nil {
 		s.expTimer.Stop()
@@ -449,7 +449,7 @@ func (s *session) stopTimers() *Message {
 
 // takeWill removes and returns the will waiting in s, stopping its
 // timer. Called with s.mu held.
-func (s *session) takeWill() *Message {
+func (s *session) takeWill() *lastWill {
 	w := s.will
 	s.will = nil
 	if s.willTmr != nil {
@@ -461,7 +461,7 @@ func (s *session) takeWill() *Message {
 
 // delayWill keeps will m in session s until its delay has passed (or
 // the session ends, or resumes, whichever is first).
-func (srv *Server) delayWill(s *session, m *Message, delay time.Duration) {
+func (srv *Server) delayWill(s *session, m *lastWill, delay time.Duration) {
 	s.mu.Lock()
 	if old := s.takeWill(); old != nil {
 		defer srv.sendWill(old) // cannot happen: one connection at a time
@@ -520,10 +520,8 @@ func (d *delivery) wireForm(id uint16, dup bool, v packet.Version, now time.Time
 		p.Properties.TopicAlias = 0
 		p.Properties.Unmark(packet.PropTopicAlias)
 		p.Properties.SubscriptionIDs = d.subIDs
-		if !d.msg.Expires.IsZero() {
-			// Forward the remaining lifetime [v5 MQTT-3.3.2-6].
-			left := d.msg.Expires.Sub(now)
-			p.Properties.MessageExpiry = uint32(max(1, (left+time.Second-1)/time.Second))
+		if left, ok := d.msg.Remaining(now); ok {
+			p.Properties.MessageExpiry = left // the remaining lifetime [v5 MQTT-3.3.2-6]
 		}
 	}
 	return p

@@ -239,7 +239,7 @@ func (c *conn) take() ([]out, bool) {
 			return outs, false // the window is full; a PUBACK will wake us
 		}
 		q.pop()
-		if d.msg.expired(now) {
+		if d.msg.Expired(now) {
 			continue // [v5 MQTT-3.3.2-5] an expired message is not delivered
 		}
 		var id uint16 // QoS 0: no packet id, DUP 0 [v3 MQTT-4.3.1-1]
