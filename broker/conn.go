@@ -343,9 +343,9 @@ func (c *conn) connect() bool {
 			ack.Properties.AuthData = authOut
 		}
 	}
-	ackBytes, err := c.appendFitting(nil, ack, c.version)
+	ackBytes, err := packet.AppendFitting(nil, ack, c.version, c.maxOut)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, packet.ErrPacketTooLarge):
 		c.log.Info("connection closed without CONNACK: the CONNACK is larger than the client's Maximum Packet Size",
 			"client", c.info.ClientID, "remote", logAddr{c.info.RemoteAddr}, "maximum_packet_size", c.maxOut)
 		return false
@@ -378,7 +378,7 @@ func (c *conn) connect() bool {
 	// return code 0 [v3 MQTT-3.1.4-4].
 	if present && c.version != packet.V31 {
 		ack.SessionPresent = true
-		if ackBytes, err = c.appendFitting(ackBytes[:0], ack, c.version); err != nil {
+		if ackBytes, err = packet.AppendFitting(ackBytes[:0], ack, c.version, c.maxOut); err != nil {
 			// Cannot happen: the same packet with one more bit set fitted.
 			c.log.Error("cannot encode CONNACK", "client", c.info.ClientID, "err", err)
 			c.nc.Close() // the read loop ends at once and tears the session down
@@ -504,9 +504,9 @@ func (c *conn) writeDirect(p packet.Packet) {
 	if v == 0 {
 		v = packet.V311
 	}
-	b, err := c.appendFitting(nil, p, v)
+	b, err := packet.AppendFitting(nil, p, v, c.maxOut)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, packet.ErrPacketTooLarge):
 		c.log.Info("packet not sent: larger than the client's Maximum Packet Size", "client", c.info.ClientID,
 			"remote", logAddr{c.info.RemoteAddr}, "packet", p.Type(), "maximum_packet_size", c.maxOut)
 		return

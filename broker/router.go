@@ -124,7 +124,7 @@ func (c *conn) ack(t packet.Type, id uint16, code packet.ReasonCode, reason stri
 		return ctrlPkt{t: t, id: id, code: code}
 	}
 	p := ackPacket(t, id, code)
-	diagnostics(p).ReasonString = reason
+	packet.Diagnostics(p).ReasonString = reason
 	return ctrlPkt{p: p}
 }
 

@@ -314,7 +314,7 @@ func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
 			c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", ackPacket(p.t, p.id, code).String())
 		}
 	} else {
-		buf, err = c.appendFitting(buf, p.p, v)
+		buf, err = packet.AppendFitting(buf, p.p, v, c.maxOut) // [v5 MQTT-3.1.2-24]
 	}
 	if err != nil {
 		c.log.Error("cannot encode packet", "client", c.info.ClientID, "packet", p.t, "err", err)
@@ -391,34 +391,6 @@ func (c *conn) outAlias(p *packet.Publish) uint16 {
 	return a
 }
 
-// diagnostics returns the properties of a packet the broker sends that
-// may carry a Reason String and User Properties, nil for others:
-// appendFitting leaves them out of each of these packets when they would
-// make it larger than the client's Maximum Packet Size.
-func diagnostics(p packet.Packet) *packet.Properties {
-	switch p := p.(type) {
-	case *packet.Puback: // [v5 MQTT-3.4.2-2] [v5 MQTT-3.4.2-3]
-		return &p.Properties
-	case *packet.Pubrec: // [v5 MQTT-3.5.2-2] [v5 MQTT-3.5.2-3]
-		return &p.Properties
-	case *packet.Pubrel: // [v5 MQTT-3.6.2-2] [v5 MQTT-3.6.2-3]
-		return &p.Properties
-	case *packet.Pubcomp: // [v5 MQTT-3.7.2-2] [v5 MQTT-3.7.2-3]
-		return &p.Properties
-	case *packet.Suback: // [v5 MQTT-3.9.2-1] [v5 MQTT-3.9.2-2]
-		return &p.Properties
-	case *packet.Unsuback: // [v5 MQTT-3.11.2-1] [v5 MQTT-3.11.2-2]
-		return &p.Properties
-	case *packet.Disconnect: // [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
-		return &p.Properties
-	case *packet.Auth: // [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3]
-		return &p.Properties
-	case *packet.Connack: // [v5 MQTT-3.2.2-19] [v5 MQTT-3.2.2-20]
-		return &p.Properties
-	}
-	return nil
-}
-
 // ackPacket builds, on the heap, the packet a ctrlPkt without p stands
 // for: an acknowledgement or PINGRESP. appendCtrl encodes those on the
 // stack instead; this is for the trace log and for acknowledgements that
@@ -435,26 +407,4 @@ func ackPacket(t packet.Type, id uint16, code packet.ReasonCode) packet.Packet {
 		return &packet.Pubcomp{PacketID: id, ReasonCode: code}
 	}
 	return &packet.Pingresp{}
-}
-
-// appendFitting appends p, encoded for version v, to buf. A packet larger
-// than the client's Maximum Packet Size [v5 MQTT-3.1.2-24] is encoded
-// again without its Reason String and User Properties [v5 MQTT-3.2.2-19]
-// [v5 MQTT-3.2.2-20] [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
-// [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3], and fails with errTooLarge if
-// it still does not fit.
-func (c *conn) appendFitting(buf []byte, p packet.Packet, v packet.Version) ([]byte, error) {
-	start := len(buf)
-	buf, err := p.Append(buf, v)
-	if err != nil || c.maxOut == 0 || len(buf)-start <= int(c.maxOut) {
-		return buf, err
-	}
-	buf = buf[:start]
-	if props := diagnostics(p); props != nil {
-		props.ReasonString, props.User = "", nil
-	}
-	if buf, err = p.Append(buf, v); err == nil && len(buf)-start > int(c.maxOut) {
-		err = errTooLarge
-	}
-	return buf, err
 }
