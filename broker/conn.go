@@ -368,7 +368,7 @@ func (c *conn) connect() bool {
 	s.info = c.info
 	c.resend = len(s.inflight) > 0
 	resend := c.resend // c.resend belongs to the writer once it runs
-	waiting := s.queue.len() > 0 || s.backlog.len() > 0
+	waiting := s.queue.Len() > 0 || s.backlog.Len() > 0
 	s.mu.Unlock()
 	c.sess = s
 

@@ -362,9 +362,9 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
 	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}} // the SUBSCRIBE's id [v5 MQTT-3.8.4-2] [v3 MQTT-3.8.4-2]
 	s.mu.Lock()
-	s.backlog.push(ack)
+	s.backlog.Push(ack)
 	for _, d := range retained {
-		s.backlog.push(d)
+		s.backlog.Push(d)
 	}
 	s.mu.Unlock()
 	return nil

@@ -57,10 +57,10 @@ type session struct {
 	will     *lastWill   // a will waiting for its Will Delay Interval
 	willTmr  *time.Timer
 	subs     map[string]subscription
-	info     ClientInfo // of the attached (or last) connection
-	backlog  ring       // SUBACKs and the retained messages for new subscriptions: not bounded by the queue limit
-	hold     int        // while > 0 the queue is not sent: a subscription is being set up
-	queue    ring
+	info     ClientInfo                  // of the attached (or last) connection
+	backlog  mqttsession.Queue[delivery] // SUBACKs and the retained messages for new subscriptions: not bounded by the queue limit
+	hold     int                         // while > 0 the queue is not sent: a subscription is being set up
+	queue    mqttsession.Queue[delivery]
 	inflight map[uint16]*outbound
 	ids      mqttsession.IDs
 	sendSeq  uint64
@@ -72,70 +72,12 @@ func newSession(id string, seq uint64) *session {
 	return &session{id: id, seq: seq, subs: map[string]subscription{}}
 }
 
-// ring is a FIFO of deliveries in a growable circular buffer.
-type ring struct {
-	buf  []delivery
-	head int
-	n    int
-}
+// isCtl reports whether d is a control packet (a SUBACK) rather than a
+// message.
+func isCtl(d *delivery) bool { return d.ctl != nil }
 
-func (r *ring) len() int { return r.n }
-
-func (r *ring) push(d delivery) {
-	if r.n == len(r.buf) {
-		nb := make([]delivery, max(16, 2*len(r.buf)))
-		for i := 0; i < r.n; i++ {
-			nb[i] = r.buf[(r.head+i)%len(r.buf)]
-		}
-		r.buf, r.head = nb, 0
-	}
-	r.buf[(r.head+r.n)%len(r.buf)] = d
-	r.n++
-}
-
-func (r *ring) pop() delivery {
-	d := r.buf[r.head]
-	r.buf[r.head] = delivery{}
-	r.head = (r.head + 1) % len(r.buf)
-	r.n--
-	if r.n == 0 && len(r.buf) > 64 {
-		r.buf, r.head = nil, 0 // give back a large buffer once drained
-	}
-	return d
-}
-
-func (r *ring) clear() { *r = ring{} }
-
-// hasShared reports whether the ring holds a shared subscription delivery.
-func (r *ring) hasShared() bool {
-	for i := 0; i < r.n; i++ {
-		if r.buf[(r.head+i)%len(r.buf)].share != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// dropCtl removes the control packets (SUBACKs) from the ring: they
-// belong to the connection that asked, not to the next one.
-func (r *ring) dropCtl() {
-	var keep ring
-	for r.len() > 0 {
-		if d := r.pop(); d.ctl == nil {
-			keep.push(d)
-		}
-	}
-	*r = keep
-}
-
-// pushFront puts d back at the head of the ring.
-func (r *ring) pushFront(d delivery) {
-	r.push(d) // makes room; then rotate d to the front
-	r.n--
-	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
-	r.buf[r.head] = d
-	r.n++
-}
+// isShared reports whether d was given to a shared subscription group.
+func isShared(d *delivery) bool { return d.share != nil }
 
 // holdQueue holds (or releases) the queue while a subscription is being
 // set up, so that live messages wait behind its retained messages.
@@ -161,11 +103,11 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		s.mu.Unlock()
 		return false, errOffline
 	}
-	if s.queue.len() >= srv.cfg.maxQueued {
+	if s.queue.Len() >= srv.cfg.maxQueued {
 		var oldest delivery
 		if srv.QueuePolicy == DropOldest {
-			oldest = s.queue.pop()
-			s.queue.push(d)
+			oldest = s.queue.Pop()
+			s.queue.Push(d)
 		}
 		s.mu.Unlock() // the caller counts and logs the drop (Server.dropped)
 		if c != nil {
@@ -182,8 +124,8 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 	// [v5 MQTT-4.6.0-5] [v5 MQTT-4.6.0-6].
 	// A FIFO: every topic is an Ordered Topic, messages go out in the
 	// order they were published [v3 MQTT-4.6.0-5] [v3 MQTT-4.6.0-6].
-	s.queue.push(d)
-	long := s.queue.len() > yieldQueueLen
+	s.queue.Push(d)
+	long := s.queue.Len() > yieldQueueLen
 	s.mu.Unlock()
 	if c != nil {
 		if long && !srv.backlogged.Load() {
@@ -227,8 +169,8 @@ func (s *session) pendingResend() []uint16 {
 // Called with s.mu held.
 func (s *session) resetState() {
 	s.subs = map[string]subscription{}
-	s.queue.clear()
-	s.backlog.clear()
+	s.queue.Clear()
+	s.backlog.Clear()
 	s.inflight = nil
 	s.ids = mqttsession.IDs{}
 	s.incoming = nil
@@ -301,7 +243,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 			return s, false // a newer connection took over meanwhile
 		}
 		s.mu.Lock()
-		s.backlog.dropCtl() // SUBACKs the previous connection did not get are not for this one
+		s.backlog.Extract(isCtl) // SUBACKs the previous connection did not get are not for this one
 		// [v3 MQTT-3.2.2-2] the existence of a session is session state,
 		// even if the rest of it is empty (3.1.1 section 3.1.2.4).
 		// A clean session ends with its connection, taken over or not
@@ -311,7 +253,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// 0 resumes the session there is [v5 MQTT-3.1.2-5].
 		// Session Present 0 for clean session or no stored session
 		// [v3 MQTT-3.2.2-1] [v3 MQTT-3.2.2-3].
-		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.drops != nil)
+		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.Len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.drops != nil)
 		var subs []string
 		fresh = cleanStart || ended
 		if fresh {

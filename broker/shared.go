@@ -237,16 +237,8 @@ func (srv *Server) handOver(s *session) {
 	}
 	s.mu.Lock()
 	var queued []delivery
-	if s.queue.hasShared() {
-		var keep ring
-		for s.queue.len() > 0 {
-			if d := s.queue.pop(); d.share != nil {
-				queued = append(queued, d)
-			} else {
-				keep.push(d)
-			}
-		}
-		s.queue = keep
+	if s.queue.Any(isShared) {
+		queued = s.queue.Extract(isShared)
 	}
 	var sent []unacked
 	for id, o := range s.inflight {
@@ -283,7 +275,7 @@ func (srv *Server) handOver(s *session) {
 	if len(back) > 0 {
 		s.mu.Lock()
 		for i := len(back) - 1; i >= 0; i-- {
-			s.queue.pushFront(back[i]) // ahead of what arrived meanwhile, in their order
+			s.queue.PushFront(back[i]) // ahead of what arrived meanwhile, in their order
 		}
 		s.mu.Unlock()
 	}

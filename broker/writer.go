@@ -218,18 +218,18 @@ func (c *conn) take() ([]out, bool) {
 	}
 	for len(outs) < 256 {
 		q := &s.backlog
-		if q.len() == 0 {
+		if q.Len() == 0 {
 			q = &s.queue
 			if s.hold > 0 {
 				return outs, false // a subscription is being set up; onSubscribe kicks us
 			}
 		}
-		if q.len() == 0 {
+		if q.Len() == 0 {
 			return outs, false
 		}
-		d := q.buf[q.head]
+		d := *q.Peek()
 		if d.ctl != nil {
-			q.pop()
+			q.Pop()
 			outs = append(outs, out{d: d})
 			continue
 		}
@@ -238,7 +238,7 @@ func (c *conn) take() ([]out, bool) {
 			// acknowledgement frees one [v5 MQTT-4.9.0-2].
 			return outs, false // the window is full; a PUBACK will wake us
 		}
-		q.pop()
+		q.Pop()
 		if d.msg.Expired(now) {
 			continue // [v5 MQTT-3.3.2-5] an expired message is not delivered
 		}
@@ -250,7 +250,7 @@ func (c *conn) take() ([]out, bool) {
 			// A new message gets a non-zero packet id not in use
 			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1].
 			if id, ok = s.ids.Alloc(); !ok {
-				q.pushFront(d)
+				q.PushFront(d)
 				return outs, false
 			}
 			if s.inflight == nil {
