@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	mqttsession "github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/topic"
 	"github.com/ternmq/tern/transport"
 )
@@ -39,7 +40,6 @@ type conn struct {
 	kaSlack   time.Duration // how late the keep alive limit may fire
 	sess      *session
 	will      *packet.Will
-	window    int    // outbound QoS 1/2 messages in flight at most
 	maxOut    uint32 // the client's maximum packet size, 0 for none
 	problem   bool   // MQTT 5: the client wants reason strings
 	trace     bool
@@ -65,8 +65,6 @@ type conn struct {
 	kicked         atomic.Uint32 // reason code the server closed the connection with, 0 if not
 	started        atomic.Bool   // the writer runs and the CONNACK is queued
 	sentDisconnect bool          // the client sent DISCONNECT (no will)
-	resend         bool          // the writer must resend in-flight messages first
-	resendIDs      []uint16      // in-flight messages the writer has yet to resend, in order
 	closeOnce      sync.Once
 	running        atomic.Bool // a writer goroutine runs
 	finished       atomic.Bool // the writer has stopped for good
@@ -297,15 +295,15 @@ func (c *conn) connect() bool {
 	}
 
 	// Limits the client announces (MQTT 5).
-	c.window = srv.cfg.maxInflight
-	keepAlive := cp.KeepAlive // without a Server Keep Alive, the client's [v5 MQTT-3.2.2-22]
+	window := srv.cfg.maxInflight // outbound QoS 1 and 2 messages in flight at most
+	keepAlive := cp.KeepAlive     // without a Server Keep Alive, the client's [v5 MQTT-3.2.2-22]
 	expiry := uint32(0)
 	if !cp.CleanStart {
 		expiry = neverExpire // a 3.1.1 persistent session
 	}
 	if v5 {
-		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < c.window {
-			c.window = int(rm) // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1] (Receive Maximum is never 0)
+		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < window {
+			window = int(rm) // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1] (Receive Maximum is never 0)
 		}
 		c.problem = !cp.Properties.Has(packet.PropRequestProblemInfo) || cp.Properties.RequestProblemInfo == 1
 		if srv.OutboundTopicAliases {
@@ -366,8 +364,11 @@ func (c *conn) connect() bool {
 	s.mu.Lock()
 	s.expiry = expiry
 	s.info = c.info
-	c.resend = len(s.inflight) > 0
-	resend := c.resend // c.resend belongs to the writer once it runs
+	s.out.SetWindow(window) // the window is the connection's; the messages in flight are the session's
+	// The writer sends what was in flight first, in the order first sent
+	// [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1].
+	s.out.Resume()
+	resend := s.out.Resending()
 	waiting := s.queue.Len() > 0 || s.backlog.Len() > 0
 	s.mu.Unlock()
 	c.sess = s
@@ -588,39 +589,48 @@ func (c *conn) handle(p packet.Packet) error {
 		// [v5 MQTT-4.3.2-3]: one refused (>= 0x80) is not sent again
 		// [v5 MQTT-4.4.0-2], nor offered to another member of its shared
 		// subscription [v5 MQTT-4.8.2-6].
-		m := c.sess.completeOutbound(p.PacketID, 1, false)
-		if m == nil {
+		s := c.sess
+		s.mu.Lock()
+		f, ok := s.out.Ack(p.PacketID)
+		s.mu.Unlock()
+		if !ok {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
 		} else if p.ReasonCode.IsError() {
-			c.refused(m, packet.PUBACK, p.ReasonCode)
+			c.refused(f.Item.msg, packet.PUBACK, p.ReasonCode)
 		}
 		c.kick()
 	case *packet.Pubrec:
-		if p.ReasonCode.IsError() {
+		s := c.sess
+		s.mu.Lock()
+		r, f := s.out.Rec(p.PacketID, p.ReasonCode, time.Now())
+		s.mu.Unlock()
+		switch {
+		case r == mqttsession.RecFailed:
 			// PUBREL follows only a PUBREC below 0x80 [v5 MQTT-4.3.3-4]: one
 			// of 0x80 or above ends the exchange, and the packet id and its
 			// Receive Maximum slot are free again (MQTT 5 sections 2.2.1,
 			// 4.9). (3.1.1 PUBRECs carry no reason code.)
-			m := c.sess.completeOutbound(p.PacketID, 2, false)
-			if m == nil {
-				c.log.Debug("PUBREC with an error code for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID, "code", p.ReasonCode.String())
-			} else {
-				c.refused(m, packet.PUBREC, p.ReasonCode)
-			}
+			c.refused(f.Item.msg, packet.PUBREC, p.ReasonCode)
 			c.kick() // the window has room: the next message may go
-			return nil
-		}
-		// QoS 2 sender: PUBREL for the PUBREC, kept until PUBCOMP
-		// [v3 MQTT-4.3.3-1].
-		if c.sess.release(p.PacketID) {
+		case p.ReasonCode.IsError():
+			// For an unknown id, or one released already: nothing to end
+			// and no PUBREL to send.
+			c.log.Debug("PUBREC with an error code for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID, "code", p.ReasonCode.String())
+			c.kick()
+		case r == mqttsession.RecRelease:
+			// QoS 2 sender: PUBREL for the PUBREC, kept until PUBCOMP
+			// [v3 MQTT-4.3.3-1].
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
-		} else {
+		default:
 			// Answer an unknown id with PUBREL 0x92 Packet Identifier not
 			// found (MQTT 5 section 3.6.2.1); 3.1.1 sends a plain PUBREL.
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID, code: packet.PacketIdentifierNotFound})
 		}
 	case *packet.Pubcomp:
-		c.sess.completeOutbound(p.PacketID, 2, true)
+		s := c.sess
+		s.mu.Lock()
+		s.out.Comp(p.PacketID)
+		s.mu.Unlock()
 		c.kick()
 	case *packet.Pubrel:
 		s := c.sess

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,14 +30,6 @@ type delivery struct {
 	share  *shareGroup // the shared subscription group it was given to, nil for an ordinary subscription
 }
 
-// outbound is a QoS 1 or 2 delivery sent and not yet completed.
-type outbound struct {
-	delivery
-	seq      uint64    // send order, for resending in order on reconnect
-	sent     time.Time // last (re)send, for RetryInterval
-	released bool      // QoS 2: PUBREC received, PUBREL sent
-}
-
 // session is the state of one client id, kept across connections when the
 // client asks for a persistent session. All fields below mu are guarded
 // by it.
@@ -61,11 +52,9 @@ type session struct {
 	backlog  mqttsession.Queue[delivery] // SUBACKs and the retained messages for new subscriptions: not bounded by the queue limit
 	hold     int                         // while > 0 the queue is not sent: a subscription is being set up
 	queue    mqttsession.Queue[delivery]
-	inflight map[uint16]*outbound
-	ids      mqttsession.IDs
-	sendSeq  uint64
-	incoming map[uint16]struct{} // QoS 2 packet ids received and not yet released
-	drops    *dropLog            // messages dropped, for the warning; nil until the first
+	out      mqttsession.Outbound[delivery] // sent at QoS 1 or 2 and not completed: packet ids, send order, resends, the window
+	incoming map[uint16]struct{}            // QoS 2 packet ids received and not yet released
+	drops    *dropLog                       // messages dropped, for the warning; nil until the first
 }
 
 func newSession(id string, seq uint64) *session {
@@ -143,27 +132,6 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 // Server.backlogged).
 const yieldQueueLen = 64
 
-// pendingResend returns the in-flight messages in the order they were
-// first sent, for resending on reconnect [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1].
-// Called with s.mu held.
-func (s *session) pendingResend() []uint16 {
-	ids := make([]uint16, 0, len(s.inflight))
-	for id := range s.inflight {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b uint16) int {
-		sa, sb := s.inflight[a].seq, s.inflight[b].seq
-		switch {
-		case sa < sb:
-			return -1
-		case sa > sb:
-			return 1
-		}
-		return 0
-	})
-	return ids
-}
-
 // resetState forgets everything but the identity: used for a clean start.
 // Subscriptions must have been removed from the trie by the caller.
 // Called with s.mu held.
@@ -171,38 +139,20 @@ func (s *session) resetState() {
 	s.subs = map[string]subscription{}
 	s.queue.Clear()
 	s.backlog.Clear()
-	s.inflight = nil
-	s.ids = mqttsession.IDs{}
+	s.out.Clear()
 	s.incoming = nil
 }
 
-// completeOutbound frees packet id id of an outbound message of QoS qos
-// in state released (PUBREC received or not), and with it a slot of the
-// in-flight window; it returns the message, or nil if no such message
-// was in flight.
-func (s *session) completeOutbound(id uint16, qos byte, released bool) *Message {
+// unsent ends the flight of packet id id, a QoS qos message that was
+// not sent after all (see conn.appendOut), freeing its packet id and its
+// slot of the in-flight window. A flight that has moved on meanwhile
+// (released by a PUBREC, or completed and its id reused) is left alone.
+func (s *session) unsent(id uint16, qos byte) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := s.inflight[id]
-	if o == nil || o.qos != qos || o.released != released {
-		return nil
+	if f := s.out.Get(id); f != nil && f.QoS == qos && !f.Released {
+		s.out.Remove(id)
 	}
-	delete(s.inflight, id)
-	s.ids.Free(id)
-	return o.msg
-}
-
-// release marks a QoS 2 outbound message as released (PUBREC received).
-func (s *session) release(id uint16) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := s.inflight[id]
-	if o == nil || o.qos != 2 {
-		return false
-	}
-	o.released = true
-	o.sent = time.Now()
-	return true
+	s.mu.Unlock()
 }
 
 // attach makes c the session's connection, taking over from a connection
@@ -253,7 +203,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// 0 resumes the session there is [v5 MQTT-3.1.2-5].
 		// Session Present 0 for clean session or no stored session
 		// [v3 MQTT-3.2.2-1] [v3 MQTT-3.2.2-3].
-		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.Len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.drops != nil)
+		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.Len() > 0 || s.out.Len() > 0 || len(s.incoming) > 0 || old != nil || s.drops != nil)
 		var subs []string
 		fresh = cleanStart || ended
 		if fresh {

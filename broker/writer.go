@@ -189,21 +189,15 @@ func (c *conn) take() ([]out, bool) {
 	defer s.mu.Unlock()
 	outs := (*outPool.Get().(*[]out))[:0]
 	now := time.Now()
-	if c.resend {
-		c.resend = false
-		c.resendIDs = s.pendingResend()
-	}
-	// Resend in the order first sent, within the in-flight window: a
-	// client that reconnects with a smaller Receive Maximum gets no more
-	// than it allows [v5 MQTT-3.3.4-9]; new messages wait behind them.
-	for len(c.resendIDs) > 0 && len(s.inflight)-len(c.resendIDs) < c.window && len(outs) < 256 {
-		id := c.resendIDs[0]
-		c.resendIDs = c.resendIDs[1:]
-		o := s.inflight[id]
-		if o == nil {
-			continue // acknowledged meanwhile
+	// Resend in the order first sent (Outbound.Resume at CONNECT, or
+	// markRetries), within the in-flight window: a client that reconnects
+	// with a smaller Receive Maximum gets no more than it allows
+	// [v5 MQTT-3.3.4-9]; new messages wait behind them.
+	for len(outs) < 256 {
+		id, f, ok := s.out.NextResend(now)
+		if !ok {
+			break
 		}
-		o.sent = now
 		// A resend keeps its packet id and has DUP 1 [v5 MQTT-3.3.1-1]; a
 		// QoS 2 message whose PUBREC came is resent as PUBREL, never as
 		// PUBLISH [v5 MQTT-4.3.3-6]. A PUBLISH once sent is resent whatever
@@ -211,9 +205,9 @@ func (c *conn) take() ([]out, bool) {
 		// The same packet id, DUP 1 [v3 MQTT-2.3.1-4] [v3 MQTT-3.3.1-1]; a
 		// released QoS 2 message gets its PUBREL, never the PUBLISH again
 		// [v3 MQTT-4.3.3-1].
-		outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
+		outs = append(outs, out{d: f.Item, id: id, dup: true, rel: f.Released})
 	}
-	if len(c.resendIDs) > 0 {
+	if s.out.Resending() {
 		return outs, len(outs) == 256
 	}
 	for len(outs) < 256 {
@@ -233,7 +227,7 @@ func (c *conn) take() ([]out, bool) {
 			outs = append(outs, out{d: d})
 			continue
 		}
-		if d.qos > 0 && len(s.inflight) >= c.window {
+		if d.qos > 0 && s.out.Full() {
 			// The send quota is used up: no QoS > 0 PUBLISH until an
 			// acknowledgement frees one [v5 MQTT-4.9.0-2].
 			return outs, false // the window is full; a PUBACK will wake us
@@ -246,20 +240,15 @@ func (c *conn) take() ([]out, bool) {
 		if d.qos > 0 {
 			// A packet id not in use [v3 MQTT-2.3.1-4], held until the
 			// PUBACK or PUBCOMP [v3 MQTT-4.3.2-1] [v3 MQTT-4.3.3-1].
-			var ok bool
 			// A new message gets a non-zero packet id not in use
-			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1].
-			if id, ok = s.ids.Alloc(); !ok {
-				q.PushFront(d)
+			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1],
+			// unacknowledged until its PUBACK [v5 MQTT-4.3.2-3], or its
+			// PUBREC [v5 MQTT-4.3.3-3] and then PUBCOMP [v5 MQTT-4.3.3-5].
+			var ok bool
+			if id, ok = s.out.Add(d, d.qos, now); !ok {
+				q.PushFront(d) // every packet id is in use
 				return outs, false
 			}
-			if s.inflight == nil {
-				s.inflight = map[uint16]*outbound{}
-			}
-			s.sendSeq++
-			// Unacknowledged until its PUBACK [v5 MQTT-4.3.2-3], or its
-			// PUBREC [v5 MQTT-4.3.3-3] and then PUBCOMP [v5 MQTT-4.3.3-5].
-			s.inflight[id] = &outbound{delivery: d, seq: s.sendSeq, sent: now}
 		}
 		// First sent with DUP 0 [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-2] [v5 MQTT-4.3.3-2].
 		outs = append(outs, out{d: d, id: id})
@@ -267,17 +256,15 @@ func (c *conn) take() ([]out, bool) {
 	return outs, true
 }
 
-// markRetries flags in-flight messages unacknowledged for longer than the
-// retry interval for resending (MQTT 3.1 / 3.1.1 only).
+// markRetries sends again, in order, the in-flight messages when one is
+// unacknowledged for longer than the retry interval (MQTT 3.1 / 3.1.1
+// only).
 func (c *conn) markRetries() {
 	s := c.sess
 	limit := time.Now().Add(-c.srv.cfg.retryInterval)
 	s.mu.Lock()
-	for _, o := range s.inflight {
-		if o.sent.Before(limit) {
-			c.resend = true
-			break
-		}
+	if s.out.Overdue(limit) {
+		s.out.Resume()
 	}
 	s.mu.Unlock()
 }
@@ -351,7 +338,7 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 	}
 	if err != nil {
 		if o.id != 0 {
-			c.sess.completeOutbound(o.id, o.d.qos, false)
+			c.sess.unsent(o.id, o.d.qos)
 			c.signal() // the window has room again: look at the queue once more
 		}
 		c.srv.dropped(c.sess, o.d.msg, err)
