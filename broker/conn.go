@@ -47,7 +47,6 @@ type conn struct {
 
 	// MQTT 5 state of the reader.
 	aliasIn    map[uint16]string // topic aliases the client set
-	inQoS2     int               // QoS 2 PUBLISHes received and not yet released (Receive Maximum)
 	authMethod string            // the enhanced authentication method of the CONNECT
 	reauth     AuthExchange      // a re-authentication in progress
 	reauthReq  *AuthRequest      // and what it was started with
@@ -365,6 +364,13 @@ func (c *conn) connect() bool {
 	s.expiry = expiry
 	s.info = c.info
 	s.out.SetWindow(window) // the window is the connection's; the messages in flight are the session's
+	// The client's send quota starts afresh on each connection (MQTT 5
+	// section 4.9); 3.1.1 has none.
+	s.in.NewConnection()
+	s.in.Max = 0
+	if v5 {
+		s.in.Max = int(srv.cfg.receiveMaximum)
+	}
 	// The writer sends what was in flight first, in the order first sent
 	// [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1].
 	s.out.Resume()
@@ -633,16 +639,15 @@ func (c *conn) handle(p packet.Packet) error {
 		s.mu.Unlock()
 		c.kick()
 	case *packet.Pubrel:
+		// The id starts a new message after the PUBCOMP [v5 MQTT-4.3.3-12],
+		// which frees a unit of the client's send quota (section 4.9).
 		s := c.sess
 		s.mu.Lock()
-		_, ok := s.incoming[p.PacketID]
-		delete(s.incoming, p.PacketID) // the id starts a new message after the PUBCOMP [v5 MQTT-4.3.3-12]
+		ok := s.in.Release(p.PacketID)
 		s.mu.Unlock()
 		code := packet.Success
 		if !ok {
 			code = packet.PacketIdentifierNotFound
-		} else if c.inQoS2 > 0 {
-			c.inQoS2-- // the PUBCOMP frees a unit of the client's send quota (section 4.9)
 		}
 		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP,
 		// whether or not the message has expired meanwhile [v5 MQTT-4.3.3-13].

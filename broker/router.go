@@ -57,29 +57,19 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	// A QoS 1 PUBLISH is a new message every time, DUP or not: once its
 	// PUBACK is sent its packet id is free [v5 MQTT-4.3.2-5].
 	route := allowed
-	if p.QoS == 2 {
+	if p.QoS == 2 && allowed {
+		// Only an accepted one is remembered: after a PUBREC >= 0x80 the
+		// packet id starts a new message [v5 MQTT-4.3.3-9]. One more
+		// unacknowledged than the Receive Maximum the client was given is
+		// DISCONNECT 0x93 (section 3.3.4).
 		s := c.sess
 		s.mu.Lock()
-		_, dup := s.incoming[p.PacketID]
-		if !dup && allowed && v5 && c.inQoS2 >= int(srv.cfg.receiveMaximum) {
-			s.mu.Unlock()
-			// More unacknowledged QoS 2 PUBLISHes than the Receive Maximum
-			// the client was given (section 3.3.4): DISCONNECT 0x93.
-			return &packet.ProtocolError{Code: packet.ReceiveMaximumExceeded, Packet: packet.PUBLISH, Spec: "v5 noid:receive-maximum",
-				Msg: fmt.Sprintf("more than %d QoS 2 messages unacknowledged", srv.cfg.receiveMaximum)}
-		}
-		if dup {
-			route = false // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
-		} else if allowed {
-			// Only an accepted one is remembered: after a PUBREC >= 0x80
-			// the packet id starts a new message [v5 MQTT-4.3.3-9].
-			if s.incoming == nil {
-				s.incoming = map[uint16]struct{}{}
-			}
-			s.incoming[p.PacketID] = struct{}{}
-			c.inQoS2++
-		}
+		first, err := s.in.Receive(p.PacketID)
 		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		route = first // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 	}
 	if route {
 		// The MQTT 5 properties are kept unaltered for the subscribers

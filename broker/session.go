@@ -53,7 +53,7 @@ type session struct {
 	hold     int                         // while > 0 the queue is not sent: a subscription is being set up
 	queue    mqttsession.Queue[delivery]
 	out      mqttsession.Outbound[delivery] // sent at QoS 1 or 2 and not completed: packet ids, send order, resends, the window
-	incoming map[uint16]struct{}            // QoS 2 packet ids received and not yet released
+	in       mqttsession.Inbound            // QoS 2 packet ids received and not yet released, the client's send quota
 	drops    *dropLog                       // messages dropped, for the warning; nil until the first
 }
 
@@ -140,7 +140,7 @@ func (s *session) resetState() {
 	s.queue.Clear()
 	s.backlog.Clear()
 	s.out.Clear()
-	s.incoming = nil
+	s.in.Clear()
 }
 
 // unsent ends the flight of packet id id, a QoS qos message that was
@@ -203,7 +203,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// 0 resumes the session there is [v5 MQTT-3.1.2-5].
 		// Session Present 0 for clean session or no stored session
 		// [v3 MQTT-3.2.2-1] [v3 MQTT-3.2.2-3].
-		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.Len() > 0 || s.out.Len() > 0 || len(s.incoming) > 0 || old != nil || s.drops != nil)
+		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.Len() > 0 || s.out.Len() > 0 || s.in.Len() > 0 || old != nil || s.drops != nil)
 		var subs []string
 		fresh = cleanStart || ended
 		if fresh {

@@ -235,6 +235,61 @@ func TestInboundExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestInboundNewConnection: the send quota is not preserved across
+// connections (section 4.9): ids pending from an earlier connection are
+// still duplicates and still released, but a new connection may have Max
+// new ones unacknowledged besides them. The PUBREL of an old one frees a
+// unit, as the peer counts its PUBCOMP.
+func TestInboundNewConnection(t *testing.T) {
+	in := Inbound{Max: 2}
+	in.Receive(1)
+	in.Receive(2)
+	if _, err := in.Receive(3); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("third: %v", err)
+	}
+	in.NewConnection()
+	if first, err := in.Receive(1); first || err != nil {
+		t.Fatal("a PUBLISH pending from the last connection is new again")
+	}
+	for _, id := range []uint16{3, 4} {
+		if first, err := in.Receive(id); !first || err != nil {
+			t.Fatalf("new connection, PUBLISH %d: %v %v", id, first, err)
+		}
+	}
+	if _, err := in.Receive(5); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("Max new ones on the new connection, then one more: %v", err)
+	}
+	if !in.Release(1) || in.Len() != 3 {
+		t.Fatal("Release of an old id")
+	}
+	if first, err := in.Receive(5); !first || err != nil {
+		t.Fatalf("after the PUBREL of an old id: %v %v", first, err)
+	}
+	if _, err := in.Receive(6); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("one more: %v", err)
+	}
+	if !slices.Equal(in.IDs(), []uint16{2, 3, 4, 5}) {
+		t.Fatalf("IDs %v", in.IDs())
+	}
+	// Releasing the old ones with nothing counted does not go below 0.
+	in.NewConnection()
+	for _, id := range []uint16{2, 3, 4, 5} {
+		in.Release(id)
+	}
+	in.Receive(7)
+	in.Receive(8)
+	if _, err := in.Receive(9); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("the count went below 0: %v", err)
+	}
+	in.Clear()
+	in.Restore(7)
+	in.Restore(7)
+	in.Receive(8)
+	if _, err := in.Receive(9); !errors.Is(err, ErrReceiveMaximum) || in.Len() != 2 {
+		t.Fatalf("restored ids count until NewConnection: %v, Len %d", err, in.Len())
+	}
+}
+
 func TestAliases(t *testing.T) {
 	var in InboundAliases
 	in.Reset(2)
