@@ -46,14 +46,13 @@ type conn struct {
 	expiry0   bool // the CONNECT's Session Expiry Interval was 0
 
 	// MQTT 5 state of the reader.
-	aliasIn    map[uint16]string // topic aliases the client set
-	authMethod string            // the enhanced authentication method of the CONNECT
-	reauth     AuthExchange      // a re-authentication in progress
-	reauthReq  *AuthRequest      // and what it was started with
+	aliasIn    mqttsession.InboundAliases // topic aliases the client set
+	authMethod string                     // the enhanced authentication method of the CONNECT
+	reauth     AuthExchange               // a re-authentication in progress
+	reauthReq  *AuthRequest               // and what it was started with
 
 	// MQTT 5 state of the writer.
-	aliasMaxOut uint16            // the client's Topic Alias Maximum, when outbound aliases are on
-	aliasOut    map[string]uint16 // topic aliases the broker set towards the client
+	aliasOut mqttsession.OutboundAliases // topic aliases the broker set towards the client, up to its Topic Alias Maximum when outbound aliases are on
 
 	ctrl       chan ctrlPkt  // packets for the writer to send, in order
 	wake       chan struct{} // a message was queued for the session
@@ -305,8 +304,9 @@ func (c *conn) connect() bool {
 			window = int(rm) // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1] (Receive Maximum is never 0)
 		}
 		c.problem = !cp.Properties.Has(packet.PropRequestProblemInfo) || cp.Properties.RequestProblemInfo == 1
+		c.aliasIn.Reset(srv.cfg.topicAliasMax) // up to the Topic Alias Maximum of the CONNACK
 		if srv.OutboundTopicAliases {
-			c.aliasMaxOut = cp.Properties.TopicAliasMaximum
+			c.aliasOut.Reset(cp.Properties.TopicAliasMaximum)
 		}
 		if srv.ServerKeepAlive > 0 {
 			keepAlive = uint16(srv.ServerKeepAlive / time.Second)

@@ -25,7 +25,11 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	srv.stats.msgsIn.Add(1)
 	v5 := c.version == packet.V5
 	if v5 {
-		if err := c.resolveAlias(p); err != nil {
+		// A Topic Alias sets or names the topic, for this connection
+		// (section 3.3.2.3.4) [v5 MQTT-3.3.2-7]: above the Topic Alias
+		// Maximum of the CONNACK it is DISCONNECT 0x94 [v5 MQTT-3.2.2-17]
+		// [v5 MQTT-3.3.2-9], one never set a Protocol Error.
+		if err := c.aliasIn.Resolve(p); err != nil {
 			return err
 		}
 		if len(p.Properties.SubscriptionIDs) > 0 {
@@ -116,37 +120,6 @@ func (c *conn) ack(t packet.Type, id uint16, code packet.ReasonCode, reason stri
 	p := ackPacket(t, id, code)
 	packet.Diagnostics(p).ReasonString = reason
 	return ctrlPkt{p: p}
-}
-
-// resolveAlias applies an MQTT 5 Topic Alias of a PUBLISH from the
-// client: a topic with an alias sets it, an empty topic uses it
-// (section 3.3.2.3.4). The mapping lives as long as the connection
-// [v5 MQTT-3.3.2-7].
-func (c *conn) resolveAlias(p *packet.Publish) error {
-	a := p.Properties.TopicAlias
-	if a == 0 {
-		return nil
-	}
-	if a > c.srv.cfg.topicAliasMax {
-		// [v5 MQTT-3.2.2-17] [v5 MQTT-3.3.2-9]: above the Topic Alias
-		// Maximum in the CONNACK, DISCONNECT 0x94.
-		return &packet.ProtocolError{Code: packet.TopicAliasInvalid, Packet: packet.PUBLISH, Spec: "v5 MQTT-3.3.2-9",
-			Msg: fmt.Sprintf("topic alias %d above the Topic Alias Maximum %d", a, c.srv.cfg.topicAliasMax)}
-	}
-	if p.Topic != "" {
-		if c.aliasIn == nil {
-			c.aliasIn = map[uint16]string{}
-		}
-		c.aliasIn[a] = p.Topic // [v5 MQTT-3.3.2-12] accepted, 1..maximum
-		return nil
-	}
-	t, ok := c.aliasIn[a]
-	if !ok {
-		// An alias that was never set: a protocol error (section 3.3.2.3.4).
-		return protocolError(packet.PUBLISH, "v5 noid:alias-not-set", fmt.Sprintf("topic alias %d was never set", a))
-	}
-	p.Topic = t
-	return nil
 }
 
 // publish routes m: stores or clears the retained message and delivers m

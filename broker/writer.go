@@ -327,14 +327,14 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 		return b
 	}
 	p := o.d.wireForm(o.id, o.dup, c.version, now)
-	newAlias := c.outAlias(&p)
+	newAlias := c.aliasOut.Apply(&p) // [v5 MQTT-3.3.2-11] [v5 MQTT-3.1.2-26] [v5 MQTT-3.1.2-27]
 	start := len(buf)
 	b, err := p.Append(buf, c.version)
 	if err == nil && c.maxOut > 0 && len(b)-start > int(c.maxOut) {
 		err = errTooLarge // [v5 MQTT-3.1.2-24]
 	}
 	if err == nil && newAlias != 0 {
-		c.aliasOut[o.d.msg.Topic] = newAlias // the client knows it once this PUBLISH is sent
+		c.aliasOut.Commit(o.d.msg.Topic, newAlias) // the client knows it once this PUBLISH is sent
 	}
 	if err != nil {
 		if o.id != 0 {
@@ -350,32 +350,6 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
 	}
 	return b
-}
-
-// outAlias puts a topic alias in p when the client accepts them and
-// outbound aliases are on: the alias alone for a topic that has one, or
-// the topic and a new alias while the client's Topic Alias Maximum
-// allows [v5 MQTT-3.3.2-11] [v5 MQTT-3.1.2-26] [v5 MQTT-3.1.2-27]. It returns the new alias, which the caller
-// records once the packet is sent. Aliases live as long as the connection
-// [v5 MQTT-3.3.2-7]; a topic beyond the maximum goes without one.
-func (c *conn) outAlias(p *packet.Publish) uint16 {
-	if c.aliasMaxOut == 0 {
-		return 0
-	}
-	if a, ok := c.aliasOut[p.Topic]; ok {
-		p.Properties.TopicAlias = a
-		p.Topic = ""
-		return 0
-	}
-	if c.aliasOut == nil {
-		c.aliasOut = map[string]uint16{}
-	}
-	if len(c.aliasOut) >= int(c.aliasMaxOut) {
-		return 0
-	}
-	a := uint16(len(c.aliasOut) + 1)
-	p.Properties.TopicAlias = a
-	return a
 }
 
 // ackPacket builds, on the heap, the packet a ctrlPkt without p stands
