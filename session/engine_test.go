@@ -344,3 +344,34 @@ func TestAliases(t *testing.T) {
 		t.Fatal("alias beyond the peer's maximum")
 	}
 }
+
+// TestOutboundKeepsItsMap: a steady flow of one flight at a time reuses
+// the map; a burst gives it back once drained.
+func TestOutboundKeepsItsMap(t *testing.T) {
+	var o Outbound[int]
+	now := time.Now()
+	for i := range 3 {
+		id, _ := o.Add(i, 1, now)
+		o.Ack(id)
+		if o.flights == nil {
+			t.Fatal("the map of a small window was given back")
+		}
+	}
+	var ids []uint16
+	for i := range bigWindow + 1 {
+		id, _ := o.Add(i, 1, now)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		o.Ack(id)
+	}
+	if o.flights != nil || o.peak != 0 {
+		t.Fatal("the map of a burst was kept")
+	}
+	if avg := testing.AllocsPerRun(100, func() {
+		id, _ := o.Add(1, 1, now)
+		o.Ack(id)
+	}); avg > 1 {
+		t.Fatalf("%v allocations per flight, want 1 (the flight)", avg)
+	}
+}
