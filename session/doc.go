@@ -18,7 +18,8 @@
 // with package packet, calls the engine, writes what it says to write,
 // and guards the state with its own lock. The messages themselves are the
 // owner's: Queue and Outbound are generic over what they hold (Tern's
-// broker keeps a delivery of a shared [message.Message] in them).
+// broker keeps a delivery of a shared
+// [github.com/ternmq/tern/message.Message] in them).
 //
 // # Build your own server or client end
 //
