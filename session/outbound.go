@@ -105,7 +105,8 @@ func (o *Outbound[T]) Ack(id uint16) (Flight[T], bool) {
 	if f == nil || f.QoS != 1 {
 		return Flight[T]{}, false
 	}
-	return o.remove(id), true
+	o.remove(id)
+	return *f, true
 }
 
 // RecResult says what a PUBREC means for the sender.
@@ -133,7 +134,8 @@ func (o *Outbound[T]) Rec(id uint16, code packet.ReasonCode, now time.Time) (Rec
 		return RecUnknown, Flight[T]{}
 	}
 	if code.IsError() && !f.Released {
-		return RecFailed, o.remove(id)
+		o.remove(id)
+		return RecFailed, *f
 	}
 	f.Released = true
 	f.Sent = now
@@ -149,21 +151,24 @@ func (o *Outbound[T]) Comp(id uint16) (Flight[T], bool) {
 	if f == nil || f.QoS != 2 || !f.Released {
 		return Flight[T]{}, false
 	}
-	return o.remove(id), true
+	o.remove(id)
+	return *f, true
 }
 
 // Remove drops the flight with packet identifier id whatever its state
 // (a message handed to another session, or one that could not be sent)
 // and frees the identifier. It returns false if there was none.
 func (o *Outbound[T]) Remove(id uint16) (Flight[T], bool) {
-	if o.flights[id] == nil {
+	f := o.flights[id]
+	if f == nil {
 		return Flight[T]{}, false
 	}
-	return o.remove(id), true
+	o.remove(id)
+	return *f, true
 }
 
-func (o *Outbound[T]) remove(id uint16) Flight[T] {
-	f := o.flights[id]
+// remove ends the flight with packet identifier id.
+func (o *Outbound[T]) remove(id uint16) {
 	delete(o.flights, id)
 	o.ids.Free(id)
 	if len(o.flights) == 0 && o.peak > bigWindow {
@@ -171,7 +176,6 @@ func (o *Outbound[T]) remove(id uint16) Flight[T] {
 		// it does not make a map per message.
 		o.flights, o.peak = nil, 0
 	}
-	return *f
 }
 
 // Order returns the packet identifiers of the flights in the order they
