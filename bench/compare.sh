@@ -4,14 +4,16 @@
 #   bench/compare.sh                      full run (3 runs per scenario, ~9 min)
 #   bench/compare.sh --quick              smoke run (small counts, 1 run each)
 #   bench/compare.sh --brokers "tern mosquitto"
+#   bench/compare.sh --baseline main --brokers "tern tern-base"   this tree against another revision
+#   bench/compare.sh --scenarios "fanin_q0 latency_q1"          some of the scenarios
 #   bench/compare.sh --summarize bench/results/20250101T000000Z   reprint a table
 #
 # It builds tern (./cmd/tern) and bench/mochi, then for every scenario, every
 # run and every broker: starts a FRESH broker pinned to CPU 1, runs one
 # `tern bench ... --json` pinned to CPU 0, stops the broker (SIGTERM) and
 # keeps the JSON. Brokers are interleaved run by run (scenario S run 1 on
-# tern, mosquitto, mochi, then run 2 ...) so that load from other processes
-# on the machine falls on all of them alike. At the end it prints one table
+# tern, mosquitto, mochi, then run 2 in the reverse order ...) so that load
+# from other processes on the machine falls on all of them alike. At the end it prints one table
 # (medians of the runs; loss: the worst run) and writes everything into
 # bench/results/<UTC time>/ (bench/results/latest points to it).
 #
@@ -48,6 +50,14 @@
 #   * Clients: MQTT 3.1.1, 64-byte payloads, clean sessions; publishers keep
 #     64 QoS 1 messages in flight (tern bench defaults).
 #
+# Baseline: --baseline REV builds tern from git revision REV too (git
+# archive into a temporary directory, then go build) and runs it as the
+# broker "tern-base" (port 18835), added to the rotation if --brokers does
+# not name it: the same scenarios, interleaved run by run with the others,
+# so that a change to Tern is measured before and after in one run, on the
+# same machine state. The load generator is this tree's tern in both cases.
+# The table's tern/tern-base column is the ratio.
+#
 # Environment: MOSQUITTO (path of mosquitto, default: /usr/sbin/mosquitto or
 # the one on PATH), MOSQUITTO_NODELAY (true), RUNS (runs per scenario).
 set -euo pipefail
@@ -58,12 +68,19 @@ BENCH="$ROOT/bench"
 QUICK=0
 BROKERS="tern mosquitto mochi"
 SUMMARIZE=""
-usage() { sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+BASELINE=""
+ONLY=""
+ALL_SCENARIOS="fanin_q0 fanin_q1 fanout_q0 fanout_q1 topics retained latency_q0 latency_q1 connect idle"
+usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; echo "scenarios: $ALL_SCENARIOS"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
 	--brokers) BROKERS="$2"; shift ;;
 	--brokers=*) BROKERS="${1#*=}" ;;
+	--baseline) BASELINE="$2"; shift ;;
+	--baseline=*) BASELINE="${1#*=}" ;;
+	--scenarios) ONLY="$2"; shift ;;
+	--scenarios=*) ONLY="${1#*=}" ;;
 	--summarize) SUMMARIZE="$2"; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -153,6 +170,8 @@ print(f"tern bench comparison: {meta['mode']} mode, {meta['started']} UTC, resul
 print(f"values: median of {meta['throughput_runs']} run(s) per scenario; "
       "loss: the worst run; ratios are tern / other")
 print(f"load average: before {meta.get('loadavg_before', '?')}, after {meta.get('loadavg_after', '?')}")
+if meta.get("baseline"):
+    print(f"tern-base: built from {meta['baseline']}; tern: this tree")
 print()
 print(line(head))
 print(line(["-" * x for x in w]))
@@ -197,9 +216,28 @@ if [ -n "$SUMMARIZE" ]; then
 	exit 0
 fi
 
+if [ -n "$BASELINE" ] && [[ " $BROKERS " != *" tern-base "* ]]; then
+	BROKERS="$BROKERS tern-base"
+fi
 for b in $BROKERS; do
-	case "$b" in tern|mosquitto|mochi|mochi-default) ;; *) echo "compare.sh: unknown broker $b (tern, mosquitto, mochi, mochi-default)" >&2; exit 2 ;; esac
+	case "$b" in
+	tern|mosquitto|mochi|mochi-default) ;;
+	tern-base) [ -n "$BASELINE" ] || { echo "compare.sh: broker tern-base needs --baseline REV (the git revision to build it from)" >&2; exit 2; } ;;
+	*) echo "compare.sh: unknown broker $b (tern, tern-base, mosquitto, mochi, mochi-default)" >&2; exit 2 ;;
+	esac
 done
+BASE_COMMIT=""
+if [ -n "$BASELINE" ]; then
+	BASE_COMMIT=$(git -C "$ROOT" rev-parse --verify --quiet "$BASELINE^{commit}") || {
+		echo "compare.sh: --baseline $BASELINE is not a git revision of $ROOT (try a commit, a branch or a tag: git log --oneline)" >&2; exit 2; }
+fi
+SCENARIOS=$ALL_SCENARIOS
+if [ -n "$ONLY" ]; then
+	for sc in $ONLY; do
+		[[ " $ALL_SCENARIOS " == *" $sc "* ]] || { echo "compare.sh: unknown scenario $sc in --scenarios (one of: $ALL_SCENARIOS)" >&2; exit 2; }
+	done
+	SCENARIOS=$ONLY
+fi
 command -v python3 >/dev/null || { echo "compare.sh: needs python3" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "compare.sh: needs taskset (util-linux)" >&2; exit 1; }
 MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
@@ -240,7 +278,6 @@ else
 	S_idle="idle --connections 10000 --duration 10s"
 fi
 TRUNS=${RUNS:-$TRUNS}
-SCENARIOS="fanin_q0 fanin_q1 fanout_q0 fanout_q1 topics retained latency_q0 latency_q1 connect idle"
 declare -A LABEL=(
 	[fanin_q0]="fan-in 10->1 QoS 0" [fanin_q1]="fan-in 10->1 QoS 1"
 	[fanout_q0]="fan-out 1->100 QoS 0" [fanout_q1]="fan-out 1->100 QoS 1"
@@ -248,7 +285,7 @@ declare -A LABEL=(
 	[latency_q0]="20k msgs/s QoS 0" [latency_q1]="20k msgs/s QoS 1"
 	[connect]="connect" [idle]="idle conns"
 )
-declare -A PORT=([tern]=18831 [mosquitto]=18832 [mochi]=18833 [mochi-default]=18834)
+declare -A PORT=([tern]=18831 [mosquitto]=18832 [mochi]=18833 [mochi-default]=18834 [tern-base]=18835)
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$BENCH/results/$STAMP"
@@ -263,6 +300,14 @@ echo "compare.sh: building tern and bench/mochi"
 (cd "$ROOT" && go build -o "$BIN/tern" ./cmd/tern)
 (cd "$BENCH/mochi" && go build -o "$BIN/mochi" .)
 TERN="$BIN/tern"
+if [ -n "$BASELINE" ]; then
+	echo "compare.sh: building tern-base from $BASELINE ($BASE_COMMIT)"
+	BASE_SRC=$(mktemp -d)
+	trap 'rm -rf "$BASE_SRC"' EXIT
+	git -C "$ROOT" archive "$BASE_COMMIT" | tar -x -C "$BASE_SRC"
+	(cd "$BASE_SRC" && go build -o "$BIN/tern-base" ./cmd/tern)
+	rm -rf "$BASE_SRC"
+fi
 
 cat >"$OUT/mosquitto.conf" <<EOF
 # written by bench/compare.sh
@@ -282,6 +327,7 @@ EOF
 broker_cmd() {
 	case "$1" in
 	tern) echo "$TERN broker --listen tcp://127.0.0.1:${PORT[tern]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error" ;;
+	tern-base) echo "$BIN/tern-base broker --listen tcp://127.0.0.1:${PORT[tern-base]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error" ;;
 	mosquitto) echo "$MOSQUITTO -c $OUT/mosquitto.conf" ;;
 	mochi) echo "$BIN/mochi -addr 127.0.0.1:${PORT[mochi]} -writes-pending 1000000 -max-inflight 65535 -sys-interval 10 -log-level error" ;;
 	mochi-default) echo "$BIN/mochi -addr 127.0.0.1:${PORT[mochi-default]} -writes-pending 8192 -max-inflight 8192 -sys-interval 10 -log-level error" ;;
@@ -353,7 +399,11 @@ for sc in $SCENARIOS; do
 	n=$TRUNS
 	RUNS_JSON+="\"$sc\": $n, "
 	for r in $(seq "$n"); do
-		for b in $BROKERS; do
+		# Every other run in the reverse order, so that no broker always
+		# runs first (after the build, or after a scenario change).
+		order=$BROKERS
+		[ $((r % 2)) = 0 ] && order=$(printf '%s\n' $BROKERS | tac | tr '\n' ' ')
+		for b in $order; do
 			base="$OUT/$sc.$b.$r"
 			if ! start_broker "$b" "$base.broker.log"; then
 				echo "$b $sc run $r: broker did not start" >>"$OUT/events.txt"
@@ -405,6 +455,7 @@ cat >"$OUT/meta.json" <<EOF
   "go": "$(go version)",
   "mosquitto": "$("$MOSQUITTO" -h 2>/dev/null | head -n 1 || true)",
   "mosquitto_nodelay": "$MOSQUITTO_NODELAY",
+  "baseline": "${BASELINE:+$BASELINE ($BASE_COMMIT)}",
   "kernel": "$(uname -r)"
 }
 EOF

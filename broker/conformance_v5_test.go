@@ -985,7 +985,7 @@ func cf5Fits(t *testing.T, p packet.Packet, max uint32, want bool, ids string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	props := diagnostics(p)
+	props := packet.Diagnostics(p)
 	if len(b) > int(max) {
 		t.Fatalf("%v is %d bytes, above the client's Maximum Packet Size %d %s", p, len(b), max, ids)
 	}
@@ -1054,7 +1054,7 @@ func TestConfV5DiagnosticsFit(t *testing.T) {
 	reason := "a reason string of some length" + strings.Repeat(".", 40)
 	users := []packet.UserProperty{{Key: "diagnostic", Value: "one"}, {Key: "diagnostic", Value: "two"}}
 	withDiag := func(p packet.Packet) packet.Packet {
-		props := diagnostics(p)
+		props := packet.Diagnostics(p)
 		props.ReasonString, props.User = reason, slices.Clone(users)
 		return p
 	}
@@ -1094,7 +1094,7 @@ func TestConfV5DiagnosticsFit(t *testing.T) {
 				if err != nil || n != len(b) {
 					t.Fatalf("% x does not decode: %v", b, err)
 				}
-				return diagnostics(p)
+				return packet.Diagnostics(p)
 			}
 			full := encode() // no Maximum Packet Size
 			if props := decode(full); props.ReasonString != reason || !slices.Equal(props.User, users) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	mqttsession "github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/topic"
 	"github.com/ternmq/tern/transport"
 )
@@ -39,22 +40,19 @@ type conn struct {
 	kaSlack   time.Duration // how late the keep alive limit may fire
 	sess      *session
 	will      *packet.Will
-	window    int    // outbound QoS 1/2 messages in flight at most
 	maxOut    uint32 // the client's maximum packet size, 0 for none
 	problem   bool   // MQTT 5: the client wants reason strings
 	trace     bool
 	expiry0   bool // the CONNECT's Session Expiry Interval was 0
 
 	// MQTT 5 state of the reader.
-	aliasIn    map[uint16]string // topic aliases the client set
-	inQoS2     int               // QoS 2 PUBLISHes received and not yet released (Receive Maximum)
-	authMethod string            // the enhanced authentication method of the CONNECT
-	reauth     AuthExchange      // a re-authentication in progress
-	reauthReq  *AuthRequest      // and what it was started with
+	aliasIn    mqttsession.InboundAliases // topic aliases the client set
+	authMethod string                     // the enhanced authentication method of the CONNECT
+	reauth     AuthExchange               // a re-authentication in progress
+	reauthReq  *AuthRequest               // and what it was started with
 
 	// MQTT 5 state of the writer.
-	aliasMaxOut uint16            // the client's Topic Alias Maximum, when outbound aliases are on
-	aliasOut    map[string]uint16 // topic aliases the broker set towards the client
+	aliasOut mqttsession.OutboundAliases // topic aliases the broker set towards the client, up to its Topic Alias Maximum when outbound aliases are on
 
 	ctrl       chan ctrlPkt  // packets for the writer to send, in order
 	wake       chan struct{} // a message was queued for the session
@@ -65,8 +63,6 @@ type conn struct {
 	kicked         atomic.Uint32 // reason code the server closed the connection with, 0 if not
 	started        atomic.Bool   // the writer runs and the CONNACK is queued
 	sentDisconnect bool          // the client sent DISCONNECT (no will)
-	resend         bool          // the writer must resend in-flight messages first
-	resendIDs      []uint16      // in-flight messages the writer has yet to resend, in order
 	closeOnce      sync.Once
 	running        atomic.Bool // a writer goroutine runs
 	finished       atomic.Bool // the writer has stopped for good
@@ -297,19 +293,20 @@ func (c *conn) connect() bool {
 	}
 
 	// Limits the client announces (MQTT 5).
-	c.window = srv.cfg.maxInflight
-	keepAlive := cp.KeepAlive // without a Server Keep Alive, the client's [v5 MQTT-3.2.2-22]
+	window := srv.cfg.maxInflight // outbound QoS 1 and 2 messages in flight at most
+	keepAlive := cp.KeepAlive     // without a Server Keep Alive, the client's [v5 MQTT-3.2.2-22]
 	expiry := uint32(0)
 	if !cp.CleanStart {
 		expiry = neverExpire // a 3.1.1 persistent session
 	}
 	if v5 {
-		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < c.window {
-			c.window = int(rm) // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1] (Receive Maximum is never 0)
+		if rm := cp.Properties.ReceiveMaximum; rm != 0 && int(rm) < window {
+			window = int(rm) // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1] (Receive Maximum is never 0)
 		}
 		c.problem = !cp.Properties.Has(packet.PropRequestProblemInfo) || cp.Properties.RequestProblemInfo == 1
+		c.aliasIn.Reset(srv.cfg.topicAliasMax) // up to the Topic Alias Maximum of the CONNACK
 		if srv.OutboundTopicAliases {
-			c.aliasMaxOut = cp.Properties.TopicAliasMaximum
+			c.aliasOut.Reset(cp.Properties.TopicAliasMaximum)
 		}
 		if srv.ServerKeepAlive > 0 {
 			keepAlive = uint16(srv.ServerKeepAlive / time.Second)
@@ -343,9 +340,9 @@ func (c *conn) connect() bool {
 			ack.Properties.AuthData = authOut
 		}
 	}
-	ackBytes, err := c.appendFitting(nil, ack, c.version)
+	ackBytes, err := packet.AppendFitting(nil, ack, c.version, c.maxOut)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, packet.ErrPacketTooLarge):
 		c.log.Info("connection closed without CONNACK: the CONNACK is larger than the client's Maximum Packet Size",
 			"client", c.info.ClientID, "remote", logAddr{c.info.RemoteAddr}, "maximum_packet_size", c.maxOut)
 		return false
@@ -366,9 +363,19 @@ func (c *conn) connect() bool {
 	s.mu.Lock()
 	s.expiry = expiry
 	s.info = c.info
-	c.resend = len(s.inflight) > 0
-	resend := c.resend // c.resend belongs to the writer once it runs
-	waiting := s.queue.len() > 0 || s.backlog.len() > 0
+	s.out.SetWindow(window) // the window is the connection's; the messages in flight are the session's
+	// The client's send quota starts afresh on each connection (MQTT 5
+	// section 4.9); 3.1.1 has none.
+	s.in.NewConnection()
+	s.in.Max = 0
+	if v5 {
+		s.in.Max = int(srv.cfg.receiveMaximum)
+	}
+	// The writer sends what was in flight first, in the order first sent
+	// [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1].
+	s.out.Resume()
+	resend := s.out.Resending()
+	waiting := s.queue.Len() > 0 || s.backlog.Len() > 0
 	s.mu.Unlock()
 	c.sess = s
 
@@ -378,7 +385,7 @@ func (c *conn) connect() bool {
 	// return code 0 [v3 MQTT-3.1.4-4].
 	if present && c.version != packet.V31 {
 		ack.SessionPresent = true
-		if ackBytes, err = c.appendFitting(ackBytes[:0], ack, c.version); err != nil {
+		if ackBytes, err = packet.AppendFitting(ackBytes[:0], ack, c.version, c.maxOut); err != nil {
 			// Cannot happen: the same packet with one more bit set fitted.
 			c.log.Error("cannot encode CONNACK", "client", c.info.ClientID, "err", err)
 			c.nc.Close() // the read loop ends at once and tears the session down
@@ -504,9 +511,9 @@ func (c *conn) writeDirect(p packet.Packet) {
 	if v == 0 {
 		v = packet.V311
 	}
-	b, err := c.appendFitting(nil, p, v)
+	b, err := packet.AppendFitting(nil, p, v, c.maxOut)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, packet.ErrPacketTooLarge):
 		c.log.Info("packet not sent: larger than the client's Maximum Packet Size", "client", c.info.ClientID,
 			"remote", logAddr{c.info.RemoteAddr}, "packet", p.Type(), "maximum_packet_size", c.maxOut)
 		return
@@ -588,51 +595,59 @@ func (c *conn) handle(p packet.Packet) error {
 		// [v5 MQTT-4.3.2-3]: one refused (>= 0x80) is not sent again
 		// [v5 MQTT-4.4.0-2], nor offered to another member of its shared
 		// subscription [v5 MQTT-4.8.2-6].
-		m := c.sess.completeOutbound(p.PacketID, 1, false)
-		if m == nil {
+		s := c.sess
+		s.mu.Lock()
+		f, ok := s.out.Ack(p.PacketID)
+		s.mu.Unlock()
+		if !ok {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
 		} else if p.ReasonCode.IsError() {
-			c.refused(m, packet.PUBACK, p.ReasonCode)
+			c.refused(f.Item.msg, packet.PUBACK, p.ReasonCode)
 		}
 		c.kick()
 	case *packet.Pubrec:
-		if p.ReasonCode.IsError() {
+		s := c.sess
+		s.mu.Lock()
+		r, f := s.out.Rec(p.PacketID, p.ReasonCode, time.Now())
+		s.mu.Unlock()
+		switch {
+		case r == mqttsession.RecFailed:
 			// PUBREL follows only a PUBREC below 0x80 [v5 MQTT-4.3.3-4]: one
 			// of 0x80 or above ends the exchange, and the packet id and its
 			// Receive Maximum slot are free again (MQTT 5 sections 2.2.1,
 			// 4.9). (3.1.1 PUBRECs carry no reason code.)
-			m := c.sess.completeOutbound(p.PacketID, 2, false)
-			if m == nil {
-				c.log.Debug("PUBREC with an error code for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID, "code", p.ReasonCode.String())
-			} else {
-				c.refused(m, packet.PUBREC, p.ReasonCode)
-			}
+			c.refused(f.Item.msg, packet.PUBREC, p.ReasonCode)
 			c.kick() // the window has room: the next message may go
-			return nil
-		}
-		// QoS 2 sender: PUBREL for the PUBREC, kept until PUBCOMP
-		// [v3 MQTT-4.3.3-1].
-		if c.sess.release(p.PacketID) {
+		case p.ReasonCode.IsError():
+			// For an unknown id, or one released already: nothing to end
+			// and no PUBREL to send.
+			c.log.Debug("PUBREC with an error code for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID, "code", p.ReasonCode.String())
+			c.kick()
+		case r == mqttsession.RecRelease:
+			// QoS 2 sender: PUBREL for the PUBREC, kept until PUBCOMP
+			// [v3 MQTT-4.3.3-1].
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID})
-		} else {
+		default:
 			// Answer an unknown id with PUBREL 0x92 Packet Identifier not
 			// found (MQTT 5 section 3.6.2.1); 3.1.1 sends a plain PUBREL.
 			c.send(ctrlPkt{t: packet.PUBREL, id: p.PacketID, code: packet.PacketIdentifierNotFound})
 		}
 	case *packet.Pubcomp:
-		c.sess.completeOutbound(p.PacketID, 2, true)
-		c.kick()
-	case *packet.Pubrel:
 		s := c.sess
 		s.mu.Lock()
-		_, ok := s.incoming[p.PacketID]
-		delete(s.incoming, p.PacketID) // the id starts a new message after the PUBCOMP [v5 MQTT-4.3.3-12]
+		s.out.Comp(p.PacketID)
+		s.mu.Unlock()
+		c.kick()
+	case *packet.Pubrel:
+		// The id starts a new message after the PUBCOMP [v5 MQTT-4.3.3-12],
+		// which frees a unit of the client's send quota (section 4.9).
+		s := c.sess
+		s.mu.Lock()
+		ok := s.in.Release(p.PacketID)
 		s.mu.Unlock()
 		code := packet.Success
 		if !ok {
 			code = packet.PacketIdentifierNotFound
-		} else if c.inQoS2 > 0 {
-			c.inQoS2-- // the PUBCOMP frees a unit of the client's send quota (section 4.9)
 		}
 		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP,
 		// whether or not the message has expired meanwhile [v5 MQTT-4.3.3-13].
@@ -857,7 +872,7 @@ func (srv *Server) onWill(c *conn) {
 	c.will = nil // published once, then gone [v5 MQTT-3.1.2-10] [v3 MQTT-3.1.2-10]
 	// Retained or not as Will Retain says [v5 MQTT-3.1.2-14] [v5 MQTT-3.1.2-15] [v3 MQTT-3.1.2-16] [v3 MQTT-3.1.2-17].
 	info := c.info
-	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID, willOf: &info}
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
 	var delay time.Duration
 	if c.version == packet.V5 {
 		m.Properties = w.Properties // User Properties in their order [v5 MQTT-3.1.3-10]
@@ -871,22 +886,22 @@ func (srv *Server) onWill(c *conn) {
 	s.mu.Unlock()
 	if delay > 0 && lasting && !srv.closing.Load() {
 		c.log.Info("will delayed", "client", c.info.ClientID, "topic", w.Topic, "delay", delay)
-		srv.delayWill(s, m, delay)
+		srv.delayWill(s, &lastWill{msg: m, owner: &info}, delay)
 		return
 	}
-	srv.sendWill(m)
+	srv.sendWill(&lastWill{msg: m, owner: &info})
 }
 
-// sendWill publishes a will message.
-func (srv *Server) sendWill(m *Message) {
+// sendWill publishes a will message, created now: its Message Expiry
+// Interval counts from the publication.
+func (srv *Server) sendWill(w *lastWill) {
+	m := w.msg
 	m.Created = time.Now()
-	if e := m.Properties.MessageExpiry; e > 0 {
-		m.Expires = m.Created.Add(time.Duration(e) * time.Second)
-	}
+	m.SetExpiry(m.Created)
 	srv.cfg.log.Info("publishing will", "client", m.From, "topic", m.Topic)
 	srv.publish(m, nil)
-	if m.willOf != nil {
-		srv.observe(Event{Kind: EventPublish, Client: m.willOf, Topic: m.Topic, QoS: m.QoS, Message: m})
+	if w.owner != nil {
+		srv.observe(Event{Kind: EventPublish, Client: w.owner, Topic: m.Topic, QoS: m.QoS, Message: m})
 	}
 }
 

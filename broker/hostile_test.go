@@ -896,7 +896,7 @@ func TestHostileSlowReader(t *testing.T) {
 				t.Fatal("slow client still connected")
 			}
 			s.mu.Lock()
-			queued := s.queue.len()
+			queued := s.queue.Len()
 			s.mu.Unlock()
 			st := e.srv.Stats()
 			if st.Dropped == 0 || queued > DefaultMaxQueued {

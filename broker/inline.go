@@ -125,7 +125,7 @@ func (s *Server) Subscribe(filter string, qos byte, handler func(*Message)) (uns
 	}
 	ss.mu.Lock()
 	for _, d := range retained {
-		ss.backlog.push(d)
+		ss.backlog.Push(d)
 	}
 	ss.mu.Unlock()
 	ss.holdQueue(false)
@@ -160,11 +160,11 @@ func (s *Server) inlineLoop(ss *session) {
 		for {
 			ss.mu.Lock()
 			var batch []delivery
-			for ss.backlog.len() > 0 && len(batch) < 256 {
-				batch = append(batch, ss.backlog.pop())
+			for ss.backlog.Len() > 0 && len(batch) < 256 {
+				batch = append(batch, ss.backlog.Pop())
 			}
-			for ss.hold == 0 && ss.queue.len() > 0 && len(batch) < 256 {
-				batch = append(batch, ss.queue.pop())
+			for ss.hold == 0 && ss.queue.Len() > 0 && len(batch) < 256 {
+				batch = append(batch, ss.queue.Pop())
 			}
 			ss.mu.Unlock()
 			if len(batch) == 0 {
@@ -179,7 +179,7 @@ func (s *Server) inlineLoop(ss *session) {
 					}
 				default:
 				}
-				if d.msg == nil || d.msg.expired(now) {
+				if d.msg == nil || d.msg.Expired(now) {
 					continue
 				}
 				m := *d.msg

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/topic"
 )
@@ -24,7 +25,11 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	srv.stats.msgsIn.Add(1)
 	v5 := c.version == packet.V5
 	if v5 {
-		if err := c.resolveAlias(p); err != nil {
+		// A Topic Alias sets or names the topic, for this connection
+		// (section 3.3.2.3.4) [v5 MQTT-3.3.2-7]: above the Topic Alias
+		// Maximum of the CONNACK it is DISCONNECT 0x94 [v5 MQTT-3.2.2-17]
+		// [v5 MQTT-3.3.2-9], one never set a Protocol Error.
+		if err := c.aliasIn.Resolve(p); err != nil {
 			return err
 		}
 		if len(p.Properties.SubscriptionIDs) > 0 {
@@ -56,43 +61,27 @@ func (c *conn) onPublish(p *packet.Publish) error {
 	// A QoS 1 PUBLISH is a new message every time, DUP or not: once its
 	// PUBACK is sent its packet id is free [v5 MQTT-4.3.2-5].
 	route := allowed
-	if p.QoS == 2 {
+	if p.QoS == 2 && allowed {
+		// Only an accepted one is remembered: after a PUBREC >= 0x80 the
+		// packet id starts a new message [v5 MQTT-4.3.3-9]. One more
+		// unacknowledged than the Receive Maximum the client was given is
+		// DISCONNECT 0x93 (section 3.3.4).
 		s := c.sess
 		s.mu.Lock()
-		_, dup := s.incoming[p.PacketID]
-		if !dup && allowed && v5 && c.inQoS2 >= int(srv.cfg.receiveMaximum) {
-			s.mu.Unlock()
-			// More unacknowledged QoS 2 PUBLISHes than the Receive Maximum
-			// the client was given (section 3.3.4): DISCONNECT 0x93.
-			return &packet.ProtocolError{Code: packet.ReceiveMaximumExceeded, Packet: packet.PUBLISH, Spec: "v5 noid:receive-maximum",
-				Msg: fmt.Sprintf("more than %d QoS 2 messages unacknowledged", srv.cfg.receiveMaximum)}
-		}
-		if dup {
-			route = false // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
-		} else if allowed {
-			// Only an accepted one is remembered: after a PUBREC >= 0x80
-			// the packet id starts a new message [v5 MQTT-4.3.3-9].
-			if s.incoming == nil {
-				s.incoming = map[uint16]struct{}{}
-			}
-			s.incoming[p.PacketID] = struct{}{}
-			c.inQoS2++
-		}
+		first, err := s.in.Receive(p.PacketID)
 		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		route = first // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 	}
 	if route {
-		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.info.ClientID, Created: time.Now()}
-		if v5 {
-			// Kept unaltered for the subscribers [v5 MQTT-3.3.2-4]
-			// [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16] [v5 MQTT-3.3.2-17]
-			// [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20].
-			m.Properties = p.Properties
-			m.Properties.TopicAlias = 0
-			m.Properties.Unmark(packet.PropTopicAlias)
-			if p.Properties.MessageExpiry > 0 {
-				m.Expires = m.Created.Add(time.Duration(p.Properties.MessageExpiry) * time.Second)
-			}
-		}
+		// The MQTT 5 properties are kept unaltered for the subscribers
+		// [v5 MQTT-3.3.2-4] [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16]
+		// [v5 MQTT-3.3.2-17] [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20], but
+		// for the Topic Alias, which belongs to this connection; a 3.1.1
+		// PUBLISH has none.
+		m := message.FromPublish(p, c.info.ClientID, time.Now())
 		n := srv.publish(m, c.sess)
 		if srv.backlogged.Load() && srv.backlogged.Swap(false) {
 			// A subscriber's queue is growing: let the writers run before
@@ -129,39 +118,8 @@ func (c *conn) ack(t packet.Type, id uint16, code packet.ReasonCode, reason stri
 		return ctrlPkt{t: t, id: id, code: code}
 	}
 	p := ackPacket(t, id, code)
-	diagnostics(p).ReasonString = reason
+	packet.Diagnostics(p).ReasonString = reason
 	return ctrlPkt{p: p}
-}
-
-// resolveAlias applies an MQTT 5 Topic Alias of a PUBLISH from the
-// client: a topic with an alias sets it, an empty topic uses it
-// (section 3.3.2.3.4). The mapping lives as long as the connection
-// [v5 MQTT-3.3.2-7].
-func (c *conn) resolveAlias(p *packet.Publish) error {
-	a := p.Properties.TopicAlias
-	if a == 0 {
-		return nil
-	}
-	if a > c.srv.cfg.topicAliasMax {
-		// [v5 MQTT-3.2.2-17] [v5 MQTT-3.3.2-9]: above the Topic Alias
-		// Maximum in the CONNACK, DISCONNECT 0x94.
-		return &packet.ProtocolError{Code: packet.TopicAliasInvalid, Packet: packet.PUBLISH, Spec: "v5 MQTT-3.3.2-9",
-			Msg: fmt.Sprintf("topic alias %d above the Topic Alias Maximum %d", a, c.srv.cfg.topicAliasMax)}
-	}
-	if p.Topic != "" {
-		if c.aliasIn == nil {
-			c.aliasIn = map[uint16]string{}
-		}
-		c.aliasIn[a] = p.Topic // [v5 MQTT-3.3.2-12] accepted, 1..maximum
-		return nil
-	}
-	t, ok := c.aliasIn[a]
-	if !ok {
-		// An alias that was never set: a protocol error (section 3.3.2.3.4).
-		return protocolError(packet.PUBLISH, "v5 noid:alias-not-set", fmt.Sprintf("topic alias %d was never set", a))
-	}
-	p.Topic = t
-	return nil
 }
 
 // publish routes m: stores or clears the retained message and delivers m
@@ -367,9 +325,9 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
 	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}} // the SUBSCRIBE's id [v5 MQTT-3.8.4-2] [v3 MQTT-3.8.4-2]
 	s.mu.Lock()
-	s.backlog.push(ack)
+	s.backlog.Push(ack)
 	for _, d := range retained {
-		s.backlog.push(d)
+		s.backlog.Push(d)
 	}
 	s.mu.Unlock()
 	return nil
@@ -502,7 +460,7 @@ func v3FilterRule(f string, err error) string {
 func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) []delivery {
 	now := time.Now()
 	srv.retained.match(filter, func(m *Message) {
-		if m.expired(now) {
+		if m.Expired(now) {
 			return
 		}
 		d := delivery{msg: m, qos: min(m.QoS, sub.QoS), retain: true}
@@ -569,7 +527,7 @@ func (r *retainedStore) match(filter string, fn func(*Message)) {
 	r.mu.RLock()
 	if !strings.ContainsAny(filter, "+#") {
 		if m := r.msgs[filter]; m != nil {
-			if m.expired(now) {
+			if m.Expired(now) {
 				expired = append(expired, m)
 			} else {
 				fn(m)
@@ -578,7 +536,7 @@ func (r *retainedStore) match(filter string, fn func(*Message)) {
 	} else {
 		for name, m := range r.msgs {
 			if topic.Match(filter, name) {
-				if m.expired(now) {
+				if m.Expired(now) {
 					expired = append(expired, m)
 				} else {
 					fn(m)
@@ -605,7 +563,7 @@ func (r *retainedStore) sweep(now time.Time) {
 	}
 	r.mu.Lock()
 	for name, m := range r.msgs {
-		if m.expired(now) {
+		if m.Expired(now) {
 			r.remove(name)
 		}
 	}

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,14 +30,6 @@ type delivery struct {
 	share  *shareGroup // the shared subscription group it was given to, nil for an ordinary subscription
 }
 
-// outbound is a QoS 1 or 2 delivery sent and not yet completed.
-type outbound struct {
-	delivery
-	seq      uint64    // send order, for resending in order on reconnect
-	sent     time.Time // last (re)send, for RetryInterval
-	released bool      // QoS 2: PUBREC received, PUBREL sent
-}
-
 // session is the state of one client id, kept across connections when the
 // client asks for a persistent session. All fields below mu are guarded
 // by it.
@@ -54,88 +45,28 @@ type session struct {
 	expiry   uint32      // Session Expiry Interval, seconds: 0 ends the session with its connection, neverExpire never
 	expTimer *time.Timer // runs while the session is offline and expires
 	gen      uint64      // bumped at every attach: a timer of an older generation does nothing
-	will     *Message    // a will waiting for its Will Delay Interval
+	will     *lastWill   // a will waiting for its Will Delay Interval
 	willTmr  *time.Timer
 	subs     map[string]subscription
-	info     ClientInfo // of the attached (or last) connection
-	backlog  ring       // SUBACKs and the retained messages for new subscriptions: not bounded by the queue limit
-	hold     int        // while > 0 the queue is not sent: a subscription is being set up
-	queue    ring
-	inflight map[uint16]*outbound
-	ids      mqttsession.IDs
-	sendSeq  uint64
-	incoming map[uint16]struct{} // QoS 2 packet ids received and not yet released
-	drops    *dropLog            // messages dropped, for the warning; nil until the first
+	info     ClientInfo                  // of the attached (or last) connection
+	backlog  mqttsession.Queue[delivery] // SUBACKs and the retained messages for new subscriptions: not bounded by the queue limit
+	hold     int                         // while > 0 the queue is not sent: a subscription is being set up
+	queue    mqttsession.Queue[delivery]
+	out      mqttsession.Outbound[delivery] // sent at QoS 1 or 2 and not completed: packet ids, send order, resends, the window
+	in       mqttsession.Inbound            // QoS 2 packet ids received and not yet released, the client's send quota
+	drops    *dropLog                       // messages dropped, for the warning; nil until the first
 }
 
 func newSession(id string, seq uint64) *session {
 	return &session{id: id, seq: seq, subs: map[string]subscription{}}
 }
 
-// ring is a FIFO of deliveries in a growable circular buffer.
-type ring struct {
-	buf  []delivery
-	head int
-	n    int
-}
+// isCtl reports whether d is a control packet (a SUBACK) rather than a
+// message.
+func isCtl(d *delivery) bool { return d.ctl != nil }
 
-func (r *ring) len() int { return r.n }
-
-func (r *ring) push(d delivery) {
-	if r.n == len(r.buf) {
-		nb := make([]delivery, max(16, 2*len(r.buf)))
-		for i := 0; i < r.n; i++ {
-			nb[i] = r.buf[(r.head+i)%len(r.buf)]
-		}
-		r.buf, r.head = nb, 0
-	}
-	r.buf[(r.head+r.n)%len(r.buf)] = d
-	r.n++
-}
-
-func (r *ring) pop() delivery {
-	d := r.buf[r.head]
-	r.buf[r.head] = delivery{}
-	r.head = (r.head + 1) % len(r.buf)
-	r.n--
-	if r.n == 0 && len(r.buf) > 64 {
-		r.buf, r.head = nil, 0 // give back a large buffer once drained
-	}
-	return d
-}
-
-func (r *ring) clear() { *r = ring{} }
-
-// hasShared reports whether the ring holds a shared subscription delivery.
-func (r *ring) hasShared() bool {
-	for i := 0; i < r.n; i++ {
-		if r.buf[(r.head+i)%len(r.buf)].share != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// dropCtl removes the control packets (SUBACKs) from the ring: they
-// belong to the connection that asked, not to the next one.
-func (r *ring) dropCtl() {
-	var keep ring
-	for r.len() > 0 {
-		if d := r.pop(); d.ctl == nil {
-			keep.push(d)
-		}
-	}
-	*r = keep
-}
-
-// pushFront puts d back at the head of the ring.
-func (r *ring) pushFront(d delivery) {
-	r.push(d) // makes room; then rotate d to the front
-	r.n--
-	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
-	r.buf[r.head] = d
-	r.n++
-}
+// isShared reports whether d was given to a shared subscription group.
+func isShared(d *delivery) bool { return d.share != nil }
 
 // holdQueue holds (or releases) the queue while a subscription is being
 // set up, so that live messages wait behind its retained messages.
@@ -161,11 +92,11 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		s.mu.Unlock()
 		return false, errOffline
 	}
-	if s.queue.len() >= srv.cfg.maxQueued {
+	if s.queue.Len() >= srv.cfg.maxQueued {
 		var oldest delivery
 		if srv.QueuePolicy == DropOldest {
-			oldest = s.queue.pop()
-			s.queue.push(d)
+			oldest = s.queue.Pop()
+			s.queue.Push(d)
 		}
 		s.mu.Unlock() // the caller counts and logs the drop (Server.dropped)
 		if c != nil {
@@ -182,8 +113,8 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 	// [v5 MQTT-4.6.0-5] [v5 MQTT-4.6.0-6].
 	// A FIFO: every topic is an Ordered Topic, messages go out in the
 	// order they were published [v3 MQTT-4.6.0-5] [v3 MQTT-4.6.0-6].
-	s.queue.push(d)
-	long := s.queue.len() > yieldQueueLen
+	s.queue.Push(d)
+	long := s.queue.Len() > yieldQueueLen
 	s.mu.Unlock()
 	if c != nil {
 		if long && !srv.backlogged.Load() {
@@ -201,66 +132,27 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 // Server.backlogged).
 const yieldQueueLen = 64
 
-// pendingResend returns the in-flight messages in the order they were
-// first sent, for resending on reconnect [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1].
-// Called with s.mu held.
-func (s *session) pendingResend() []uint16 {
-	ids := make([]uint16, 0, len(s.inflight))
-	for id := range s.inflight {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b uint16) int {
-		sa, sb := s.inflight[a].seq, s.inflight[b].seq
-		switch {
-		case sa < sb:
-			return -1
-		case sa > sb:
-			return 1
-		}
-		return 0
-	})
-	return ids
-}
-
 // resetState forgets everything but the identity: used for a clean start.
 // Subscriptions must have been removed from the trie by the caller.
 // Called with s.mu held.
 func (s *session) resetState() {
 	s.subs = map[string]subscription{}
-	s.queue.clear()
-	s.backlog.clear()
-	s.inflight = nil
-	s.ids = mqttsession.IDs{}
-	s.incoming = nil
+	s.queue.Clear()
+	s.backlog.Clear()
+	s.out.Clear()
+	s.in.Clear()
 }
 
-// completeOutbound frees packet id id of an outbound message of QoS qos
-// in state released (PUBREC received or not), and with it a slot of the
-// in-flight window; it returns the message, or nil if no such message
-// was in flight.
-func (s *session) completeOutbound(id uint16, qos byte, released bool) *Message {
+// unsent ends the flight of packet id id, a QoS qos message that was
+// not sent after all (see conn.appendOut), freeing its packet id and its
+// slot of the in-flight window. A flight that has moved on meanwhile
+// (released by a PUBREC, or completed and its id reused) is left alone.
+func (s *session) unsent(id uint16, qos byte) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := s.inflight[id]
-	if o == nil || o.qos != qos || o.released != released {
-		return nil
+	if f := s.out.Get(id); f != nil && f.QoS == qos && !f.Released {
+		s.out.Remove(id)
 	}
-	delete(s.inflight, id)
-	s.ids.Free(id)
-	return o.msg
-}
-
-// release marks a QoS 2 outbound message as released (PUBREC received).
-func (s *session) release(id uint16) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := s.inflight[id]
-	if o == nil || o.qos != 2 {
-		return false
-	}
-	o.released = true
-	o.sent = time.Now()
-	return true
+	s.mu.Unlock()
 }
 
 // attach makes c the session's connection, taking over from a connection
@@ -301,7 +193,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 			return s, false // a newer connection took over meanwhile
 		}
 		s.mu.Lock()
-		s.backlog.dropCtl() // SUBACKs the previous connection did not get are not for this one
+		s.backlog.Extract(isCtl) // SUBACKs the previous connection did not get are not for this one
 		// [v3 MQTT-3.2.2-2] the existence of a session is session state,
 		// even if the rest of it is empty (3.1.1 section 3.1.2.4).
 		// A clean session ends with its connection, taken over or not
@@ -311,7 +203,7 @@ func (srv *Server) attach(c *conn, id string, cleanStart bool) (*session, bool) 
 		// 0 resumes the session there is [v5 MQTT-3.1.2-5].
 		// Session Present 0 for clean session or no stored session
 		// [v3 MQTT-3.2.2-1] [v3 MQTT-3.2.2-3].
-		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.len() > 0 || len(s.inflight) > 0 || len(s.incoming) > 0 || old != nil || s.drops != nil)
+		present := !cleanStart && !ended && (!fresh || len(s.subs) > 0 || s.queue.Len() > 0 || s.out.Len() > 0 || s.in.Len() > 0 || old != nil || s.drops != nil)
 		var subs []string
 		fresh = cleanStart || ended
 		if fresh {
@@ -438,7 +330,7 @@ func (srv *Server) endTimers() {
 // stopTimers starts a new generation of s, so that no timer set before
 // acts, stops the expiry timer and takes the will waiting for its delay,
 // which the caller sends or drops. Called with s.mu held.
-func (s *session) stopTimers() *Message {
+func (s *session) stopTimers() *lastWill {
 	s.gen++
 	if s.expTimer != nil {
 		s.expTimer.Stop()
@@ -449,7 +341,7 @@ func (s *session) stopTimers() *Message {
 
 // takeWill removes and returns the will waiting in s, stopping its
 // timer. Called with s.mu held.
-func (s *session) takeWill() *Message {
+func (s *session) takeWill() *lastWill {
 	w := s.will
 	s.will = nil
 	if s.willTmr != nil {
@@ -461,7 +353,7 @@ func (s *session) takeWill() *Message {
 
 // delayWill keeps will m in session s until its delay has passed (or
 // the session ends, or resumes, whichever is first).
-func (srv *Server) delayWill(s *session, m *Message, delay time.Duration) {
+func (srv *Server) delayWill(s *session, m *lastWill, delay time.Duration) {
 	s.mu.Lock()
 	if old := s.takeWill(); old != nil {
 		defer srv.sendWill(old) // cannot happen: one connection at a time
@@ -520,10 +412,8 @@ func (d *delivery) wireForm(id uint16, dup bool, v packet.Version, now time.Time
 		p.Properties.TopicAlias = 0
 		p.Properties.Unmark(packet.PropTopicAlias)
 		p.Properties.SubscriptionIDs = d.subIDs
-		if !d.msg.Expires.IsZero() {
-			// Forward the remaining lifetime [v5 MQTT-3.3.2-6].
-			left := d.msg.Expires.Sub(now)
-			p.Properties.MessageExpiry = uint32(max(1, (left+time.Second-1)/time.Second))
+		if left, ok := d.msg.Remaining(now); ok {
+			p.Properties.MessageExpiry = left // the remaining lifetime [v5 MQTT-3.3.2-6]
 		}
 	}
 	return p

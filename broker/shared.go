@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	mqttsession "github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/topic"
 )
 
@@ -233,42 +234,35 @@ func (srv *Server) unsubscribeShared(s *session, group, inner string) bool {
 func (srv *Server) handOver(s *session) {
 	type unacked struct {
 		id uint16
-		o  *outbound
+		f  *mqttsession.Flight[delivery]
+		d  delivery
 	}
 	s.mu.Lock()
 	var queued []delivery
-	if s.queue.hasShared() {
-		var keep ring
-		for s.queue.len() > 0 {
-			if d := s.queue.pop(); d.share != nil {
-				queued = append(queued, d)
-			} else {
-				keep.push(d)
-			}
-		}
-		s.queue = keep
+	if s.queue.Any(isShared) {
+		queued = s.queue.Extract(isShared)
 	}
-	var sent []unacked
-	for id, o := range s.inflight {
-		if o.share != nil && o.qos == 1 {
-			sent = append(sent, unacked{id, o})
+	var sent []unacked // in the order first sent
+	if s.out.Len() > 0 {
+		for _, id := range s.out.Order() {
+			if f := s.out.Get(id); f.Item.share != nil && f.QoS == 1 {
+				sent = append(sent, unacked{id, f, f.Item})
+			}
 		}
 	}
 	s.mu.Unlock()
 	if len(queued) == 0 && len(sent) == 0 {
 		return
 	}
-	slices.SortFunc(sent, func(a, b unacked) int { return cmp.Compare(a.o.seq, b.o.seq) })
 	moved := 0
 	for _, u := range sent {
-		if !srv.passOn(s, u.o.delivery) {
+		if !srv.passOn(s, u.d) {
 			continue
 		}
 		moved++
 		s.mu.Lock()
-		if s.inflight[u.id] == u.o {
-			delete(s.inflight, u.id)
-			s.ids.Free(u.id)
+		if s.out.Get(u.id) == u.f {
+			s.out.Remove(u.id)
 		}
 		s.mu.Unlock()
 	}
@@ -283,7 +277,7 @@ func (srv *Server) handOver(s *session) {
 	if len(back) > 0 {
 		s.mu.Lock()
 		for i := len(back) - 1; i >= 0; i-- {
-			s.queue.pushFront(back[i]) // ahead of what arrived meanwhile, in their order
+			s.queue.PushFront(back[i]) // ahead of what arrived meanwhile, in their order
 		}
 		s.mu.Unlock()
 	}

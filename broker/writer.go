@@ -189,21 +189,15 @@ func (c *conn) take() ([]out, bool) {
 	defer s.mu.Unlock()
 	outs := (*outPool.Get().(*[]out))[:0]
 	now := time.Now()
-	if c.resend {
-		c.resend = false
-		c.resendIDs = s.pendingResend()
-	}
-	// Resend in the order first sent, within the in-flight window: a
-	// client that reconnects with a smaller Receive Maximum gets no more
-	// than it allows [v5 MQTT-3.3.4-9]; new messages wait behind them.
-	for len(c.resendIDs) > 0 && len(s.inflight)-len(c.resendIDs) < c.window && len(outs) < 256 {
-		id := c.resendIDs[0]
-		c.resendIDs = c.resendIDs[1:]
-		o := s.inflight[id]
-		if o == nil {
-			continue // acknowledged meanwhile
+	// Resend in the order first sent (Outbound.Resume at CONNECT, or
+	// markRetries), within the in-flight window: a client that reconnects
+	// with a smaller Receive Maximum gets no more than it allows
+	// [v5 MQTT-3.3.4-9]; new messages wait behind them.
+	for len(outs) < 256 {
+		id, f, ok := s.out.NextResend(now)
+		if !ok {
+			break
 		}
-		o.sent = now
 		// A resend keeps its packet id and has DUP 1 [v5 MQTT-3.3.1-1]; a
 		// QoS 2 message whose PUBREC came is resent as PUBREL, never as
 		// PUBLISH [v5 MQTT-4.3.3-6]. A PUBLISH once sent is resent whatever
@@ -211,55 +205,50 @@ func (c *conn) take() ([]out, bool) {
 		// The same packet id, DUP 1 [v3 MQTT-2.3.1-4] [v3 MQTT-3.3.1-1]; a
 		// released QoS 2 message gets its PUBREL, never the PUBLISH again
 		// [v3 MQTT-4.3.3-1].
-		outs = append(outs, out{d: o.delivery, id: id, dup: true, rel: o.released})
+		outs = append(outs, out{d: f.Item, id: id, dup: true, rel: f.Released})
 	}
-	if len(c.resendIDs) > 0 {
+	if s.out.Resending() {
 		return outs, len(outs) == 256
 	}
 	for len(outs) < 256 {
 		q := &s.backlog
-		if q.len() == 0 {
+		if q.Len() == 0 {
 			q = &s.queue
 			if s.hold > 0 {
 				return outs, false // a subscription is being set up; onSubscribe kicks us
 			}
 		}
-		if q.len() == 0 {
+		if q.Len() == 0 {
 			return outs, false
 		}
-		d := q.buf[q.head]
+		d := *q.Peek()
 		if d.ctl != nil {
-			q.pop()
+			q.Pop()
 			outs = append(outs, out{d: d})
 			continue
 		}
-		if d.qos > 0 && len(s.inflight) >= c.window {
+		if d.qos > 0 && s.out.Full() {
 			// The send quota is used up: no QoS > 0 PUBLISH until an
 			// acknowledgement frees one [v5 MQTT-4.9.0-2].
 			return outs, false // the window is full; a PUBACK will wake us
 		}
-		q.pop()
-		if d.msg.expired(now) {
+		q.Pop()
+		if d.msg.Expired(now) {
 			continue // [v5 MQTT-3.3.2-5] an expired message is not delivered
 		}
 		var id uint16 // QoS 0: no packet id, DUP 0 [v3 MQTT-4.3.1-1]
 		if d.qos > 0 {
 			// A packet id not in use [v3 MQTT-2.3.1-4], held until the
 			// PUBACK or PUBCOMP [v3 MQTT-4.3.2-1] [v3 MQTT-4.3.3-1].
-			var ok bool
 			// A new message gets a non-zero packet id not in use
-			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1].
-			if id, ok = s.ids.Alloc(); !ok {
-				q.pushFront(d)
+			// [v5 MQTT-2.2.1-4] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1],
+			// unacknowledged until its PUBACK [v5 MQTT-4.3.2-3], or its
+			// PUBREC [v5 MQTT-4.3.3-3] and then PUBCOMP [v5 MQTT-4.3.3-5].
+			var ok bool
+			if id, ok = s.out.Add(d, d.qos, now); !ok {
+				q.PushFront(d) // every packet id is in use
 				return outs, false
 			}
-			if s.inflight == nil {
-				s.inflight = map[uint16]*outbound{}
-			}
-			s.sendSeq++
-			// Unacknowledged until its PUBACK [v5 MQTT-4.3.2-3], or its
-			// PUBREC [v5 MQTT-4.3.3-3] and then PUBCOMP [v5 MQTT-4.3.3-5].
-			s.inflight[id] = &outbound{delivery: d, seq: s.sendSeq, sent: now}
 		}
 		// First sent with DUP 0 [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-2] [v5 MQTT-4.3.3-2].
 		outs = append(outs, out{d: d, id: id})
@@ -267,17 +256,15 @@ func (c *conn) take() ([]out, bool) {
 	return outs, true
 }
 
-// markRetries flags in-flight messages unacknowledged for longer than the
-// retry interval for resending (MQTT 3.1 / 3.1.1 only).
+// markRetries sends again, in order, the in-flight messages when one is
+// unacknowledged for longer than the retry interval (MQTT 3.1 / 3.1.1
+// only).
 func (c *conn) markRetries() {
 	s := c.sess
 	limit := time.Now().Add(-c.srv.cfg.retryInterval)
 	s.mu.Lock()
-	for _, o := range s.inflight {
-		if o.sent.Before(limit) {
-			c.resend = true
-			break
-		}
+	if s.out.Overdue(limit) {
+		s.out.Resume()
 	}
 	s.mu.Unlock()
 }
@@ -314,7 +301,7 @@ func (c *conn) appendCtrl(buf []byte, p ctrlPkt) []byte {
 			c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", ackPacket(p.t, p.id, code).String())
 		}
 	} else {
-		buf, err = c.appendFitting(buf, p.p, v)
+		buf, err = packet.AppendFitting(buf, p.p, v, c.maxOut) // [v5 MQTT-3.1.2-24]
 	}
 	if err != nil {
 		c.log.Error("cannot encode packet", "client", c.info.ClientID, "packet", p.t, "err", err)
@@ -340,18 +327,18 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 		return b
 	}
 	p := o.d.wireForm(o.id, o.dup, c.version, now)
-	newAlias := c.outAlias(&p)
+	newAlias := c.aliasOut.Apply(&p) // [v5 MQTT-3.3.2-11] [v5 MQTT-3.1.2-26] [v5 MQTT-3.1.2-27]
 	start := len(buf)
 	b, err := p.Append(buf, c.version)
 	if err == nil && c.maxOut > 0 && len(b)-start > int(c.maxOut) {
 		err = errTooLarge // [v5 MQTT-3.1.2-24]
 	}
 	if err == nil && newAlias != 0 {
-		c.aliasOut[o.d.msg.Topic] = newAlias // the client knows it once this PUBLISH is sent
+		c.aliasOut.Commit(o.d.msg.Topic, newAlias) // the client knows it once this PUBLISH is sent
 	}
 	if err != nil {
 		if o.id != 0 {
-			c.sess.completeOutbound(o.id, o.d.qos, false)
+			c.sess.unsent(o.id, o.d.qos)
 			c.signal() // the window has room again: look at the queue once more
 		}
 		c.srv.dropped(c.sess, o.d.msg, err)
@@ -363,60 +350,6 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
 	}
 	return b
-}
-
-// outAlias puts a topic alias in p when the client accepts them and
-// outbound aliases are on: the alias alone for a topic that has one, or
-// the topic and a new alias while the client's Topic Alias Maximum
-// allows [v5 MQTT-3.3.2-11] [v5 MQTT-3.1.2-26] [v5 MQTT-3.1.2-27]. It returns the new alias, which the caller
-// records once the packet is sent. Aliases live as long as the connection
-// [v5 MQTT-3.3.2-7]; a topic beyond the maximum goes without one.
-func (c *conn) outAlias(p *packet.Publish) uint16 {
-	if c.aliasMaxOut == 0 {
-		return 0
-	}
-	if a, ok := c.aliasOut[p.Topic]; ok {
-		p.Properties.TopicAlias = a
-		p.Topic = ""
-		return 0
-	}
-	if c.aliasOut == nil {
-		c.aliasOut = map[string]uint16{}
-	}
-	if len(c.aliasOut) >= int(c.aliasMaxOut) {
-		return 0
-	}
-	a := uint16(len(c.aliasOut) + 1)
-	p.Properties.TopicAlias = a
-	return a
-}
-
-// diagnostics returns the properties of a packet the broker sends that
-// may carry a Reason String and User Properties, nil for others:
-// appendFitting leaves them out of each of these packets when they would
-// make it larger than the client's Maximum Packet Size.
-func diagnostics(p packet.Packet) *packet.Properties {
-	switch p := p.(type) {
-	case *packet.Puback: // [v5 MQTT-3.4.2-2] [v5 MQTT-3.4.2-3]
-		return &p.Properties
-	case *packet.Pubrec: // [v5 MQTT-3.5.2-2] [v5 MQTT-3.5.2-3]
-		return &p.Properties
-	case *packet.Pubrel: // [v5 MQTT-3.6.2-2] [v5 MQTT-3.6.2-3]
-		return &p.Properties
-	case *packet.Pubcomp: // [v5 MQTT-3.7.2-2] [v5 MQTT-3.7.2-3]
-		return &p.Properties
-	case *packet.Suback: // [v5 MQTT-3.9.2-1] [v5 MQTT-3.9.2-2]
-		return &p.Properties
-	case *packet.Unsuback: // [v5 MQTT-3.11.2-1] [v5 MQTT-3.11.2-2]
-		return &p.Properties
-	case *packet.Disconnect: // [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
-		return &p.Properties
-	case *packet.Auth: // [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3]
-		return &p.Properties
-	case *packet.Connack: // [v5 MQTT-3.2.2-19] [v5 MQTT-3.2.2-20]
-		return &p.Properties
-	}
-	return nil
 }
 
 // ackPacket builds, on the heap, the packet a ctrlPkt without p stands
@@ -435,26 +368,4 @@ func ackPacket(t packet.Type, id uint16, code packet.ReasonCode) packet.Packet {
 		return &packet.Pubcomp{PacketID: id, ReasonCode: code}
 	}
 	return &packet.Pingresp{}
-}
-
-// appendFitting appends p, encoded for version v, to buf. A packet larger
-// than the client's Maximum Packet Size [v5 MQTT-3.1.2-24] is encoded
-// again without its Reason String and User Properties [v5 MQTT-3.2.2-19]
-// [v5 MQTT-3.2.2-20] [v5 MQTT-3.14.2-3] [v5 MQTT-3.14.2-4]
-// [v5 MQTT-3.15.2-2] [v5 MQTT-3.15.2-3], and fails with errTooLarge if
-// it still does not fit.
-func (c *conn) appendFitting(buf []byte, p packet.Packet, v packet.Version) ([]byte, error) {
-	start := len(buf)
-	buf, err := p.Append(buf, v)
-	if err != nil || c.maxOut == 0 || len(buf)-start <= int(c.maxOut) {
-		return buf, err
-	}
-	buf = buf[:start]
-	if props := diagnostics(p); props != nil {
-		props.ReasonString, props.User = "", nil
-	}
-	if buf, err = p.Append(buf, v); err == nil && len(buf)-start > int(c.maxOut) {
-		err = errTooLarge
-	}
-	return buf, err
 }

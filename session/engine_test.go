@@ -235,6 +235,61 @@ func TestInboundExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestInboundNewConnection: the send quota is not preserved across
+// connections (section 4.9): ids pending from an earlier connection are
+// still duplicates and still released, but a new connection may have Max
+// new ones unacknowledged besides them. The PUBREL of an old one frees a
+// unit, as the peer counts its PUBCOMP.
+func TestInboundNewConnection(t *testing.T) {
+	in := Inbound{Max: 2}
+	in.Receive(1)
+	in.Receive(2)
+	if _, err := in.Receive(3); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("third: %v", err)
+	}
+	in.NewConnection()
+	if first, err := in.Receive(1); first || err != nil {
+		t.Fatal("a PUBLISH pending from the last connection is new again")
+	}
+	for _, id := range []uint16{3, 4} {
+		if first, err := in.Receive(id); !first || err != nil {
+			t.Fatalf("new connection, PUBLISH %d: %v %v", id, first, err)
+		}
+	}
+	if _, err := in.Receive(5); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("Max new ones on the new connection, then one more: %v", err)
+	}
+	if !in.Release(1) || in.Len() != 3 {
+		t.Fatal("Release of an old id")
+	}
+	if first, err := in.Receive(5); !first || err != nil {
+		t.Fatalf("after the PUBREL of an old id: %v %v", first, err)
+	}
+	if _, err := in.Receive(6); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("one more: %v", err)
+	}
+	if !slices.Equal(in.IDs(), []uint16{2, 3, 4, 5}) {
+		t.Fatalf("IDs %v", in.IDs())
+	}
+	// Releasing the old ones with nothing counted does not go below 0.
+	in.NewConnection()
+	for _, id := range []uint16{2, 3, 4, 5} {
+		in.Release(id)
+	}
+	in.Receive(7)
+	in.Receive(8)
+	if _, err := in.Receive(9); !errors.Is(err, ErrReceiveMaximum) {
+		t.Fatalf("the count went below 0: %v", err)
+	}
+	in.Clear()
+	in.Restore(7)
+	in.Restore(7)
+	in.Receive(8)
+	if _, err := in.Receive(9); !errors.Is(err, ErrReceiveMaximum) || in.Len() != 2 {
+		t.Fatalf("restored ids count until NewConnection: %v, Len %d", err, in.Len())
+	}
+}
+
 func TestAliases(t *testing.T) {
 	var in InboundAliases
 	in.Reset(2)
@@ -287,5 +342,36 @@ func TestAliases(t *testing.T) {
 	p4 := &packet.Publish{Topic: "t/2"}
 	if out.Apply(p4) != 0 || p4.Properties.TopicAlias != 0 {
 		t.Fatal("alias beyond the peer's maximum")
+	}
+}
+
+// TestOutboundKeepsItsMap: a steady flow of one flight at a time reuses
+// the map; a burst gives it back once drained.
+func TestOutboundKeepsItsMap(t *testing.T) {
+	var o Outbound[int]
+	now := time.Now()
+	for i := range 3 {
+		id, _ := o.Add(i, 1, now)
+		o.Ack(id)
+		if o.flights == nil {
+			t.Fatal("the map of a small window was given back")
+		}
+	}
+	var ids []uint16
+	for i := range bigWindow + 1 {
+		id, _ := o.Add(i, 1, now)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		o.Ack(id)
+	}
+	if o.flights != nil || o.peak != 0 {
+		t.Fatal("the map of a burst was kept")
+	}
+	if avg := testing.AllocsPerRun(100, func() {
+		id, _ := o.Add(1, 1, now)
+		o.Ack(id)
+	}); avg > 1 {
+		t.Fatalf("%v allocations per flight, want 1 (the flight)", avg)
 	}
 }

@@ -17,11 +17,15 @@ import (
 //
 // Max is the Receive Maximum this side announced: the number of QoS 2
 // PUBLISHes the peer may have unacknowledged at once (section 4.9); 0
-// means no limit beyond the 65535 packet identifiers. The zero value is
-// ready to use. Inbound is not safe for concurrent use.
+// means no limit beyond the 65535 packet identifiers. The peer's send
+// quota is not preserved across network connections (section 4.9): call
+// NewConnection on each, and the ids still pending from an earlier one
+// stop counting against Max. The zero value is ready to use. Inbound is
+// not safe for concurrent use.
 type Inbound struct {
 	Max     int
 	pending map[uint16]struct{}
+	n       int // the peer's unacknowledged QoS 2 PUBLISHes on this connection, counted against Max
 }
 
 // ErrReceiveMaximum is returned by Inbound.Receive when the peer sent
@@ -34,22 +38,29 @@ var ErrReceiveMaximum = &packet.ProtocolError{Code: packet.ReceiveMaximumExceede
 // whether the message is new and must be passed on; a PUBLISH whose id is
 // still pending is a retransmission and is acknowledged again but not
 // passed on a second time [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2]. A new
-// message beyond Max is refused with ErrReceiveMaximum, recording nothing.
+// message beyond Max (counting the ids received, less those released,
+// since NewConnection, or all pending ids if it is never called) is
+// refused with ErrReceiveMaximum, recording nothing.
 // The caller answers PUBREC either way.
 func (in *Inbound) Receive(id uint16) (first bool, err error) {
 	if _, dup := in.pending[id]; dup {
 		return false, nil
 	}
-	if in.Max > 0 && len(in.pending) >= in.Max {
+	if in.Max > 0 && in.n >= in.Max {
 		e := *ErrReceiveMaximum
 		e.Msg = fmt.Sprintf("more than %d QoS 2 messages unacknowledged", in.Max)
 		return false, &e
 	}
+	in.record(id)
+	return true, nil
+}
+
+func (in *Inbound) record(id uint16) {
 	if in.pending == nil {
 		in.pending = map[uint16]struct{}{}
 	}
 	in.pending[id] = struct{}{}
-	return true, nil
+	in.n++
 }
 
 // Release forgets id at PUBREL and reports whether it was pending; the
@@ -60,8 +71,21 @@ func (in *Inbound) Release(id uint16) bool {
 		return false
 	}
 	delete(in.pending, id)
+	if in.n > 0 {
+		in.n--
+	}
 	return true
 }
+
+// NewConnection starts the count of unacknowledged QoS 2 PUBLISHes
+// afresh, for a new network connection of the session: the send quota
+// is not preserved across connections (MQTT 5 section 4.9). The ids
+// still pending from an earlier connection stay pending, so that a
+// PUBLISH sent again is still recognized and their PUBREL answered, but
+// no longer count against Max; a peer that lost them would otherwise be
+// refused on every new connection. The PUBREL of one of them still frees
+// a unit of the count, as the peer counts the PUBCOMP that answers it.
+func (in *Inbound) NewConnection() { in.n = 0 }
 
 // Pending reports whether id awaits its PUBREL.
 func (in *Inbound) Pending(id uint16) bool {
@@ -85,11 +109,10 @@ func (in *Inbound) IDs() []uint16 {
 
 // Restore marks id pending, for state read back from a store.
 func (in *Inbound) Restore(id uint16) {
-	if in.pending == nil {
-		in.pending = map[uint16]struct{}{}
+	if _, ok := in.pending[id]; !ok {
+		in.record(id)
 	}
-	in.pending[id] = struct{}{}
 }
 
 // Clear forgets every pending id: the session ended or started clean.
-func (in *Inbound) Clear() { in.pending = nil }
+func (in *Inbound) Clear() { in.pending, in.n = nil, 0 }

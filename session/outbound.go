@@ -38,9 +38,14 @@ type Outbound[T any] struct {
 	window  int
 	ids     IDs
 	flights map[uint16]*Flight[T]
+	peak    int // the most flights the map has held: it does not shrink
 	seq     uint64
 	resend  []uint16 // flights still to resend on this connection, in send order
 }
+
+// bigWindow is the number of flights above which a map drained empty is
+// given back.
+const bigWindow = 64
 
 // SetWindow sets how many flights may be outstanding; n <= 0 or above
 // 65535 means 65535. Lowering it below the number in flight only holds
@@ -85,6 +90,7 @@ func (o *Outbound[T]) Add(item T, qos byte, now time.Time) (uint16, bool) {
 	}
 	o.seq++
 	o.flights[id] = &Flight[T]{Item: item, QoS: qos, Seq: o.seq, Sent: now}
+	o.peak = max(o.peak, len(o.flights))
 	return id, true
 }
 
@@ -99,7 +105,8 @@ func (o *Outbound[T]) Ack(id uint16) (Flight[T], bool) {
 	if f == nil || f.QoS != 1 {
 		return Flight[T]{}, false
 	}
-	return o.remove(id), true
+	o.remove(id)
+	return *f, true
 }
 
 // RecResult says what a PUBREC means for the sender.
@@ -127,7 +134,8 @@ func (o *Outbound[T]) Rec(id uint16, code packet.ReasonCode, now time.Time) (Rec
 		return RecUnknown, Flight[T]{}
 	}
 	if code.IsError() && !f.Released {
-		return RecFailed, o.remove(id)
+		o.remove(id)
+		return RecFailed, *f
 	}
 	f.Released = true
 	f.Sent = now
@@ -143,27 +151,31 @@ func (o *Outbound[T]) Comp(id uint16) (Flight[T], bool) {
 	if f == nil || f.QoS != 2 || !f.Released {
 		return Flight[T]{}, false
 	}
-	return o.remove(id), true
+	o.remove(id)
+	return *f, true
 }
 
 // Remove drops the flight with packet identifier id whatever its state
 // (a message handed to another session, or one that could not be sent)
 // and frees the identifier. It returns false if there was none.
 func (o *Outbound[T]) Remove(id uint16) (Flight[T], bool) {
-	if o.flights[id] == nil {
+	f := o.flights[id]
+	if f == nil {
 		return Flight[T]{}, false
 	}
-	return o.remove(id), true
+	o.remove(id)
+	return *f, true
 }
 
-func (o *Outbound[T]) remove(id uint16) Flight[T] {
-	f := o.flights[id]
+// remove ends the flight with packet identifier id.
+func (o *Outbound[T]) remove(id uint16) {
 	delete(o.flights, id)
 	o.ids.Free(id)
-	if len(o.flights) == 0 {
-		o.flights = nil // a burst does not pin its map
+	if len(o.flights) == 0 && o.peak > bigWindow {
+		// A burst does not pin its map; a steady flow keeps it, so that
+		// it does not make a map per message.
+		o.flights, o.peak = nil, 0
 	}
-	return *f
 }
 
 // Order returns the packet identifiers of the flights in the order they
@@ -240,6 +252,7 @@ func (o *Outbound[T]) Restore(id uint16, f Flight[T]) bool {
 		o.flights = map[uint16]*Flight[T]{}
 	}
 	o.flights[id] = &f
+	o.peak = max(o.peak, len(o.flights))
 	o.seq = max(o.seq, f.Seq)
 	return true
 }
