@@ -26,28 +26,28 @@ type Client struct {
 	log   *slog.Logger
 	store store.Session
 
-	mu       sync.Mutex
-	out      session.Outbound[*pubOp] // QoS 1 and 2 in flight
-	in       session.Inbound          // QoS 2 received, awaiting PUBREL
-	queue    session.Queue[*pubOp]    // accepted, not yet sent
-	seq      uint64                   // last store sequence number
-	room     chan struct{}            // closed when the queue has room
-	progress chan struct{}            // closed after each write
-	cn       *conn                    // the live connection, nil if none
-	clientID string
-	started  bool // Connect succeeded once: the manager runs
-	closed   bool
-	ctrl     map[uint16]*ctrlOp // SUBSCRIBE / UNSUBSCRIBE awaiting their ack
-	subs     []*Subscription    // active subscriptions, in subscription order
-	subByID  map[uint32]*Subscription
-	nextSub  uint32
-	catchAll *Subscription
-	unacked2 map[uint16]*ackEntry // QoS 2 deliveries not yet acknowledged (ManualAck), across connections
-	redirect string               // server to try next (MQTT 5 redirection)
-	redirects int
-	next     int // index in Servers of the next server to try
-	auth     *authOp
-	reqs     *requester
+	mu            sync.Mutex
+	out           session.Outbound[*pubOp] // QoS 1 and 2 in flight
+	in            session.Inbound          // QoS 2 received, awaiting PUBREL
+	queue         session.Queue[*pubOp]    // accepted, not yet sent
+	seq           uint64                   // last store sequence number
+	room          chan struct{}            // closed when the queue has room
+	progress      chan struct{}            // closed after each write
+	cn            *conn                    // the live connection, nil if none
+	clientID      string
+	started       bool // Connect succeeded once: the manager runs
+	closed        bool
+	ctrl          map[uint16]*ctrlOp // SUBSCRIBE / UNSUBSCRIBE awaiting their ack
+	subs          []*Subscription    // active subscriptions, in subscription order
+	subByID       map[uint32]*Subscription
+	nextSub       uint32
+	catchAll      *Subscription
+	unacked2      map[uint16]*ackEntry // QoS 2 deliveries not yet acknowledged (ManualAck), across connections
+	redirect      string               // server to try next (MQTT 5 redirection)
+	redirects     int
+	next          int // index in Servers of the next server to try
+	auth          *authOp
+	reqs          *requester
 	firstConnDone bool
 	serverProps   packet.Properties // the live connection's CONNACK properties
 

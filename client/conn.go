@@ -172,8 +172,13 @@ func (c *Client) handshake(ctx context.Context, nc net.Conn, server string, firs
 		Username:   c.cfg.Username,
 		Password:   c.cfg.Password,
 	}
-	if cp.ClientID == "" && v == packet.V31 {
+	if cp.ClientID == "" && (v == packet.V31 || (v == packet.V311 && !cp.CleanStart)) {
+		// MQTT 3.1 needs an identifier, 3.1.1 one for a persistent
+		// session [v3 MQTT-3.1.3-7]; it is kept for the reconnects.
 		cp.ClientID = randomID()
+		c.mu.Lock()
+		c.clientID = cp.ClientID
+		c.mu.Unlock()
 	}
 	if c.cfg.Will != nil {
 		w := *c.cfg.Will

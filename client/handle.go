@@ -95,7 +95,10 @@ func (c *Client) finishFlightLocked(op *pubOp, t packet.Type, id uint16, code pa
 	}
 	res := PublishResult{PacketID: id, ReasonCode: code, Properties: props}
 	var err error
-	if code.IsError() {
+	// A PUBCOMP ends an exchange whose PUBREC already accepted the
+	// message: its code (0x92 after a PUBREL sent again, when the first
+	// PUBCOMP was lost) is reported in the result, not as a failure.
+	if code.IsError() && t != packet.PUBCOMP {
 		err = &ReasonError{Packet: t, ReasonCode: code, Properties: props}
 	}
 	op.tok.complete(res, err)

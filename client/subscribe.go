@@ -42,12 +42,12 @@ type Subscription struct {
 	catchAll bool
 
 	// Under c.mu:
-	Codes    []packet.ReasonCode // the SUBACK's, one per filter (set before Subscribe returns)
-	Props    packet.Properties   // the SUBACK's properties
-	q        session.Queue[delivery]
-	running  bool
-	active   bool
-	notify   chan struct{}
+	Codes   []packet.ReasonCode // the SUBACK's, one per filter (set before Subscribe returns)
+	Props   packet.Properties   // the SUBACK's properties
+	q       session.Queue[delivery]
+	running bool
+	active  bool
+	notify  chan struct{}
 }
 
 type delivery struct {
