@@ -100,11 +100,7 @@ func cutPublish(t *testing.T, url string, qos byte, up bool, n, total int64) int
 	if _, err := sub.Subscribe(ctx(t), "cut/"+id, 2, cnt.handler); err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, url)
-	p.upstream = up
-	if n >= 0 {
-		p.cutConn, p.cutAfter = 1, n
-	}
+	p := newCutProxy(t, url, 1, n, up)
 	pub, err := client.New(client.Config{Servers: []string{p.url()}, ClientID: "pub-" + id, Logger: quiet(),
 		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, SessionExpiry: 60})
 	if err != nil {
@@ -170,11 +166,7 @@ func cutReceive(t *testing.T, url string, qos byte, up bool, n, total int64) int
 		t.Fatal(err)
 	}
 	cnt := newCounter()
-	p := newProxy(t, url)
-	p.upstream = up
-	if n >= 0 {
-		p.cutConn, p.cutAfter = 1, n
-	}
+	p := newCutProxy(t, url, 1, n, up)
 	rcv, err := client.New(client.Config{Servers: []string{p.url()}, ClientID: "rcv-" + id, Logger: quiet(), SessionExpiry: 300,
 		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, OnMessage: cnt.handler})
 	if err != nil {

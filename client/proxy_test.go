@@ -30,13 +30,17 @@ type proxy struct {
 	counted atomic.Int64 // bytes seen in the counted direction, on the counted connection
 }
 
-func newProxy(t testing.TB, brokerURL string) *proxy {
+func newProxy(t testing.TB, brokerURL string) *proxy { return newCutProxy(t, brokerURL, 0, 0, false) }
+
+// newCutProxy cuts connection cutConn after cutAfter bytes client→server
+// (upstream) or server→client; cutAfter < 0 only counts them.
+func newCutProxy(t testing.TB, brokerURL string, cutConn int, cutAfter int64, upstream bool) *proxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, target: brokerURL[len("mqtt://"):], l: l}
+	p := &proxy{t: t, target: brokerURL[len("mqtt://"):], l: l, cutConn: cutConn, cutAfter: cutAfter, upstream: upstream}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -90,6 +94,9 @@ func (p *proxy) accept() {
 		limit := int64(-1)
 		if k == p.cutConn {
 			limit = p.cutAfter
+			if limit < 0 {
+				limit = 1 << 62
+			}
 		}
 		p.wg.Add(2)
 		go p.pipe(s, c, limitIf(p.upstream, limit), k == p.cutConn && p.upstream)
