@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
 	"os"
@@ -82,4 +83,9 @@ func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return c
+}
+
+// iterPull is iter.Pull for a Messages sequence.
+func iterPull(seq func(func(*client.Message) bool)) (func() (*client.Message, bool), func()) {
+	return iter.Pull(iter.Seq[*client.Message](seq))
 }
