@@ -385,4 +385,3 @@ func closeWrite(nc net.Conn) {
 	}
 	nc.Close()
 }
-
