@@ -290,7 +290,7 @@ func (c *proxyConn) copy(d Direction, src, dst net.Conn) {
 			b, fired := c.account(d, buf[:n])
 			if len(b) > 0 {
 				if _, werr := dst.Write(b); werr != nil && !fired {
-					c.shutdown() // the other side is gone: end this one too
+					c.closeAll() // the destination is gone: end the source too
 				}
 			}
 			if fired {
