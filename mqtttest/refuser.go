@@ -116,6 +116,9 @@ func (r *Refuser) accept() {
 	}
 }
 
+// serve answers one connection. The Refuser is a test double, not an
+// implementation of the protocol: its spec references are written as
+// section numbers, not as tags, so that CONFORMANCE.md does not count it.
 func (r *Refuser) serve(nc net.Conn) {
 	defer r.wg.Done()
 	defer func() {
@@ -131,12 +134,12 @@ func (r *Refuser) serve(nc net.Conn) {
 	}
 	cp, ok := p.(*packet.Connect)
 	if !ok {
-		return // the first packet must be CONNECT [v3 MQTT-3.1.0-1] [v5 MQTT-3.1.0-1]
+		return // the first packet must be CONNECT (section 3.1 of both versions)
 	}
 	r.mu.Lock()
 	r.connects = append(r.connects, cp)
 	r.mu.Unlock()
-	ack := &packet.Connack{ReasonCode: r.v3code} // Session Present 0 [v3 MQTT-3.2.2-4] [v5 MQTT-3.2.2-6]
+	ack := &packet.Connack{ReasonCode: r.v3code} // Session Present 0, as a refusal has (3.1.1 and 5.0 section 3.2.2)
 	if cp.Version == packet.V5 {
 		ack.ReasonCode = r.code
 		ack.Properties.ServerReference = r.cfg.ServerReference
@@ -147,7 +150,8 @@ func (r *Refuser) serve(nc net.Conn) {
 	if err := w.WritePacket(ack); err != nil {
 		return
 	}
-	// Then close [v3 MQTT-3.2.2-5] [v5 MQTT-3.2.2-7]: with a FIN first,
+	// Then close, as a refusing server must (3.1.1 section 3.2.2.3, 5.0
+	// section 3.2.2.2): with a FIN first,
 	// reading until the client closes, so that what it sent after its
 	// CONNECT does not turn the close into a reset that could destroy the
 	// CONNACK before the client reads it.
