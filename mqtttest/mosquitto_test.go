@@ -88,3 +88,17 @@ func TestStartMosquittoBadUser(t *testing.T) {
 		t.Fatalf("failed %v, message %q; want a failure naming MosquittoOptions.Users and the user", ft.failed, ft.msg)
 	}
 }
+
+// TestStartMosquittoBadConfig: a configuration Mosquitto refuses fails
+// the test at once, with Mosquitto's own complaint.
+func TestStartMosquittoBadConfig(t *testing.T) {
+	t.Parallel()
+	mqtttest.NeedBinary(t, "mosquitto", "mosquitto")
+	ft := &fakeT{TB: t}
+	ft.run(func() {
+		mqtttest.StartMosquitto(ft, mqtttest.MosquittoOptions{Config: []string{"tern_no_such_option 1"}})
+	})
+	if !ft.failed || !strings.Contains(ft.msg, "exited before listening") || !strings.Contains(ft.msg, "tern_no_such_option") {
+		t.Fatalf("failed %v, message %q; want mosquitto's complaint about the option", ft.failed, ft.msg)
+	}
+}
