@@ -264,7 +264,7 @@ func TestRedirection(t *testing.T) {
 	for _, code := range []packet.ReasonCode{packet.UseAnotherServer, packet.ServerMoved} {
 		ref := refuser(t, func(*packet.Connect) *packet.Connack {
 			ack := &packet.Connack{ReasonCode: code}
-			ack.Properties.ServerReference = strings.TrimPrefix(url, "mqtt://")
+			ack.Properties.ServerReference = url[strings.Index(url, "://")+3:]
 			return ack
 		})
 		c := connect(t, client.Config{Servers: []string{ref}, FollowRedirects: 1})
