@@ -19,7 +19,7 @@ import (
 
 // TestReceiveMaximumFromServer: the server's Receive Maximum of 2 bounds
 // the client's QoS 1 and 2 in flight (the server disconnects with 0x93
-// otherwise): 100 publishes complete on one connection.
+// otherwise): 100 publishes complete on one connection [v5 MQTT-3.3.4-9].
 func TestReceiveMaximumFromServer(t *testing.T) {
 	_, url := startTern(t, &broker.Server{ReceiveMaximum: 2})
 	down := make(chan error, 10)
@@ -41,7 +41,8 @@ func TestReceiveMaximumFromServer(t *testing.T) {
 }
 
 // TestReceiveMaximumToServer: with ManualAck and a Receive Maximum of 2
-// the server holds the third message until one is acknowledged.
+// the server holds the third message until one is acknowledged; acks
+// given out of order go out in order [v5 MQTT-4.6.0-2] [v3 MQTT-4.6.0-2].
 func TestReceiveMaximumToServer(t *testing.T) {
 	_, url := startTern(t, nil)
 	c := connect(t, client.Config{Servers: []string{url}, ManualAck: true, Properties: packet.Properties{ReceiveMaximum: 2}})
@@ -82,7 +83,8 @@ func TestReceiveMaximumToServer(t *testing.T) {
 }
 
 // TestTopicAliasesBothWays: the client assigns aliases up to the
-// server's Topic Alias Maximum and resolves the server's.
+// server's Topic Alias Maximum and resolves the server's
+// [v5 MQTT-3.3.2-11] [v5 MQTT-3.3.2-7].
 func TestTopicAliasesBothWays(t *testing.T) {
 	_, url := startTern(t, &broker.Server{OutboundTopicAliases: true, TopicAliasMaximum: broker.TopicAliases(2)})
 	c := connect(t, client.Config{Servers: []string{url}, Properties: packet.Properties{TopicAliasMaximum: 2}})
@@ -108,7 +110,7 @@ func TestTopicAliasesBothWays(t *testing.T) {
 
 // TestMaximumPacketSizeBothWays: a publish larger than the server's
 // Maximum Packet Size fails without being sent (the connection stays);
-// the server sends nothing larger than the client's.
+// the server sends nothing larger than the client's [v5 MQTT-3.1.2-24] [v5 MQTT-3.2.2-15].
 func TestMaximumPacketSizeBothWays(t *testing.T) {
 	_, url := startTern(t, &broker.Server{MaxPacketSize: 256})
 	down := make(chan error, 10)
