@@ -203,7 +203,7 @@ func TestRequestResponse(t *testing.T) {
 	if _, err := srv.Subscribe(ctx(t), "svc/double", 1, func(m *client.Message) {
 		resp := &message.Message{Payload: append(m.Payload, m.Payload...), QoS: 1}
 		resp.Properties.User = m.Properties.User
-		if _, err := srv.Respond(context.Background(), m, resp); err != nil {
+		if _, err := srv.Respond(context.Background(), m, resp); err != nil && !errors.Is(err, client.ErrClosed) {
 			t.Error(err)
 		}
 	}); err != nil {
