@@ -1,0 +1,400 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/transport"
+)
+
+// conn is one network connection of the client: one reader and one writer
+// goroutine; every outbound byte goes through the writer.
+type conn struct {
+	c         *Client
+	nc        net.Conn
+	r         *packet.Reader
+	server    string
+	version   packet.Version
+	keepAlive time.Duration
+	maxPacket uint32 // the server's Maximum Packet Size; 0 no limit
+
+	// Under c.mu:
+	ctrl      []packet.Packet // acknowledgements, SUBSCRIBE, PINGREQ, AUTH, DISCONNECT, in order
+	acks      []*ackEntry     // inbound QoS 1/2 messages awaiting their ack, in receive order
+	closeNext bool            // DISCONNECT queued: close after writing it
+
+	aliases   session.OutboundAliases // writer's
+	inAliases session.InboundAliases  // reader's
+
+	lastRead  atomic.Int64  // UnixNano of the last packet received
+	wake      chan struct{} // cap 1: something to write
+	done      chan struct{} // closed when the connection is over
+	closeOnce sync.Once
+	err       error // why it ended, set before done is closed
+	wg        sync.WaitGroup
+}
+
+func (cn *conn) signal() {
+	select {
+	case cn.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fail ends the connection with err (the first cause wins).
+func (cn *conn) fail(err error) {
+	cn.closeOnce.Do(func() {
+		cn.err = err
+		close(cn.done)
+		cn.nc.Close()
+	})
+}
+
+// ackEntry is an inbound QoS 1 or 2 PUBLISH whose PUBACK or PUBREC waits
+// until every delivery of it has been accepted (or acknowledged, with
+// ManualAck), and until the entries before it are done.
+type ackEntry struct {
+	cn      *conn
+	id      uint16
+	qos     byte
+	pending int       // deliveries not yet accepted
+	follow  *ackEntry // a retransmission on a later connection waiting for this one
+}
+
+// dial opens a network connection to server.
+func (c *Client) dial(ctx context.Context, server string) (net.Conn, error) {
+	if c.cfg.Dial != nil {
+		return c.cfg.Dial(ctx, server)
+	}
+	return transport.Dial(ctx, server, transport.DialOptions{TLS: c.cfg.TLS, Proxy: c.proxyFor(server)})
+}
+
+// proxyFor returns the proxy for server: Config.Proxy, or the standard
+// environment variables.
+func (c *Client) proxyFor(server string) string {
+	switch c.cfg.Proxy {
+	case "direct":
+		return ""
+	case "":
+	default:
+		return c.cfg.Proxy
+	}
+	u, err := url.Parse(server)
+	if err != nil || u.Scheme == "unix" {
+		return ""
+	}
+	if noProxy(u.Hostname()) {
+		return ""
+	}
+	for _, k := range proxyVars(u.Scheme) {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		if v := os.Getenv(strings.ToLower(k)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func proxyVars(scheme string) []string {
+	switch scheme {
+	case "mqtts", "tls", "ssl", "wss":
+		return []string{"HTTPS_PROXY", "ALL_PROXY"}
+	}
+	return []string{"HTTP_PROXY", "ALL_PROXY"}
+}
+
+// noProxy reports whether NO_PROXY exempts host (a comma-separated list
+// of host names, domain suffixes and "*").
+func noProxy(host string) bool {
+	v := os.Getenv("NO_PROXY")
+	if v == "" {
+		v = os.Getenv("no_proxy")
+	}
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if e == "*" || e == host || strings.HasSuffix(host, "."+strings.TrimPrefix(e, ".")) {
+			return true
+		}
+		if h, _, err := net.SplitHostPort(e); err == nil && h == host {
+			return true
+		}
+	}
+	return false
+}
+
+// handshake sends CONNECT on nc and reads up to the CONNACK, running the
+// enhanced authentication exchange. first says whether this is the
+// client's first connection (CleanStart).
+func (c *Client) handshake(ctx context.Context, nc net.Conn, server string, first bool) (*conn, *Connack, error) {
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if d, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(d)
+	}
+	// Credentials are never sent before the server's certificate is
+	// verified: complete the TLS handshake first.
+	insecure := false
+	if tc, ok := nc.(*tls.Conn); ok {
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, nil, fmt.Errorf("client: TLS handshake with %s: %w", server, err)
+		}
+		insecure = c.cfg.TLS != nil && c.cfg.TLS.InsecureSkipVerify
+	} else if c.cfg.TLS != nil && c.cfg.TLS.InsecureSkipVerify && isTLSURL(server) {
+		insecure = true
+	}
+
+	v := c.cfg.Version
+	c.mu.Lock()
+	clientID := c.clientID
+	c.mu.Unlock()
+	ka := c.cfg.KeepAlive
+	cp := &packet.Connect{
+		Version:    v,
+		CleanStart: c.cfg.CleanStart && (first || v != packet.V5),
+		KeepAlive:  uint16((ka + time.Second - 1) / time.Second),
+		ClientID:   clientID,
+		Username:   c.cfg.Username,
+		Password:   c.cfg.Password,
+	}
+	if cp.ClientID == "" && (v == packet.V31 || (v == packet.V311 && !cp.CleanStart)) {
+		// MQTT 3.1 needs an identifier, 3.1.1 one for a persistent
+		// session [v3 MQTT-3.1.3-7]; it is kept for the reconnects.
+		cp.ClientID = randomID()
+		c.mu.Lock()
+		c.clientID = cp.ClientID
+		c.mu.Unlock()
+	}
+	if c.cfg.Will != nil {
+		w := *c.cfg.Will
+		cp.Will = &w
+	}
+	if v == packet.V5 {
+		cp.Properties = c.cfg.Properties
+		cp.Properties.SessionExpiry = c.cfg.SessionExpiry
+		cp.Properties.AuthMethod, cp.Properties.AuthData = "", nil
+	}
+	var ex AuthExchange
+	if c.cfg.Auth != nil && v == packet.V5 {
+		var data []byte
+		var err error
+		ex, data, err = c.cfg.Auth.Begin()
+		if err != nil {
+			return nil, nil, fmt.Errorf("client: Config.Auth: %w", err)
+		}
+		cp.Properties.AuthMethod = c.cfg.Auth.Name()
+		cp.Properties.AuthData = data
+	}
+	if c.cfg.BeforeConnect != nil {
+		if err := c.cfg.BeforeConnect(ctx, cp); err != nil {
+			return nil, nil, fmt.Errorf("client: Config.BeforeConnect: %w", err)
+		}
+	}
+	if insecure && !c.cfg.AllowInsecurePassword && (cp.HasPassword()) {
+		c.log.Warn("password not sent: the server's certificate is not verified (set Config.AllowInsecurePassword to send it)", "server", server)
+		cp.Password, cp.PasswordFlag = nil, false
+	}
+	w := packet.NewWriter(nc)
+	if err := w.WritePacket(cp); err != nil {
+		return nil, nil, ctxErr(ctx, fmt.Errorf("client: sending CONNECT to %s: %w", server, err))
+	}
+	r := packet.NewReader(nc)
+	r.Version = v
+	if mp := c.cfg.Properties.MaximumPacketSize; mp > 0 && v == packet.V5 {
+		r.MaxPacketSize = mp
+	}
+	for {
+		p, err := r.ReadPacket()
+		if err != nil {
+			return nil, nil, ctxErr(ctx, fmt.Errorf("client: waiting for CONNACK from %s: %w", server, err))
+		}
+		switch p := p.(type) {
+		case *packet.Auth:
+			if ex == nil || p.ReasonCode != packet.ContinueAuthentication || p.Properties.AuthMethod != cp.Properties.AuthMethod {
+				return nil, nil, fmt.Errorf("client: unexpected %v from %s during CONNECT", p, server)
+			}
+			data, err := ex.Next(p.Properties.AuthData)
+			if err != nil {
+				return nil, nil, fmt.Errorf("client: authentication with %s: %w", server, err)
+			}
+			a := &packet.Auth{ReasonCode: packet.ContinueAuthentication}
+			a.Properties.AuthMethod = cp.Properties.AuthMethod
+			a.Properties.AuthData = data
+			if err := w.WritePacket(a); err != nil {
+				return nil, nil, ctxErr(ctx, err)
+			}
+		case *packet.Connack:
+			ack := &Connack{SessionPresent: p.SessionPresent, ReasonCode: p.ReasonCode, Properties: p.Properties, Server: server}
+			if p.ReasonCode != 0 {
+				return nil, ack, &ConnectError{ReasonCode: p.ReasonCode, Version: v, Properties: p.Properties, Server: server}
+			}
+			if ex != nil {
+				if err := ex.Done(p.Properties.AuthData); err != nil {
+					return nil, nil, fmt.Errorf("client: authentication with %s: the server's final message: %w", server, err)
+				}
+			}
+			nc.SetDeadline(time.Time{})
+			cn := &conn{
+				c: c, nc: nc, r: r, server: server, version: v, keepAlive: ka,
+				wake: make(chan struct{}, 1), done: make(chan struct{}),
+			}
+			if v == packet.V5 {
+				cn.maxPacket = p.Properties.MaximumPacketSize
+				if p.Properties.Has(packet.PropServerKeepAlive) {
+					cn.keepAlive = time.Duration(p.Properties.ServerKeepAlive) * time.Second
+				}
+				cn.aliases.Reset(p.Properties.TopicAliasMaximum)
+				cn.inAliases.Reset(c.cfg.Properties.TopicAliasMaximum)
+			}
+			return cn, ack, nil
+		default:
+			return nil, nil, fmt.Errorf("client: %s sent %v before CONNACK", server, p.Type())
+		}
+	}
+}
+
+func isTLSURL(s string) bool {
+	for _, p := range []string{"mqtts://", "tls://", "ssl://", "wss://"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ctxErr prefers the context's error when ctx ended: a deadline that cut
+// a read is reported as the context's.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// reader is the connection's read loop.
+func (cn *conn) reader() {
+	defer cn.wg.Done()
+	c := cn.c
+	for {
+		if cn.keepAlive > 0 {
+			// Half-open detection: nothing received for 1.5 times
+			// the keep alive (PINGRESP included) ends the connection
+			// [v5 noid:client-keepalive].
+			cn.nc.SetReadDeadline(time.Now().Add(cn.keepAlive * 3 / 2))
+		}
+		p, err := cn.r.ReadPacket()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = fmt.Errorf("client: nothing from %s for 1.5 × keep alive (%v): %w", cn.server, cn.keepAlive*3/2, err)
+			}
+			cn.fail(err)
+			return
+		}
+		cn.lastRead.Store(time.Now().UnixNano())
+		if err := c.handle(cn, p); err != nil {
+			var pe *packet.ProtocolError
+			if errors.As(err, &pe) {
+				c.log.Warn("protocol error; disconnecting", "server", cn.server, "err", err)
+			}
+			if cn.version == packet.V5 && errors.As(err, &pe) {
+				c.mu.Lock()
+				cn.ctrl = append(cn.ctrl, &packet.Disconnect{ReasonCode: pe.Code})
+				cn.closeNext = true
+				c.mu.Unlock()
+				cn.signal()
+				select {
+				case <-cn.done:
+				case <-time.After(time.Second):
+				}
+			}
+			cn.fail(err)
+			return
+		}
+	}
+}
+
+// maxBatch is how many bytes the writer gathers for one Write.
+const maxBatch = 64 << 10
+
+// writer is the connection's write loop: it writes everything ready in
+// one Write, and PINGREQ after a keep alive without writing.
+func (cn *conn) writer() {
+	defer cn.wg.Done()
+	c := cn.c
+	// Keep alive: every half interval, a PINGREQ if nothing was written
+	// or nothing received for half the interval, so that the server hears
+	// from the client within the keep alive [v5 MQTT-3.1.2-20] [v3 MQTT-3.1.2-23]
+	// and a live server answers well within the reader's 1.5 × keep alive.
+	var ping <-chan time.Time
+	half := cn.keepAlive / 2
+	if cn.keepAlive > 0 {
+		t := time.NewTicker(half)
+		defer t.Stop()
+		ping = t.C
+	}
+	lastWrite := time.Now()
+	var buf []byte
+	var written []*Token
+	for {
+		pingNow := false
+		select {
+		case <-cn.wake:
+		case <-ping:
+			pingNow = true
+		case <-cn.done:
+			return
+		}
+		c.mu.Lock()
+		buf, written = c.fillLocked(cn, buf[:0], written[:0])
+		closeAfter := cn.closeNext && len(cn.ctrl) == 0
+		more := c.moreLocked(cn)
+		c.mu.Unlock()
+		if pingNow {
+			now := time.Now()
+			if now.Sub(lastWrite) >= half || now.Sub(time.Unix(0, cn.lastRead.Load())) >= half {
+				buf, _ = (&packet.Pingreq{}).Append(buf, cn.version)
+			}
+		}
+		if len(buf) > 0 {
+			cn.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+			if _, err := cn.nc.Write(buf); err != nil {
+				for _, t := range written {
+					t.complete(PublishResult{}, fmt.Errorf("client: QoS 0 message not sent: %w", err))
+				}
+				cn.fail(fmt.Errorf("client: writing to %s: %w", cn.server, err))
+				return
+			}
+			for _, t := range written {
+				t.complete(PublishResult{}, nil)
+			}
+			clear(written)
+			lastWrite = time.Now()
+			c.progressed()
+		}
+		if closeAfter {
+			cn.fail(ErrClosed)
+			return
+		}
+		if more {
+			cn.signal()
+		}
+		if cap(buf) > 4*maxBatch {
+			buf = nil
+		}
+	}
+}

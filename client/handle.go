@@ -1,0 +1,204 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/session"
+)
+
+// handle acts on one packet from the server. An error ends the
+// connection (a *packet.ProtocolError: with a DISCONNECT of its code).
+func (c *Client) handle(cn *conn, p packet.Packet) error {
+	switch p := p.(type) {
+	case *packet.Publish:
+		return c.handlePublish(cn, p)
+	case *packet.Puback:
+		c.mu.Lock()
+		f, ok := c.out.Ack(p.PacketID)
+		if ok {
+			c.finishFlightLocked(f.Item, packet.PUBACK, p.PacketID, p.ReasonCode, p.Properties)
+			cn.signal() // room in the window
+		}
+		c.mu.Unlock()
+	case *packet.Pubrec:
+		c.mu.Lock()
+		var seq uint64
+		released := false
+		if f := c.out.Get(p.PacketID); f != nil {
+			seq, released = f.Item.seq, f.Released
+		}
+		res, f := c.out.Rec(p.PacketID, p.ReasonCode, time.Now())
+		switch res {
+		case session.RecRelease:
+			if !released {
+				if err := c.store.MarkReleased(seq); err != nil {
+					c.log.Error("store: MarkReleased", "err", err)
+				}
+			}
+			cn.ctrl = append(cn.ctrl, &packet.Pubrel{PacketID: p.PacketID}) // [v5 MQTT-4.3.3-3] [v3 MQTT-4.3.3-1]
+		case session.RecFailed:
+			c.finishFlightLocked(f.Item, packet.PUBREC, p.PacketID, p.ReasonCode, p.Properties)
+		default:
+			rel := &packet.Pubrel{PacketID: p.PacketID}
+			if cn.version == packet.V5 {
+				rel.ReasonCode = packet.PacketIdentifierNotFound
+			}
+			cn.ctrl = append(cn.ctrl, rel)
+		}
+		c.mu.Unlock()
+		cn.signal()
+	case *packet.Pubcomp:
+		c.mu.Lock()
+		if f, ok := c.out.Comp(p.PacketID); ok {
+			c.finishFlightLocked(f.Item, packet.PUBCOMP, p.PacketID, p.ReasonCode, p.Properties)
+			cn.signal()
+		}
+		c.mu.Unlock()
+	case *packet.Pubrel:
+		c.mu.Lock()
+		found := c.in.Release(p.PacketID)
+		if found {
+			if err := c.store.DeleteIncoming(p.PacketID); err != nil {
+				c.log.Error("store: DeleteIncoming", "err", err)
+			}
+		}
+		comp := &packet.Pubcomp{PacketID: p.PacketID}
+		if !found && cn.version == packet.V5 {
+			comp.ReasonCode = packet.PacketIdentifierNotFound // [v5 MQTT-4.3.3-11]
+		}
+		cn.ctrl = append(cn.ctrl, comp)
+		c.mu.Unlock()
+		cn.signal()
+	case *packet.Suback:
+		c.finishCtrl(cn, p.PacketID, p)
+	case *packet.Unsuback:
+		c.finishCtrl(cn, p.PacketID, p)
+	case *packet.Pingresp:
+	case *packet.Disconnect:
+		return &DisconnectError{ReasonCode: p.ReasonCode, Properties: p.Properties}
+	case *packet.Auth:
+		return c.handleAuth(cn, p)
+	default:
+		return &packet.ProtocolError{Code: packet.ProtocolErrorCode, Packet: p.Type(), Spec: "v5 noid:client-unexpected",
+			Msg: fmt.Sprintf("a server does not send %v to a client", p.Type())}
+	}
+	return nil
+}
+
+// finishFlightLocked completes a QoS 1 or 2 publish: out of the store,
+// and its publisher told.
+func (c *Client) finishFlightLocked(op *pubOp, t packet.Type, id uint16, code packet.ReasonCode, props packet.Properties) {
+	if err := c.store.DeleteOutgoing(op.seq); err != nil {
+		c.log.Error("store: DeleteOutgoing", "err", err)
+	}
+	res := PublishResult{PacketID: id, ReasonCode: code, Properties: props}
+	var err error
+	// A PUBCOMP ends an exchange whose PUBREC already accepted the
+	// message: its code (0x92 after a PUBREL sent again, when the first
+	// PUBCOMP was lost) is reported in the result, not as a failure.
+	if code.IsError() && t != packet.PUBCOMP {
+		err = &ReasonError{Packet: t, ReasonCode: code, Properties: props}
+	}
+	op.tok.complete(res, err)
+	c.wakeRoomLocked()
+}
+
+// handlePublish takes a PUBLISH: aliases, QoS 2 exactly-once state,
+// routing to the subscriptions, and the acknowledgement in receive order.
+func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
+	if cn.version == packet.V5 {
+		if err := cn.inAliases.Resolve(p); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var e *ackEntry
+	deliver := true
+	switch p.QoS {
+	case 1:
+		e = &ackEntry{cn: cn, id: p.PacketID, qos: 1}
+	case 2:
+		first, err := c.in.Receive(p.PacketID)
+		if err != nil {
+			return err
+		}
+		e = &ackEntry{cn: cn, id: p.PacketID, qos: 2}
+		if first {
+			if err := c.store.AddIncoming(p.PacketID); err != nil {
+				c.log.Error("store: AddIncoming", "err", err)
+			}
+		} else {
+			deliver = false // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2]
+			if orig := c.unacked2[p.PacketID]; orig != nil && orig.pending > 0 {
+				// Still unacknowledged by the application (ManualAck):
+				// the PUBREC waits for it.
+				e.pending = 1
+				orig.follow = e
+			}
+		}
+	}
+	if e != nil {
+		cn.acks = append(cn.acks, e)
+	}
+	if deliver {
+		m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, PacketID: p.PacketID, Properties: p.Properties, c: c}
+		m.Properties.TopicAlias = 0
+		m.Properties.Unmark(packet.PropTopicAlias)
+		c.routeLocked(m, e)
+	}
+	if e != nil && e.pending > 0 && e.qos == 2 && deliver {
+		c.unacked2[e.id] = e
+	}
+	c.flushAcksLocked(cn)
+	return nil
+}
+
+// releaseLocked counts one delivery of e as accepted; at zero its
+// acknowledgement may go, in order.
+func (c *Client) releaseLocked(e *ackEntry) {
+	if e == nil || e.pending == 0 {
+		return
+	}
+	e.pending--
+	if e.pending > 0 {
+		return
+	}
+	if e.qos == 2 && c.unacked2[e.id] == e {
+		delete(c.unacked2, e.id)
+	}
+	if c.cn == e.cn {
+		c.flushAcksLocked(e.cn)
+	}
+	if f := e.follow; f != nil {
+		e.follow = nil
+		c.releaseLocked(f)
+	}
+}
+
+// flushAcksLocked queues the acknowledgements that are due, in the order
+// the PUBLISHes came [v5 MQTT-4.6.0-2] [v5 MQTT-4.6.0-3] [v3 MQTT-4.6.0-2] [v3 MQTT-4.6.0-3].
+func (c *Client) flushAcksLocked(cn *conn) {
+	n := 0
+	for _, e := range cn.acks {
+		if e.pending > 0 {
+			break
+		}
+		if e.qos == 1 {
+			cn.ctrl = append(cn.ctrl, &packet.Puback{PacketID: e.id})
+		} else {
+			cn.ctrl = append(cn.ctrl, &packet.Pubrec{PacketID: e.id})
+		}
+		n++
+	}
+	if n > 0 {
+		clear(cn.acks[:n])
+		cn.acks = cn.acks[n:]
+		if len(cn.acks) == 0 {
+			cn.acks = nil
+		}
+		cn.signal()
+	}
+}

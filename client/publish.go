@@ -1,0 +1,134 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/topic"
+)
+
+// Publish sends m and waits for its acknowledgement: the PUBACK of QoS 1,
+// the PUBCOMP of QoS 2, or for QoS 0 the write to the network. It
+// returns the server's reason code and properties; an MQTT 5 reason code
+// of 0x80 or above is a *ReasonError.
+//
+// A QoS 1 or 2 message is accepted into the session (and Config.Store)
+// before Publish waits: once accepted it is delivered even if ctx ends
+// first, across reconnects and, with a durable store, restarts. If the
+// queue is full (Config.MaxQueued), Publish waits for room until ctx ends;
+// the message is then not accepted. A QoS 0 message published while the
+// client is offline fails with ErrDropped unless Config.QueueQoS0 is set.
+//
+// m must not be changed until Publish returns.
+func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResult, error) {
+	tok, err := c.enqueue(ctx, m, true)
+	if err != nil {
+		return nil, err
+	}
+	return tok.Wait(ctx)
+}
+
+// PublishAsync is Publish without waiting: the Token tells the outcome.
+// A full queue completes the token at once with ErrQueueFull.
+func (c *Client) PublishAsync(m *message.Message) *Token {
+	tok, err := c.enqueue(context.Background(), m, false)
+	if err != nil {
+		tok = newToken()
+		tok.complete(PublishResult{}, err)
+	}
+	return tok
+}
+
+// checkPublish validates m for version v.
+func checkPublish(m *message.Message, v packet.Version) error {
+	if m == nil {
+		return errors.New("client: Publish: nil message")
+	}
+	if m.QoS > 2 {
+		return fmt.Errorf("client: Publish: QoS %d: use 0, 1 or 2", m.QoS)
+	}
+	if err := topic.ValidateName(m.Topic); err != nil {
+		return fmt.Errorf("client: Publish: %w", err)
+	}
+	if v != packet.V5 && !m.Properties.IsZero() {
+		return errors.New("client: Publish: message properties need MQTT 5 (Config.Version)")
+	}
+	return nil
+}
+
+func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*Token, error) {
+	if err := checkPublish(m, c.cfg.Version); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if c.closed {
+			return nil, ErrClosed
+		}
+		if m.QoS == 0 && c.cn == nil && !c.cfg.QueueQoS0 {
+			return nil, ErrDropped
+		}
+		if c.queue.Len() < c.cfg.MaxQueued {
+			break
+		}
+		if !wait {
+			return nil, ErrQueueFull
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			c.mu.Lock()
+			return nil, fmt.Errorf("client: publish queue full (Config.MaxQueued %d), message not accepted: %w", c.cfg.MaxQueued, ctx.Err())
+		}
+		c.mu.Lock()
+	}
+	if c.cn != nil && c.cn.version == packet.V5 {
+		if err := c.serverAllowsLocked(m); err != nil {
+			return nil, err
+		}
+	}
+	if m.Created.IsZero() && m.Properties.MessageExpiry > 0 {
+		mm := *m
+		mm.SetExpiry(time.Now())
+		m = &mm
+	}
+	op := &pubOp{msg: m, tok: newToken()}
+	if m.QoS > 0 {
+		c.seq++
+		op.seq = c.seq
+		// Acknowledged means kept: the message is in the store before
+		// Publish says it is accepted.
+		if err := c.store.AddOutgoing(store.Outgoing{Seq: op.seq, Msg: m}); err != nil {
+			c.seq--
+			return nil, fmt.Errorf("client: Publish: message not accepted, the store failed: %w", err)
+		}
+	}
+	c.queue.Push(op)
+	if c.cn != nil {
+		c.cn.signal()
+	}
+	return op.tok, nil
+}
+
+// serverAllowsLocked checks m against what the server announced in its
+// CONNACK (MQTT 5 Maximum QoS, Retain Available).
+func (c *Client) serverAllowsLocked(m *message.Message) error {
+	p := &c.serverProps
+	if p.Has(packet.PropMaximumQoS) && m.QoS > p.MaximumQoS {
+		// [v5 MQTT-3.2.2-11]
+		return fmt.Errorf("client: Publish: QoS %d is above the server's Maximum QoS %d", m.QoS, p.MaximumQoS)
+	}
+	if m.Retain && p.Has(packet.PropRetainAvailable) && p.RetainAvailable == 0 {
+		// [v5 MQTT-3.2.2-14]
+		return errors.New("client: Publish: the server does not support retained messages (Retain Available 0)")
+	}
+	return nil
+}
