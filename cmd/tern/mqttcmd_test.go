@@ -1,0 +1,423 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+// proc is a running command whose output the test reads.
+type proc struct {
+	t        *testing.T
+	name     string
+	cmd      *exec.Cmd
+	mu       sync.Mutex
+	out, err bytes.Buffer
+	done     chan struct{}
+	code     int
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// startProc starts bin with args; the test's cleanup kills it if it is
+// still running.
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: bin, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Stdout = lockedWriter{&p.mu, &p.out}
+	p.cmd.Stderr = lockedWriter{&p.mu, &p.err}
+	p.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "TZ=UTC")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			p.code = ee.ExitCode()
+		case err != nil:
+			p.code = -1
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait waits up to 30 seconds for the process to exit and returns its
+// exit status, stdout and stderr.
+func (p *proc) wait() (int, string, string) {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		p.t.Fatalf("%s %q did not exit in 30s\nstdout:\n%s\nstderr:\n%s", p.name, p.cmd.Args[1:], p.out.String(), p.err.String())
+	}
+	return p.code, p.out.String(), p.err.String()
+}
+
+// runProc runs bin to its end.
+func runProc(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	return startProc(t, bin, args...).wait()
+}
+
+// waitSubscriptions waits until the broker holds n subscriptions.
+func waitSubscriptions(t *testing.T, b *mqtttest.Broker, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for b.Server.Stats().Subscriptions < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions after 20s, want %d", b.Server.Stats().Subscriptions, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// publisher connects a client to url for the test.
+func publisher(t *testing.T, url string, v packet.Version) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Servers: []string{url}, Version: v, Proxy: "direct"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.Disconnect(ctx)
+	})
+	return c
+}
+
+// comparisonMessages are published to both subscribers: text with every
+// PUBLISH property, empty, binary, JSON, several lines, QoS 0 and 2.
+func comparisonMessages() []*message.Message {
+	props := packet.Properties{ContentType: "text/plain; charset=utf-8", ResponseTopic: "cmp/reply",
+		CorrelationData: []byte("\x00\x01corr"), PayloadFormat: 1, MessageExpiry: 3600,
+		User: []packet.UserProperty{{Key: "a", Value: "1"}, {Key: "b", Value: "two words"}, {Key: "a", Value: "3"}}}
+	props.Mark(packet.PropPayloadFormat)
+	return []*message.Message{
+		{Topic: "cmp/text", Payload: []byte("hello, world"), QoS: 1, Properties: props},
+		{Topic: "cmp/empty", Payload: nil, QoS: 1},
+		{Topic: "cmp/bin", Payload: []byte("\xff\xfe\x00abc\x7f"), QoS: 1, Properties: packet.Properties{ContentType: "application/octet-stream"}},
+		{Topic: "cmp/json", Payload: []byte(`{"a":[1,2.5,{"b":null}],"c":"x\"y","d":true}`), QoS: 1,
+			Properties: packet.Properties{ContentType: "application/json", User: []packet.UserProperty{{Key: "k", Value: "v"}}}},
+		{Topic: "cmp/qos0", Payload: []byte("42"), QoS: 0},
+		// Last: libmosquitto hands a QoS 2 message over at PUBREL, Tern's
+		// client at PUBLISH, so what follows it could come first.
+		{Topic: "cmp/lines/deep/topic", Payload: []byte("line one\nline two\ttab"), QoS: 2},
+	}
+}
+
+// tst normalises the receive time in %j and %J, which two processes
+// cannot share, and mid the packet identifier, which the broker picks
+// for each subscriber's session depending on when it acknowledged the
+// message before (internal/subfmt compares %m against mosquitto_sub with
+// a server of its own).
+var (
+	tst = regexp.MustCompile(`"tst":\s*"[^"]*"`)
+	mid = regexp.MustCompile(`"mid":(\s*)\d+`)
+)
+
+// TestSubMatchesMosquittoSub runs tern sub and mosquitto_sub side by side
+// on one Tern broker with the same options, publishes the same messages
+// (MQTT 3.1.1, and MQTT 5 with every PUBLISH property) and compares their
+// output byte for byte.
+func TestSubMatchesMosquittoSub(t *testing.T) {
+	mosq := mqtttest.NeedBinary(t, "mosquitto_sub", "mosquitto-clients")
+	tern := ternBinary(t)
+	msgs := comparisonMessages()
+	cases := []struct {
+		name string
+		args []string
+		v5   bool // MQTT 5 only
+	}{
+		{"plain", nil, false},
+		{"-v", []string{"-v"}, false},
+		{"-N", []string{"-N"}, false},
+		{"-v -N", []string{"-v", "-N"}, false},
+		{"fields", []string{"-F", `%t|%l|%q|%r|%x|%X|%p|%10t|%-8l|%05q|%.3p|%6x|%-4p|%%\t\\`}, false},
+		{"properties", []string{"-F", "%A|%C|%D|%E|%F|%P|%R|%S|%-12C|%5F|%03E|%.4R"}, false},
+		{"%j", []string{"-F", "%j"}, false},
+		{"%j --pretty", []string{"-F", "%j", "--pretty"}, false},
+		{"%J", []string{"-F", "%J"}, false},
+		{"%J --pretty", []string{"-F", "%J", "--pretty"}, false},
+		{"-F ''", []string{"-F", ""}, false},
+		{"subscription id", []string{"-D", "subscribe", "subscription-identifier", "7", "-F", "%S|%t|%j"}, true},
+		{"-R", []string{"-R", "-v"}, false},
+		{"retain-as-published", []string{"--retain-as-published", "-F", "%r %t"}, true},
+	}
+	for _, version := range []string{"311", "5"} {
+		for _, c := range cases {
+			if c.v5 && version != "5" {
+				continue
+			}
+			t.Run(version+"/"+c.name, func(t *testing.T) {
+				b := mqtttest.StartBroker(t)
+				args := append([]string{"-h", b.Host, "-p", b.Port, "-t", "cmp/#", "-q", "2", "-V", version,
+					"-C", fmt.Sprint(len(msgs))}, c.args...)
+				want := startProc(t, mosq, args...)
+				got := startProc(t, tern, append([]string{"sub"}, args...)...)
+				waitSubscriptions(t, b, 2)
+				v := packet.V311
+				if version == "5" {
+					v = packet.V5
+				}
+				pub := publisher(t, b.URL, v)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				for _, m := range msgs {
+					if v != packet.V5 {
+						m = &message.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS}
+					}
+					if _, err := pub.Publish(ctx, m); err != nil {
+						t.Fatal(err)
+					}
+				}
+				wcode, wout, werr := want.wait()
+				gcode, gout, gerr := got.wait()
+				if wcode != gcode {
+					t.Errorf("exit status: tern sub %d, mosquitto_sub %d", gcode, wcode)
+				}
+				norm := func(s string) string {
+					return mid.ReplaceAllString(tst.ReplaceAllString(s, `"tst":"T"`), `"mid":${1}M`)
+				}
+				wout, gout = norm(wout), norm(gout)
+				if gout != wout {
+					t.Errorf("tern sub %q printed\n%q\nmosquitto_sub printed\n%q", args, gout, wout)
+				}
+				// %J of a payload that is not JSON: the same complaints.
+				if we, ge := strings.Count(werr, "Error:"), strings.Count(gerr, "Error:"); we != ge {
+					t.Errorf("stderr: %d errors from tern sub, %d from mosquitto_sub\n%s\n%s", ge, we, gerr, werr)
+				}
+			})
+		}
+	}
+}
+
+// TestExitCodesMatchMosquitto compares the exit statuses of tern pub,
+// sub and rr with mosquitto_pub, mosquitto_sub and mosquitto_rr: a
+// refused connection (MQTT 3.1.1 return codes, MQTT 5 reason codes), a
+// -W timeout, bad options, nothing listening.
+func TestExitCodesMatchMosquitto(t *testing.T) {
+	mpub := mqtttest.NeedBinary(t, "mosquitto_pub", "mosquitto-clients")
+	msub := mqtttest.NeedBinary(t, "mosquitto_sub", "mosquitto-clients")
+	mrr := mqtttest.NeedBinary(t, "mosquitto_rr", "mosquitto-clients")
+	tern := ternBinary(t)
+	compare := func(t *testing.T, mosq, tool string, args ...string) int {
+		t.Helper()
+		wcode, _, werr := runProc(t, mosq, args...)
+		gcode, _, gerr := runProc(t, tern, append([]string{tool}, args...)...)
+		if wcode != gcode {
+			t.Errorf("%s %q: exit %d, %s exits %d\ntern: %s\nmosquitto: %s", tool, args, gcode, mosq, wcode, gerr, werr)
+		}
+		return gcode
+	}
+	for _, c := range []struct {
+		v      string
+		code   packet.ReasonCode
+		v3Code packet.ReasonCode
+	}{
+		{"311", 0x87, 5}, {"311", 0x86, 4}, {"311", 0x88, 3}, {"311", 0x85, 2}, {"311", 0x84, 1},
+		{"5", 0x87, 0}, {"5", 0x86, 0}, {"5", 0x88, 0}, {"5", 0x8A, 0}, {"5", 0x80, 0}, {"5", 0x9F, 0},
+	} {
+		t.Run(fmt.Sprintf("refused/%s/%#x", c.v, c.code), func(t *testing.T) {
+			r := mqtttest.StartRefuser(t, mqtttest.RefuserConfig{Code: c.code, V3Code: c.v3Code})
+			host, port, _ := strings.Cut(r.Addr, ":")
+			want := int(c.code)
+			if c.v != "5" {
+				want = int(c.v3Code)
+			}
+			if got := compare(t, mpub, "pub", "-h", host, "-p", port, "-V", c.v, "-t", "a", "-m", "b"); got != want {
+				t.Errorf("pub exit %d, want the reason code %d", got, want)
+			}
+			compare(t, msub, "sub", "-h", host, "-p", port, "-V", c.v, "-t", "a")
+		})
+	}
+	b := mqtttest.StartBroker(t)
+	t.Run("timeout", func(t *testing.T) {
+		if got := compare(t, msub, "sub", "-h", b.Host, "-p", b.Port, "-t", "none", "-W", "1"); got != exitTimeout {
+			t.Errorf("sub -W: exit %d, want 27", got)
+		}
+		compare(t, msub, "sub", "-h", b.Host, "-p", b.Port, "-t", "none", "-W", "1", "-V", "5")
+		compare(t, mrr, "rr", "-h", b.Host, "-p", b.Port, "-t", "req", "-e", "resp", "-m", "x", "-W", "1")
+	})
+	t.Run("options", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"-t", "a", "-m", "b", "-f", "x"}, {"-m", "b"}, {"-t", "a/#", "-m", "b"}, {"-t", "a", "-m", "b", "-q", "3"},
+			{"-t", "a", "-m", "b", "-k", "4"}, {"-t", "a", "-m", "b", "--bogus"}, {"-t", "a", "-m", "b", "-c"},
+			{"-t", "a", "-m", "b", "-D", "publish", "foo", "x"}, {"-t", "a", "-m", "b", "-D", "connect", "content-type", "x"},
+			{"-t", "a", "-m", "b", "--will-payload", "x"}, {"-L", "http://x/a", "-m", "b"},
+		} {
+			compare(t, mpub, "pub", args...)
+		}
+		for _, args := range [][]string{{"-p", "1"}, {"-t", "a/#/b"}, {"-t", "a", "-C", "0"}, {"-t", "a", "-F", "%z"}, {"-t", "a", "-m", "x"}} {
+			compare(t, msub, "sub", args...)
+		}
+		compare(t, mrr, "rr", "-t", "a", "-m", "b")
+	})
+	t.Run("no broker", func(t *testing.T) {
+		port := fmt.Sprint(mqtttest.FreePort(t))
+		compare(t, mpub, "pub", "-h", "127.0.0.1", "-p", port, "-t", "a", "-m", "b")
+	})
+}
+
+// TestPubSubBrokers runs tern pub and tern sub against Tern and against
+// Debian's mosquitto broker, in MQTT 3.1, 3.1.1 and 5, at each QoS, with
+// -f, -s, -n, --repeat, -r and will options.
+func TestPubSubBrokers(t *testing.T) {
+	tern := ternBinary(t)
+	brokers := map[string]func(t *testing.T) (host, port string){
+		"tern": func(t *testing.T) (string, string) {
+			b := mqtttest.StartBroker(t)
+			return b.Host, b.Port
+		},
+		"mosquitto": func(t *testing.T) (string, string) {
+			mqtttest.NeedBinary(t, "mosquitto", "mosquitto")
+			m := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+			return m.Host, m.Port
+		},
+	}
+	for name, start := range brokers {
+		t.Run(name, func(t *testing.T) {
+			host, port := start(t)
+			file := writeFile(t, "payload", "from a file\n")
+			for _, v := range []string{"31", "311", "5"} {
+				for _, q := range []string{"0", "1", "2"} {
+					tp := "ps/" + v + "/" + q
+					// A retained message first: sub then gets it at once.
+					if code, _, e := runProc(t, tern, "pub", "-h", host, "-p", port, "-V", v, "-q", q, "-t", tp, "-r", "-m", "kept"); code != 0 {
+						t.Fatalf("pub -r: exit %d: %s", code, e)
+					}
+					sub := startProc(t, tern, "sub", "-h", host, "-p", port, "-V", v, "-q", q, "-t", tp, "-C", "5", "-F", "%r %q %p", "-W", "20")
+					// Wait for the retained message: the subscription is made.
+					deadline := time.Now().Add(20 * time.Second)
+					for {
+						sub.mu.Lock()
+						ready := strings.Contains(sub.out.String(), "kept")
+						sub.mu.Unlock()
+						if ready || time.Now().After(deadline) {
+							break
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					for _, args := range [][]string{{"-m", "one"}, {"-f", file}, {"-n", "--repeat", "2"}} {
+						base := []string{"pub", "-h", host, "-p", port, "-V", v, "-q", q, "-t", tp, "--will-topic", "w", "--will-payload", "x"}
+						if code, _, e := runProc(t, tern, append(base, args...)...); code != 0 {
+							t.Fatalf("pub %q: exit %d: %s", args, code, e)
+						}
+					}
+					code, out, e := sub.wait()
+					wantQ := q
+					want := fmt.Sprintf("1 %s kept\n0 %s one\n0 %s from a file\n\n0 %s \n0 %s \n", wantQ, wantQ, wantQ, wantQ, wantQ)
+					if code != 0 || out != want {
+						t.Errorf("-V %s -q %s: exit %d, got\n%q\nwant\n%q\n%s", v, q, code, out, want, e)
+					}
+					runProc(t, tern, "pub", "-h", host, "-p", port, "-t", tp, "-r", "-n") // clear it
+				}
+			}
+			// -s: all of stdin as one message (retained, so that the
+			// subscriber finds it whenever it subscribes).
+			cmd := exec.Command(tern, "pub", "-h", host, "-p", port, "-t", "ps/stdin", "-s", "-r", "-q", "1")
+			cmd.Stdin = strings.NewReader("all\nof it")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("pub -s: %v %s", err, out)
+			}
+			if code, out, e := runProc(t, tern, "sub", "-h", host, "-p", port, "-t", "ps/stdin", "-C", "1", "-W", "20"); code != 0 || out != "all\nof it\n" {
+				t.Errorf("pub -s: exit %d, %q %s", code, out, e)
+			}
+			runProc(t, tern, "pub", "-h", host, "-p", port, "-t", "ps/stdin", "-r", "-n")
+		})
+	}
+}
+
+// TestRRAndTest runs tern rr against a responder and tern test against
+// Tern and mosquitto.
+func TestRRAndTest(t *testing.T) {
+	tern := ternBinary(t)
+	b := mqtttest.StartBroker(t)
+	// The responder: answers each request on its response topic.
+	resp := publisher(t, b.URL, packet.V5)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := resp.Subscribe(ctx, "svc/echo", 1, func(m *client.Message) {
+		resp.Publish(ctx, &message.Message{Topic: m.Properties.ResponseTopic, Payload: append([]byte("echo: "), m.Payload...), QoS: 1,
+			Properties: packet.Properties{ContentType: m.Properties.ContentType}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, e := runProc(t, tern, "rr", "-h", b.Host, "-p", b.Port, "-t", "svc/echo", "-e", "reply/me", "-m", "hi",
+		"-D", "publish", "content-type", "text/x", "-F", "%t %C %p", "-W", "10", "-q", "1")
+	if code != 0 || out != "reply/me text/x echo: hi\n" {
+		t.Errorf("rr: exit %d, %q, %s", code, out, e)
+	}
+
+	for _, q := range []string{"0", "1", "2"} {
+		code, out, e := runProc(t, tern, "test", "-h", b.Host, "-p", b.Port, "-q", q, "--rate", "200", "-C", "20", "-W", "20")
+		if code != 0 || !strings.Contains(out, "20 sent, 20 received, 0 lost (0.0%), 0 duplicated, 0 out of order") ||
+			!regexp.MustCompile(`(?m)^seq=20 qos=`+q+` time=\d+\.\d{3} ms$`).MatchString(out) ||
+			!strings.Contains(out, "round trip min/avg/p50/p99/max = ") {
+			t.Errorf("test -q %s: exit %d\n%s\n%s", q, code, out, e)
+		}
+	}
+	// Back to back.
+	if code, out, e := runProc(t, tern, "test", "-h", b.Host, "-p", b.Port, "--rate", "0", "-C", "50", "-q", "1"); code != 0 || !strings.Contains(out, "50 sent, 50 received, 0 lost") {
+		t.Errorf("test --rate 0: exit %d\n%s\n%s", code, out, e)
+	}
+	// A broker that drops the messages: loss, exit 2. The ACL of a
+	// mosquitto that forbids reading the test topic does that.
+	if _, err := exec.LookPath("mosquitto"); err == nil {
+		acl := writeFile(t, "acl", "topic write tern/#\n")
+		m := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{Config: []string{"acl_file " + acl}})
+		code, out, _ := runProc(t, tern, "test", "-h", m.Host, "-p", m.Port, "--rate", "50", "-C", "5", "--drain", "500ms")
+		if code != exitLoss || !strings.Contains(out, "5 sent, 0 received, 5 lost (100.0%)") {
+			t.Errorf("test with every message dropped: exit %d\n%s", code, out)
+		}
+		// mosquitto as the broker, everything back.
+		m2 := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+		if code, out, e := runProc(t, tern, "test", "-h", m2.Host, "-p", m2.Port, "-V", "5", "-q", "2", "--rate", "100", "-C", "10"); code != 0 {
+			t.Errorf("test against mosquitto: exit %d\n%s\n%s", code, out, e)
+		}
+	}
+	// -W shorter than -C needs: exit 27.
+	if code, out, _ := runProc(t, tern, "test", "-h", b.Host, "-p", b.Port, "--rate", "2", "-C", "100", "-W", "1"); code != exitTimeout {
+		t.Errorf("test -W 1 -C 100 at 2/s: exit %d, want 27\n%s", code, out)
+	}
+}
