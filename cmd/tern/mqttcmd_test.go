@@ -258,7 +258,7 @@ func TestExitCodesMatchMosquitto(t *testing.T) {
 		{"311", 0x87, 5}, {"311", 0x86, 4}, {"311", 0x88, 3}, {"311", 0x85, 2}, {"311", 0x84, 1},
 		{"5", 0x87, 0}, {"5", 0x86, 0}, {"5", 0x88, 0}, {"5", 0x8A, 0}, {"5", 0x80, 0}, {"5", 0x9F, 0},
 	} {
-		t.Run(fmt.Sprintf("refused/%s/%#x", c.v, c.code), func(t *testing.T) {
+		t.Run(fmt.Sprintf("refused/%s/%#x", c.v, uint8(c.code)), func(t *testing.T) {
 			r := mqtttest.StartRefuser(t, mqtttest.RefuserConfig{Code: c.code, V3Code: c.v3Code})
 			host, port, _ := strings.Cut(r.Addr, ":")
 			want := int(c.code)
