@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/message"
@@ -419,5 +422,136 @@ func TestRRAndTest(t *testing.T) {
 	// -W shorter than -C needs: exit 27.
 	if code, out, _ := runProc(t, tern, "test", "-h", b.Host, "-p", b.Port, "--rate", "2", "-C", "100", "-W", "1"); code != exitTimeout {
 		t.Errorf("test -W 1 -C 100 at 2/s: exit %d, want 27\n%s", code, out)
+	}
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// TestPubLinesTerminal types lines into tern pub -l in a real terminal
+// (tmux) and checks that each is published as soon as Enter is pressed,
+// before the next is typed; Ctrl-D ends it with status 0.
+func TestPubLinesTerminal(t *testing.T) {
+	tern := ternBinary(t)
+	b := mqtttest.StartBroker(t)
+	sub := startProc(t, tern, "sub", "-h", b.Host, "-p", b.Port, "-t", "typed", "-q", "1", "-v", "-C", "3", "-W", "60")
+	waitSubscriptions(t, b, 1)
+	tm := newTmux(t, fmt.Sprintf("%s pub -h %s -p %s -t typed -q 1 -l; echo PUB-EXIT-$?; sleep 600\n",
+		shellQuote(tern), b.Host, b.Port))
+	printed := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			sub.mu.Lock()
+			out := sub.out.String()
+			sub.mu.Unlock()
+			if out == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tern sub printed %q, want %q\nscreen:\n%s", out, want, tm.screen())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	tm.typeKeys("first line", "Enter")
+	printed("typed first line\n")
+	tm.typeKeys("second", "Enter")
+	printed("typed first line\ntyped second\n")
+	tm.typeKeys("", "Enter") // an empty line: an empty message
+	printed("typed first line\ntyped second\ntyped (null)\n")
+	tm.typeKeys("", "C-d")
+	tm.waitFor("PUB-EXIT-0")
+	if code, _, e := sub.wait(); code != 0 {
+		t.Errorf("sub: exit %d %s", code, e)
+	}
+}
+
+// TestTestTerminal runs tern test in a real terminal (tmux) until Ctrl-C:
+// a line per round trip as it comes back, then the summary, status 0.
+func TestTestTerminal(t *testing.T) {
+	tern := ternBinary(t)
+	b := mqtttest.StartBroker(t)
+	// The shell traps SIGINT (its children still get the default) so
+	// that Ctrl-C ends tern test and not the script.
+	tm := newTmux(t, fmt.Sprintf("trap : INT\n%s test -h %s -p %s -q 1 --rate 20; echo TEST-EXIT-$?; exec sleep 600\n", shellQuote(tern), b.Host, b.Port))
+	tm.waitFor("seq=5 qos=1 time=")
+	tm.typeKeys("", "C-c")
+	scr := tm.waitFor("TEST-EXIT-")
+	if !strings.Contains(scr, "TEST-EXIT-0") || !regexp.MustCompile(`\d+ sent, \d+ received, 0 lost \(0\.0%\), 0 duplicated, 0 out of order`).MatchString(scr) ||
+		!strings.Contains(scr, "round trip min/avg/p50/p99/max = ") {
+		t.Errorf("after Ctrl-C:\n%s", scr)
+	}
+	if !regexp.MustCompile(`(?m)^TEST mqtt://127\.0\.0\.1:\d+ topic tern/test/[0-9a-f]{8} qos 1`).MatchString(scr) {
+		t.Errorf("no TEST header line:\n%s", scr)
+	}
+}
+
+// TestMQTTCompletion: bash, zsh and fish completion scripts are
+// generated, and the completion of pub, sub and rr offers the flags,
+// -D's commands and properties, and -V's versions.
+func TestMQTTCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		out, e, code := runTern(t, "", "completion", sh)
+		if code != 0 || !strings.Contains(out, "__complete") {
+			t.Errorf("completion %s: exit %d, %s\n%.200s", sh, code, e, out)
+		}
+	}
+	complete := func(args ...string) []string {
+		t.Helper()
+		out, e, code := runTern(t, "", append([]string{"__complete"}, args...)...)
+		if code != 0 {
+			t.Fatalf("__complete %q: exit %d %s", args, code, e)
+		}
+		var got []string
+		for _, l := range strings.Split(out, "\n") {
+			if l != "" && !strings.HasPrefix(l, ":") {
+				got = append(got, strings.SplitN(l, "\t", 2)[0])
+			}
+		}
+		return got
+	}
+	has := func(got []string, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("completion %q lacks %q", got, w)
+			}
+		}
+	}
+	has(complete(""), "pub", "sub", "rr", "test")
+	has(complete("pub", "--"), "--topic", "--message", "--stdin-line", "--property", "--will-topic", "--save", "--load", "--protocol-version", "--url")
+	has(complete("sub", "-"), "-t", "-v", "-F", "-C", "-W", "-T", "-U", "-R", "-E", "-N")
+	has(complete("sub", "--"), "--pretty", "--retained-only", "--remove-retained", "--retain-as-published", "--no-local", "--retain-handling", "--sub-id")
+	has(complete("rr", "-"), "-e", "-t", "-m", "-W")
+	has(complete("pub", "-t", "a", "-D", ""), "connect", "publish", "will", "disconnect")
+	has(complete("sub", "-D", ""), "subscribe", "unsubscribe")
+	has(complete("pub", "-D", "publish", ""), "content-type", "user-property", "message-expiry-interval", "topic-alias")
+	has(complete("pub", "-D", "connect", ""), "receive-maximum", "session-expiry-interval", "authentication-method")
+	has(complete("sub", "-V", ""), "5", "311", "31")
+	if got := complete("pub", "-D", "publish", ""); slices.Contains(got, "subscription-identifier") {
+		t.Errorf("publish offers subscription-identifier: %q", got)
+	}
+}
+
+// TestMQTTHelp: the help of pub, sub, rr and test lists every flag with
+// its usage and has examples; Mosquitto's -h is the host, not help.
+func TestMQTTHelp(t *testing.T) {
+	for _, tool := range []mqttTool{toolPub, toolSub, toolRR, toolTest} {
+		out, e, code := runTern(t, "", string(tool), "--help")
+		if code != 0 {
+			t.Fatalf("%s --help: exit %d %s", tool, code, e)
+		}
+		newMQTTOptions(tool).flagSet().VisitAll(func(f *pflag.Flag) {
+			if !strings.Contains(out, "--"+f.Name) || (f.Shorthand != "" && !strings.Contains(out, "-"+f.Shorthand+", --"+f.Name)) {
+				t.Errorf("tern %s --help lacks %s", tool, f.Name)
+			}
+		})
+		if !strings.Contains(out, "Examples:\n  tern "+string(tool)) {
+			t.Errorf("tern %s --help has no examples:\n%s", tool, out)
+		}
+		if !strings.Contains(out, "-h, --host") {
+			t.Errorf("tern %s: -h is not the host", tool)
+		}
 	}
 }
