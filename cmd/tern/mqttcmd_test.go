@@ -555,3 +555,92 @@ func TestMQTTHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestSubOptions runs sub's behaviour flags against a Tern broker:
+// --retained-only with --remove-retained, -T, -E, -U with -c, -R, the
+// MQTT 5 options, properties set with -D shown by -F, a will published
+// when tern sub is killed, and --save / --load.
+func TestSubOptions(t *testing.T) {
+	tern := ternBinary(t)
+	b := mqtttest.StartBroker(t)
+	conn := []string{"-h", b.Host, "-p", b.Port}
+	pub := func(args ...string) {
+		t.Helper()
+		if code, _, e := runProc(t, tern, append(append([]string{"pub"}, conn...), args...)...); code != 0 {
+			t.Fatalf("pub %q: exit %d %s", args, code, e)
+		}
+	}
+	sub := func(args ...string) (int, string) {
+		t.Helper()
+		code, out, _ := runProc(t, tern, append(append([]string{"sub"}, conn...), args...)...)
+		return code, out
+	}
+	for _, tp := range []string{"ret/a", "ret/b", "ret/c/x"} {
+		pub("-t", tp, "-r", "-q", "1", "-m", "v-"+tp)
+	}
+	// -T hides ret/c/#; --retained-only exits at the first live message,
+	// here the -W has to end it: all retained ones are printed.
+	if code, out := sub("-t", "ret/#", "-T", "ret/c/#", "--retained-only", "-v", "-W", "2"); code != exitTimeout ||
+		!strings.Contains(out, "ret/a v-ret/a\n") || !strings.Contains(out, "ret/b v-ret/b\n") || strings.Contains(out, "ret/c") {
+		t.Errorf("--retained-only -T: exit %d\n%s", code, out)
+	}
+	// -R: retained messages are not printed.
+	if code, out := sub("-t", "ret/#", "-R", "-W", "1"); code != exitTimeout || out != "" {
+		t.Errorf("-R: exit %d %q", code, out)
+	}
+	// --remove-retained clears what it receives (but not what -T hides).
+	sub("-t", "ret/#", "-T", "ret/c/#", "--remove-retained", "-W", "2")
+	if code, out := sub("-t", "ret/#", "-v", "-W", "1"); code != exitTimeout || out != "ret/c/x v-ret/c/x\n" {
+		t.Errorf("after --remove-retained: exit %d %q", code, out)
+	}
+	// -E: exit once subscribed, with a session kept (-c -i) that -U ends.
+	if code, out := sub("-t", "sess/#", "-c", "-i", "keeper", "-q", "1", "-E"); code != 0 || out != "" {
+		t.Fatalf("-E: exit %d %q", code, out)
+	}
+	pub("-t", "sess/x", "-q", "1", "-m", "while away")
+	if code, out := sub("-t", "other", "-c", "-i", "keeper", "-q", "1", "-C", "1", "-v"); code != 0 || out != "sess/x while away\n" {
+		t.Errorf("-c session: exit %d %q", code, out)
+	}
+	if code, _ := sub("-t", "other", "-c", "-i", "keeper", "-U", "sess/#", "-E"); code != 0 {
+		t.Errorf("-U: exit %d", code)
+	}
+	pub("-t", "sess/x", "-q", "1", "-m", "after -U")
+	if code, out := sub("-t", "other", "-c", "-i", "keeper", "-W", "1", "-v"); code != exitTimeout || out != "" {
+		t.Errorf("-U did not unsubscribe: exit %d %q", code, out)
+	}
+
+	// -D publish properties, shown by -F's MQTT 5 directives.
+	s := startProc(t, tern, append(append([]string{"sub"}, conn...), "-V", "5", "-t", "props", "-C", "1",
+		"-F", "%C|%R|%D|%E|%F|%P|%S", "--sub-id", "9", "--no-local", "--retain-handling", "2")...)
+	waitSubscriptions(t, b, 1)
+	pub("-V", "5", "-t", "props", "-m", "x", "-D", "publish", "content-type", "text/x", "-D", "publish", "response-topic", "r/t",
+		"-D", "publish", "correlation-data", "cd", "-D", "publish", "message-expiry-interval", "60",
+		"-D", "publish", "payload-format-indicator", "1", "-D", "publish", "user-property", "k", "v", "-D", "publish", "user-property", "k2", "v2")
+	if code, out, e := s.wait(); code != 0 || out != "text/x|r/t|cd|60|1|k:v k2:v2|9\n" {
+		t.Errorf("-D publish: exit %d %q %s", code, out, e)
+	}
+
+	// A will, published when tern sub is killed.
+	w := startProc(t, tern, append(append([]string{"sub"}, conn...), "-t", "will/watch", "-C", "1", "-v")...)
+	waitSubscriptions(t, b, 1)
+	victim := startProc(t, tern, append(append([]string{"sub"}, conn...), "-t", "nothing", "--will-topic", "will/watch",
+		"--will-payload", "gone", "--will-qos", "1", "-k", "5")...)
+	waitSubscriptions(t, b, 2)
+	victim.cmd.Process.Kill()
+	if code, out, e := w.wait(); code != 0 || out != "will/watch gone\n" {
+		t.Errorf("will: exit %d %q %s", code, out, e)
+	}
+
+	// --save, then --load in another run (the same XDG_CONFIG_HOME).
+	cfgHome := t.TempDir()
+	save := exec.Command(tern, append([]string{"pub", "--save", "here"}, append(conn, "-t", "saved", "-r", "-m", "kept")...)...)
+	save.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cfgHome)
+	if out, err := save.CombinedOutput(); err != nil || !strings.Contains(string(out), "connection options saved as here") {
+		t.Fatalf("--save: %v %s", err, out)
+	}
+	load := exec.Command(tern, "sub", "--load", "here", "-t", "saved", "-C", "1", "-W", "10")
+	load.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cfgHome)
+	if out, err := load.Output(); err != nil || string(out) != "kept\n" {
+		t.Errorf("--load: %v %q", err, out)
+	}
+}
