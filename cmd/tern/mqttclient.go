@@ -175,6 +175,26 @@ func reasonText(code packet.ReasonCode, v packet.Version) string {
 	return code.String()
 }
 
+// errConnLost is the cause of a run ended by a lost connection.
+var errConnLost = errors.New("connection lost")
+
+// stopOnLoss makes the loss of the connection end ctx: tern pub, rr and
+// test, like Mosquitto's, do not wait for a reconnection.
+func stopOnLoss(ctx context.Context, cfg *client.Config) (context.Context, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	cfg.OnConnectionDown = func(err error) { cancel(fmt.Errorf("%w: %v", errConnLost, err)) }
+	return ctx, cancel
+}
+
+// lostErr returns the error of a run whose connection was lost, nil if
+// it was not.
+func lostErr(o *mqttOptions, ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errConnLost) {
+		return &exitCodeError{code: exitError, err: cause, quiet: o.quiet}
+	}
+	return nil
+}
+
 // runErr wraps a failure after the connection with exit status 1.
 func runErr(o *mqttOptions, err error) error {
 	if err == nil {

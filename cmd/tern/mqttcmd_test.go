@@ -644,3 +644,30 @@ func TestSubOptions(t *testing.T) {
 		t.Errorf("--load: %v %q", err, out)
 	}
 }
+
+// TestConnectionLost: tern test (like pub and rr) ends with status 1
+// when the broker goes away, rather than wait for it to come back.
+func TestConnectionLost(t *testing.T) {
+	tern := ternBinary(t)
+	mqtttest.NeedBinary(t, "mosquitto", "mosquitto")
+	m := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})
+	p := startProc(t, tern, "test", "-h", m.Host, "-p", m.Port, "-q", "1", "--rate", "20")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p.mu.Lock()
+		started := strings.Contains(p.out.String(), "seq=3 ")
+		p.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tern test did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.Kill()
+	code, out, e := p.wait()
+	if code != exitError || !strings.Contains(e, "connection lost") || !strings.Contains(out, " sent, ") {
+		t.Errorf("broker killed: exit %d\n%s\n%s", code, out, e)
+	}
+}

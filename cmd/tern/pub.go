@@ -107,6 +107,11 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	}
 	cfg.MaxQueued = max(o.maxInflight, 1000)
 	cfg.QueueQoS0 = o.mode == msgStdinLine // lines typed while reconnecting are kept
+	if o.mode != msgStdinLine {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = stopOnLoss(ctx, &cfg)
+		defer cancel(nil)
+	}
 	c, err := client.New(cfg)
 	if err != nil {
 		return usageErr("%v", err)
@@ -197,6 +202,9 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		}
 	}
 	derr := disconnect(c, o)
+	if err := lostErr(o, ctx); err != nil {
+		return err
+	}
 	if pubErr != nil {
 		return &exitCodeError{code: exitError, err: pubErr, quiet: true}
 	}

@@ -58,6 +58,8 @@ func runRR(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	ctx, lost := stopOnLoss(ctx, &cfg)
+	defer lost(nil)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -116,5 +118,8 @@ func runRR(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	<-ctx.Done()
 	mu.Lock()
 	defer mu.Unlock()
+	if err := lostErr(o, ctx); err != nil && !got {
+		return err
+	}
 	return subEnd(o, timedOut)
 }

@@ -119,6 +119,8 @@ func runTest(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		default:
 		}
 	}
+	lossCtx, lost := stopOnLoss(ctx, &cfg)
+	defer lost(nil)
 	c, err := client.New(cfg)
 	if err != nil {
 		return usageErr("%v", err)
@@ -126,7 +128,7 @@ func runTest(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	defer disconnect(c, o)
 
 	// -W bounds the whole run, connection included.
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(lossCtx)
 	defer cancel()
 	timedOut := false
 	var wmu sync.Mutex
@@ -220,15 +222,17 @@ func runTest(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	}
 	dcancel()
 
-	lost, dups, reordered := st.summary(out, o.serverURL(), tp)
+	lostN, dups, reordered := st.summary(out, o.serverURL(), tp)
 	switch {
+	case lostErr(o, lossCtx) != nil:
+		return lostErr(o, lossCtx)
 	case pubErr != nil:
 		return runErr(o, fmt.Errorf("publishing: %w", pubErr))
-	case isTimedOut() && o.count > 0 && (seq < o.count || lost > 0):
+	case isTimedOut() && o.count > 0 && (seq < o.count || lostN > 0):
 		return timeoutErr(o)
-	case lost > 0 || dups > 0 || reordered > 0:
+	case lostN > 0 || dups > 0 || reordered > 0:
 		return &exitCodeError{code: exitLoss, quiet: o.quiet,
-			err: fmt.Errorf("%d lost, %d duplicated, %d out of order", lost, dups, reordered)}
+			err: fmt.Errorf("%d lost, %d duplicated, %d out of order", lostN, dups, reordered)}
 	}
 	return nil
 }
