@@ -296,6 +296,24 @@ func TestExitCodesMatchMosquitto(t *testing.T) {
 		}
 		compare(t, mrr, "rr", "-t", "a", "-m", "b")
 	})
+	t.Run("publish refused", func(t *testing.T) {
+		// mosquitto_pub warns and exits 0 when a PUBACK or PUBREC refuses.
+		mqtttest.NeedBinary(t, "mosquitto", "mosquitto")
+		acl := writeFile(t, "acl", "topic read #\n")
+		m := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{Config: []string{"acl_file " + acl}})
+		for _, q := range []string{"1", "2"} {
+			compare(t, mpub, "pub", "-h", m.Host, "-p", m.Port, "-t", "a", "-m", "b", "-q", q, "-V", "5")
+			compare(t, mpub, "pub", "-h", m.Host, "-p", m.Port, "-t", "a", "-m", "b", "-q", q)
+		}
+	})
+	t.Run("quiet", func(t *testing.T) {
+		r := mqtttest.StartRefuser(t, mqtttest.RefuserConfig{Code: 0x87})
+		host, port, _ := strings.Cut(r.Addr, ":")
+		code, _, e := runProc(t, tern, "pub", "-h", host, "-p", port, "-V", "5", "-t", "a", "-m", "b", "--quiet")
+		if code != 0x87 || e != "" {
+			t.Errorf("--quiet: exit %d, stderr %q", code, e)
+		}
+	})
 	t.Run("no broker", func(t *testing.T) {
 		port := fmt.Sprint(mqtttest.FreePort(t))
 		compare(t, mpub, "pub", "-h", "127.0.0.1", "-p", port, "-t", "a", "-m", "b")

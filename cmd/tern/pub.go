@@ -134,7 +134,16 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		if err == nil && o.debug {
 			fmt.Fprintf(stderr, "tern pub: published %d bytes to %q at QoS %d (packet id %d, reason %d)\n", len(p), o.topics[0], o.qos, res.PacketID, res.ReasonCode)
 		}
-		if err != nil && pubErr == nil && ctx.Err() == nil {
+		var re *client.ReasonError
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.As(err, &re):
+			// The broker refused it (MQTT 5 reason code): a warning and
+			// exit status 0, as mosquitto_pub.
+			if !o.quiet {
+				fmt.Fprintf(stderr, "Warning: publish to %q failed: %v\n", o.topics[0], re.ReasonCode)
+			}
+		case pubErr == nil:
 			pubErr = err
 			if !o.quiet {
 				fmt.Fprintf(stderr, "tern pub: publish to %q failed: %v\n", o.topics[0], err)
