@@ -12,12 +12,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/packet"
 )
 
@@ -221,7 +223,7 @@ type mqttRun func(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error
 // help and for completion.
 func newMQTTCmd(tool mqttTool, short, long, example string, run mqttRun) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:                string(tool) + " [options]",
+		Use:                string(tool),
 		Short:              short,
 		Long:               long,
 		Example:            example,
@@ -311,4 +313,68 @@ func completeMQTT(tool mqttTool) cobra.CompletionFunc {
 		}
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// tracer prints -d's lines, in the form of Mosquitto's ("Client ID
+// sending CONNECT"), for the packets the command sends and receives
+// through the client; the client's own log (reconnections) comes too.
+type tracer struct {
+	on bool
+	w  io.Writer
+	mu sync.Mutex
+	c  *client.Client
+}
+
+func (t *tracer) printf(format string, args ...any) {
+	if t == nil || !t.on {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := "(null)"
+	if t.c != nil && t.c.ClientID() != "" {
+		id = t.c.ClientID()
+	}
+	fmt.Fprintf(t.w, "Client %s "+format+"\n", append([]any{id}, args...)...)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (t *tracer) connect()                  { t.printf("sending CONNECT") }
+func (t *tracer) connack(a *client.Connack) { t.printf("received CONNACK (%d)", a.ReasonCode) }
+func (t *tracer) disconnect()               { t.printf("sending DISCONNECT") }
+func (t *tracer) published(m *message.Message, res *client.PublishResult) {
+	t.printf("sending PUBLISH (d0, q%d, r%d, m%d, '%s', ... (%d bytes))", m.QoS, b2i(m.Retain), res.PacketID, m.Topic, len(m.Payload))
+	switch m.QoS {
+	case 1:
+		t.printf("received PUBACK (Mid: %d, RC:%d)", res.PacketID, res.ReasonCode)
+	case 2:
+		t.printf("received PUBREC (Mid: %d)", res.PacketID)
+		t.printf("sending PUBREL (m%d)", res.PacketID)
+		t.printf("received PUBCOMP (Mid: %d, RC:%d)", res.PacketID, res.ReasonCode)
+	}
+}
+func (t *tracer) received(m *client.Message) {
+	t.printf("received PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%d bytes))", b2i(m.Dup), m.QoS, b2i(m.Retain), m.PacketID, m.Topic, len(m.Payload))
+}
+func (t *tracer) subscribe(opts client.SubscribeOptions) {
+	for _, f := range opts.Filters {
+		opt := int(f.QoS) | b2i(f.NoLocal)<<2 | b2i(f.RetainAsPublished)<<3 | int(f.RetainHandling)<<4
+		t.printf("sending SUBSCRIBE (Topic: %s, QoS: %d, Options: 0x%02x)", f.Topic, f.QoS, opt)
+	}
+}
+func (t *tracer) suback(s *client.Subscription) {
+	if s == nil {
+		return
+	}
+	codes := make([]string, len(s.Codes))
+	for i, c := range s.Codes {
+		codes[i] = fmt.Sprint(int(c))
+	}
+	t.printf("received SUBACK: %s", strings.Join(codes, ", "))
 }

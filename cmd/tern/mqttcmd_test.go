@@ -689,3 +689,22 @@ func TestConnectionLost(t *testing.T) {
 		t.Errorf("broker killed: exit %d\n%s\n%s", code, out, e)
 	}
 }
+
+// TestDebugLines: -d prints Mosquitto-style lines for the packets.
+func TestDebugLines(t *testing.T) {
+	tern := ternBinary(t)
+	b := mqtttest.StartBroker(t)
+	code, _, e := runProc(t, tern, "pub", "-h", b.Host, "-p", b.Port, "-d", "-V", "5", "-t", "dbg", "-m", "x", "-q", "1")
+	for _, want := range []string{"sending CONNECT\n", "received CONNACK (0)\n", "sending PUBLISH (d0, q1, r0, m1, 'dbg', ... (1 bytes))\n",
+		"received PUBACK (Mid: 1, RC:16)\n", "sending DISCONNECT\n"} {
+		if code != 0 || !strings.Contains(e, want) {
+			t.Errorf("pub -d: exit %d, stderr lacks %q:\n%s", code, want, e)
+		}
+	}
+	code, _, e = runProc(t, tern, "sub", "-h", b.Host, "-p", b.Port, "-d", "-t", "dbg", "-E")
+	for _, want := range []string{"Client (null) sending CONNECT\n", "sending SUBSCRIBE (Topic: dbg, QoS: 0, Options: 0x00)\n", "received SUBACK: 0\n"} {
+		if code != 0 || !strings.Contains(e, want) {
+			t.Errorf("sub -d: exit %d, stderr lacks %q:\n%s", code, want, e)
+		}
+	}
+}

@@ -731,7 +731,7 @@ func (o *mqttOptions) flagSet() *pflag.FlagSet {
 	})
 
 	// Output and the rest.
-	boolean("debug", "d", "print the packets sent and received on stderr", false, nil, func() error { o.debug = true; return nil })
+	boolean("debug", "d", "print the client's log on stderr (connections, reconnections, redirections)", false, nil, func() error { o.debug = true; return nil })
 	boolean("quiet", "", "print no error messages", false, nil, func() error { o.quiet = true; return nil })
 	str("save", "", "name", "", "save this command line's connection options as NAME (see SAVED CONNECTIONS), then run", false, nil, func(s string) error {
 		if err := checkSaveName(s); err != nil {

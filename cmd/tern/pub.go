@@ -116,11 +116,15 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if _, err := c.Connect(ctx); err != nil {
+	stderr := cmd.ErrOrStderr()
+	tr := &tracer{on: o.debug, w: stderr, c: c}
+	tr.connect()
+	ack, err := c.Connect(ctx)
+	if err != nil {
 		c.Disconnect(context.Background())
 		return connectError(o, err)
 	}
-	stderr := cmd.ErrOrStderr()
+	tr.connack(ack)
 	newMsg := func(p []byte) *message.Message {
 		m := &message.Message{Topic: o.topics[0], Payload: p, QoS: byte(o.qos), Retain: o.retain}
 		if o.version == packet.V5 {
@@ -130,9 +134,10 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	}
 	var pubErr error
 	publish := func(p []byte) {
-		res, err := c.Publish(ctx, newMsg(p))
-		if err == nil && o.debug {
-			fmt.Fprintf(stderr, "tern pub: published %d bytes to %q at QoS %d (packet id %d, reason %d)\n", len(p), o.topics[0], o.qos, res.PacketID, res.ReasonCode)
+		m := newMsg(p)
+		res, err := c.Publish(ctx, m)
+		if err == nil {
+			tr.published(m, res)
 		}
 		var re *client.ReasonError
 		switch {
@@ -210,6 +215,7 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 			}
 		}
 	}
+	tr.disconnect()
 	derr := disconnect(c, o)
 	if err := lostErr(o, ctx); err != nil {
 		return err

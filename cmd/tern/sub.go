@@ -170,8 +170,10 @@ func runSub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		done = true
 		cancel()
 	}
+	tr := &tracer{on: o.debug, w: cmd.ErrOrStderr()}
 	handle := func(m *client.Message) {
 		at := time.Now()
+		tr.received(m)
 		mu.Lock()
 		defer mu.Unlock()
 		if done {
@@ -215,10 +217,15 @@ func runSub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	tr.c = c
 	defer disconnect(c, o)
-	if _, err := c.Connect(ctx); err != nil {
+	defer tr.disconnect()
+	tr.connect()
+	ack, err := c.Connect(ctx)
+	if err != nil {
 		return connectError(o, err)
 	}
+	tr.connack(ack)
 	if o.timeout > 0 {
 		// The timeout starts once connected (mosquitto_sub(1), -W).
 		t := time.AfterFunc(time.Duration(o.timeout)*time.Second, func() {
@@ -231,7 +238,10 @@ func runSub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		})
 		defer t.Stop()
 	}
-	sub, err := c.SubscribeWith(ctx, o.subscription(o.topics, o.qos, handle))
+	subOpts := o.subscription(o.topics, o.qos, handle)
+	tr.subscribe(subOpts)
+	sub, err := c.SubscribeWith(ctx, subOpts)
+	tr.suback(sub)
 	if err != nil {
 		var re *client.ReasonError
 		if errors.As(err, &re) {
