@@ -67,8 +67,10 @@ func runRR(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		got      bool
 		timedOut bool
 	)
+	tr := &tracer{on: o.debug, w: cmd.ErrOrStderr()}
 	handle := func(m *client.Message) {
 		at := time.Now()
+		tr.received(m)
 		mu.Lock()
 		defer mu.Unlock()
 		if got || (o.noRetained && m.Retain) {
@@ -82,10 +84,15 @@ func runRR(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	tr.c = c
 	defer disconnect(c, o)
-	if _, err := c.Connect(ctx); err != nil {
+	defer tr.disconnect()
+	tr.connect()
+	ack, err := c.Connect(ctx)
+	if err != nil {
 		return connectError(o, err)
 	}
+	tr.connack(ack)
 	if o.timeout > 0 {
 		t := time.AfterFunc(time.Duration(o.timeout)*time.Second, func() {
 			mu.Lock()
@@ -97,7 +104,11 @@ func runRR(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		})
 		defer t.Stop()
 	}
-	if _, err := c.SubscribeWith(ctx, o.subscription([]string{o.responseTopic}, o.qos, handle)); err != nil {
+	subOpts := o.subscription([]string{o.responseTopic}, o.qos, handle)
+	tr.subscribe(subOpts)
+	sub, err := c.SubscribeWith(ctx, subOpts)
+	tr.suback(sub)
+	if err != nil {
 		var re *client.ReasonError
 		if errors.As(err, &re) {
 			return runErr(o, fmt.Errorf("subscribing to the response topic %q refused: %v", o.responseTopic, re))
@@ -112,8 +123,12 @@ func runRR(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		req.Properties = o.props[cmdPublish]
 		req.Properties.ResponseTopic = o.responseTopic
 	}
-	if _, err := c.Publish(ctx, req); err != nil && ctx.Err() == nil {
+	res, err := c.Publish(ctx, req)
+	if err != nil && ctx.Err() == nil {
 		return runErr(o, fmt.Errorf("publishing the request to %q: %w", o.topics[0], err))
+	}
+	if err == nil {
+		tr.published(req, res)
 	}
 	<-ctx.Done()
 	mu.Lock()
