@@ -187,7 +187,7 @@ func TestSubMatchesMosquittoSub(t *testing.T) {
 		{"-R", []string{"-R", "-v"}, false},
 		{"retain-as-published", []string{"--retain-as-published", "-F", "%r %t"}, true},
 	}
-	for _, version := range []string{"311", "5"} {
+	for _, version := range []string{"31", "311", "5"} {
 		for _, c := range cases {
 			if c.v5 && version != "5" {
 				continue
@@ -199,10 +199,7 @@ func TestSubMatchesMosquittoSub(t *testing.T) {
 				want := startProc(t, mosq, args...)
 				got := startProc(t, tern, append([]string{"sub"}, args...)...)
 				waitSubscriptions(t, b, 2)
-				v := packet.V311
-				if version == "5" {
-					v = packet.V5
-				}
+				v := map[string]packet.Version{"31": packet.V31, "311": packet.V311, "5": packet.V5}[version]
 				pub := publisher(t, b.URL, v)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

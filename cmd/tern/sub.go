@@ -164,7 +164,7 @@ func runSub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		done      bool
 		timedOut  bool
 		c         *client.Client
-		removeErr error
+		removals  []*client.Token
 	)
 	finish := func() {
 		done = true
@@ -186,15 +186,8 @@ func runSub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		}
 		if o.removeRetained && m.Retain && len(m.Payload) > 0 {
 			// Clear it with an empty retained message, as mosquitto_sub
-			// does, at the subscription's QoS.
-			go func(t string) {
-				_, err := c.Publish(ctx, &message.Message{Topic: t, QoS: byte(o.qos), Retain: true})
-				if err != nil && ctx.Err() == nil {
-					mu.Lock()
-					removeErr = err
-					mu.Unlock()
-				}
-			}(m.Topic)
+			// does, at the subscription's QoS; waited for before exiting.
+			removals = append(removals, c.PublishAsync(&message.Message{Topic: m.Topic, QoS: byte(o.qos), Retain: true}))
 		}
 		if o.retainedOnly && !m.Retain {
 			finish()
@@ -268,8 +261,12 @@ func runSub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	<-ctx.Done()
 	mu.Lock()
 	defer mu.Unlock()
-	if removeErr != nil {
-		return runErr(o, fmt.Errorf("--remove-retained: %w", removeErr))
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	for _, tok := range removals {
+		if _, err := tok.Wait(wctx); err != nil {
+			return runErr(o, fmt.Errorf("--remove-retained: %w", err))
+		}
 	}
 	return subEnd(o, timedOut)
 }
