@@ -284,7 +284,7 @@ func TestExitCodesMatchMosquitto(t *testing.T) {
 			{"-t", "a", "-m", "b", "-f", "x"}, {"-m", "b"}, {"-t", "a/#", "-m", "b"}, {"-t", "a", "-m", "b", "-q", "3"},
 			{"-t", "a", "-m", "b", "-k", "4"}, {"-t", "a", "-m", "b", "--bogus"}, {"-t", "a", "-m", "b", "-c"},
 			{"-t", "a", "-m", "b", "-D", "publish", "foo", "x"}, {"-t", "a", "-m", "b", "-D", "connect", "content-type", "x"},
-			{"-t", "a", "-m", "b", "--will-payload", "x"}, {"-L", "http://x/a", "-m", "b"},
+			{"-t", "a", "-m", "b", "--will-payload", "x"}, {"-L", "http://x/a", "-m", "b"}, {"-t", "a", "-m", "b", "-P", "pw"},
 		} {
 			compare(t, mpub, "pub", args...)
 		}

@@ -195,6 +195,7 @@ func TestMQTTFlagErrors(t *testing.T) {
 		{toolPub, []string{"-L", "mqtt://localhost:1", "-m", "b"}, "-L mqtt://localhost:1: the topic is missing"},
 		{toolPub, []string{"-L", "mqtt://localhost:99999/a", "-m", "b"}, `port "99999" must be a number`},
 		{toolPub, []string{"-t", "a", "-m", "x", "-V", "311", "-D", "publish", "content-type", "x"}, "-D needs MQTT 5, and -V asks for 311"},
+		{toolPub, []string{"-t", "a", "-m", "x", "-P", "pw"}, "-P needs -u with MQTT 3.1.1"},
 		{toolSub, []string{}, "give a topic filter to subscribe to with -t"},
 		{toolSub, []string{"-U", "a"}, "give a topic filter to subscribe to with -t"},
 		{toolSub, []string{"-t", "a/#/b"}, `-t "a/#/b": not a valid topic filter`},

@@ -327,6 +327,10 @@ func (o *mqttOptions) validate() error {
 	if o.sessionExpiry < 0 {
 		o.sessionExpiry = 0
 	}
+	if o.hasPass && !o.hasUser && o.version != packet.V5 {
+		// [v3 MQTT-3.1.2-22] no password without a user name before MQTT 5.
+		return fmt.Errorf("-P needs -u with MQTT %s (a password without a user name is MQTT 5 only)", map[packet.Version]string{packet.V31: "3.1", packet.V311: "3.1.1"}[o.version])
+	}
 
 	switch o.tool {
 	case toolPub:
