@@ -106,7 +106,7 @@ func (p *socks5Proxy) serve(c net.Conn) {
 // TestPubSubTransports publishes and subscribes over every transport:
 // TCP, TLS with a client certificate (--cafile, --cert, --key, and -L
 // mqtts://), WebSocket (-L ws://), secure WebSocket, a unix socket
-// (--unix, -L unix://), and SOCKS5 (--proxy).
+// (--unix, -L unix://), SOCKS5 (--proxy), and from a local address (-A).
 func TestPubSubTransports(t *testing.T) {
 	tern := ternBinary(t)
 	dir := t.TempDir()
@@ -158,6 +158,8 @@ func TestPubSubTransports(t *testing.T) {
 		{"unix", []string{"--unix", sock}, false},
 		{"unix url", []string{"-L", "unix://" + sock}, false},
 		{"socks5", []string{"-h", "127.0.0.1", "-p", tcpPort, "--proxy", "socks5h://" + proxy.ln.Addr().String()}, false},
+		{"bind", []string{"-h", "127.0.0.1", "-p", tcpPort, "-A", "127.0.0.1"}, false},
+		{"bind tls", append([]string{"-h", "localhost", "-p", tlsPort, "-A", "127.0.0.1"}, tlsArgs...), false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tp := "tr/" + strings.ReplaceAll(c.name, " ", "-")
