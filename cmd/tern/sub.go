@@ -159,12 +159,12 @@ func runSub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 	defer cancel()
 
 	var (
-		mu        sync.Mutex
-		printed   int
-		done      bool
-		timedOut  bool
-		c         *client.Client
-		removals  []*client.Token
+		mu       sync.Mutex
+		printed  int
+		done     bool
+		timedOut bool
+		c        *client.Client
+		removals []*client.Token
 	)
 	finish := func() {
 		done = true
