@@ -4,7 +4,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -30,8 +32,33 @@ func newRootCmd() *cobra.Command {
 var commands []func() *cobra.Command
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "tern:", err)
-		os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// run runs tern with args and returns the exit status: 0, the status an
+// *exitCodeError carries (tern pub, sub, rr and test exit as Mosquitto's
+// tools do), or 2 for any other error.
+func run(args []string, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
 	}
+	name := "tern"
+	if cmd != nil && cmd != root {
+		name = cmd.CommandPath()
+	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		if !ec.quiet {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			if ec.usage {
+				fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", name)
+			}
+		}
+		return ec.code
+	}
+	fmt.Fprintln(stderr, "tern:", err)
+	return 2
 }
