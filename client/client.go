@@ -48,6 +48,7 @@ type Client struct {
 	next          int // index in Servers of the next server to try
 	auth          *authOp
 	reqs          *requester
+	reqInit       *reqInit // the first Request subscribing, nil if none
 	firstConnDone bool
 	serverProps   packet.Properties // the live connection's CONNACK properties
 
