@@ -68,7 +68,8 @@
 // gives each subscription when the server supports them, else by
 // matching the topic against the filters; Config.OnMessage gets the rest.
 // Each subscription buffers up to Config.MaxBuffered messages: beyond
-// that QoS 0 messages are dropped (logged) and the acknowledgement of QoS 1
+// that QoS 0 messages are dropped (logged, and counted by
+// Subscription.Dropped) and the acknowledgement of QoS 1
 // and 2 messages waits until the handler takes them, so the server's
 // in-flight window (the client's Receive Maximum) throttles the flow.
 // With Config.ManualAck the application acknowledges with Message.Ack;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/message"
@@ -49,5 +50,69 @@ func TestParallelFirstRequestsSubscribeOnce(t *testing.T) {
 	}
 	if got := b.Stats().Subscriptions; got != 2 {
 		t.Fatalf("broker holds %d subscriptions, want 2 (the responder's and one response subscription)", got)
+	}
+}
+
+// TestFullBufferDropsQoS0AndCounts: a subscription whose handler is
+// stuck, with Config.MaxBuffered 2, keeps two QoS 0 messages, drops and
+// counts the rest, and still keeps a QoS 1 message that comes after
+// them (its acknowledgement waits instead). The handler then gets
+// exactly the kept ones, in order.
+func TestFullBufferDropsQoS0AndCounts(t *testing.T) {
+	_, url := startTern(t, nil)
+	c := connect(t, client.Config{Servers: []string{url}, MaxBuffered: 2})
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	got := make(chan string, 20)
+	var once sync.Once
+	sub, err := c.Subscribe(ctx(t), "full/#", 1, func(m *client.Message) {
+		once.Do(func() { close(entered); <-release })
+		got <- string(m.Payload)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, client.Config{Servers: []string{url}})
+	publish := func(p string, qos byte) {
+		t.Helper()
+		if _, err := pub.Publish(ctx(t), &message.Message{Topic: "full/x", Payload: []byte(p), QoS: qos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("first", 0)
+	select {
+	case <-entered:
+	case <-ctx(t).Done():
+		t.Fatal("the handler never got the first message")
+	}
+	for i := range 9 {
+		publish(fmt.Sprint(i), 0)
+	}
+	publish("marker", 1) // after the nine, on the same connection: routed after them
+	for sub.Buffered() < 3 {
+		select {
+		case <-ctx(t).Done():
+			t.Fatalf("buffered %d, want 3", sub.Buffered())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if d := sub.Dropped(); d != 7 {
+		t.Fatalf("Dropped() = %d, want 7 (9 QoS 0 messages, 2 kept)", d)
+	}
+	close(release)
+	var seq []string
+	for len(seq) < 4 {
+		select {
+		case p := <-got:
+			seq = append(seq, p)
+		case <-ctx(t).Done():
+			t.Fatalf("handler got %v", seq)
+		}
+	}
+	if want := "[first 0 1 marker]"; fmt.Sprint(seq) != want {
+		t.Fatalf("handler got %v, want %s", seq, want)
+	}
+	if c.Dropped() != 0 {
+		t.Fatalf("Client.Dropped() = %d, want 0", c.Dropped())
 	}
 }

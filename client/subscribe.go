@@ -48,6 +48,7 @@ type Subscription struct {
 	running bool
 	active  bool
 	notify  chan struct{}
+	dropped uint64 // QoS 0 messages dropped on a full buffer
 }
 
 type delivery struct {
@@ -373,7 +374,8 @@ func (s *Subscription) pushLocked(m *Message, e *ackEntry) {
 	}
 	full := s.q.Len() >= c.cfg.MaxBuffered
 	if m.QoS == 0 && full {
-		c.log.Warn("subscription buffer full (Config.MaxBuffered): QoS 0 message dropped", "topic", m.Topic)
+		s.dropped++
+		c.log.Warn("subscription buffer full (Config.MaxBuffered): QoS 0 message dropped", "topic", m.Topic, "dropped", s.dropped)
 		return
 	}
 	var d delivery
@@ -477,6 +479,25 @@ func (s *Subscription) Messages(ctx context.Context) iter.Seq[*Message] {
 			}
 		}
 	}
+}
+
+// Dropped returns the number of QoS 0 messages for this subscription
+// that were dropped because its buffer held Config.MaxBuffered messages
+// already. (QoS 1 and 2 messages are never dropped: their
+// acknowledgement waits instead.) Config.OnMessage's drops are counted by
+// Client.Dropped.
+func (s *Subscription) Dropped() uint64 {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.dropped
+}
+
+// Dropped returns the number of QoS 0 messages for Config.OnMessage
+// dropped because its buffer was full; see Subscription.Dropped.
+func (c *Client) Dropped() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.catchAll.dropped
 }
 
 // Buffered returns the number of messages waiting for the handler or for
