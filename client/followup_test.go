@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/packet"
 )
 
 // TestParallelFirstRequestsSubscribeOnce: many first Requests made at
@@ -115,4 +119,103 @@ func TestFullBufferDropsQoS0AndCounts(t *testing.T) {
 	if c.Dropped() != 0 {
 		t.Fatalf("Client.Dropped() = %d, want 0", c.Dropped())
 	}
+}
+
+// disconnector is a fake MQTT 5 server: it accepts every CONNECT, then
+// sends DISCONNECT with code and a Server Reference ref, and closes.
+// It returns its URL and a count of the connections it took.
+func disconnector(t *testing.T, code packet.ReasonCode, ref string) (string, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			p, err := packet.NewReader(nc).ReadPacket()
+			if cp, ok := p.(*packet.Connect); ok && err == nil {
+				w := packet.NewWriter(nc)
+				w.Version = cp.Version
+				w.WritePacket(&packet.Connack{})
+				d := &packet.Disconnect{ReasonCode: code}
+				d.Properties.ServerReference = ref
+				w.WritePacket(d)
+			}
+			nc.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return "mqtt://" + l.Addr().String(), &n
+}
+
+// TestRedirectionByDisconnect: a server that accepts the connection and
+// then sends DISCONNECT 0x9C Use another server or 0x9D Server moved with
+// a Server Reference sends the client to the referenced server when
+// Config.FollowRedirects allows [v5 noid:client-redirect]; without it
+// the client reconnects to the servers it was given.
+func TestRedirectionByDisconnect(t *testing.T) {
+	_, url := startTern(t, nil)
+	hostport := url[strings.Index(url, "://")+3:]
+	for _, code := range []packet.ReasonCode{packet.UseAnotherServer, packet.ServerMoved} {
+		t.Run(fmt.Sprintf("0x%02X", byte(code)), func(t *testing.T) {
+			fake, _ := disconnector(t, code, hostport)
+			ups := make(chan string, 10)
+			downs := make(chan error, 10)
+			c := connect(t, client.Config{Servers: []string{fake}, FollowRedirects: 1, BackoffMin: time.Millisecond,
+				OnConnectionUp:   func(a *client.Connack) { ups <- a.Server },
+				OnConnectionDown: func(err error) { downs <- err }})
+			var de *client.DisconnectError
+			select {
+			case err := <-downs:
+				if !errors.As(err, &de) || de.ReasonCode != code || de.Properties.ServerReference != hostport {
+					t.Fatalf("connection down with %v, want a DisconnectError 0x%02X", err, byte(code))
+				}
+			case <-ctx(t).Done():
+				t.Fatal("the DISCONNECT did not end the connection")
+			}
+		wait:
+			for {
+				select {
+				case server := <-ups:
+					if strings.HasSuffix(server, hostport) {
+						break wait
+					}
+					if server != fake {
+						t.Fatalf("connected to %s", server)
+					}
+				case <-ctx(t).Done():
+					t.Fatal("the redirection was not followed")
+				}
+			}
+			if _, err := c.Publish(ctx(t), &message.Message{Topic: "redir", Payload: []byte("x"), QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("not followed", func(t *testing.T) {
+		fake, n := disconnector(t, packet.UseAnotherServer, hostport)
+		ups := make(chan string, 100)
+		connect(t, client.Config{Servers: []string{fake}, BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond,
+			OnConnectionUp: func(a *client.Connack) { ups <- a.Server }})
+		for n.Load() < 3 {
+			select {
+			case server := <-ups:
+				if server != fake {
+					t.Fatalf("connected to %s without FollowRedirects", server)
+				}
+			case <-ctx(t).Done():
+				t.Fatal("no reconnection to the given server")
+			}
+		}
+	})
 }
