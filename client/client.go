@@ -57,6 +57,7 @@ type Client struct {
 	closing     <-chan struct{} // life.Done()
 	managerDone chan struct{}
 	dispatchers sync.WaitGroup
+	dispatchG   map[uint64]*Subscription // running dispatchers by goroutine id, under mu
 }
 
 // New returns a client for cfg, restoring the session from cfg.Store.
@@ -74,6 +75,7 @@ func New(cfg Config) (*Client, error) {
 		ctrl:        map[uint16]*ctrlOp{},
 		subByID:     map[uint32]*Subscription{},
 		unacked2:    map[uint16]*ackEntry{},
+		dispatchG:   map[uint64]*Subscription{},
 		room:        make(chan struct{}),
 		progress:    make(chan struct{}),
 		managerDone: make(chan struct{}),
@@ -576,7 +578,9 @@ func randomID() string {
 // the connection, stops every goroutine of the client and closes the
 // store. QoS 1 and 2 messages not yet acknowledged stay in the store, for
 // a durable store's next process. It waits for handlers to return until
-// ctx ends. The client cannot be used afterwards.
+// ctx ends; called from a handler, it does not wait for that handler,
+// whose subscription gets no further message. The client cannot be used
+// afterwards.
 func (c *Client) Disconnect(ctx context.Context) error {
 	return c.DisconnectWith(ctx, &packet.Disconnect{})
 }
@@ -642,6 +646,12 @@ func (c *Client) DisconnectWith(ctx context.Context, d *packet.Disconnect) error
 	for _, s := range subs {
 		s.active = false
 		s.notifyLocked()
+	}
+	// Called from a handler: do not wait for that handler's dispatcher,
+	// which ends when the handler returns, without handing it more.
+	if s := c.dispatchG[goid()]; s != nil && !s.detached {
+		s.detached = true
+		c.dispatchers.Done()
 	}
 	if c.reqs != nil {
 		c.reqs.closeLocked()

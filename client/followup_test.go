@@ -219,3 +219,44 @@ func TestRedirectionByDisconnect(t *testing.T) {
 		}
 	})
 }
+
+// TestDisconnectFromHandler: a handler that calls Disconnect does not
+// wait for itself: Disconnect returns nil (not "handlers still running"
+// when its context ends), and every goroutine of the client ends once
+// the handler returns (TestMain's leak check).
+func TestDisconnectFromHandler(t *testing.T) {
+	_, url := startTern(t, nil)
+	c := connect(t, client.Config{Servers: []string{url}})
+	result := make(chan error, 1)
+	var calls atomic.Int32
+	if _, err := c.Subscribe(ctx(t), "stop/#", 1, func(m *client.Message) {
+		if calls.Add(1) > 1 {
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		result <- c.Disconnect(dctx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect(t, client.Config{Servers: []string{url}})
+	for i := range 3 {
+		if _, err := pub.Publish(ctx(t), &message.Message{Topic: "stop/x", Payload: []byte(fmt.Sprint(i)), QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatalf("Disconnect from the handler: %v", err)
+		}
+	case <-ctx(t).Done():
+		t.Fatal("Disconnect from the handler did not return")
+	}
+	if c.Connected() {
+		t.Fatal("still connected after Disconnect")
+	}
+	if err := c.Disconnect(ctx(t)); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("second Disconnect: %v, want ErrClosed", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"strings"
 
 	"github.com/ternmq/tern/packet"
@@ -48,7 +49,11 @@ type Subscription struct {
 	running bool
 	active  bool
 	notify  chan struct{}
-	dropped uint64 // QoS 0 messages dropped on a full buffer
+	// detached: the handler running now called Disconnect, which
+	// stopped waiting for this dispatcher; it ends when the handler
+	// returns.
+	detached bool
+	dropped  uint64 // QoS 0 messages dropped on a full buffer
 }
 
 type delivery struct {
@@ -420,21 +425,49 @@ func (s *Subscription) popLocked() *Message {
 }
 
 // dispatch runs the handler on the queued messages, in order, and ends
-// when the queue is empty.
+// when the queue is empty, or after the handler that called Disconnect
+// returns (detached).
 func (s *Subscription) dispatch() {
 	c := s.c
-	defer c.dispatchers.Done()
+	g := goid()
+	c.mu.Lock()
+	c.dispatchG[g] = s
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		if s.q.Len() == 0 {
+		if s.q.Len() == 0 || s.detached {
 			s.running = false
+			detached := s.detached
+			s.detached = false
+			delete(c.dispatchG, g)
 			c.mu.Unlock()
+			if !detached { // else Disconnect counted it done already
+				c.dispatchers.Done()
+			}
 			return
 		}
 		m := s.popLocked()
 		c.mu.Unlock()
 		s.call(m)
 	}
+}
+
+// goid returns the current goroutine's id, read from the first line of
+// its stack trace ("goroutine 123 [running]:"). It tells Disconnect
+// whether it runs inside a handler, which it must not wait for; it is
+// taken once per dispatcher goroutine and per Disconnect, not per message.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	var id uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
 }
 
 func (s *Subscription) call(m *Message) {
