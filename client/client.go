@@ -48,7 +48,9 @@ type Client struct {
 	next          int // index in Servers of the next server to try
 	auth          *authOp
 	reqs          *requester
-	reqInit       *reqInit // the first Request subscribing, nil if none
+	reqInit       *reqInit      // the first Request subscribing, nil if none
+	gone          error         // Config.Conn broke with no server to reconnect to
+	goneCh        chan struct{} // closed when gone is set
 	firstConnDone bool
 	serverProps   packet.Properties // the live connection's CONNACK properties
 
@@ -76,6 +78,7 @@ func New(cfg Config) (*Client, error) {
 		subByID:     map[uint32]*Subscription{},
 		unacked2:    map[uint16]*ackEntry{},
 		dispatchG:   map[uint64]*Subscription{},
+		goneCh:      make(chan struct{}),
 		room:        make(chan struct{}),
 		progress:    make(chan struct{}),
 		managerDone: make(chan struct{}),
@@ -334,8 +337,13 @@ func (c *Client) manage(cn *conn) {
 		if c.cfg.OnConnectionDown != nil {
 			c.cfg.OnConnectionDown(cn.err)
 		}
-		if len(c.cfg.Servers) == 0 && c.cfg.Dial == nil {
+		if len(c.cfg.Servers) == 0 {
+			// Config.Conn only: nothing to reconnect to (Dial, too, needs a
+			// server URL). Fail what waits, and what comes, at once.
 			c.log.Info("no server to reconnect to (Config.Conn only)")
+			c.mu.Lock()
+			c.connGoneLocked(cn.err)
+			c.mu.Unlock()
 			return
 		}
 		next, ack := c.reconnect()
@@ -382,6 +390,33 @@ func (c *Client) reconnect() (*conn, *Connack) {
 		c.log.Info("connected", "server", ack.Server, "session_present", ack.SessionPresent)
 		return cn, ack
 	}
+}
+
+// connGoneLocked ends the session's use after the connection given in
+// Config.Conn broke, when there is no server to reconnect to: queued
+// publishes fail with an error wrapping ErrClosed (never sent), publishes
+// in flight with one wrapping ErrConnectionLost (outcome unknown), and so
+// do later calls. QoS 1 and 2 messages stay in the store, for a durable
+// store's next process; Disconnect still closes the client.
+func (c *Client) connGoneLocked(cause error) {
+	if c.gone != nil {
+		return
+	}
+	c.gone = fmt.Errorf("client: the connection given in Config.Conn broke (%v) and there is no server to reconnect to (give Config.Servers to reconnect): %w", cause, ErrClosed)
+	lost := fmt.Errorf("client: the connection given in Config.Conn broke (%v) before the acknowledgement: %w", cause, ErrConnectionLost)
+	for c.queue.Len() > 0 {
+		c.queue.Pop().tok.complete(PublishResult{}, c.gone)
+	}
+	for _, id := range c.out.Order() {
+		c.out.Get(id).Item.tok.complete(PublishResult{}, lost)
+	}
+	for id, op := range c.ctrl {
+		delete(c.ctrl, id)
+		c.out.Unreserve(id)
+		op.finish(nil, lost)
+	}
+	c.wakeRoomLocked()
+	close(c.goneCh)
 }
 
 // backoff returns the wait before reconnection attempt n (from 0):

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
 
@@ -258,5 +260,52 @@ func TestDisconnectFromHandler(t *testing.T) {
 	}
 	if err := c.Disconnect(ctx(t)); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("second Disconnect: %v, want ErrClosed", err)
+	}
+}
+
+// TestConnOnlyFailsFastWhenBroken: a client given only Config.Conn has
+// nothing to reconnect to once that connection breaks: a QoS 1 publish
+// in flight then fails with ErrConnectionLost, and later publishes (QoS
+// 0, 1 and 2), Subscribe and Request fail at once with an error wrapping
+// ErrClosed, instead of waiting for a connection that never comes.
+func TestConnOnlyFailsFastWhenBroken(t *testing.T) {
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	p := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: b.Addr})
+	nc, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := make(chan error, 1)
+	c := connect(t, client.Config{Conn: nc, OnConnectionDown: func(err error) { down <- err }})
+	if _, err := c.Publish(ctx(t), &message.Message{Topic: "conn/only", Payload: []byte("ok"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p.BlackHoleNow() // the next PUBACK never comes
+	inflight := c.PublishAsync(&message.Message{Topic: "conn/only", Payload: []byte("lost"), QoS: 1})
+	nc.Close()
+	select {
+	case <-down:
+	case <-ctx(t).Done():
+		t.Fatal("the broken connection was not noticed")
+	}
+	if _, err := inflight.Wait(ctx(t)); !errors.Is(err, client.ErrConnectionLost) {
+		t.Fatalf("publish in flight: %v, want ErrConnectionLost", err)
+	}
+	for qos := byte(0); qos <= 2; qos++ {
+		_, err := c.Publish(ctx(t), &message.Message{Topic: "conn/only", Payload: []byte("later"), QoS: qos})
+		if !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("QoS %d publish after the break: %v, want ErrClosed", qos, err)
+		}
+	}
+	if _, err := c.Subscribe(ctx(t), "conn/#", 1, nil); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Subscribe after the break: %v, want ErrClosed", err)
+	}
+	if _, err := c.Request(ctx(t), &message.Message{Topic: "conn/rr", QoS: 1}); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Request after the break: %v, want ErrClosed", err)
+	}
+	_, err = c.PublishAsync(&message.Message{Topic: "x", QoS: 1}).Wait(ctx(t))
+	t.Logf("publish after the break: %v", err)
+	if err := c.Disconnect(ctx(t)); err != nil {
+		t.Fatalf("Disconnect: %v", err)
 	}
 }

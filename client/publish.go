@@ -71,6 +71,9 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 		if c.closed {
 			return nil, ErrClosed
 		}
+		if c.gone != nil {
+			return nil, c.gone
+		}
 		if m.QoS == 0 && c.cn == nil && !c.cfg.QueueQoS0 {
 			return nil, ErrDropped
 		}

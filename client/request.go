@@ -57,6 +57,10 @@ func (c *Client) Request(ctx context.Context, req *message.Message) (*Message, e
 		return resp, nil
 	case <-c.closing:
 		return nil, ErrClosed
+	case <-c.goneCh:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return nil, c.gone
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -120,7 +120,7 @@ func (c *Client) SubscribeWith(ctx context.Context, opts SubscribeOptions) (*Sub
 	cn := c.cn
 	if cn == nil {
 		c.mu.Unlock()
-		return nil, ErrNotConnected
+		return nil, c.notConnectedLocked()
 	}
 	if cn.version == packet.V5 && !(c.serverProps.Has(packet.PropSubIDAvailable) && c.serverProps.SubIDAvailable == 0) {
 		c.nextSub++
@@ -279,7 +279,7 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) ([]packet.R
 	cn := c.cn
 	if cn == nil {
 		c.mu.Unlock()
-		return nil, ErrNotConnected
+		return nil, c.notConnectedLocked()
 	}
 	id, ok := c.out.Reserve()
 	if !ok {
@@ -300,6 +300,16 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) ([]packet.R
 		return nil, op.err
 	}
 	return op.ack.(*packet.Unsuback).ReasonCodes, nil
+}
+
+// notConnectedLocked is the error of an operation that needs a
+// connection when there is none: ErrNotConnected, or why there never
+// will be one again.
+func (c *Client) notConnectedLocked() error {
+	if c.gone != nil {
+		return c.gone
+	}
+	return ErrNotConnected
 }
 
 func sameFilters(fs []Filter, names []string) bool {
