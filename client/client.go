@@ -373,6 +373,9 @@ func (c *Client) reconnect() (*conn, *Connack) {
 				return nil, nil
 			}
 		}
+		c.mu.Lock()
+		c.expireQueuedLocked(time.Now())
+		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(c.life, c.cfg.ConnectTimeout)
 		cn, ack, err := c.attempt(ctx)
 		cancel()
@@ -452,6 +455,7 @@ func (c *Client) connLost(cn *conn) {
 	}
 	cn.acks = nil
 	cn.ctrl = nil
+	c.expireQueuedLocked(time.Now())
 	// QoS 0 messages not written are dropped unless they may be queued.
 	if !c.cfg.QueueQoS0 {
 		for _, op := range c.queue.Extract(func(op **pubOp) bool { return (*op).msg.QoS == 0 }) {
@@ -534,6 +538,11 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 	}
 	for c.queue.Len() > 0 && len(buf) < maxBatch && !c.out.Resending() {
 		op := *c.queue.Peek()
+		if op.msg.Expired(now) {
+			c.queue.Pop()
+			c.expireLocked(op)
+			continue
+		}
 		var id uint16
 		if op.msg.QoS > 0 {
 			var ok bool

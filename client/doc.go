@@ -50,7 +50,9 @@
 // (Publish waits for room until its context ends; PublishAsync fails
 // with ErrQueueFull). A QoS 0 message published offline fails with
 // ErrDropped, unless Config.QueueQoS0 queues it; it is never reported
-// sent when it was not. PublishAsync returns a Token whose Wait takes a
+// sent when it was not. An MQTT 5 message whose Message Expiry Interval
+// passes while it is queued is not sent either (ErrExpired); one sent
+// late carries the interval that remains, as a server forwards it. PublishAsync returns a Token whose Wait takes a
 // context and whose Done is a channel.
 //
 // # Receiving

@@ -22,6 +22,10 @@ var (
 	// ErrNotConnected: an operation that needs a live connection
 	// (Subscribe, Unsubscribe, Reauthenticate) was tried without one.
 	ErrNotConnected = errors.New("client: not connected")
+	// ErrExpired: an MQTT 5 message whose Message Expiry Interval passed
+	// while it waited in the client's queue (offline, or behind the
+	// server's Receive Maximum) was not sent, and never will be.
+	ErrExpired = errors.New("client: message expired before it was sent (MQTT 5 Message Expiry Interval)")
 	// ErrConnectionLost: a SUBSCRIBE, UNSUBSCRIBE or AUTH was on its way
 	// when the connection broke; its outcome is unknown. A QoS 1 or 2
 	// publish sent and not yet acknowledged when the only connection

@@ -309,3 +309,78 @@ func TestConnOnlyFailsFastWhenBroken(t *testing.T) {
 		t.Fatalf("Disconnect: %v", err)
 	}
 }
+
+// TestQueuedMessagesExpire: MQTT 5 messages queued while the client is
+// offline whose Message Expiry Interval passes are not sent; their
+// tokens fail with ErrExpired (QoS 0, 1 and 2), never succeed. A queued
+// message that is still alive when the connection comes back is sent
+// with the interval that remains [v5 MQTT-3.3.2-6 is the server's rule;
+// the client applies it to its own queue].
+func TestQueuedMessagesExpire(t *testing.T) {
+	_, url := startTern(t, nil)
+	sub := connect(t, client.Config{Servers: []string{url}})
+	got, err := sub.Subscribe(ctx(t), "exp/#", 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, url)
+	c := connect(t, client.Config{Servers: []string{p.url()}, QueueQoS0: true,
+		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
+	p.setRefuse(true)
+	p.dropAll()
+	for c.Connected() {
+		select {
+		case <-ctx(t).Done():
+			t.Fatal("still connected")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	msg := func(name string, qos byte, expiry uint32) *message.Message {
+		m := &message.Message{Topic: "exp/" + name, Payload: []byte(name), QoS: qos}
+		m.Properties.MessageExpiry = expiry
+		return m
+	}
+	var short []*client.Token
+	for qos := byte(0); qos <= 2; qos++ {
+		short = append(short, c.PublishAsync(msg(fmt.Sprint("short", qos), qos, 1)))
+	}
+	long := c.PublishAsync(msg("long", 1, 60))
+	never := c.PublishAsync(msg("never", 1, 0))
+	for i, tok := range short {
+		if _, err := tok.Wait(ctx(t)); !errors.Is(err, client.ErrExpired) {
+			t.Fatalf("QoS %d message with expiry 1 s, queued offline: %v, want ErrExpired", i, err)
+		}
+	}
+	old := msg("old", 1, 5)
+	old.Created = time.Now().Add(-10 * time.Second)
+	if _, err := c.Publish(ctx(t), old); !errors.Is(err, client.ErrExpired) {
+		t.Fatalf("publishing a message expired already: %v, want ErrExpired", err)
+	}
+	p.setRefuse(false)
+	for _, tok := range []*client.Token{long, never} {
+		if _, err := tok.Wait(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, stop := iterPull(got.Messages(ctx(t)))
+	defer stop()
+	for _, want := range []string{"long", "never"} {
+		m, ok := next()
+		if !ok {
+			t.Fatalf("no message %q", want)
+		}
+		if m.Topic != "exp/"+want {
+			t.Fatalf("got %s, want exp/%s (expired messages must not be sent)", m.Topic, want)
+		}
+		switch e := m.Properties.MessageExpiry; want {
+		case "long":
+			if e == 0 || e >= 60 {
+				t.Fatalf("long: Message Expiry Interval %d, want what remains of 60 s after more than 1 s", e)
+			}
+		case "never":
+			if e != 0 {
+				t.Fatalf("never: Message Expiry Interval %d, want none", e)
+			}
+		}
+	}
+}

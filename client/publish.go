@@ -24,6 +24,12 @@ import (
 // the message is then not accepted. A QoS 0 message published while the
 // client is offline fails with ErrDropped unless Config.QueueQoS0 is set.
 //
+// An MQTT 5 message with a Message Expiry Interval (counted from
+// m.Created, or from now) that passes while it waits in the client's
+// queue is not sent: Publish fails with ErrExpired, reported when it is
+// next due to be sent or at the next reconnection attempt, whichever
+// comes first. Sent late, it carries the interval that remains.
+//
 // m must not be changed until Publish returns.
 func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResult, error) {
 	tok, err := c.enqueue(ctx, m, true)
@@ -98,10 +104,14 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			return nil, err
 		}
 	}
-	if m.Created.IsZero() && m.Properties.MessageExpiry > 0 {
+	now := time.Now()
+	if m.Expires.IsZero() && m.Properties.MessageExpiry > 0 {
 		mm := *m
-		mm.SetExpiry(time.Now())
+		mm.SetExpiry(now)
 		m = &mm
+	}
+	if m.Expired(now) {
+		return nil, expiredError(m)
 	}
 	op := &pubOp{msg: m, tok: newToken()}
 	if m.QoS > 0 {
@@ -119,6 +129,39 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 		c.cn.signal()
 	}
 	return op.tok, nil
+}
+
+// expiredError is the error of a message that expired before it was sent.
+func expiredError(m *message.Message) error {
+	return fmt.Errorf("client: message to %q not sent: its Message Expiry Interval (%d s) passed while it was queued: %w",
+		m.Topic, m.Properties.MessageExpiry, ErrExpired)
+}
+
+// expireLocked drops a queued message that expired before it was sent:
+// out of the store, and its publisher told. The server deletes a message
+// whose expiry passed before it could be delivered [v5 MQTT-3.3.2-5];
+// the client applies the same rule to its own queue [v5 noid:client-expiry].
+func (c *Client) expireLocked(op *pubOp) {
+	if op.seq != 0 {
+		if err := c.store.DeleteOutgoing(op.seq); err != nil {
+			c.log.Error("store: DeleteOutgoing", "err", err)
+		}
+	}
+	c.log.Info("queued message expired, not sent", "topic", op.msg.Topic, "expiry", op.msg.Properties.MessageExpiry)
+	op.tok.complete(PublishResult{}, expiredError(op.msg))
+}
+
+// expireQueuedLocked drops every queued message that has expired by now,
+// so that a publisher waiting while the client is offline hears of it
+// before the next connection.
+func (c *Client) expireQueuedLocked(now time.Time) {
+	ops := c.queue.Extract(func(op **pubOp) bool { return (*op).msg.Expired(now) })
+	for _, op := range ops {
+		c.expireLocked(op)
+	}
+	if len(ops) > 0 {
+		c.wakeRoomLocked()
+	}
 }
 
 // serverAllowsLocked checks m against what the server announced in its
