@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/message"
@@ -59,6 +60,7 @@ type Client struct {
 	closing     <-chan struct{} // life.Done()
 	managerDone chan struct{}
 	dispatchers sync.WaitGroup
+	storeCost   atomic.Int64             // moving average of a store call, in ns: see slowStore
 	dispatchG   map[uint64]*Subscription // running dispatchers by goroutine id, under mu
 }
 
@@ -112,7 +114,7 @@ func (c *Client) restore() error {
 		return fmt.Errorf("client: reading Config.Store: %w", err)
 	}
 	for _, o := range outs {
-		op := &pubOp{msg: o.Msg, seq: o.Seq}
+		op := &pubOp{msg: o.Msg, seq: o.Seq, stored: true}
 		c.seq = max(c.seq, o.Seq)
 		if o.PacketID != 0 && c.queue.Len() == 0 && c.out.Restore(o.PacketID, session.Flight[*pubOp]{Item: op, QoS: o.Msg.QoS, Seq: o.Seq, Released: o.Released}) {
 			continue
@@ -489,16 +491,25 @@ func (c *Client) moreLocked(cn *conn) bool {
 	}
 	if c.queue.Len() > 0 {
 		head := *c.queue.Peek()
-		return head.msg.QoS == 0 || !c.out.Full()
+		return head.ready() && (head.msg.QoS == 0 || !c.out.Full())
 	}
 	return false
+}
+
+// sentMark is a message sent for the first time under a packet
+// identifier, to be recorded in the store (MarkSent) before its bytes
+// are written.
+type sentMark struct {
+	seq uint64
+	id  uint16
 }
 
 // fillLocked encodes what is ready to go on cn into buf, up to maxBatch
 // bytes: control packets, then resends, then new messages while the
 // server's Receive Maximum allows. QoS 0 tokens go to written, to be
-// completed once the bytes are written.
-func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*Token) {
+// completed once the bytes are written; the packet identifiers given
+// to QoS 1 and 2 messages go to marks, for the store.
+func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token, marks []sentMark) ([]byte, []*Token, []sentMark) {
 	if c.cn != cn {
 		if cn.closeNext {
 			for _, p := range cn.ctrl {
@@ -506,7 +517,7 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 			}
 			cn.ctrl = cn.ctrl[:0]
 		}
-		return buf, written
+		return buf, written, marks
 	}
 	var err error
 	for len(cn.ctrl) > 0 && len(buf) < maxBatch {
@@ -518,7 +529,7 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 		}
 	}
 	if cn.closeNext {
-		return buf, written
+		return buf, written, marks
 	}
 	now := time.Now()
 	for len(buf) < maxBatch {
@@ -538,6 +549,9 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 	}
 	for c.queue.Len() > 0 && len(buf) < maxBatch && !c.out.Resending() {
 		op := *c.queue.Peek()
+		if !op.ready() {
+			break // its publisher is writing it to the store: it, and what follows, wait
+		}
 		if op.msg.Expired(now) {
 			c.queue.Pop()
 			c.expireLocked(op)
@@ -548,9 +562,6 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 			var ok bool
 			if id, ok = c.out.Add(op, op.msg.QoS, now); !ok {
 				break // the window is full
-			}
-			if err := c.store.MarkSent(op.seq, id); err != nil {
-				c.log.Error("store: MarkSent", "err", err)
 			}
 		}
 		c.queue.Pop()
@@ -565,10 +576,68 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 		}
 		if id == 0 {
 			written = append(written, op.tok)
+		} else {
+			marks = append(marks, sentMark{op.seq, id})
 		}
 	}
 	c.wakeRoomLocked()
-	return buf, written
+	return buf, written, marks
+}
+
+// slowStoreCall is how long store calls must take on average for the
+// client to take the store as one that syncs to disk: its calls are then
+// made without the client's lock and concurrently, so that its group
+// commit covers them with one fsync. Faster stores (memory, disk without
+// Sync) are called one after the other, publishes under the lock.
+const slowStoreCall = 50 * time.Microsecond
+
+// timeStore runs one store call and folds its duration into the moving
+// average (weight 1/8) that says whether the store is slow.
+func (c *Client) timeStore(f func()) {
+	start := time.Now()
+	f()
+	d := int64(time.Since(start))
+	for {
+		old := c.storeCost.Load()
+		if c.storeCost.CompareAndSwap(old, old-old/8+d/8) {
+			return
+		}
+	}
+}
+
+// slowStore reports whether the store's calls take about an fsync.
+func (c *Client) slowStore() bool { return c.storeCost.Load() >= int64(slowStoreCall) }
+
+// storeEach calls f(0) to f(n-1), the store calls of one batch, without
+// the client's lock: one after the other with a fast store, concurrently
+// with a slow one.
+func (c *Client) storeEach(n int, f func(i int)) {
+	if n == 1 || !c.slowStore() {
+		for i := range n {
+			c.timeStore(func() { f(i) })
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.timeStore(func() { f(i) })
+		}()
+	}
+	wg.Wait()
+}
+
+// markSent records in the store the packet identifiers fillLocked gave,
+// before their PUBLISHes are written (so no acknowledgement, and no
+// DeleteOutgoing, can come first).
+func (c *Client) markSent(marks []sentMark) {
+	c.storeEach(len(marks), func(i int) {
+		if err := c.store.MarkSent(marks[i].seq, marks[i].id); err != nil {
+			c.log.Error("store: MarkSent", "err", err)
+		}
+	})
 }
 
 // failFlightLocked ends a flight that cannot be sent (too large for the

@@ -115,16 +115,41 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 	}
 	op := &pubOp{msg: m, tok: newToken()}
 	if m.QoS > 0 {
+		// Acknowledged means kept: the message is in the store before
+		// Publish says it is accepted, and before it is sent. Its place
+		// in the queue (and its store sequence, the order a restart
+		// resends in) is taken now, under the lock; the store write is
+		// made without it, so that the reader, the writer and other
+		// publishers go on meanwhile and concurrent publishers share the
+		// store's fsyncs (group commit). The writer stops at a message
+		// not yet stored.
+		//
+		// A fast store (memory, or disk without Sync) is written under
+		// the lock, which costs less than leaving and taking it again.
 		c.seq++
 		op.seq = c.seq
-		// Acknowledged means kept: the message is in the store before
-		// Publish says it is accepted.
-		if err := c.store.AddOutgoing(store.Outgoing{Seq: op.seq, Msg: m}); err != nil {
-			c.seq--
+		var err error
+		add := func() { err = c.store.AddOutgoing(store.Outgoing{Seq: op.seq, Msg: m}) }
+		if c.slowStore() {
+			c.queue.Push(op)
+			c.mu.Unlock()
+			c.timeStore(add)
+			c.mu.Lock()
+		} else {
+			c.timeStore(add)
+			if err == nil {
+				c.queue.Push(op)
+			}
+		}
+		if err != nil {
+			c.queue.Extract(func(x **pubOp) bool { return *x == op })
+			c.wakeRoomLocked()
 			return nil, fmt.Errorf("client: Publish: message not accepted, the store failed: %w", err)
 		}
+		op.stored = true
+	} else {
+		c.queue.Push(op)
 	}
-	c.queue.Push(op)
 	if c.cn != nil {
 		c.cn.signal()
 	}
@@ -155,7 +180,7 @@ func (c *Client) expireLocked(op *pubOp) {
 // so that a publisher waiting while the client is offline hears of it
 // before the next connection.
 func (c *Client) expireQueuedLocked(now time.Time) {
-	ops := c.queue.Extract(func(op **pubOp) bool { return (*op).msg.Expired(now) })
+	ops := c.queue.Extract(func(op **pubOp) bool { return (*op).ready() && (*op).msg.Expired(now) })
 	for _, op := range ops {
 		c.expireLocked(op)
 	}

@@ -109,7 +109,11 @@ func (m *Message) Ack() {
 
 // pubOp is one publish accepted by the client.
 type pubOp struct {
-	msg *message.Message
-	seq uint64 // store sequence number; 0 for QoS 0
-	tok *Token // nil for messages restored from the store
+	msg    *message.Message
+	seq    uint64 // store sequence number; 0 for QoS 0
+	tok    *Token // nil for messages restored from the store
+	stored bool   // QoS 1 and 2: in the store (under c.mu)
 }
+
+// ready reports whether op may be sent: QoS 0, or in the store.
+func (op *pubOp) ready() bool { return op.seq == 0 || op.stored }
