@@ -45,6 +45,12 @@
 // then cannot be guaranteed exactly once, as the server forgot which ids
 // it had). With store/disk the same happens after the process restarts
 // or is killed: New reads the store and the first connection resends.
+// A store that syncs to disk (store/disk with Sync) is called without the
+// client's lock, and the writer's and reader's calls concurrently, so
+// concurrent publishers, acknowledgements and sends share fsyncs through
+// the store's group commit instead of queuing behind one another; the
+// send order, and the order a restart resends in, stay those of the
+// calls to Publish.
 //
 // While offline, QoS 1 and 2 messages are queued, up to Config.MaxQueued
 // (Publish waits for room until its context ends; PublishAsync fails
