@@ -323,11 +323,11 @@ func TestQueuedMessagesExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, url)
-	c := connect(t, client.Config{Servers: []string{p.url()}, QueueQoS0: true,
+	p := passProxy(t, url)
+	c := connect(t, client.Config{Servers: []string{p.URL}, QueueQoS0: true,
 		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
-	p.setRefuse(true)
-	p.dropAll()
+	p.Refuse(true)
+	p.CutNow()
 	for c.Connected() {
 		select {
 		case <-ctx(t).Done():
@@ -356,7 +356,7 @@ func TestQueuedMessagesExpire(t *testing.T) {
 	if _, err := c.Publish(ctx(t), old); !errors.Is(err, client.ErrExpired) {
 		t.Fatalf("publishing a message expired already: %v, want ErrExpired", err)
 	}
-	p.setRefuse(false)
+	p.Refuse(false)
 	for _, tok := range []*client.Token{long, never} {
 		if _, err := tok.Wait(ctx(t)); err != nil {
 			t.Fatal(err)
