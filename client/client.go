@@ -713,7 +713,8 @@ func (c *Client) DisconnectWith(ctx context.Context, d *packet.Disconnect) error
 	// Flush: wait until the queue and the control packets are written.
 	for c.cn != nil && !c.cn.closeNext {
 		cn := c.cn
-		if len(cn.ctrl) == 0 && !c.out.Resending() && (c.queue.Len() == 0 || !c.moreLocked(cn)) {
+		storing := c.queue.Any(func(op **pubOp) bool { return !(*op).ready() })
+		if len(cn.ctrl) == 0 && !c.out.Resending() && (c.queue.Len() == 0 || !c.moreLocked(cn)) && !storing {
 			cn.ctrl = append(cn.ctrl, d)
 			cn.closeNext = true
 			cn.signal()

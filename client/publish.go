@@ -135,6 +135,12 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			c.mu.Unlock()
 			c.timeStore(add)
 			c.mu.Lock()
+			// A Disconnect flushing the queue waits for this write. (One
+			// that came meanwhile and found the client offline answered
+			// ErrClosed already; the message stays in the store, as the
+			// other queued messages do, for a durable store's next process.)
+			close(c.progress)
+			c.progress = make(chan struct{})
 		} else {
 			c.timeStore(add)
 			if err == nil {
