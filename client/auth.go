@@ -91,8 +91,9 @@ func (c *Client) Reauthenticate(ctx context.Context) error {
 		c.mu.Unlock()
 		return ErrClosed
 	case cn == nil:
+		err := c.notConnectedLocked()
 		c.mu.Unlock()
-		return ErrNotConnected
+		return err
 	case c.auth != nil:
 		c.mu.Unlock()
 		return errors.New("client: Reauthenticate: one is in progress")

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/message"
@@ -48,6 +49,9 @@ type Client struct {
 	next          int // index in Servers of the next server to try
 	auth          *authOp
 	reqs          *requester
+	reqInit       *reqInit      // the first Request subscribing, nil if none
+	gone          error         // Config.Conn broke with no server to reconnect to
+	goneCh        chan struct{} // closed when gone is set
 	firstConnDone bool
 	serverProps   packet.Properties // the live connection's CONNACK properties
 
@@ -56,6 +60,8 @@ type Client struct {
 	closing     <-chan struct{} // life.Done()
 	managerDone chan struct{}
 	dispatchers sync.WaitGroup
+	storeCost   atomic.Int64             // moving average of a store call, in ns: see slowStore
+	dispatchG   map[uint64]*Subscription // running dispatchers by goroutine id, under mu
 }
 
 // New returns a client for cfg, restoring the session from cfg.Store.
@@ -73,6 +79,8 @@ func New(cfg Config) (*Client, error) {
 		ctrl:        map[uint16]*ctrlOp{},
 		subByID:     map[uint32]*Subscription{},
 		unacked2:    map[uint16]*ackEntry{},
+		dispatchG:   map[uint64]*Subscription{},
+		goneCh:      make(chan struct{}),
 		room:        make(chan struct{}),
 		progress:    make(chan struct{}),
 		managerDone: make(chan struct{}),
@@ -106,7 +114,7 @@ func (c *Client) restore() error {
 		return fmt.Errorf("client: reading Config.Store: %w", err)
 	}
 	for _, o := range outs {
-		op := &pubOp{msg: o.Msg, seq: o.Seq}
+		op := &pubOp{msg: o.Msg, seq: o.Seq, stored: true}
 		c.seq = max(c.seq, o.Seq)
 		if o.PacketID != 0 && c.queue.Len() == 0 && c.out.Restore(o.PacketID, session.Flight[*pubOp]{Item: op, QoS: o.Msg.QoS, Seq: o.Seq, Released: o.Released}) {
 			continue
@@ -331,8 +339,13 @@ func (c *Client) manage(cn *conn) {
 		if c.cfg.OnConnectionDown != nil {
 			c.cfg.OnConnectionDown(cn.err)
 		}
-		if len(c.cfg.Servers) == 0 && c.cfg.Dial == nil {
+		if len(c.cfg.Servers) == 0 {
+			// Config.Conn only: nothing to reconnect to (Dial, too, needs a
+			// server URL). Fail what waits, and what comes, at once.
 			c.log.Info("no server to reconnect to (Config.Conn only)")
+			c.mu.Lock()
+			c.connGoneLocked(cn.err)
+			c.mu.Unlock()
 			return
 		}
 		next, ack := c.reconnect()
@@ -362,6 +375,9 @@ func (c *Client) reconnect() (*conn, *Connack) {
 				return nil, nil
 			}
 		}
+		c.mu.Lock()
+		c.expireQueuedLocked(time.Now())
+		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(c.life, c.cfg.ConnectTimeout)
 		cn, ack, err := c.attempt(ctx)
 		cancel()
@@ -379,6 +395,33 @@ func (c *Client) reconnect() (*conn, *Connack) {
 		c.log.Info("connected", "server", ack.Server, "session_present", ack.SessionPresent)
 		return cn, ack
 	}
+}
+
+// connGoneLocked ends the session's use after the connection given in
+// Config.Conn broke, when there is no server to reconnect to: queued
+// publishes fail with an error wrapping ErrClosed (never sent), publishes
+// in flight with one wrapping ErrConnectionLost (outcome unknown), and so
+// do later calls. QoS 1 and 2 messages stay in the store, for a durable
+// store's next process; Disconnect still closes the client.
+func (c *Client) connGoneLocked(cause error) {
+	if c.gone != nil {
+		return
+	}
+	c.gone = fmt.Errorf("client: the connection given in Config.Conn broke (%v) and there is no server to reconnect to (give Config.Servers to reconnect): %w", cause, ErrClosed)
+	lost := fmt.Errorf("client: the connection given in Config.Conn broke (%v) before the acknowledgement: %w", cause, ErrConnectionLost)
+	for c.queue.Len() > 0 {
+		c.queue.Pop().tok.complete(PublishResult{}, c.gone)
+	}
+	for _, id := range c.out.Order() {
+		c.out.Get(id).Item.tok.complete(PublishResult{}, lost)
+	}
+	for id, op := range c.ctrl {
+		delete(c.ctrl, id)
+		c.out.Unreserve(id)
+		op.finish(nil, lost)
+	}
+	c.wakeRoomLocked()
+	close(c.goneCh)
 }
 
 // backoff returns the wait before reconnection attempt n (from 0):
@@ -414,6 +457,7 @@ func (c *Client) connLost(cn *conn) {
 	}
 	cn.acks = nil
 	cn.ctrl = nil
+	c.expireQueuedLocked(time.Now())
 	// QoS 0 messages not written are dropped unless they may be queued.
 	if !c.cfg.QueueQoS0 {
 		for _, op := range c.queue.Extract(func(op **pubOp) bool { return (*op).msg.QoS == 0 }) {
@@ -447,16 +491,25 @@ func (c *Client) moreLocked(cn *conn) bool {
 	}
 	if c.queue.Len() > 0 {
 		head := *c.queue.Peek()
-		return head.msg.QoS == 0 || !c.out.Full()
+		return head.ready() && (head.msg.QoS == 0 || !c.out.Full())
 	}
 	return false
+}
+
+// sentMark is a message sent for the first time under a packet
+// identifier, to be recorded in the store (MarkSent) before its bytes
+// are written.
+type sentMark struct {
+	seq uint64
+	id  uint16
 }
 
 // fillLocked encodes what is ready to go on cn into buf, up to maxBatch
 // bytes: control packets, then resends, then new messages while the
 // server's Receive Maximum allows. QoS 0 tokens go to written, to be
-// completed once the bytes are written.
-func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*Token) {
+// completed once the bytes are written; the packet identifiers given
+// to QoS 1 and 2 messages go to marks, for the store.
+func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token, marks []sentMark) ([]byte, []*Token, []sentMark) {
 	if c.cn != cn {
 		if cn.closeNext {
 			for _, p := range cn.ctrl {
@@ -464,7 +517,7 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 			}
 			cn.ctrl = cn.ctrl[:0]
 		}
-		return buf, written
+		return buf, written, marks
 	}
 	var err error
 	for len(cn.ctrl) > 0 && len(buf) < maxBatch {
@@ -476,7 +529,7 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 		}
 	}
 	if cn.closeNext {
-		return buf, written
+		return buf, written, marks
 	}
 	now := time.Now()
 	for len(buf) < maxBatch {
@@ -496,14 +549,19 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 	}
 	for c.queue.Len() > 0 && len(buf) < maxBatch && !c.out.Resending() {
 		op := *c.queue.Peek()
+		if !op.ready() {
+			break // its publisher is writing it to the store: it, and what follows, wait
+		}
+		if op.msg.Expired(now) {
+			c.queue.Pop()
+			c.expireLocked(op)
+			continue
+		}
 		var id uint16
 		if op.msg.QoS > 0 {
 			var ok bool
 			if id, ok = c.out.Add(op, op.msg.QoS, now); !ok {
 				break // the window is full
-			}
-			if err := c.store.MarkSent(op.seq, id); err != nil {
-				c.log.Error("store: MarkSent", "err", err)
 			}
 		}
 		c.queue.Pop()
@@ -518,10 +576,68 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token) ([]byte, []*
 		}
 		if id == 0 {
 			written = append(written, op.tok)
+		} else {
+			marks = append(marks, sentMark{op.seq, id})
 		}
 	}
 	c.wakeRoomLocked()
-	return buf, written
+	return buf, written, marks
+}
+
+// slowStoreCall is how long store calls must take on average for the
+// client to take the store as one that syncs to disk: its calls are then
+// made without the client's lock and concurrently, so that its group
+// commit covers them with one fsync. Faster stores (memory, disk without
+// Sync) are called one after the other, publishes under the lock.
+const slowStoreCall = 50 * time.Microsecond
+
+// timeStore runs one store call and folds its duration into the moving
+// average (weight 1/8) that says whether the store is slow.
+func (c *Client) timeStore(f func()) {
+	start := time.Now()
+	f()
+	d := int64(time.Since(start))
+	for {
+		old := c.storeCost.Load()
+		if c.storeCost.CompareAndSwap(old, old-old/8+d/8) {
+			return
+		}
+	}
+}
+
+// slowStore reports whether the store's calls take about an fsync.
+func (c *Client) slowStore() bool { return c.storeCost.Load() >= int64(slowStoreCall) }
+
+// storeEach calls f(0) to f(n-1), the store calls of one batch, without
+// the client's lock: one after the other with a fast store, concurrently
+// with a slow one.
+func (c *Client) storeEach(n int, f func(i int)) {
+	if n == 1 || !c.slowStore() {
+		for i := range n {
+			c.timeStore(func() { f(i) })
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.timeStore(func() { f(i) })
+		}()
+	}
+	wg.Wait()
+}
+
+// markSent records in the store the packet identifiers fillLocked gave,
+// before their PUBLISHes are written (so no acknowledgement, and no
+// DeleteOutgoing, can come first).
+func (c *Client) markSent(marks []sentMark) {
+	c.storeEach(len(marks), func(i int) {
+		if err := c.store.MarkSent(marks[i].seq, marks[i].id); err != nil {
+			c.log.Error("store: MarkSent", "err", err)
+		}
+	})
 }
 
 // failFlightLocked ends a flight that cannot be sent (too large for the
@@ -575,7 +691,9 @@ func randomID() string {
 // the connection, stops every goroutine of the client and closes the
 // store. QoS 1 and 2 messages not yet acknowledged stay in the store, for
 // a durable store's next process. It waits for handlers to return until
-// ctx ends. The client cannot be used afterwards.
+// ctx ends; called from a handler, it does not wait for that handler,
+// whose subscription gets no further message. The client cannot be used
+// afterwards.
 func (c *Client) Disconnect(ctx context.Context) error {
 	return c.DisconnectWith(ctx, &packet.Disconnect{})
 }
@@ -595,7 +713,8 @@ func (c *Client) DisconnectWith(ctx context.Context, d *packet.Disconnect) error
 	// Flush: wait until the queue and the control packets are written.
 	for c.cn != nil && !c.cn.closeNext {
 		cn := c.cn
-		if len(cn.ctrl) == 0 && !c.out.Resending() && (c.queue.Len() == 0 || !c.moreLocked(cn)) {
+		storing := c.queue.Any(func(op **pubOp) bool { return !(*op).ready() })
+		if len(cn.ctrl) == 0 && !c.out.Resending() && (c.queue.Len() == 0 || !c.moreLocked(cn)) && !storing {
 			cn.ctrl = append(cn.ctrl, d)
 			cn.closeNext = true
 			cn.signal()
@@ -641,6 +760,12 @@ func (c *Client) DisconnectWith(ctx context.Context, d *packet.Disconnect) error
 	for _, s := range subs {
 		s.active = false
 		s.notifyLocked()
+	}
+	// Called from a handler: do not wait for that handler's dispatcher,
+	// which ends when the handler returns, without handing it more.
+	if s := c.dispatchG[goid()]; s != nil && !s.detached {
+		s.detached = true
+		c.dispatchers.Done()
 	}
 	if c.reqs != nil {
 		c.reqs.closeLocked()

@@ -26,8 +26,11 @@ type Config struct {
 	// a custom dialer (a tunnel, a test proxy). It is given the server URL.
 	Dial func(ctx context.Context, server string) (net.Conn, error)
 	// Conn, if set, is an already-open connection used for the first
-	// connection; reconnects use Dial or Servers. Servers may then be
-	// empty, and the client does not reconnect once it breaks.
+	// connection; reconnects go to Servers (through Dial if set). Servers
+	// may then be empty: the client cannot reconnect once Conn breaks, so
+	// the publishes waiting then fail at once (queued ones with an error
+	// wrapping ErrClosed, unacknowledged ones ErrConnectionLost), as does
+	// every later call; Disconnect still closes the client.
 	Conn net.Conn
 	// TLS configures mqtts://, tls://, ssl:// and wss://. Nil: the system
 	// roots, server name from the URL.

@@ -36,6 +36,7 @@ type conn struct {
 
 	aliases   session.OutboundAliases // writer's
 	inAliases session.InboundAliases  // reader's
+	finished  []finished              // reader's: acknowledged publishes, to delete from the store and complete
 
 	lastRead  atomic.Int64  // UnixNano of the last packet received
 	wake      chan struct{} // cap 1: something to write
@@ -290,6 +291,7 @@ func ctxErr(ctx context.Context, err error) error {
 func (cn *conn) reader() {
 	defer cn.wg.Done()
 	c := cn.c
+	defer c.flushFinished(cn)
 	for {
 		if cn.keepAlive > 0 {
 			// Half-open detection: nothing received for 1.5 times
@@ -306,7 +308,11 @@ func (cn *conn) reader() {
 			return
 		}
 		cn.lastRead.Store(time.Now().UnixNano())
-		if err := c.handle(cn, p); err != nil {
+		err = c.handle(cn, p)
+		if len(cn.finished) > 0 && (cn.r.Buffered() == 0 || len(cn.finished) >= maxFinished || err != nil) {
+			c.flushFinished(cn)
+		}
+		if err != nil {
 			var pe *packet.ProtocolError
 			if errors.As(err, &pe) {
 				c.log.Warn("protocol error; disconnecting", "server", cn.server, "err", err)
@@ -350,6 +356,7 @@ func (cn *conn) writer() {
 	lastWrite := time.Now()
 	var buf []byte
 	var written []*Token
+	var marks []sentMark
 	for {
 		pingNow := false
 		select {
@@ -360,10 +367,11 @@ func (cn *conn) writer() {
 			return
 		}
 		c.mu.Lock()
-		buf, written = c.fillLocked(cn, buf[:0], written[:0])
+		buf, written, marks = c.fillLocked(cn, buf[:0], written[:0], marks[:0])
 		closeAfter := cn.closeNext && len(cn.ctrl) == 0
 		more := c.moreLocked(cn)
 		c.mu.Unlock()
+		c.markSent(marks)
 		if pingNow {
 			now := time.Now()
 			if now.Sub(lastWrite) >= half || now.Sub(time.Unix(0, cn.lastRead.Load())) >= half {

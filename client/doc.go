@@ -45,12 +45,20 @@
 // then cannot be guaranteed exactly once, as the server forgot which ids
 // it had). With store/disk the same happens after the process restarts
 // or is killed: New reads the store and the first connection resends.
+// A store that syncs to disk (store/disk with Sync) is called without the
+// client's lock, and the writer's and reader's calls concurrently, so
+// concurrent publishers, acknowledgements and sends share fsyncs through
+// the store's group commit instead of queuing behind one another; the
+// send order, and the order a restart resends in, stay those of the
+// calls to Publish.
 //
 // While offline, QoS 1 and 2 messages are queued, up to Config.MaxQueued
 // (Publish waits for room until its context ends; PublishAsync fails
 // with ErrQueueFull). A QoS 0 message published offline fails with
 // ErrDropped, unless Config.QueueQoS0 queues it; it is never reported
-// sent when it was not. PublishAsync returns a Token whose Wait takes a
+// sent when it was not. An MQTT 5 message whose Message Expiry Interval
+// passes while it is queued is not sent either (ErrExpired); one sent
+// late carries the interval that remains, as a server forwards it. PublishAsync returns a Token whose Wait takes a
 // context and whose Done is a channel.
 //
 // # Receiving
@@ -68,7 +76,8 @@
 // gives each subscription when the server supports them, else by
 // matching the topic against the filters; Config.OnMessage gets the rest.
 // Each subscription buffers up to Config.MaxBuffered messages: beyond
-// that QoS 0 messages are dropped (logged) and the acknowledgement of QoS 1
+// that QoS 0 messages are dropped (logged, and counted by
+// Subscription.Dropped) and the acknowledgement of QoS 1
 // and 2 messages waits until the handler takes them, so the server's
 // in-flight window (the client's Receive Maximum) throttles the flow.
 // With Config.ManualAck the application acknowledges with Message.Ack;

@@ -13,14 +13,23 @@ var (
 	ErrDropped = errors.New("client: QoS 0 message dropped while offline (set Config.QueueQoS0 to queue it)")
 	// ErrQueueFull: PublishAsync found Config.MaxQueued messages waiting.
 	ErrQueueFull = errors.New("client: publish queue full (Config.MaxQueued)")
-	// ErrClosed: the client was disconnected (Disconnect) or its only
-	// connection (Config.Conn) broke.
+	// ErrClosed: the client was disconnected (Disconnect), or its only
+	// connection (Config.Conn, with no Config.Servers) broke: then
+	// publishes that were queued, and every later Publish, Subscribe,
+	// Unsubscribe and Request, fail at once with an error wrapping
+	// ErrClosed that says so.
 	ErrClosed = errors.New("client: closed")
 	// ErrNotConnected: an operation that needs a live connection
 	// (Subscribe, Unsubscribe, Reauthenticate) was tried without one.
 	ErrNotConnected = errors.New("client: not connected")
+	// ErrExpired: an MQTT 5 message whose Message Expiry Interval passed
+	// while it waited in the client's queue (offline, or behind the
+	// server's Receive Maximum) was not sent, and never will be.
+	ErrExpired = errors.New("client: message expired before it was sent (MQTT 5 Message Expiry Interval)")
 	// ErrConnectionLost: a SUBSCRIBE, UNSUBSCRIBE or AUTH was on its way
-	// when the connection broke; its outcome is unknown.
+	// when the connection broke; its outcome is unknown. A QoS 1 or 2
+	// publish sent and not yet acknowledged when the only connection
+	// (Config.Conn) broke fails with it too; it stays in Config.Store.
 	ErrConnectionLost = errors.New("client: connection lost before the acknowledgement")
 )
 

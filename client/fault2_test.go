@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -12,41 +11,10 @@ import (
 
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
 	"go.uber.org/goleak"
 )
-
-// refuser is a fake server answering every CONNECT with the CONNACK that
-// answer returns for it.
-func refuser(t testing.TB, answer func(*packet.Connect) *packet.Connack) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			r := packet.NewReader(c)
-			p, err := r.ReadPacket()
-			if cp, ok := p.(*packet.Connect); ok && err == nil {
-				w := packet.NewWriter(c)
-				w.Version = cp.Version
-				w.WritePacket(answer(cp))
-			}
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	return "mqtt://" + l.Addr().String()
-}
 
 // TestRefusalCarriesTheCode: a server refusing CONNECT with each code
 // of MQTT 3.1.1 (1 to 5) and each CONNACK code of MQTT 5 (0x80 and
@@ -59,8 +27,12 @@ func TestRefusalCarriesTheCode(t *testing.T) {
 		}
 	}
 	check := func(t *testing.T, v packet.Version, code packet.ReasonCode) {
-		url := refuser(t, func(*packet.Connect) *packet.Connack { return &packet.Connack{ReasonCode: code} })
-		c, err := client.New(client.Config{Servers: []string{url}, Version: v, Logger: quiet()})
+		cfg := mqtttest.RefuserConfig{Code: code}
+		if v != packet.V5 {
+			cfg = mqtttest.RefuserConfig{V3Code: code}
+		}
+		r := mqtttest.StartRefuser(t, cfg)
+		c, err := client.New(client.Config{Servers: []string{r.URL}, Version: v, Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,14 +64,14 @@ func TestRefusalCarriesTheCode(t *testing.T) {
 // by design.
 func TestBlackHoleDetected(t *testing.T) {
 	_, url := startTern(t, nil)
-	p := newProxy(t, url)
+	p := passProxy(t, url)
 	down := make(chan error, 10)
 	up := make(chan struct{}, 10)
-	c := connect(t, client.Config{Servers: []string{p.url()}, KeepAlive: time.Second, BackoffMin: time.Millisecond,
+	c := connect(t, client.Config{Servers: []string{p.URL}, KeepAlive: time.Second, BackoffMin: time.Millisecond,
 		OnConnectionDown: func(err error) { down <- err }, OnConnectionUp: func(*client.Connack) { up <- struct{}{} }})
 	<-up
 	start := time.Now()
-	p.setHole(true)
+	p.BlackHoleNow()
 	var err error
 	select {
 	case err = <-down:
@@ -107,8 +79,6 @@ func TestBlackHoleDetected(t *testing.T) {
 		t.Fatal("black hole not detected")
 	}
 	t.Logf("black hole detected after %v (keep alive 1 s): %v", time.Since(start), err)
-	p.setHole(false)
-	p.dropAll() // the old connection's TCP stream is garbage now
 	select {
 	case <-up:
 	case <-time.After(15 * time.Second):

@@ -101,8 +101,8 @@ func cutPublish(t *testing.T, url string, qos byte, up bool, n, total int64) int
 	if _, err := sub.Subscribe(ctx(t), "cut/"+id, 2, cnt.handler); err != nil {
 		t.Fatal(err)
 	}
-	p := newCutProxy(t, url, 1, n, up)
-	pub, err := client.New(client.Config{Servers: []string{p.url()}, ClientID: "pub-" + id, Logger: quiet(),
+	p := cutProxy(t, url, n, up)
+	pub, err := client.New(client.Config{Servers: []string{p.URL}, ClientID: "pub-" + id, Logger: quiet(),
 		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, SessionExpiry: 60})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func cutPublish(t *testing.T, url string, qos byte, up bool, n, total int64) int
 	if _, err := pub.Publish(ctx(t), &message.Message{Topic: "cut/" + id, Payload: []byte("m"), QoS: qos}); err != nil {
 		t.Fatalf("cut at %d/%d: publish: %v", n, total, err)
 	}
-	counted := p.counted.Load()
+	counted := p.counted()
 	if _, err := pub.Publish(ctx(t), &message.Message{Topic: "cut/" + id, Payload: []byte("marker"), QoS: qos}); err != nil {
 		t.Fatalf("cut at %d/%d: publish marker: %v", n, total, err)
 	}
@@ -168,15 +168,15 @@ func cutReceive(t *testing.T, url string, qos byte, up bool, n, total int64) int
 		t.Fatal(err)
 	}
 	cnt := newCounter()
-	p := newCutProxy(t, url, 1, n, up)
-	rcv, err := client.New(client.Config{Servers: []string{p.url()}, ClientID: "rcv-" + id, Logger: quiet(), SessionExpiry: 300,
+	p := cutProxy(t, url, n, up)
+	rcv, err := client.New(client.Config{Servers: []string{p.URL}, ClientID: "rcv-" + id, Logger: quiet(), SessionExpiry: 300,
 		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, OnMessage: cnt.handler})
 	if err != nil {
 		t.Fatal(err)
 	}
 	connectRetry(t, rcv)
 	cnt.wait(t, "m")
-	counted := p.counted.Load()
+	counted := p.counted()
 	if _, err := pub.Publish(ctx(t), &message.Message{Topic: topic, Payload: []byte("marker"), QoS: qos}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func cutReceive(t *testing.T, url string, qos byte, up bool, n, total int64) int
 	if n < 0 {
 		// Let the exchange finish before reading the count: the marker's
 		// own acknowledgement is not part of it.
-		counted = p.counted.Load()
+		counted = p.counted()
 	}
 	got := cnt.count("m")
 	if got == 0 || (qos == 2 && got != 1) {
@@ -203,17 +203,17 @@ func TestSubscriptionsSurviveReconnect(t *testing.T) {
 	for _, v := range versions {
 		t.Run(fmt.Sprint(v), func(t *testing.T) {
 			_, url := startTern(t, nil)
-			p := newProxy(t, url)
+			p := passProxy(t, url)
 			up := make(chan struct{}, 10)
 			cnt := newCounter()
-			c := connect(t, client.Config{Servers: []string{p.url()}, Version: v, CleanStart: true, ClientID: "survivor",
+			c := connect(t, client.Config{Servers: []string{p.URL}, Version: v, CleanStart: true, ClientID: "survivor",
 				BackoffMin: time.Millisecond, OnConnectionUp: func(*client.Connack) { up <- struct{}{} }})
 			<-up
 			if _, err := c.Subscribe(ctx(t), "s/#", 1, cnt.handler); err != nil {
 				t.Fatal(err)
 			}
 			pub := connect(t, client.Config{Servers: []string{url}, Version: v})
-			p.dropAll()
+			p.CutNow()
 			<-up
 			// The resubscription is in flight; publish until it lands.
 			for i := 0; cnt.count("after") == 0; i++ {
@@ -237,12 +237,12 @@ func TestSubscriptionsSurviveReconnect(t *testing.T) {
 // QueueQoS0 it is queued and sent after the reconnect.
 func TestQoS0WhileOfflineIsReportedDropped(t *testing.T) {
 	_, url := startTern(t, nil)
-	p := newProxy(t, url)
+	p := passProxy(t, url)
 	down := make(chan error, 10)
-	c := connect(t, client.Config{Servers: []string{p.url()}, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	c := connect(t, client.Config{Servers: []string{p.URL}, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
 		OnConnectionDown: func(err error) { down <- err }})
-	p.setRefuse(true)
-	p.dropAll()
+	p.Refuse(true)
+	p.CutNow()
 	<-down
 	_, err := c.Publish(ctx(t), &message.Message{Topic: "q0", Payload: []byte("x")})
 	if !errors.Is(err, client.ErrDropped) {
@@ -254,7 +254,7 @@ func TestQoS0WhileOfflineIsReportedDropped(t *testing.T) {
 	}
 	// QoS 1 is accepted and sent once the server is back.
 	tok = c.PublishAsync(&message.Message{Topic: "q1", Payload: []byte("x"), QoS: 1})
-	p.setRefuse(false)
+	p.Refuse(false)
 	if _, err := tok.Wait(ctx(t)); err != nil {
 		t.Fatalf("QoS 1 publish made offline: %v", err)
 	}
@@ -264,9 +264,9 @@ func TestQoS0WhileOfflineIsReportedDropped(t *testing.T) {
 // completes the tokens still waiting.
 func TestWaitNeverHangs(t *testing.T) {
 	_, url := startTern(t, nil)
-	p := newProxy(t, url)
+	p := passProxy(t, url)
 	down := make(chan error, 10)
-	c, err := client.New(client.Config{Servers: []string{p.url()}, Logger: quiet(), BackoffMin: 10 * time.Millisecond,
+	c, err := client.New(client.Config{Servers: []string{p.URL}, Logger: quiet(), BackoffMin: 10 * time.Millisecond,
 		OnConnectionDown: func(err error) { down <- err }})
 	if err != nil {
 		t.Fatal(err)
@@ -274,8 +274,8 @@ func TestWaitNeverHangs(t *testing.T) {
 	if _, err := c.Connect(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	p.setRefuse(true)
-	p.dropAll()
+	p.Refuse(true)
+	p.CutNow()
 	<-down
 	tok := c.PublishAsync(&message.Message{Topic: "w", Payload: []byte("x"), QoS: 1})
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -333,8 +333,8 @@ func TestNoReorderAfterReconnect(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			p := newProxy(t, url)
-			pub := connect(t, client.Config{Servers: []string{p.url()}, ClientID: "orderly", SessionExpiry: 60, BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond})
+			p := passProxy(t, url)
+			pub := connect(t, client.Config{Servers: []string{p.URL}, ClientID: "orderly", SessionExpiry: 60, BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond})
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			wg.Add(1)
@@ -345,7 +345,7 @@ func TestNoReorderAfterReconnect(t *testing.T) {
 					case <-stop:
 						return
 					case <-time.After(3 * time.Millisecond):
-						p.dropAll()
+						p.CutNow()
 					}
 				}
 			}()

@@ -18,7 +18,7 @@ func (c *Client) handle(cn *conn, p packet.Packet) error {
 		c.mu.Lock()
 		f, ok := c.out.Ack(p.PacketID)
 		if ok {
-			c.finishFlightLocked(f.Item, packet.PUBACK, p.PacketID, p.ReasonCode, p.Properties)
+			c.finishFlightLocked(cn, f.Item, packet.PUBACK, p.PacketID, p.ReasonCode, p.Properties)
 			cn.signal() // room in the window
 		}
 		c.mu.Unlock()
@@ -39,7 +39,7 @@ func (c *Client) handle(cn *conn, p packet.Packet) error {
 			}
 			cn.ctrl = append(cn.ctrl, &packet.Pubrel{PacketID: p.PacketID}) // [v5 MQTT-4.3.3-3] [v3 MQTT-4.3.3-1]
 		case session.RecFailed:
-			c.finishFlightLocked(f.Item, packet.PUBREC, p.PacketID, p.ReasonCode, p.Properties)
+			c.finishFlightLocked(cn, f.Item, packet.PUBREC, p.PacketID, p.ReasonCode, p.Properties)
 		default:
 			rel := &packet.Pubrel{PacketID: p.PacketID}
 			if cn.version == packet.V5 {
@@ -52,7 +52,7 @@ func (c *Client) handle(cn *conn, p packet.Packet) error {
 	case *packet.Pubcomp:
 		c.mu.Lock()
 		if f, ok := c.out.Comp(p.PacketID); ok {
-			c.finishFlightLocked(f.Item, packet.PUBCOMP, p.PacketID, p.ReasonCode, p.Properties)
+			c.finishFlightLocked(cn, f.Item, packet.PUBCOMP, p.PacketID, p.ReasonCode, p.Properties)
 			cn.signal()
 		}
 		c.mu.Unlock()
@@ -87,12 +87,25 @@ func (c *Client) handle(cn *conn, p packet.Packet) error {
 	return nil
 }
 
-// finishFlightLocked completes a QoS 1 or 2 publish: out of the store,
-// and its publisher told.
-func (c *Client) finishFlightLocked(op *pubOp, t packet.Type, id uint16, code packet.ReasonCode, props packet.Properties) {
-	if err := c.store.DeleteOutgoing(op.seq); err != nil {
-		c.log.Error("store: DeleteOutgoing", "err", err)
-	}
+// finished is a QoS 1 or 2 publish whose exchange the server ended: to
+// be deleted from the store, then reported to its publisher.
+type finished struct {
+	seq uint64
+	tok *Token
+	res PublishResult
+	err error
+}
+
+// maxFinished bounds the acknowledgements the reader gathers before it
+// completes them.
+const maxFinished = 256
+
+// finishFlightLocked ends a QoS 1 or 2 publish the server acknowledged
+// (the flight is out of the session already). Its store deletion and its
+// publisher's answer are made by the reader without the lock
+// (flushFinished), once no further packet is buffered, so that a burst of
+// acknowledgements shares the store's fsyncs.
+func (c *Client) finishFlightLocked(cn *conn, op *pubOp, t packet.Type, id uint16, code packet.ReasonCode, props packet.Properties) {
 	res := PublishResult{PacketID: id, ReasonCode: code, Properties: props}
 	var err error
 	// A PUBCOMP ends an exchange whose PUBREC already accepted the
@@ -101,8 +114,28 @@ func (c *Client) finishFlightLocked(op *pubOp, t packet.Type, id uint16, code pa
 	if code.IsError() && t != packet.PUBCOMP {
 		err = &ReasonError{Packet: t, ReasonCode: code, Properties: props}
 	}
-	op.tok.complete(res, err)
+	cn.finished = append(cn.finished, finished{seq: op.seq, tok: op.tok, res: res, err: err})
 	c.wakeRoomLocked()
+}
+
+// flushFinished deletes the finished publishes from the store and then
+// completes their tokens: a publish is reported done only once the store
+// has let go of it. Called by the reader, without the lock.
+func (c *Client) flushFinished(cn *conn) {
+	f := cn.finished
+	if len(f) == 0 {
+		return
+	}
+	c.storeEach(len(f), func(i int) {
+		if err := c.store.DeleteOutgoing(f[i].seq); err != nil {
+			c.log.Error("store: DeleteOutgoing", "err", err)
+		}
+	})
+	for i := range f {
+		f[i].tok.complete(f[i].res, f[i].err)
+		f[i] = finished{}
+	}
+	cn.finished = f[:0]
 }
 
 // handlePublish takes a PUBLISH: aliases, QoS 2 exactly-once state,

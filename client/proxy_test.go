@@ -1,151 +1,50 @@
 package client_test
 
 import (
-	"io"
-	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"github.com/ternmq/tern/mqtttest"
 )
 
-// proxy is a loopback TCP proxy in front of a broker for fault tests: it
-// can cut its cutConn-th connection (from 1) after cutAfter bytes in one
-// direction, drop every connection, refuse new ones, or black-hole them
-// (keep them open, forward nothing). Minimal on purpose; package mqtttest
-// has the full harness.
-type proxy struct {
-	t        testing.TB
-	target   string
-	l        net.Listener
-	cutConn  int   // which connection to cut; 0: none
-	cutAfter int64 // bytes passed before the cut
-	upstream bool  // the cut counts client→server bytes (else server→client)
+// hostPort is the host:port of a broker URL.
+func hostPort(url string) string { return url[strings.Index(url, "://")+3:] }
 
-	mu      sync.Mutex
-	n       int
-	conns   []net.Conn
-	refuse  bool
-	hole    bool
-	wg      sync.WaitGroup
-	counted atomic.Int64 // bytes seen in the counted direction, on the counted connection
-}
-
-func newProxy(t testing.TB, brokerURL string) *proxy { return newCutProxy(t, brokerURL, 0, 0, false) }
-
-// newCutProxy cuts connection cutConn after cutAfter bytes client→server
-// (upstream) or server→client; cutAfter < 0 only counts them.
-func newCutProxy(t testing.TB, brokerURL string, cutConn int, cutAfter int64, upstream bool) *proxy {
+// passProxy puts an mqtttest.CutProxy in front of the broker at url that
+// forwards everything until the test cuts (CutNow), black-holes
+// (BlackHoleNow) or refuses (Refuse) connections.
+func passProxy(t testing.TB, url string) *mqtttest.CutProxy {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, target: brokerURL[strings.Index(brokerURL, "://")+3:], l: l, cutConn: cutConn, cutAfter: cutAfter, upstream: upstream}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
+	return mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: hostPort(url)})
 }
 
-func (p *proxy) url() string { return "mqtt://" + p.l.Addr().String() }
-
-func (p *proxy) close() {
-	p.l.Close()
-	p.dropAll()
-	p.wg.Wait()
+// countingProxy is a CutProxy and the direction its trigger counts.
+type countingProxy struct {
+	*mqtttest.CutProxy
+	dir mqtttest.Direction
 }
 
-// dropAll closes every open connection.
-func (p *proxy) dropAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
+// cutProxy puts an mqtttest.CutProxy in front of the broker at url that
+// cuts its first connection after n bytes client→server (up) or
+// server→client; n < 0 only counts them.
+func cutProxy(t testing.TB, url string, n int64, up bool) countingProxy {
+	t.Helper()
+	cfg := mqtttest.CutProxyConfig{Target: hostPort(url), Conn: 1, Dir: mqtttest.ServerToClient}
+	if up {
+		cfg.Dir = mqtttest.ClientToServer
 	}
-	p.conns = nil
+	if n >= 0 {
+		cfg.Mode, cfg.After = mqtttest.Cut, n
+	}
+	return countingProxy{mqtttest.StartCutProxy(t, cfg), cfg.Dir}
 }
 
-func (p *proxy) setRefuse(b bool) { p.mu.Lock(); p.refuse = b; p.mu.Unlock() }
-func (p *proxy) setHole(b bool)   { p.mu.Lock(); p.hole = b; p.mu.Unlock() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		p.n++
-		k, refuse := p.n, p.refuse
-		p.mu.Unlock()
-		if refuse {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		limit := int64(-1)
-		if k == p.cutConn {
-			limit = p.cutAfter
-			if limit < 0 {
-				limit = 1 << 62
-			}
-		}
-		p.wg.Add(2)
-		go p.pipe(s, c, limitIf(p.upstream, limit), k == p.cutConn && p.upstream)
-		go p.pipe(c, s, limitIf(!p.upstream, limit), k == p.cutConn && !p.upstream)
+// counted is the bytes forwarded in the counted direction on the first
+// connection.
+func (p countingProxy) counted() int64 {
+	conns := p.Conns()
+	if len(conns) == 0 {
+		return 0
 	}
-}
-
-func limitIf(b bool, n int64) int64 {
-	if b {
-		return n
-	}
-	return -1
-}
-
-// pipe copies src to dst; with limit >= 0 it closes both after limit bytes.
-func (p *proxy) pipe(dst, src net.Conn, limit int64, count bool) {
-	defer p.wg.Done()
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 4096)
-	var passed int64
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			hole := p.hole
-			p.mu.Unlock()
-			if hole {
-				continue
-			}
-			chunk := buf[:n]
-			cut := false
-			if limit >= 0 && passed+int64(n) >= limit {
-				chunk, cut = chunk[:limit-passed], true
-			}
-			passed += int64(len(chunk))
-			if count {
-				p.counted.Store(passed)
-			}
-			if _, werr := dst.Write(chunk); werr != nil || cut {
-				return
-			}
-		}
-		if err != nil {
-			if err != io.EOF {
-				return
-			}
-			return
-		}
-	}
+	return conns[0].Forwarded[p.dir]
 }

@@ -24,6 +24,12 @@ import (
 // the message is then not accepted. A QoS 0 message published while the
 // client is offline fails with ErrDropped unless Config.QueueQoS0 is set.
 //
+// An MQTT 5 message with a Message Expiry Interval (counted from
+// m.Created, or from now) that passes while it waits in the client's
+// queue is not sent: Publish fails with ErrExpired, reported when it is
+// next due to be sent or at the next reconnection attempt, whichever
+// comes first. Sent late, it carries the interval that remains.
+//
 // m must not be changed until Publish returns.
 func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResult, error) {
 	tok, err := c.enqueue(ctx, m, true)
@@ -71,6 +77,9 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 		if c.closed {
 			return nil, ErrClosed
 		}
+		if c.gone != nil {
+			return nil, c.gone
+		}
 		if m.QoS == 0 && c.cn == nil && !c.cfg.QueueQoS0 {
 			return nil, ErrDropped
 		}
@@ -95,27 +104,95 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			return nil, err
 		}
 	}
-	if m.Created.IsZero() && m.Properties.MessageExpiry > 0 {
+	now := time.Now()
+	if m.Expires.IsZero() && m.Properties.MessageExpiry > 0 {
 		mm := *m
-		mm.SetExpiry(time.Now())
+		mm.SetExpiry(now)
 		m = &mm
+	}
+	if m.Expired(now) {
+		return nil, expiredError(m)
 	}
 	op := &pubOp{msg: m, tok: newToken()}
 	if m.QoS > 0 {
+		// Acknowledged means kept: the message is in the store before
+		// Publish says it is accepted, and before it is sent. Its place
+		// in the queue (and its store sequence, the order a restart
+		// resends in) is taken now, under the lock; the store write is
+		// made without it, so that the reader, the writer and other
+		// publishers go on meanwhile and concurrent publishers share the
+		// store's fsyncs (group commit). The writer stops at a message
+		// not yet stored.
+		//
+		// A fast store (memory, or disk without Sync) is written under
+		// the lock, which costs less than leaving and taking it again.
 		c.seq++
 		op.seq = c.seq
-		// Acknowledged means kept: the message is in the store before
-		// Publish says it is accepted.
-		if err := c.store.AddOutgoing(store.Outgoing{Seq: op.seq, Msg: m}); err != nil {
-			c.seq--
+		var err error
+		add := func() { err = c.store.AddOutgoing(store.Outgoing{Seq: op.seq, Msg: m}) }
+		if c.slowStore() {
+			c.queue.Push(op)
+			c.mu.Unlock()
+			c.timeStore(add)
+			c.mu.Lock()
+			// A Disconnect flushing the queue waits for this write. (One
+			// that came meanwhile and found the client offline answered
+			// ErrClosed already; the message stays in the store, as the
+			// other queued messages do, for a durable store's next process.)
+			close(c.progress)
+			c.progress = make(chan struct{})
+		} else {
+			c.timeStore(add)
+			if err == nil {
+				c.queue.Push(op)
+			}
+		}
+		if err != nil {
+			c.queue.Extract(func(x **pubOp) bool { return *x == op })
+			c.wakeRoomLocked()
 			return nil, fmt.Errorf("client: Publish: message not accepted, the store failed: %w", err)
 		}
+		op.stored = true
+	} else {
+		c.queue.Push(op)
 	}
-	c.queue.Push(op)
 	if c.cn != nil {
 		c.cn.signal()
 	}
 	return op.tok, nil
+}
+
+// expiredError is the error of a message that expired before it was sent.
+func expiredError(m *message.Message) error {
+	return fmt.Errorf("client: message to %q not sent: its Message Expiry Interval (%d s) passed while it was queued: %w",
+		m.Topic, m.Properties.MessageExpiry, ErrExpired)
+}
+
+// expireLocked drops a queued message that expired before it was sent:
+// out of the store, and its publisher told. The server deletes a message
+// whose expiry passed before it could be delivered [v5 MQTT-3.3.2-5];
+// the client applies the same rule to its own queue [v5 noid:client-expiry].
+func (c *Client) expireLocked(op *pubOp) {
+	if op.seq != 0 {
+		if err := c.store.DeleteOutgoing(op.seq); err != nil {
+			c.log.Error("store: DeleteOutgoing", "err", err)
+		}
+	}
+	c.log.Info("queued message expired, not sent", "topic", op.msg.Topic, "expiry", op.msg.Properties.MessageExpiry)
+	op.tok.complete(PublishResult{}, expiredError(op.msg))
+}
+
+// expireQueuedLocked drops every queued message that has expired by now,
+// so that a publisher waiting while the client is offline hears of it
+// before the next connection.
+func (c *Client) expireQueuedLocked(now time.Time) {
+	ops := c.queue.Extract(func(op **pubOp) bool { return (*op).ready() && (*op).msg.Expired(now) })
+	for _, op := range ops {
+		c.expireLocked(op)
+	}
+	if len(ops) > 0 {
+		c.wakeRoomLocked()
+	}
 }
 
 // serverAllowsLocked checks m against what the server announced in its

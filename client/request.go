@@ -57,19 +57,70 @@ func (c *Client) Request(ctx context.Context, req *message.Message) (*Message, e
 		return resp, nil
 	case <-c.closing:
 		return nil, ErrClosed
+	case <-c.goneCh:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return nil, c.gone
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-// requester subscribes to the response topics the first time.
+// reqInit is the first Request's subscription to the response topics,
+// which concurrent first Requests wait for instead of subscribing too.
+type reqInit struct {
+	done chan struct{}
+	r    *requester
+	err  error
+}
+
+// requester subscribes to the response topics the first time. Concurrent
+// first calls share one subscription: one of them subscribes, the others
+// wait for it (and try again themselves if it gave up because its own
+// context ended).
 func (c *Client) requester(ctx context.Context) (*requester, error) {
-	c.mu.Lock()
-	r := c.reqs
-	c.mu.Unlock()
-	if r != nil {
-		return r, nil
+	for {
+		c.mu.Lock()
+		if r := c.reqs; r != nil {
+			c.mu.Unlock()
+			return r, nil
+		}
+		if c.closed {
+			c.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if p := c.reqInit; p != nil {
+			c.mu.Unlock()
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if p.err == nil {
+				return p.r, nil
+			}
+			if errors.Is(p.err, context.Canceled) || errors.Is(p.err, context.DeadlineExceeded) {
+				continue // the leader's context ended, not ours: try ourselves
+			}
+			return nil, p.err
+		}
+		p := &reqInit{done: make(chan struct{})}
+		c.reqInit = p
+		c.mu.Unlock()
+		p.r, p.err = c.subscribeResponses(ctx)
+		c.mu.Lock()
+		c.reqInit = nil
+		if p.err == nil {
+			c.reqs = p.r
+		}
+		c.mu.Unlock()
+		close(p.done)
+		return p.r, p.err
 	}
+}
+
+// subscribeResponses makes the requester and its subscription.
+func (c *Client) subscribeResponses(ctx context.Context) (*requester, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	nr := &requester{prefix: "tern/rr/" + hex.EncodeToString(b[:]) + "/", waiting: map[string]chan *Message{}}
@@ -89,12 +140,6 @@ func (c *Client) requester(ctx context.Context) (*requester, error) {
 		return nil, fmt.Errorf("client: Request: subscribing to the response topic: %w", err)
 	}
 	nr.sub = sub
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reqs != nil { // a concurrent first Request won
-		return c.reqs, nil
-	}
-	c.reqs = nr
 	return nr, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"strings"
 
 	"github.com/ternmq/tern/packet"
@@ -48,6 +49,11 @@ type Subscription struct {
 	running bool
 	active  bool
 	notify  chan struct{}
+	// detached: the handler running now called Disconnect, which
+	// stopped waiting for this dispatcher; it ends when the handler
+	// returns.
+	detached bool
+	dropped  uint64 // QoS 0 messages dropped on a full buffer
 }
 
 type delivery struct {
@@ -114,7 +120,7 @@ func (c *Client) SubscribeWith(ctx context.Context, opts SubscribeOptions) (*Sub
 	cn := c.cn
 	if cn == nil {
 		c.mu.Unlock()
-		return nil, ErrNotConnected
+		return nil, c.notConnectedLocked()
 	}
 	if cn.version == packet.V5 && !(c.serverProps.Has(packet.PropSubIDAvailable) && c.serverProps.SubIDAvailable == 0) {
 		c.nextSub++
@@ -273,7 +279,7 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) ([]packet.R
 	cn := c.cn
 	if cn == nil {
 		c.mu.Unlock()
-		return nil, ErrNotConnected
+		return nil, c.notConnectedLocked()
 	}
 	id, ok := c.out.Reserve()
 	if !ok {
@@ -294,6 +300,16 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) ([]packet.R
 		return nil, op.err
 	}
 	return op.ack.(*packet.Unsuback).ReasonCodes, nil
+}
+
+// notConnectedLocked is the error of an operation that needs a
+// connection when there is none: ErrNotConnected, or why there never
+// will be one again.
+func (c *Client) notConnectedLocked() error {
+	if c.gone != nil {
+		return c.gone
+	}
+	return ErrNotConnected
 }
 
 func sameFilters(fs []Filter, names []string) bool {
@@ -373,7 +389,8 @@ func (s *Subscription) pushLocked(m *Message, e *ackEntry) {
 	}
 	full := s.q.Len() >= c.cfg.MaxBuffered
 	if m.QoS == 0 && full {
-		c.log.Warn("subscription buffer full (Config.MaxBuffered): QoS 0 message dropped", "topic", m.Topic)
+		s.dropped++
+		c.log.Warn("subscription buffer full (Config.MaxBuffered): QoS 0 message dropped", "topic", m.Topic, "dropped", s.dropped)
 		return
 	}
 	var d delivery
@@ -418,21 +435,49 @@ func (s *Subscription) popLocked() *Message {
 }
 
 // dispatch runs the handler on the queued messages, in order, and ends
-// when the queue is empty.
+// when the queue is empty, or after the handler that called Disconnect
+// returns (detached).
 func (s *Subscription) dispatch() {
 	c := s.c
-	defer c.dispatchers.Done()
+	g := goid()
+	c.mu.Lock()
+	c.dispatchG[g] = s
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		if s.q.Len() == 0 {
+		if s.q.Len() == 0 || s.detached {
 			s.running = false
+			detached := s.detached
+			s.detached = false
+			delete(c.dispatchG, g)
 			c.mu.Unlock()
+			if !detached { // else Disconnect counted it done already
+				c.dispatchers.Done()
+			}
 			return
 		}
 		m := s.popLocked()
 		c.mu.Unlock()
 		s.call(m)
 	}
+}
+
+// goid returns the current goroutine's id, read from the first line of
+// its stack trace ("goroutine 123 [running]:"). It tells Disconnect
+// whether it runs inside a handler, which it must not wait for; it is
+// taken once per dispatcher goroutine and per Disconnect, not per message.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	var id uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
 }
 
 func (s *Subscription) call(m *Message) {
@@ -477,6 +522,25 @@ func (s *Subscription) Messages(ctx context.Context) iter.Seq[*Message] {
 			}
 		}
 	}
+}
+
+// Dropped returns the number of QoS 0 messages for this subscription
+// that were dropped because its buffer held Config.MaxBuffered messages
+// already. (QoS 1 and 2 messages are never dropped: their
+// acknowledgement waits instead.) Config.OnMessage's drops are counted by
+// Client.Dropped.
+func (s *Subscription) Dropped() uint64 {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.dropped
+}
+
+// Dropped returns the number of QoS 0 messages for Config.OnMessage
+// dropped because its buffer was full; see Subscription.Dropped.
+func (c *Client) Dropped() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.catchAll.dropped
 }
 
 // Buffered returns the number of messages waiting for the handler or for

@@ -157,10 +157,10 @@ func TestPasswordNotSentUnverified(t *testing.T) {
 func TestBeforeConnectEachAttempt(t *testing.T) {
 	pw := &passwords{}
 	_, url := startTern(t, &broker.Server{Authenticator: pw})
-	p := newProxy(t, url)
+	p := passProxy(t, url)
 	up := make(chan struct{}, 10)
 	n := 0
-	connect(t, client.Config{Servers: []string{p.url()}, BackoffMin: time.Millisecond,
+	connect(t, client.Config{Servers: []string{p.URL}, BackoffMin: time.Millisecond,
 		OnConnectionUp: func(*client.Connack) { up <- struct{}{} },
 		BeforeConnect: func(_ context.Context, c *packet.Connect) error {
 			n++
@@ -168,7 +168,7 @@ func TestBeforeConnectEachAttempt(t *testing.T) {
 			return nil
 		}})
 	<-up
-	p.dropAll()
+	p.CutNow()
 	<-up
 	if got := pw.last(); got != "token:2" {
 		t.Fatalf("second connection sent %q", got)

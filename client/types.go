@@ -83,10 +83,10 @@ type Message struct {
 // goroutine of its own, in the order the messages arrived, so a slow
 // handler delays only its own subscription; it may publish, subscribe and
 // unsubscribe. A subscription buffers up to Config.MaxBuffered messages
-// for its handler: beyond that QoS 0 messages for it are dropped (and
-// logged), and QoS 1 and 2 ones are kept but acknowledged only once the
-// handler takes them, so that the server's in-flight limit (the client's
-// Receive Maximum) stops the flow.
+// for its handler: beyond that QoS 0 messages for it are dropped (logged,
+// and counted by Subscription.Dropped), and QoS 1 and 2 ones are kept but
+// acknowledged only once the handler takes them, so that the server's
+// in-flight limit (the client's Receive Maximum) stops the flow.
 type Handler func(*Message)
 
 // Ack acknowledges a QoS 1 or 2 message when Config.ManualAck is set
@@ -109,7 +109,11 @@ func (m *Message) Ack() {
 
 // pubOp is one publish accepted by the client.
 type pubOp struct {
-	msg *message.Message
-	seq uint64 // store sequence number; 0 for QoS 0
-	tok *Token // nil for messages restored from the store
+	msg    *message.Message
+	seq    uint64 // store sequence number; 0 for QoS 0
+	tok    *Token // nil for messages restored from the store
+	stored bool   // QoS 1 and 2: in the store (under c.mu)
 }
+
+// ready reports whether op may be sent: QoS 0, or in the store.
+func (op *pubOp) ready() bool { return op.seq == 0 || op.stored }

@@ -14,6 +14,7 @@ import (
 	"github.com/ternmq/tern/broker/auth"
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
 
@@ -175,15 +176,15 @@ func TestWillWithDelay(t *testing.T) {
 	if _, err := sub.Subscribe(ctx(t), "will", 1, func(m *client.Message) { got <- m }); err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, url)
+	p := passProxy(t, url)
 	will := &packet.Will{Topic: "will", Payload: []byte("gone"), QoS: 1}
 	will.Properties.WillDelay = 1
 	will.Properties.User = []packet.UserProperty{{Key: "k", Value: "v"}}
-	c := connect(t, client.Config{Servers: []string{p.url()}, ClientID: "willing", SessionExpiry: 10, Will: will})
+	c := connect(t, client.Config{Servers: []string{p.URL}, ClientID: "willing", SessionExpiry: 10, Will: will})
 	_ = c
-	p.setRefuse(true)
+	p.Refuse(true)
 	start := time.Now()
-	p.dropAll()
+	p.CutNow()
 	select {
 	case m := <-got:
 		t.Logf("will after %v (delay 1 s)", time.Since(start))
@@ -264,11 +265,7 @@ func TestSCRAMAndReauthentication(t *testing.T) {
 func TestRedirection(t *testing.T) {
 	_, url := startTern(t, nil)
 	for _, code := range []packet.ReasonCode{packet.UseAnotherServer, packet.ServerMoved} {
-		ref := refuser(t, func(*packet.Connect) *packet.Connack {
-			ack := &packet.Connack{ReasonCode: code}
-			ack.Properties.ServerReference = url[strings.Index(url, "://")+3:]
-			return ack
-		})
+		ref := mqtttest.StartRefuser(t, mqtttest.RefuserConfig{Code: code, ServerReference: hostPort(url)}).URL
 		c := connect(t, client.Config{Servers: []string{ref}, FollowRedirects: 1})
 		if _, err := c.Publish(ctx(t), &message.Message{Topic: "redir", Payload: []byte("x"), QoS: 1}); err != nil {
 			t.Fatal(err)

@@ -12,7 +12,8 @@
 //   - StartCutProxy puts a TCP proxy in front of a server that cuts the
 //     k-th connection after a chosen number of bytes in one direction, or
 //     turns it into a black hole (a half-open peer), so that a test can
-//     break an exchange at every byte.
+//     break an exchange at every byte; it can also cut or black-hole every
+//     open connection at once and refuse new ones (a server that is down).
 //   - RawClient speaks MQTT packet by packet, for protocol-level tests.
 //   - StartRefuser is a fake server that answers every CONNECT with a
 //     chosen CONNACK reason code (and, in MQTT 5, a Server Reference), for

@@ -109,6 +109,7 @@ type CutProxy struct {
 	mu     sync.Mutex
 	conns  []*proxyConn
 	closed bool
+	refuse bool
 }
 
 // StartCutProxy listens on a free 127.0.0.1 port and forwards each
@@ -200,6 +201,17 @@ func (p *CutProxy) BlackHoleNow() {
 	}
 }
 
+// Refuse makes the proxy, while on is true, close every new connection
+// at once, before any byte and without connecting to the target: to the
+// client the server is down. Refused connections are not counted: Conns
+// and CutProxyConfig.Conn number only those forwarded. Connections open
+// already are left alone (CutNow ends them).
+func (p *CutProxy) Refuse(on bool) {
+	p.mu.Lock()
+	p.refuse = on
+	p.mu.Unlock()
+}
+
 func (p *CutProxy) open() []*proxyConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -230,6 +242,12 @@ func (p *CutProxy) accept() {
 			p.mu.Unlock()
 			client.Close()
 			return
+		}
+		if p.refuse {
+			p.mu.Unlock()
+			client.Close()
+			n-- // not counted
+			continue
 		}
 		p.conns = append(p.conns, c)
 		p.wg.Add(1)

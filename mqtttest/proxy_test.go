@@ -235,3 +235,32 @@ func TestCutProxyBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCutProxyRefuse: while Refuse is on, new connections are closed
+// before any byte and not counted; a connection open already passes;
+// Refuse(false) lets new ones through again.
+func TestCutProxyRefuse(t *testing.T) {
+	t.Parallel()
+	b := mqtttest.StartBroker(t)
+	p := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: b.Addr})
+	open := mqtttest.DialRaw(t, p.Addr, packet.V311)
+	open.Connect(&packet.Connect{ClientID: "open", CleanStart: true})
+	p.Refuse(true)
+	nc, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(mqtttest.DefaultTimeout))
+	if n, err := nc.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("refused connection: read %d bytes, %v; want EOF", n, err)
+	}
+	open.Send(&packet.Pingreq{})
+	mqtttest.Expect[*packet.Pingresp](open)
+	p.Refuse(false)
+	again := mqtttest.DialRaw(t, p.Addr, packet.V311)
+	again.Connect(&packet.Connect{ClientID: "again", CleanStart: true})
+	if n := len(p.Conns()); n != 2 {
+		t.Fatalf("%d connections counted, want 2 (the refused one not)", n)
+	}
+}
