@@ -405,8 +405,8 @@ func TestProtoKeepAlive(t *testing.T) {
 			t.Parallel()
 			c := dialRaw(t, addr, v)
 			c.connect(&packet.Connect{ClientID: "ping" + v.String(), CleanStart: true, KeepAlive: 1})
-			for range 6 { // 2.4 s, well past 1.5 x keep alive
-				time.Sleep(400 * time.Millisecond)
+			for range 10 { // 2.5 s, well past 1.5 x keep alive; pings 6 x as often as needed, so a loaded machine cannot fail it
+				time.Sleep(250 * time.Millisecond)
 				c.send(&packet.Pingreq{})
 				if _, ok := c.recv().(*packet.Pingresp); !ok {
 					t.Fatal("want PINGRESP")
