@@ -38,8 +38,8 @@ type Client struct {
 	clientID      string
 	started       bool // Connect succeeded once: the manager runs
 	closed        bool
-	ctrl          map[uint16]*ctrlOp // SUBSCRIBE / UNSUBSCRIBE awaiting their ack
-	subs          []*Subscription    // active subscriptions, in subscription order
+	ctrl          map[uint16]*ctrlOp         // SUBSCRIBE / UNSUBSCRIBE awaiting their ack
+	subs          []*Subscription            // active subscriptions, in subscription order
 	subByID       map[uint32][]*Subscription // by Subscription Identifier
 	nextSub       uint32
 	catchAll      *Subscription
