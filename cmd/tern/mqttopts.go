@@ -522,7 +522,7 @@ func (o *mqttOptions) flagSet() *pflag.FlagSet {
 		o.sessionExpiry = n
 		return nil
 	})
-	str("max-inflight", "M", "count", "20", "accepted as mosquitto_pub's (1 or more); the in-flight window is the broker's Receive Maximum", true, nil, func(s string) error {
+	str("max-inflight", "M", "count", "20", "QoS 1 and 2 messages sent and not yet acknowledged, at most (the broker's Receive Maximum may lower it)", true, nil, func(s string) error {
 		n, err := intArg("-M", s, 1, 65535, "the in-flight maximum")
 		o.maxInflight = int(n)
 		return err
