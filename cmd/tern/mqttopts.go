@@ -554,7 +554,7 @@ func (o *mqttOptions) flagSet() *pflag.FlagSet {
 
 	// TLS.
 	str("cafile", "", "file", "", "PEM file of trusted CA certificates; turns TLS on", true, nil, func(s string) error { o.cafile = s; return nil })
-	str("capath", "", "dir", "", "directory of trusted PEM CA certificates; turns TLS on", true, nil, func(s string) error { o.capath = s; return nil })
+	str("capath", "", "dir", "", "directory of trusted CA certificates: every PEM file in it, any name (hashed names not needed); turns TLS on", true, nil, func(s string) error { o.capath = s; return nil })
 	str("cert", "", "file", "", "PEM client certificate, with --key", true, nil, func(s string) error { o.certFile = s; return nil })
 	str("key", "", "file", "", "PEM private key of --cert", true, nil, func(s string) error { o.keyFile = s; return nil })
 	str("tls-version", "", "version", "", "lowest TLS version: tlsv1.3, tlsv1.2 or tlsv1.1 (default tlsv1.2)", true, nil, func(s string) error {
