@@ -61,7 +61,9 @@ printf '<<%s>>\n' "${COMPREPLY[@]}"
 
 // zshComplete types the line and a Tab into an interactive zsh (zsh/zpty)
 // with compinit and tern's completion loaded; compadd is wrapped to print
-// what the completion adds.
+// what the completion adds. It types only once zle has the terminal
+// (zle-line-init prints a marker): typed earlier, the line discipline
+// would take the Tab and the ^U itself.
 const zshComplete = `
 zmodload zsh/zpty
 zpty z zsh -f -i
@@ -69,14 +71,14 @@ zpty -w z 'PROMPT= ; RPROMPT= ; autoload -U compinit; compinit -u -D'
 zpty -w z 'source <(tern completion zsh)'
 zpty -w z 'compadd() { local -a m; builtin compadd -O m "$@"; (( $#m )) && print -rl -- "<<"${^m}">>" >/dev/tty; builtin compadd "$@" }'
 zpty -w z "zstyle ':completion:*' menu no; LISTMAX=100000"
-zpty -w z 'print -r -- READY$((1+1))'
-local line
-while zpty -r z line; do [[ $line == *READY2* ]] && break; done
+zpty -w z 'zle-line-init() { print -rn -- "ZLE""ON" >/dev/tty }; zle -N zle-line-init'
+local out
+zpty -r z out '*ZLEON*' || exit 5
 zpty -w -n z "$1"$'\t'
 zpty -w z $'\C-u print -r -- DONE$((1+1))'
-while zpty -r z line; do
-	[[ $line == *DONE2* ]] && break
-	print -r -- "$line"
+while zpty -r z out; do
+	[[ $out == *DONE2* ]] && break
+	print -r -- "$out"
 done
 zpty -d z
 `
