@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/internal/testpki"
@@ -32,28 +28,14 @@ func TestPubSubTransports(t *testing.T) {
 	cert, key := filepath.Join(dir, "client-cli.pem"), filepath.Join(dir, "client-cli.key")
 	requireCert := &transport.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile, ClientCAFile: pki.CAFile, ClientAuth: transport.ClientAuthRequire}
 	sock := filepath.Join(dir, "mqtt.sock")
-	srv := &broker.Server{Logger: slog.New(slog.DiscardHandler), Listeners: []broker.Listener{
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{Listeners: []broker.Listener{
 		{Type: "tcp", Addr: "127.0.0.1:0"},
 		{Type: "tls", Addr: "127.0.0.1:0", TLS: requireCert},
 		{Type: "ws", Addr: "127.0.0.1:0"},
 		{Type: "wss", Addr: "127.0.0.1:0", TLS: requireCert},
 		{Type: "unix", Addr: sock},
-	}}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	<-srv.Ready()
-	addrs := srv.Addrs()
-	if addrs == nil {
-		t.Fatal(<-errc)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-errc; !errors.Is(err, broker.ErrServerClosed) {
-			t.Error(err)
-		}
-	}()
+	}}})
+	addrs := b.Addrs
 	tcpPort, tlsPort, wsPort, wssPort := port(addrs[0].String()), port(addrs[1].String()), port(addrs[2].String()), port(addrs[3].String())
 	proxy := mqtttest.StartSOCKS5(t)
 	tlsArgs := []string{"--cafile", pki.CAFile, "--cert", cert, "--key", key}
