@@ -105,7 +105,11 @@ func none(t *testing.T, s *client.Subscription) {
 
 // TestSubscriptionIDs checks, at the wire, the Subscription Identifier of
 // each SUBSCRIBE: the client's own (default), SubscribeOptions.ID, and
-// none with Config.NoSubscriptionIDs; and that messages are routed by it.
+// none with Config.NoSubscriptionIDs; and that messages are routed by it,
+// a single copy carrying several identifiers going to each of their
+// subscriptions once [v5 MQTT-3.3.4-4]. An identifier out of range
+// [v5 noid:subid-range], or for a server without them
+// [v5 noid:subid-unavailable], is refused before anything is sent.
 func TestSubscriptionIDs(t *testing.T) {
 	t.Run("auto", func(t *testing.T) {
 		c, sc := rawConnect(t, client.Config{}, nil)
