@@ -38,9 +38,9 @@ type Client struct {
 	clientID      string
 	started       bool // Connect succeeded once: the manager runs
 	closed        bool
-	ctrl          map[uint16]*ctrlOp // SUBSCRIBE / UNSUBSCRIBE awaiting their ack
-	subs          []*Subscription    // active subscriptions, in subscription order
-	subByID       map[uint32]*Subscription
+	ctrl          map[uint16]*ctrlOp         // SUBSCRIBE / UNSUBSCRIBE awaiting their ack
+	subs          []*Subscription            // active subscriptions, in subscription order
+	subByID       map[uint32][]*Subscription // by Subscription Identifier
 	nextSub       uint32
 	catchAll      *Subscription
 	unacked2      map[uint16]*ackEntry // QoS 2 deliveries not yet acknowledged (ManualAck), across connections
@@ -77,7 +77,7 @@ func New(cfg Config) (*Client, error) {
 		store:       cfg.Store,
 		clientID:    cfg.ClientID,
 		ctrl:        map[uint16]*ctrlOp{},
-		subByID:     map[uint32]*Subscription{},
+		subByID:     map[uint32][]*Subscription{},
 		unacked2:    map[uint16]*ackEntry{},
 		dispatchG:   map[uint64]*Subscription{},
 		goneCh:      make(chan struct{}),
@@ -285,11 +285,14 @@ func (c *Client) startLocked(cn *conn, ack *Connack) {
 	if id := ack.Properties.AssignedClientID; id != "" {
 		c.clientID = id
 	}
+	window := 65535
 	if cn.version == packet.V5 && ack.Properties.Has(packet.PropReceiveMaximum) {
-		c.out.SetWindow(int(ack.Properties.ReceiveMaximum))
-	} else {
-		c.out.SetWindow(65535)
+		window = int(ack.Properties.ReceiveMaximum)
 	}
+	if m := c.cfg.MaxInflight; m > 0 && m < window {
+		window = m // the client's own limit [v5 MQTT-3.3.4-7]
+	}
+	c.out.SetWindow(window)
 	if !ack.SessionPresent {
 		// The server has no session: its QoS 2 state is gone, so the ids
 		// we await PUBRELs for will never be released.

@@ -103,6 +103,17 @@ type Config struct {
 	// random, 0 to 1; default 0.5.
 	BackoffMin, BackoffMax time.Duration
 	BackoffJitter          float64
+	// NoSubscriptionIDs turns off the MQTT 5 Subscription Identifiers the
+	// client gives its subscriptions by itself: a SUBSCRIBE then carries
+	// one only when SubscribeOptions.ID sets it (as mosquitto_sub sends
+	// none), and messages are routed by matching the filters.
+	NoSubscriptionIDs bool
+	// MaxInflight is the client's own bound on the QoS 1 and 2 PUBLISHes
+	// sent and not yet acknowledged; the window is the lower of it and
+	// the server's Receive Maximum (65535 when the server gives none).
+	// Zero: the server's alone. Publishes beyond it wait in the queue
+	// (MaxQueued).
+	MaxInflight int
 	// NoResubscribe turns off subscribing again when a connection finds
 	// the server without the session (Connack.SessionPresent false).
 	NoResubscribe bool
@@ -166,6 +177,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Auth != nil && cfg.Version != 0 && cfg.Version != packet.V5 {
 		return errors.New("client: Config.Auth needs MQTT 5: set Config.Version to packet.V5")
+	}
+	if cfg.MaxInflight < 0 || cfg.MaxInflight > 65535 {
+		return fmt.Errorf("client: Config.MaxInflight %d: use 1 to 65535, or 0 for the server's Receive Maximum", cfg.MaxInflight)
 	}
 	if cfg.KeepAlive > 65535*time.Second {
 		return fmt.Errorf("client: Config.KeepAlive %v is above the protocol's 65535 s", cfg.KeepAlive)

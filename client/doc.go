@@ -73,7 +73,8 @@
 //	for m := range sub.Messages(ctx) { ... }
 //
 // Messages are routed by the MQTT 5 Subscription Identifier the client
-// gives each subscription when the server supports them, else by
+// gives each subscription when the server supports them (its own, or
+// SubscribeOptions.ID; none with Config.NoSubscriptionIDs), else by
 // matching the topic against the filters; Config.OnMessage gets the rest.
 // Each subscription buffers up to Config.MaxBuffered messages: beyond
 // that QoS 0 messages are dropped (logged, and counted by

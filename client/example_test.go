@@ -254,3 +254,44 @@ func tinySOCKS5() (addr string, stop func()) {
 		wg.Wait()
 	}
 }
+
+// ExampleSubscribeOptions_ID sets the MQTT 5 Subscription Identifier of
+// two overlapping subscriptions; the broker sends one copy of a message
+// matching both, carrying both identifiers, and each subscription gets it.
+// Config.NoSubscriptionIDs sends identifiers only where ID sets one.
+func ExampleSubscribeOptions_ID() {
+	url, stop := exampleBroker()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := client.New(client.Config{Servers: []string{url}, NoSubscriptionIDs: true, MaxInflight: 10})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := c.Connect(ctx); err != nil {
+		panic(err)
+	}
+	defer c.Disconnect(context.Background())
+
+	all, err := c.SubscribeWith(ctx, client.SubscribeOptions{Filters: []client.Filter{{Topic: "sensors/#"}}, ID: 1})
+	if err != nil {
+		panic(err)
+	}
+	temp, err := c.SubscribeWith(ctx, client.SubscribeOptions{Filters: []client.Filter{{Topic: "sensors/temp"}}, ID: 2})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := c.Publish(ctx, &message.Message{Topic: "sensors/temp", Payload: []byte("21.5"), QoS: 1}); err != nil {
+		panic(err)
+	}
+	for _, s := range []*client.Subscription{all, temp} {
+		for m := range s.Messages(ctx) {
+			fmt.Printf("subscription %d: %s %s, identifiers %v\n", s.ID(), m.Topic, m.Payload, m.Properties.SubscriptionIDs)
+			break
+		}
+	}
+	// Output:
+	// subscription 1: sensors/temp 21.5, identifiers [1 2]
+	// subscription 2: sensors/temp 21.5, identifiers [1 2]
+}

@@ -30,6 +30,13 @@ type SubscribeOptions struct {
 	// Subscription.Messages.
 	Handler Handler
 	User    []packet.UserProperty
+	// ID is the MQTT 5 Subscription Identifier to send, 1 to 268435455.
+	// Zero: the client picks one of its own, unless
+	// Config.NoSubscriptionIDs is set (then the SUBSCRIBE carries none).
+	// Several subscriptions may share an ID; each gets the messages that
+	// carry it. Setting it with MQTT 3.1.1, or with a server whose CONNACK
+	// said Subscription Identifiers Available 0, is an error.
+	ID uint32
 }
 
 // Subscription is a subscription made by Subscribe. Its messages go to
@@ -64,8 +71,9 @@ type delivery struct {
 // Filters returns the subscription's filters.
 func (s *Subscription) Filters() []Filter { return s.filters }
 
-// ID returns the MQTT 5 Subscription Identifier the client gave the
-// subscription, 0 if none (MQTT 3.1.1, or a server without them).
+// ID returns the subscription's MQTT 5 Subscription Identifier:
+// SubscribeOptions.ID, or the one the client picked; 0 if none (MQTT
+// 3.1.1, a server without them, or Config.NoSubscriptionIDs).
 func (s *Subscription) ID() uint32 { return s.id }
 
 // ctrlOp is a SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgement.
@@ -111,6 +119,10 @@ func (c *Client) SubscribeWith(ctx context.Context, opts SubscribeOptions) (*Sub
 			return nil, fmt.Errorf("client: Subscribe %q: QoS %d / retain handling %d: use 0, 1 or 2", f.Topic, f.QoS, f.RetainHandling)
 		}
 	}
+	if opts.ID > maxSubID {
+		// [v5 noid:subid-range] a Variable Byte Integer of 1 to 268,435,455
+		return nil, fmt.Errorf("client: Subscribe: SubscribeOptions.ID %d is above 268435455: use 1 to 268435455, or 0 for none", opts.ID)
+	}
 	s := &Subscription{c: c, filters: append([]Filter(nil), opts.Filters...), handler: opts.Handler, user: opts.User, active: true}
 	c.mu.Lock()
 	if c.closed {
@@ -122,12 +134,20 @@ func (c *Client) SubscribeWith(ctx context.Context, opts SubscribeOptions) (*Sub
 		c.mu.Unlock()
 		return nil, c.notConnectedLocked()
 	}
-	if cn.version == packet.V5 && !(c.serverProps.Has(packet.PropSubIDAvailable) && c.serverProps.SubIDAvailable == 0) {
-		c.nextSub++
-		if c.nextSub > 268_435_455 {
-			c.nextSub = 1
-		}
-		s.id = c.nextSub
+	idsOK := cn.version == packet.V5 && !(c.serverProps.Has(packet.PropSubIDAvailable) && c.serverProps.SubIDAvailable == 0)
+	switch {
+	case opts.ID != 0 && cn.version != packet.V5:
+		c.mu.Unlock()
+		return nil, errors.New("client: Subscribe: SubscribeOptions.ID needs MQTT 5 (Config.Version packet.V5); leave it 0")
+	case opts.ID != 0 && !idsOK:
+		// [v5 noid:subid-unavailable] a SUBSCRIBE with an identifier the server
+		// said it lacks is a protocol error (0xA1): do not send it.
+		c.mu.Unlock()
+		return nil, errors.New("client: Subscribe: the server has no Subscription Identifiers (CONNACK Subscription Identifiers Available 0): leave SubscribeOptions.ID 0")
+	case opts.ID != 0:
+		s.id = opts.ID
+	case idsOK && !c.cfg.NoSubscriptionIDs:
+		s.id = c.nextSubIDLocked()
 	}
 	op, err := c.sendSubscribeLocked(cn, s, true)
 	if err != nil {
@@ -137,7 +157,7 @@ func (c *Client) SubscribeWith(ctx context.Context, opts SubscribeOptions) (*Sub
 	// Routing starts now: a retained message may come right after the SUBACK.
 	c.subs = append(c.subs, s)
 	if s.id != 0 {
-		c.subByID[s.id] = s
+		c.subByID[s.id] = append(c.subByID[s.id], s)
 	}
 	c.mu.Unlock()
 	select {
@@ -198,6 +218,24 @@ func (c *Client) sendSubscribeLocked(cn *conn, s *Subscription, wait bool) (*ctr
 	return op, nil
 }
 
+// maxSubID is the largest Subscription Identifier, the largest Variable
+// Byte Integer.
+const maxSubID = 268_435_455
+
+// nextSubIDLocked picks an automatic Subscription Identifier no live
+// subscription uses (one the application gave explicitly, say).
+func (c *Client) nextSubIDLocked() uint32 {
+	for {
+		c.nextSub++
+		if c.nextSub > maxSubID {
+			c.nextSub = 1
+		}
+		if len(c.subByID[c.nextSub]) == 0 {
+			return c.nextSub
+		}
+	}
+}
+
 // resubscribeLocked subscribes every active subscription again on cn.
 func (c *Client) resubscribeLocked(cn *conn) {
 	for _, s := range c.subs {
@@ -214,8 +252,19 @@ func (c *Client) removeSubLocked(s *Subscription) {
 			break
 		}
 	}
-	if s.id != 0 && c.subByID[s.id] == s {
-		delete(c.subByID, s.id)
+	if s.id != 0 {
+		ss := c.subByID[s.id]
+		for i, x := range ss {
+			if x == s {
+				ss = append(ss[:i:i], ss[i+1:]...)
+				break
+			}
+		}
+		if len(ss) == 0 {
+			delete(c.subByID, s.id)
+		} else {
+			c.subByID[s.id] = ss
+		}
 	}
 	s.active = false
 	s.notifyLocked()
@@ -340,16 +389,28 @@ func (s *Subscription) matches(name string) bool {
 	return false
 }
 
-// routeLocked hands m to every subscription it is for: by Subscription
-// Identifier when it carries ours, else by filter; to the catch-all
-// handler when none. e counts the deliveries.
+// routeLocked hands m to every subscription it is for, and to the
+// catch-all handler when none; e counts the deliveries.
+//
+// A message carrying Subscription Identifiers goes to the subscriptions
+// with those identifiers and to the matching subscriptions that have none
+// (a server sends one copy per client with the identifiers of every
+// matching subscription that has one [v5 MQTT-3.3.4-4], as Tern and
+// Mosquitto do). A message with none of ours goes to the matching
+// subscriptions without an identifier, or, if none, to every matching one
+// (a server that dropped the identifiers).
 func (c *Client) routeLocked(m *Message, e *ackEntry) {
 	var targets []*Subscription
-	if ids := m.Properties.SubscriptionIDs; len(ids) > 0 {
-		for _, id := range ids {
-			if s := c.subByID[id]; s != nil && !containsSub(targets, s) {
+	for _, id := range m.Properties.SubscriptionIDs {
+		for _, s := range c.subByID[id] {
+			if !containsSub(targets, s) {
 				targets = append(targets, s)
 			}
+		}
+	}
+	for _, s := range c.subs {
+		if s.id == 0 && !containsSub(targets, s) && s.matches(m.Topic) {
+			targets = append(targets, s)
 		}
 	}
 	if targets == nil {

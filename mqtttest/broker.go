@@ -32,6 +32,10 @@ type BrokerConfig struct {
 	// yet started. nil means a zero broker.Server. If its Logger is nil it
 	// gets one that keeps the log in memory and prints it when the test
 	// fails (or streams it to standard error, see LogEnv).
+	//
+	// If its Listeners are set (TLS, WebSocket, unix: use port 0 for TCP
+	// ones) the broker serves them with ListenAndServe instead of a TCP
+	// listener of StartBroker's; Broker.Addrs has their addresses.
 	Server *broker.Server
 	// Mem also serves the broker on an in-memory listener, which
 	// Broker.DialMem connects to.
@@ -52,6 +56,10 @@ type Broker struct {
 	Addr, Host, Port string
 	// URL is "tcp://" + Addr, for transport.Dial and clients taking URLs.
 	URL string
+	// Addrs are the addresses of Server.Listeners, in their order, when
+	// they were set; Addr and the fields after it are then those of the
+	// first "tcp" listener among them ("" if none).
+	Addrs []net.Addr
 
 	mem *transport.MemListener
 	log *logBuffer
@@ -93,22 +101,40 @@ func StartBroker(t testing.TB, cfg ...BrokerConfig) *Broker {
 	if err := srv.Validate(); err != nil {
 		t.Fatalf("mqtttest: StartBroker: the broker.Server is not valid: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("mqtttest: StartBroker: listening on 127.0.0.1: %v", err)
-	}
-	b.Addr = l.Addr().String()
-	b.Host, b.Port, _ = net.SplitHostPort(b.Addr)
-	b.URL = "tcp://" + b.Addr
-
-	listeners := []net.Listener{l}
-	if c.Mem {
-		b.mem = transport.NewMemListener()
-		listeners = append(listeners, b.mem)
-	}
-	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
-		go func() { errc <- srv.Serve(l) }()
+	var listeners []net.Listener
+	var errc chan error
+	if len(srv.Listeners) > 0 {
+		if c.Mem {
+			t.Fatal("mqtttest: StartBroker: BrokerConfig.Mem with Server.Listeners: add the in-memory listener to neither, or drop Listeners")
+		}
+		errc = make(chan error, 1)
+		go func() { errc <- srv.ListenAndServe() }()
+		<-srv.Ready()
+		b.Addrs = srv.Addrs()
+		if b.Addrs == nil {
+			t.Fatalf("mqtttest: StartBroker: ListenAndServe: %v", <-errc)
+		}
+		for i, l := range srv.Listeners {
+			if l.Type == "tcp" && b.Addr == "" {
+				b.setAddr(b.Addrs[i].String())
+			}
+		}
+		listeners = []net.Listener{nil} // one Serve result to wait for
+	} else {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("mqtttest: StartBroker: listening on 127.0.0.1: %v", err)
+		}
+		b.setAddr(l.Addr().String())
+		listeners = []net.Listener{l}
+		if c.Mem {
+			b.mem = transport.NewMemListener()
+			listeners = append(listeners, b.mem)
+		}
+		errc = make(chan error, len(listeners))
+		for _, l := range listeners {
+			go func() { errc <- srv.Serve(l) }()
+		}
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -132,6 +158,12 @@ func StartBroker(t testing.TB, cfg ...BrokerConfig) *Broker {
 		}
 	})
 	return b
+}
+
+func (b *Broker) setAddr(addr string) {
+	b.Addr = addr
+	b.Host, b.Port, _ = net.SplitHostPort(addr)
+	b.URL = "tcp://" + addr
 }
 
 // DialMem connects to the broker's in-memory listener. It fails unless

@@ -114,3 +114,23 @@ func TestStartBrokerBadConfig(t *testing.T) {
 		t.Fatalf("StartBroker with two configs: failed %v, message %q", ft.failed, ft.msg)
 	}
 }
+
+// TestStartBrokerListeners: a Server with Listeners is served by
+// ListenAndServe; Addrs has every address and Addr the TCP one.
+func TestStartBrokerListeners(t *testing.T) {
+	t.Parallel()
+	sock := t.TempDir() + "/mqtt.sock"
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{Listeners: []broker.Listener{
+		{Type: "unix", Addr: sock},
+		{Type: "tcp", Addr: "127.0.0.1:0"},
+	}}})
+	if len(b.Addrs) != 2 || b.Addrs[1].String() != b.Addr || b.URL != "tcp://"+b.Addr || b.Port == "0" {
+		t.Fatalf("Addrs %v Addr %q URL %q", b.Addrs, b.Addr, b.URL)
+	}
+	mqtttest.DialRaw(t, b.Addr, packet.V5).Connect(&packet.Connect{ClientID: "tcp", CleanStart: true})
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mqtttest.NewRawClient(t, nc, packet.V311).Connect(&packet.Connect{ClientID: "unix", CleanStart: true})
+}

@@ -15,6 +15,10 @@
 //     break an exchange at every byte; it can also cut or black-hole every
 //     open connection at once and refuse new ones (a server that is down).
 //   - RawClient speaks MQTT packet by packet, for protocol-level tests.
+//   - StartHTTPProxy and StartSOCKS5 are forward proxies that record what
+//     they were asked to reach, for tests of proxy dialing.
+//   - ListenRaw is a fake server whose connections the test plays packet
+//     by packet, for client tests at the wire.
 //   - StartRefuser is a fake server that answers every CONNECT with a
 //     chosen CONNACK reason code (and, in MQTT 5, a Server Reference), for
 //     client tests of refusals and redirection.

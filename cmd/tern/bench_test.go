@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"image/png"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/internal/loadgen"
 	"github.com/ternmq/tern/internal/testpki"
+	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/transport"
 )
 
@@ -124,25 +123,11 @@ func TestBenchTLSFlags(t *testing.T) {
 		}
 	}
 	requireCert := &transport.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile, ClientCAFile: pki.CAFile, ClientAuth: transport.ClientAuthRequire}
-	srv := &broker.Server{Logger: slog.New(slog.DiscardHandler), Listeners: []broker.Listener{
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{Listeners: []broker.Listener{
 		{Type: "tls", Addr: "127.0.0.1:0", TLS: requireCert},
 		{Type: "wss", Addr: "127.0.0.1:0", TLS: requireCert},
-	}}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	<-srv.Ready()
-	addrs := srv.Addrs()
-	if addrs == nil {
-		t.Fatal(<-errc)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-errc; !errors.Is(err, broker.ErrServerClosed) {
-			t.Error(err)
-		}
-	}()
+	}}})
+	addrs := b.Addrs
 	mqtts, wss := "mqtts://localhost:"+port(addrs[0].String()), "wss://localhost:"+port(addrs[1].String())
 	for _, url := range []string{mqtts, wss} {
 		stdout, stderr, code := runTern(t, "", "bench", "connect", "--url", url, "--cafile", pki.CAFile,

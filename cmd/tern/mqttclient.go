@@ -47,8 +47,15 @@ func (o *mqttOptions) clientConfig(stderr io.Writer) (client.Config, error) {
 		// does with mosquitto_pub --insecure.
 		AllowInsecurePassword: o.insecure,
 		ConnectTimeout:        30 * time.Second,
-		BackoffMin:            time.Second,
-		BackoffMax:            30 * time.Second,
+		// As Mosquitto's tools: a subscription carries an identifier
+		// only when the user gives one (--sub-id, -D subscribe
+		// subscription-identifier).
+		NoSubscriptionIDs: true,
+		// -M, mosquitto_pub's max_inflight (MOSQ_OPT_SEND_MAXIMUM):
+		// the client's own bound, below the broker's Receive Maximum.
+		MaxInflight: o.maxInflight,
+		BackoffMin:  time.Second,
+		BackoffMax:  30 * time.Second,
 	}
 	if o.proxy != "" {
 		cfg.Proxy = strings.Replace(o.proxy, "socks5h://", "socks5://", 1)

@@ -170,13 +170,21 @@ func (o *mqttOptions) tlsConfig() (*tls.Config, error) {
 			if err != nil {
 				return nil, fmt.Errorf("--capath: %w", err)
 			}
+			// Every file of the directory (not its subdirectories)
+			// that holds PEM certificates, under any name: OpenSSL's
+			// hashed names (c_rehash) are not needed, and their
+			// symbolic links are followed like any file.
+			found := false
 			for _, e := range entries {
 				if e.IsDir() {
 					continue
 				}
-				if pem, err := os.ReadFile(filepath.Join(o.capath, e.Name())); err == nil {
-					pool.AppendCertsFromPEM(pem)
+				if pem, err := os.ReadFile(filepath.Join(o.capath, e.Name())); err == nil && pool.AppendCertsFromPEM(pem) {
+					found = true
 				}
+			}
+			if !found {
+				return nil, fmt.Errorf("--capath %s: no file in it holds a PEM certificate; put the CA certificates there (any file names) or use --cafile", o.capath)
 			}
 		}
 		tc.RootCAs = pool

@@ -522,7 +522,7 @@ func (o *mqttOptions) flagSet() *pflag.FlagSet {
 		o.sessionExpiry = n
 		return nil
 	})
-	str("max-inflight", "M", "count", "20", "accepted as mosquitto_pub's (1 or more); the in-flight window is the broker's Receive Maximum", true, nil, func(s string) error {
+	str("max-inflight", "M", "count", "20", "QoS 1 and 2 messages sent and not yet acknowledged, at most (the broker's Receive Maximum may lower it)", true, nil, func(s string) error {
 		n, err := intArg("-M", s, 1, 65535, "the in-flight maximum")
 		o.maxInflight = int(n)
 		return err
@@ -554,7 +554,7 @@ func (o *mqttOptions) flagSet() *pflag.FlagSet {
 
 	// TLS.
 	str("cafile", "", "file", "", "PEM file of trusted CA certificates; turns TLS on", true, nil, func(s string) error { o.cafile = s; return nil })
-	str("capath", "", "dir", "", "directory of trusted PEM CA certificates; turns TLS on", true, nil, func(s string) error { o.capath = s; return nil })
+	str("capath", "", "dir", "", "directory of trusted CA certificates: every PEM file in it, any name (hashed names not needed); turns TLS on", true, nil, func(s string) error { o.capath = s; return nil })
 	str("cert", "", "file", "", "PEM client certificate, with --key", true, nil, func(s string) error { o.certFile = s; return nil })
 	str("key", "", "file", "", "PEM private key of --cert", true, nil, func(s string) error { o.keyFile = s; return nil })
 	str("tls-version", "", "version", "", "lowest TLS version: tlsv1.3, tlsv1.2 or tlsv1.1 (default tlsv1.2)", true, nil, func(s string) error {

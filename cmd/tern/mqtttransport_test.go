@@ -1,107 +1,15 @@
 package main
 
 import (
-	"context"
-	"encoding/binary"
-	"errors"
-	"io"
-	"log/slog"
-	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/internal/testpki"
+	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/transport"
 )
-
-// socks5Proxy is a minimal SOCKS5 server (no authentication, CONNECT
-// only) on a loopback port, counting the connections it relays.
-type socks5Proxy struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	count int
-}
-
-func startSOCKS5(t *testing.T) *socks5Proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &socks5Proxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *socks5Proxy) serve(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, 262)
-	// Greeting: version 5, methods; answer "no authentication".
-	if _, err := io.ReadFull(c, buf[:2]); err != nil || buf[0] != 5 {
-		return
-	}
-	if _, err := io.ReadFull(c, buf[:buf[1]]); err != nil {
-		return
-	}
-	c.Write([]byte{5, 0})
-	// Request: 5, CONNECT, 0, address type, address, port.
-	if _, err := io.ReadFull(c, buf[:4]); err != nil || buf[1] != 1 {
-		return
-	}
-	var host string
-	switch buf[3] {
-	case 1:
-		io.ReadFull(c, buf[:4])
-		host = net.IP(buf[:4]).String()
-	case 3:
-		io.ReadFull(c, buf[:1])
-		n := int(buf[0])
-		io.ReadFull(c, buf[:n])
-		host = string(buf[:n])
-	default:
-		return
-	}
-	io.ReadFull(c, buf[:2])
-	addr := net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(buf[:2]))))
-	up, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
-		return
-	}
-	defer up.Close()
-	c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
-	c.SetDeadline(time.Time{})
-	p.mu.Lock()
-	p.count++
-	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	go func() { io.Copy(c, up); done <- struct{}{} }()
-	<-done
-	<-done
-}
 
 // TestPubSubTransports publishes and subscribes over every transport:
 // TCP, TLS with a client certificate (--cafile, --cert, --key, and -L
@@ -120,30 +28,16 @@ func TestPubSubTransports(t *testing.T) {
 	cert, key := filepath.Join(dir, "client-cli.pem"), filepath.Join(dir, "client-cli.key")
 	requireCert := &transport.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile, ClientCAFile: pki.CAFile, ClientAuth: transport.ClientAuthRequire}
 	sock := filepath.Join(dir, "mqtt.sock")
-	srv := &broker.Server{Logger: slog.New(slog.DiscardHandler), Listeners: []broker.Listener{
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{Listeners: []broker.Listener{
 		{Type: "tcp", Addr: "127.0.0.1:0"},
 		{Type: "tls", Addr: "127.0.0.1:0", TLS: requireCert},
 		{Type: "ws", Addr: "127.0.0.1:0"},
 		{Type: "wss", Addr: "127.0.0.1:0", TLS: requireCert},
 		{Type: "unix", Addr: sock},
-	}}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	<-srv.Ready()
-	addrs := srv.Addrs()
-	if addrs == nil {
-		t.Fatal(<-errc)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-errc; !errors.Is(err, broker.ErrServerClosed) {
-			t.Error(err)
-		}
-	}()
+	}}})
+	addrs := b.Addrs
 	tcpPort, tlsPort, wsPort, wssPort := port(addrs[0].String()), port(addrs[1].String()), port(addrs[2].String()), port(addrs[3].String())
-	proxy := startSOCKS5(t)
+	proxy := mqtttest.StartSOCKS5(t)
 	tlsArgs := []string{"--cafile", pki.CAFile, "--cert", cert, "--key", key}
 	for _, c := range []struct {
 		name string
@@ -157,7 +51,7 @@ func TestPubSubTransports(t *testing.T) {
 		{"wss", append([]string{"-L", "wss://localhost:" + wssPort + "/tr/wss"}, tlsArgs...), true},
 		{"unix", []string{"--unix", sock}, false},
 		{"unix url", []string{"-L", "unix://" + sock}, false},
-		{"socks5", []string{"-h", "127.0.0.1", "-p", tcpPort, "--proxy", "socks5h://" + proxy.ln.Addr().String()}, false},
+		{"socks5", []string{"-h", "127.0.0.1", "-p", tcpPort, "--proxy", "socks5h://" + proxy.Addr}, false},
 		{"bind", []string{"-h", "127.0.0.1", "-p", tcpPort, "-A", "127.0.0.1"}, false},
 		{"bind tls", append([]string{"-h", "localhost", "-p", tlsPort, "-A", "127.0.0.1"}, tlsArgs...), false},
 	} {
@@ -179,11 +73,9 @@ func TestPubSubTransports(t *testing.T) {
 			runProc(t, tern, append(append(append([]string{"pub"}, c.args...), topicArgs...), "-r", "-n")...)
 		})
 	}
-	proxy.mu.Lock()
-	if proxy.count < 2 {
-		t.Errorf("%d connections through the SOCKS5 proxy, want 2 at least", proxy.count)
+	if n := len(proxy.Targets()); n < 2 {
+		t.Errorf("%d connections through the SOCKS5 proxy, want 2 at least", n)
 	}
-	proxy.mu.Unlock()
 	// Without the client certificate the TLS listener refuses; without
 	// --cafile the certificate is unknown: exit status 1.
 	if code, _, e := runProc(t, tern, "pub", "-h", "localhost", "-p", tlsPort, "--cafile", pki.CAFile, "-t", "a", "-m", "b"); code != 1 {

@@ -133,9 +133,7 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		return m
 	}
 	var pubErr error
-	publish := func(p []byte) {
-		m := newMsg(p)
-		res, err := c.Publish(ctx, m)
+	report := func(m *message.Message, res *client.PublishResult, err error) {
 		if err == nil {
 			tr.published(m, res)
 		}
@@ -154,6 +152,11 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 				fmt.Fprintf(stderr, "tern pub: publish to %q failed: %v\n", o.topics[0], err)
 			}
 		}
+	}
+	publish := func(p []byte) {
+		m := newMsg(p)
+		res, err := c.Publish(ctx, m)
+		report(m, res, err)
 	}
 	if o.mode == msgStdinLine {
 		// Each line is published as soon as it is read, the line feed
@@ -183,6 +186,26 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 				}
 			}
 		}()
+		// Lines go out without waiting for the acknowledgement of the
+		// one before, as mosquitto_pub -l's: up to -M unacknowledged
+		// (Config.MaxInflight), the rest queued. A reporter waits for
+		// their outcomes in order; room bounds what is accepted and not
+		// yet done to the client's queue, so the queue never overflows.
+		type sent struct {
+			m   *message.Message
+			tok *client.Token
+		}
+		room := make(chan struct{}, cfg.MaxQueued)
+		pending := make(chan sent, cfg.MaxQueued)
+		reported := make(chan struct{})
+		go func() {
+			defer close(reported)
+			for p := range pending {
+				res, err := p.tok.Wait(ctx)
+				report(p.m, res, err)
+				<-room
+			}
+		}()
 	loop:
 		for {
 			select {
@@ -190,11 +213,19 @@ func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 				if !ok {
 					break loop
 				}
-				publish(line)
+				select {
+				case room <- struct{}{}:
+				case <-ctx.Done():
+					break loop
+				}
+				m := newMsg(line)
+				pending <- sent{m, c.PublishAsync(m)}
 			case <-ctx.Done():
 				break loop
 			}
 		}
+		close(pending)
+		<-reported
 		select {
 		case err := <-readErr:
 			pubErr = fmt.Errorf("-l: reading stdin: %w", err)

@@ -62,12 +62,6 @@ type printer struct {
 	out io.Writer
 	err io.Writer
 	o   *mqttOptions
-	// subID is the subscription identifier the user asked for (0:
-	// none). The client gives its subscription an identifier of its own;
-	// tern sub makes one subscription, so any identifier a message
-	// carries is that one, and the user's is shown in its place (none
-	// when the user gave none, as mosquitto_sub shows none).
-	subID uint32
 }
 
 func newPrinter(o *mqttOptions, out, errw io.Writer) (*printer, error) {
@@ -75,7 +69,7 @@ func newPrinter(o *mqttOptions, out, errw io.Writer) (*printer, error) {
 	if err != nil {
 		return nil, usageErr("-F: %v", err)
 	}
-	return &printer{p: p, out: out, err: errw, o: o, subID: o.userSubID()}, nil
+	return &printer{p: p, out: out, err: errw, o: o}, nil
 }
 
 // print prints one message.
@@ -84,14 +78,6 @@ func (pr *printer) print(m *client.Message, at time.Time) {
 	defer pr.mu.Unlock()
 	sm := subfmt.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain, PacketID: m.PacketID,
 		Properties: m.Properties, Received: at}
-	if len(m.Properties.SubscriptionIDs) > 0 {
-		if pr.subID != 0 {
-			sm.Properties.SubscriptionIDs = []uint32{pr.subID}
-		} else {
-			sm.Properties.SubscriptionIDs = nil
-			sm.Properties.Unmark(packet.PropSubscriptionID)
-		}
-	}
 	if pr.o.version != packet.V5 {
 		sm.Properties = packet.Properties{}
 	}
@@ -127,6 +113,7 @@ func (o *mqttOptions) subscription(filters []string, qos int, h client.Handler) 
 	}
 	if o.version == packet.V5 {
 		opts.User = o.props[cmdSubscribe].User
+		opts.ID = o.userSubID() // none unless asked, as mosquitto_sub
 	}
 	return opts
 }
