@@ -43,6 +43,13 @@ type Stats struct {
 	DroppedTooLarge      uint64 // larger than the client's Maximum Packet Size
 	DroppedNotAuthorized uint64 // the ReceiveAuthorizer refused it, or did not answer in time
 	DroppedNoMember      uint64 // no member of a shared subscription group could take it
+
+	// ConnGoroutines counts the goroutines of client connections (readers,
+	// writers) still running. It drops to 0 once Shutdown or Close has
+	// returned and those goroutines have exited: a leak check for tests
+	// (package mqtttest) that is exact per Server, where a process-wide
+	// goroutine count is not.
+	ConnGoroutines int64
 }
 
 // Stats returns the broker's counters.
@@ -68,6 +75,8 @@ func (s *Server) Stats() Stats {
 		DroppedTooLarge:      s.stats.droppedBy[dropTooLarge].Load(),
 		DroppedNotAuthorized: s.stats.droppedBy[dropDenied].Load(),
 		DroppedNoMember:      s.stats.droppedBy[dropNoMember].Load(),
+
+		ConnGoroutines: s.live.Load(),
 	}
 }
 

@@ -29,6 +29,7 @@ var layers = map[string][]string{
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "internal/scram"},
 	"cmd/tern":          {"*"},
+	"mqtttest":          {"*"}, // layer 4, the test harness: anything but cmd
 	"topic":             {},
 	"transport":         {},
 	"internal/archtest": {},
