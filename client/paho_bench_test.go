@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
