@@ -70,7 +70,7 @@ func startBenchBroker(b *testing.B) *mqtttest.Broker {
 // benchLib is one client library under test, connected to a broker.
 type benchLib struct {
 	name    string
-	connect func(b *testing.B, url, id string, onMessage func()) benchConn
+	connect func(tb testing.TB, url, id string, onMessage func()) benchConn
 }
 
 // benchConn is one connected client.
@@ -202,7 +202,7 @@ type ternConn struct {
 	onMessage func()
 }
 
-func connectTern(b *testing.B, url, id string, onMessage func()) benchConn {
+func connectTern(b testing.TB, url, id string, onMessage func()) benchConn {
 	b.Helper()
 	c, err := client.New(client.Config{Servers: []string{url}, ClientID: id, CleanStart: true, Logger: quiet()})
 	if err != nil {
@@ -264,7 +264,7 @@ type pahoMQTTConn struct {
 	onMessage func()
 }
 
-func connectPahoMQTT(b *testing.B, url, id string, onMessage func()) benchConn {
+func connectPahoMQTT(b testing.TB, url, id string, onMessage func()) benchConn {
 	b.Helper()
 	opts := pahomqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(true).SetAutoReconnect(false)
 	c := pahomqtt.NewClient(opts)
@@ -326,7 +326,7 @@ type pahoGolangConn struct {
 	c *paho.Client
 }
 
-func connectPahoGolang(b *testing.B, rawURL, id string, onMessage func()) benchConn {
+func connectPahoGolang(b testing.TB, rawURL, id string, onMessage func()) benchConn {
 	b.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
