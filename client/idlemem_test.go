@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/ternmq/tern/broker"
 )
 
@@ -39,7 +40,8 @@ func TestIdleMemory(t *testing.T) {
 		t.Skip("connects 1,000 clients per library")
 	}
 	addr := startIdleBroker(t)
-	for _, lib := range benchLibs() {
+	libs := append(benchLibs(), benchLib{"pahogolang-rm20", connectPahoGolangRM(20)})
+	for _, lib := range libs {
 		t.Run(lib.name, func(t *testing.T) {
 			settle := func() runtime.MemStats {
 				var ms runtime.MemStats
@@ -74,6 +76,15 @@ func TestIdleMemory(t *testing.T) {
 				per(after.HeapAlloc, before.HeapAlloc),
 				float64(g1-g0)/idleClients)
 		})
+	}
+}
+
+// connectPahoGolangRM is connectPahoGolang with the CONNECT's Receive
+// Maximum set to rm: paho.golang sizes a channel of incoming PUBLISHes
+// by it (65535 entries, 512 KiB, when it is left out).
+func connectPahoGolangRM(rm uint16) func(testing.TB, string, string, func()) benchConn {
+	return func(tb testing.TB, url, id string, onMessage func()) benchConn {
+		return dialPahoGolang(tb, url, id, onMessage, &paho.ConnectProperties{ReceiveMaximum: &rm})
 	}
 }
 

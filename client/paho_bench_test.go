@@ -328,6 +328,13 @@ type pahoGolangConn struct {
 
 func connectPahoGolang(b testing.TB, rawURL, id string, onMessage func()) benchConn {
 	b.Helper()
+	return dialPahoGolang(b, rawURL, id, onMessage, nil)
+}
+
+// dialPahoGolang connects a paho.golang client with CONNECT properties
+// props (nil: none).
+func dialPahoGolang(b testing.TB, rawURL, id string, onMessage func(), props *paho.ConnectProperties) benchConn {
+	b.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		b.Fatal(err)
@@ -345,7 +352,7 @@ func connectPahoGolang(b testing.TB, rawURL, id string, onMessage func()) benchC
 	c := paho.NewClient(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 60, CleanStart: true})
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 60, CleanStart: true, Properties: props})
 	if err != nil {
 		nc.Close()
 		b.Fatalf("paho.golang connect: %v", err)
