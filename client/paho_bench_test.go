@@ -9,7 +9,8 @@ package client_test
 //	go test -run '^$' -bench 'Publish|Receive' -benchmem -count 3 ./client/
 //
 // Every sub-benchmark is named Benchmark<What>/<shape>/<library> with
-// library tern, pahomqtt (paho.mqtt.golang) or pahogolang (paho.golang),
+// library tern, pahomqtt (paho.mqtt.golang) or pahogolang (paho.golang)
+// (and, for the sync publish rows, floor: see floorConn),
 // reports msgs/s and, with -benchmem, allocations per message. The time
 // of a publish benchmark ends when the broker has acknowledged every
 // message (for QoS 0: a final QoS 1 publish on the same connection,
@@ -18,6 +19,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -32,6 +34,7 @@ import (
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
 )
 
 const (
@@ -111,7 +114,11 @@ func BenchmarkPublish(b *testing.B) {
 	payload := make([]byte, benchPayloadSize)
 	for _, mode := range []string{"window", "sync"} {
 		for qos := byte(0); qos <= 2; qos++ {
-			for _, lib := range benchLibs() {
+			libs := benchLibs()
+			if mode == "sync" {
+				libs = append(libs, benchLib{"floor", connectFloor})
+			}
+			for _, lib := range libs {
 				b.Run(fmt.Sprintf("%s/QoS%d/%s", mode, qos, lib.name), func(b *testing.B) {
 					ctx := benchCtx(b)
 					topic := fmt.Sprintf("bench/pub/%s/%d/%s", mode, qos, lib.name)
@@ -400,4 +407,98 @@ func (p *pahoGolangConn) subscribe(ctx context.Context, topic string, qos byte) 
 
 func (p *pahoGolangConn) close() {
 	p.c.Disconnect(&paho.Disconnect{ReasonCode: 0})
+}
+
+// --- floor: the bare codec, no client ---
+
+// floorConn is no client library: one goroutine writes each PUBLISH with
+// package packet and reads its acknowledgements itself, with no session,
+// store, queue or second goroutine. Its sync rows are the round trip of
+// the broker and the loopback alone, the floor under any client's
+// one-at-a-time publish.
+type floorConn struct {
+	nc net.Conn
+	w  *packet.Writer
+	r  *packet.Reader
+	id uint16
+}
+
+func connectFloor(b testing.TB, rawURL, id string, onMessage func()) benchConn {
+	b.Helper()
+	if onMessage != nil {
+		b.Skip("floor: publish only")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &floorConn{nc: nc, w: packet.NewWriter(nc), r: packet.NewReader(nc)}
+	f.r.Version = packet.V5
+	f.r.ReuseAcks = true
+	nc.SetDeadline(time.Now().Add(benchTimeout))
+	if err := f.w.WritePacket(&packet.Connect{Version: packet.V5, CleanStart: true, KeepAlive: 0, ClientID: id}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.read(packet.CONNACK); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+func (f *floorConn) read(want packet.Type) (packet.Packet, error) {
+	p, err := f.r.ReadPacket()
+	if err != nil {
+		return nil, err
+	}
+	if p.Type() != want {
+		return nil, fmt.Errorf("floor: got %v, want %v", p.Type(), want)
+	}
+	return p, nil
+}
+
+func (f *floorConn) publishSync(ctx context.Context, topic string, payload []byte, qos byte, n int) error {
+	for range n {
+		p := &packet.Publish{Topic: topic, Payload: payload, QoS: qos}
+		if qos > 0 {
+			f.id = f.id%65535 + 1
+			p.PacketID = f.id
+		}
+		if err := f.w.WritePacket(p); err != nil {
+			return err
+		}
+		switch qos {
+		case 1:
+			if _, err := f.read(packet.PUBACK); err != nil {
+				return err
+			}
+		case 2:
+			if _, err := f.read(packet.PUBREC); err != nil {
+				return err
+			}
+			if err := f.w.WritePacket(&packet.Pubrel{PacketID: p.PacketID}); err != nil {
+				return err
+			}
+			if _, err := f.read(packet.PUBCOMP); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *floorConn) publishWindow(ctx context.Context, topic string, payload []byte, qos byte, n int) error {
+	return errors.New("floor: no windowed publish")
+}
+
+func (f *floorConn) subscribe(ctx context.Context, topic string, qos byte) error {
+	return errors.New("floor: no subscribe")
+}
+
+func (f *floorConn) close() {
+	f.w.WritePacket(&packet.Disconnect{})
+	f.nc.Close()
 }
