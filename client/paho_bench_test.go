@@ -10,7 +10,7 @@ package client_test
 //
 // Every sub-benchmark is named Benchmark<What>/<shape>/<library> with
 // library tern, pahomqtt (paho.mqtt.golang) or pahogolang (paho.golang)
-// (and, for the sync publish rows, floor: see floorConn),
+// (and, for the publish rows, floor: see floorConn),
 // reports msgs/s and, with -benchmem, allocations per message. The time
 // of a publish benchmark ends when the broker has acknowledged every
 // message (for QoS 0: a final QoS 1 publish on the same connection,
@@ -18,11 +18,13 @@ package client_test
 // benchmark when the subscribing client's handler has seen every message.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,10 +116,7 @@ func BenchmarkPublish(b *testing.B) {
 	payload := make([]byte, benchPayloadSize)
 	for _, mode := range []string{"window", "sync"} {
 		for qos := byte(0); qos <= 2; qos++ {
-			libs := benchLibs()
-			if mode == "sync" {
-				libs = append(libs, benchLib{"floor", connectFloor})
-			}
+			libs := append(benchLibs(), benchLib{"floor", connectFloor})
 			for _, lib := range libs {
 				b.Run(fmt.Sprintf("%s/QoS%d/%s", mode, qos, lib.name), func(b *testing.B) {
 					ctx := benchCtx(b)
@@ -413,9 +412,11 @@ func (p *pahoGolangConn) close() {
 
 // floorConn is no client library: one goroutine writes each PUBLISH with
 // package packet and reads its acknowledgements itself, with no session,
-// store, queue or second goroutine. Its sync rows are the round trip of
-// the broker and the loopback alone, the floor under any client's
-// one-at-a-time publish.
+// store or queue (and no second goroutine but the window's ack reader).
+// Its sync rows are the round trip of the broker and the loopback alone,
+// the floor under any client's one-at-a-time publish; its window rows
+// what the broker takes in from one connection, near the ceiling for
+// any client.
 type floorConn struct {
 	nc net.Conn
 	w  *packet.Writer
@@ -490,8 +491,97 @@ func (f *floorConn) publishSync(ctx context.Context, topic string, payload []byt
 	return nil
 }
 
+// publishWindow writes the PUBLISHes through a 64 KiB buffer, flushed
+// whenever the window is full; for QoS 1 and 2 a second goroutine reads
+// the acknowledgements (answering PUBREC with PUBREL) and returns the
+// window's credits.
 func (f *floorConn) publishWindow(ctx context.Context, topic string, payload []byte, qos byte, n int) error {
-	return errors.New("floor: no windowed publish")
+	var mu sync.Mutex // the buffered writer, shared with the ack reader
+	bw := bufio.NewWriterSize(f.nc, 64<<10)
+	w := packet.NewWriter(bw)
+	w.Version = packet.V5
+	credits := make(chan struct{}, benchWindow)
+	for range benchWindow {
+		credits <- struct{}{}
+	}
+	readErr := make(chan error, 1)
+	if qos > 0 {
+		go func() {
+			for acked := 0; acked < n; {
+				p, err := f.r.ReadPacket()
+				if err != nil {
+					readErr <- err
+					return
+				}
+				switch p := p.(type) {
+				case *packet.Puback, *packet.Pubcomp:
+					acked++
+					credits <- struct{}{}
+				case *packet.Pubrec:
+					mu.Lock()
+					err := w.WritePacket(&packet.Pubrel{PacketID: p.PacketID})
+					if err == nil {
+						err = bw.Flush()
+					}
+					mu.Unlock()
+					if err != nil {
+						readErr <- err
+						return
+					}
+				default:
+					readErr <- fmt.Errorf("floor: unexpected %v", p.Type())
+					return
+				}
+			}
+			readErr <- nil
+		}()
+	}
+	flush := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return bw.Flush()
+	}
+	for range n {
+		if qos > 0 {
+			select {
+			case <-credits:
+			default:
+				if err := flush(); err != nil {
+					return err
+				}
+				select {
+				case <-credits:
+				case err := <-readErr:
+					return fmt.Errorf("floor: reader ended: %v", err)
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		p := &packet.Publish{Topic: topic, Payload: payload, QoS: qos}
+		if qos > 0 {
+			f.id = f.id%65535 + 1
+			p.PacketID = f.id
+		}
+		mu.Lock()
+		err := w.WritePacket(p)
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if qos == 0 {
+		return nil
+	}
+	select {
+	case err := <-readErr:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (f *floorConn) subscribe(ctx context.Context, topic string, qos byte) error {
