@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,11 @@ import (
 // idleBrokerEnv makes the test binary a broker for TestIdleMemory (see
 // TestIdleMemoryBrokerProcess).
 const idleBrokerEnv = "TERN_IDLEMEM_BROKER"
+
+// idleProfileEnv names a directory where TestIdleMemory writes a heap
+// profile (go tool pprof -sample_index=inuse_space) of each library's
+// idle clients, taken while they are connected.
+const idleProfileEnv = "TERN_IDLEMEM_PROFILE_DIR"
 
 // idleClients is how many idle clients TestIdleMemory connects per
 // library.
@@ -35,9 +42,15 @@ const idleClients = 1000
 // is not counted. It logs figures and asserts none.
 //
 //	go test -run TestIdleMemory -v ./client/
+//	TERN_IDLEMEM_PROFILE_DIR=/tmp go test -run TestIdleMemory -v ./client/  # and heap profiles
 func TestIdleMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("connects 1,000 clients per library")
+	}
+	if os.Getenv(idleProfileEnv) != "" {
+		old := runtime.MemProfileRate
+		runtime.MemProfileRate = 64 // every allocation of the clients, near enough
+		defer func() { runtime.MemProfileRate = old }()
 	}
 	addr := startIdleBroker(t)
 	libs := append(benchLibs(), benchLib{"pahogolang-rm20", connectPahoGolangRM(20)})
@@ -67,6 +80,9 @@ func TestIdleMemory(t *testing.T) {
 			time.Sleep(time.Second)
 			after := settle()
 			g1 := runtime.NumGoroutine()
+			if dir := os.Getenv(idleProfileEnv); dir != "" {
+				writeHeapProfile(t, filepath.Join(dir, "idle-"+lib.name+".heap"))
+			}
 			runtime.KeepAlive(conns)
 			per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / idleClients }
 			t.Logf("%s: per idle client: %.0f B heap in use + stacks (heap in use %.0f B, stacks %.0f B), %.0f B live heap, %.2f goroutines",
@@ -86,6 +102,19 @@ func connectPahoGolangRM(rm uint16) func(testing.TB, string, string, func()) ben
 	return func(tb testing.TB, url, id string, onMessage func()) benchConn {
 		return dialPahoGolang(tb, url, id, onMessage, &paho.ConnectProperties{ReceiveMaximum: &rm})
 	}
+}
+
+func writeHeapProfile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatalf("%s: %v", idleProfileEnv, err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap profile: %s", path)
 }
 
 // startIdleBroker runs a Tern broker in a child process (this test
