@@ -307,8 +307,10 @@ func (cn *conn) reader() {
 		}
 		cn.lastRead.Store(time.Now().UnixNano())
 		if err := c.handle(cn, p); err != nil {
-			c.log.Warn("protocol error; disconnecting", "server", cn.server, "err", err)
 			var pe *packet.ProtocolError
+			if errors.As(err, &pe) {
+				c.log.Warn("protocol error; disconnecting", "server", cn.server, "err", err)
+			}
 			if cn.version == packet.V5 && errors.As(err, &pe) {
 				c.mu.Lock()
 				cn.ctrl = append(cn.ctrl, &packet.Disconnect{ReasonCode: pe.Code})

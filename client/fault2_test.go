@@ -121,7 +121,7 @@ func TestBlackHoleDetected(t *testing.T) {
 
 // TestSlowHandlerKeepsConnection: a handler blocking for three keep
 // alive intervals neither drops the connection nor delays the other
-// subscription's messages.
+// subscription's messages [v5 MQTT-3.1.2-20] [v3 MQTT-3.1.2-23].
 func TestSlowHandlerKeepsConnection(t *testing.T) {
 	_, url := startTern(t, nil)
 	down := make(chan error, 10)
@@ -168,8 +168,8 @@ func TestHandlerPublishingDoesNotDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.Subscribe(ctx(t), "ping", 2, func(m *client.Message) {
-		if _, err := c.Publish(context.Background(), &message.Message{Topic: "echo", Payload: m.Payload, QoS: 2}); err != nil {
-			t.Error(err)
+		if _, err := c.Publish(context.Background(), &message.Message{Topic: "echo", Payload: m.Payload, QoS: 2}); err != nil && !errors.Is(err, client.ErrClosed) {
+			t.Error(err) // ErrClosed: the echo arrived, its PUBCOMP not yet, and the test ended
 		}
 	}); err != nil {
 		t.Fatal(err)
@@ -227,7 +227,8 @@ func TestNoGoroutineLeakOnDisconnect(t *testing.T) {
 }
 
 // TestPacketIDsNotExhausted: more publishes than there are packet
-// identifiers, QoS 1 and 2 mixed with subscribes, all complete.
+// identifiers, QoS 1 and 2 mixed with subscribes, all complete
+// [v5 MQTT-2.2.1-3] [v3 MQTT-2.3.1-2].
 func TestPacketIDsNotExhausted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("70,000 publishes")

@@ -74,7 +74,8 @@ func connectRetry(t testing.TB, c *client.Client) {
 // proxy that cuts the connection after N bytes, for every N over the
 // whole exchange (CONNECT to PUBACK / PUBCOMP), in each direction: the
 // publish completes after the reconnect, the message arrives once (QoS 2)
-// or at least once (QoS 1), before a marker published after it.
+// or at least once (QoS 1), before a marker published after it
+// [v5 MQTT-4.4.0-1] [v3 MQTT-4.4.0-1] [v5 MQTT-3.3.1-1] [v3 MQTT-3.3.1-1] [v5 MQTT-4.3.3-3] [v3 MQTT-4.3.3-1].
 func TestCutPublishAtEveryByte(t *testing.T) {
 	_, url := startTern(t, nil)
 	for _, qos := range []byte{1, 2} {
@@ -134,7 +135,8 @@ func cutPublish(t *testing.T, url string, qos byte, up bool, n, total int64) int
 // message through a proxy that cuts the connection after N bytes, for
 // every N over the exchange (CONNECT to PUBACK / PUBCOMP), in each
 // direction: after the reconnect the message has been handed to the
-// application once (QoS 2) or at least once (QoS 1).
+// application once (QoS 2) or at least once (QoS 1)
+// [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] [v5 MQTT-4.3.3-11].
 func TestCutReceiveAtEveryByte(t *testing.T) {
 	_, url := startTern(t, nil)
 	for _, qos := range []byte{1, 2} {
@@ -302,7 +304,8 @@ func TestWaitNeverHangs(t *testing.T) {
 
 // TestNoReorderAfterReconnect: 300 QoS 1 messages published while the
 // connection is cut every few milliseconds arrive in order: each message
-// seen for the first time is the one after the highest seen so far.
+// seen for the first time is the one after the highest seen so far
+// [v5 MQTT-4.6.0-1] [v3 MQTT-4.6.0-1].
 func TestNoReorderAfterReconnect(t *testing.T) {
 	for _, qos := range []byte{1, 2} {
 		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {

@@ -3,15 +3,15 @@ package client_test
 import (
 	"context"
 	"io"
+	"iter"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
-	"go.uber.org/goleak"
+	"github.com/ternmq/tern/mqtttest"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind.
@@ -19,38 +19,23 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}
-	goleak.VerifyTestMain(m)
+	mqtttest.VerifyTestMain(m)
 }
 
 // quiet is a discarding logger.
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// startTern runs an in-process Tern broker on a free loopback port and
-// returns its URL; it is shut down at the end of the test.
+// startTern runs an in-process Tern broker (mqtttest.StartBroker) on a
+// free loopback port and returns it and its URL; it is shut down, and
+// checked for leftover connection goroutines, at the end of the test.
 func startTern(t testing.TB, srv *broker.Server) (*broker.Server, string) {
 	t.Helper()
 	if srv == nil {
 		srv = &broker.Server{}
 	}
-	srv.Listeners = []broker.Listener{{Addr: "127.0.0.1:0"}}
-	if srv.Logger == nil {
-		srv.Logger = quiet()
-	}
 	srv.SysInterval = -1
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-	<-srv.Ready()
-	addrs := srv.Addrs()
-	if addrs == nil {
-		t.Fatal(<-served)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-served
-	})
-	return srv, "mqtt://" + addrs[0].(*net.TCPAddr).String()
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: srv})
+	return b.Server, b.URL
 }
 
 // connect makes a client of cfg and connects it; it is disconnected at
@@ -82,4 +67,9 @@ func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return c
+}
+
+// iterPull is iter.Pull for a Messages sequence.
+func iterPull(seq func(func(*client.Message) bool)) (func() (*client.Message, bool), func()) {
+	return iter.Pull(iter.Seq[*client.Message](seq))
 }

@@ -3,6 +3,7 @@ package client_test
 import (
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,7 +41,7 @@ func newCutProxy(t testing.TB, brokerURL string, cutConn int, cutAfter int64, up
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, target: brokerURL[len("mqtt://"):], l: l, cutConn: cutConn, cutAfter: cutAfter, upstream: upstream}
+	p := &proxy{t: t, target: brokerURL[strings.Index(brokerURL, "://")+3:], l: l, cutConn: cutConn, cutAfter: cutAfter, upstream: upstream}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)

@@ -478,3 +478,11 @@ func (s *Subscription) Messages(ctx context.Context) iter.Seq[*Message] {
 		}
 	}
 }
+
+// Buffered returns the number of messages waiting for the handler or for
+// Messages.
+func (s *Subscription) Buffered() int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.q.Len()
+}

@@ -27,6 +27,7 @@ var layers = map[string][]string{
 	"store/disk":        {"packet", "message", "store"},
 	"store/storetest":   {"packet", "message", "store"},
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
+	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "internal/scram"},
 	"cmd/tern":          {"*"},
 	"mqtttest":          {"*"}, // layer 4, the test harness: anything but cmd
