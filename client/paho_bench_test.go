@@ -6,9 +6,9 @@ package client_test
 // in-process Tern broker on loopback TCP (issue 11, Performance). The
 // Paho modules are test-only dependencies.
 //
-//	go test -run '^$' -bench 'Publish|Receive' -benchmem -count 3 ./client/
+//	go test -run '^$' -bench Paho -benchmem -count 6 ./client/
 //
-// Every sub-benchmark is named Benchmark<What>/<shape>/<library> with
+// Every sub-benchmark is named BenchmarkPaho<What>/<shape>/<library> with
 // library tern, pahomqtt (paho.mqtt.golang) or pahogolang (paho.golang)
 // (and, for the publish rows, floor: see floorConn),
 // reports msgs/s and, with -benchmem, allocations per message. The time
@@ -106,12 +106,12 @@ func benchCtx(b *testing.B) context.Context {
 	return ctx
 }
 
-// BenchmarkPublish publishes from one client at QoS 0, 1 and 2, both
+// BenchmarkPahoPublish publishes from one client at QoS 0, 1 and 2, both
 // one at a time (sync) and with benchWindow publishes outstanding
 // (window: Tern's PublishAsync tokens, paho.mqtt.golang's tokens,
 // paho.golang's PublishMethod_AsyncSend bounded by the broker's Receive
 // Maximum).
-func BenchmarkPublish(b *testing.B) {
+func BenchmarkPahoPublish(b *testing.B) {
 	br := startBenchBroker(b)
 	payload := make([]byte, benchPayloadSize)
 	for _, mode := range []string{"window", "sync"} {
@@ -148,11 +148,11 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
-// BenchmarkReceive measures messages per second into one subscribing
+// BenchmarkPahoReceive measures messages per second into one subscribing
 // client at QoS 0 and 1. The publisher is the broker's inline client
 // (Server.Publish), the same for every library, held to recvCredit
 // messages ahead of the subscriber's handler so that nothing is dropped.
-func BenchmarkReceive(b *testing.B) {
+func BenchmarkPahoReceive(b *testing.B) {
 	br := startBenchBroker(b)
 	payload := make([]byte, benchPayloadSize)
 	for qos := byte(0); qos <= 1; qos++ {
