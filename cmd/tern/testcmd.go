@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -202,8 +205,12 @@ func runTest(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
 		}
 	}
 	// Wait for the messages on their way, up to --drain; when -W ended
-	// a run of -C round trips, there is no more time.
-	drainCtx, dcancel := context.WithTimeout(ctx, o.drain)
+	// a run of -C round trips, there is no more time. A Ctrl-C that
+	// ended the run does not end the drain (the last message sent just
+	// before it is not lost); a second one does.
+	drainBase, stopSignals := signal.NotifyContext(context.WithoutCancel(ctx), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	drainCtx, dcancel := context.WithTimeout(drainBase, o.drain)
 	if !isTimedOut() || o.count == 0 {
 		for {
 			st.mu.Lock()
