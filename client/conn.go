@@ -34,6 +34,7 @@ type conn struct {
 	acks      []*ackEntry     // inbound QoS 1/2 messages awaiting their ack, in receive order
 	closeNext bool            // DISCONNECT queued: close after writing it
 
+	scratch   packet.Publish          // under c.mu: the PUBLISH being encoded (fillLocked)
 	aliases   session.OutboundAliases // writer's
 	inAliases session.InboundAliases  // reader's
 	finished  []finished              // reader's: acknowledged publishes, to delete from the store and complete
@@ -216,6 +217,7 @@ func (c *Client) handshake(ctx context.Context, nc net.Conn, server string, firs
 	}
 	r := packet.NewReader(nc)
 	r.Version = v
+	r.ReuseAcks = true // what an acknowledgement leaves in a result is cloned (finishFlightLocked)
 	if mp := c.cfg.Properties.MaximumPacketSize; mp > 0 && v == packet.V5 {
 		r.MaxPacketSize = mp
 	}
@@ -292,12 +294,17 @@ func (cn *conn) reader() {
 	defer cn.wg.Done()
 	c := cn.c
 	defer c.flushFinished(cn)
+	var deadlineSet time.Time
+	now := time.Now()
 	for {
-		if cn.keepAlive > 0 {
+		if cn.keepAlive > 0 && now.Sub(deadlineSet) >= cn.keepAlive/8 {
 			// Half-open detection: nothing received for 1.5 times
 			// the keep alive (PINGRESP included) ends the connection
-			// [v5 noid:client-keepalive].
-			cn.nc.SetReadDeadline(time.Now().Add(cn.keepAlive * 3 / 2))
+			// [v5 noid:client-keepalive]. The deadline is moved at
+			// most every 1/8 keep alive, not per packet: the limit
+			// stays between 1.375 and 1.5 times the keep alive.
+			cn.nc.SetReadDeadline(now.Add(cn.keepAlive * 3 / 2))
+			deadlineSet = now
 		}
 		p, err := cn.r.ReadPacket()
 		if err != nil {
@@ -307,7 +314,8 @@ func (cn *conn) reader() {
 			cn.fail(err)
 			return
 		}
-		cn.lastRead.Store(time.Now().UnixNano())
+		now = time.Now()
+		cn.lastRead.Store(now.UnixNano())
 		err = c.handle(cn, p)
 		if len(cn.finished) > 0 && (cn.r.Buffered() == 0 || len(cn.finished) >= maxFinished || err != nil) {
 			c.flushFinished(cn)
@@ -354,6 +362,7 @@ func (cn *conn) writer() {
 		ping = t.C
 	}
 	lastWrite := time.Now()
+	var deadlineSet time.Time
 	var buf []byte
 	var written []*Token
 	var marks []sentMark
@@ -379,7 +388,13 @@ func (cn *conn) writer() {
 			}
 		}
 		if len(buf) > 0 {
-			cn.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+			// A write that takes WriteTimeout ends the connection. The
+			// deadline is moved at most every 1/8 WriteTimeout, not per
+			// write: a write gets between 7/8 and all of it.
+			if now := time.Now(); now.Sub(deadlineSet) >= c.cfg.WriteTimeout/8 {
+				cn.nc.SetWriteDeadline(now.Add(c.cfg.WriteTimeout))
+				deadlineSet = now
+			}
 			if _, err := cn.nc.Write(buf); err != nil {
 				for _, t := range written {
 					t.complete(PublishResult{}, fmt.Errorf("client: QoS 0 message not sent: %w", err))

@@ -90,28 +90,34 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			return nil, ErrQueueFull
 		}
 		room := c.room
+		c.roomWaiters++
 		c.mu.Unlock()
 		select {
 		case <-room:
 		case <-ctx.Done():
 			c.mu.Lock()
+			c.roomWaiters--
 			return nil, fmt.Errorf("client: publish queue full (Config.MaxQueued %d), message not accepted: %w", c.cfg.MaxQueued, ctx.Err())
 		}
 		c.mu.Lock()
+		c.roomWaiters--
 	}
 	if c.cn != nil && c.cn.version == packet.V5 {
 		if err := c.serverAllowsLocked(m); err != nil {
 			return nil, err
 		}
 	}
-	now := time.Now()
-	if m.Expires.IsZero() && m.Properties.MessageExpiry > 0 {
-		mm := *m
-		mm.SetExpiry(now)
-		m = &mm
-	}
-	if m.Expired(now) {
-		return nil, expiredError(m)
+	if m.Properties.MessageExpiry > 0 || !m.Expires.IsZero() {
+		// Only a message that expires needs the clock.
+		now := time.Now()
+		if m.Expires.IsZero() {
+			mm := *m
+			mm.SetExpiry(now)
+			m = &mm
+		}
+		if m.Expired(now) {
+			return nil, expiredError(m)
+		}
 	}
 	op := &pubOp{msg: m, tok: newToken()}
 	if m.QoS > 0 {
@@ -139,8 +145,7 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			// that came meanwhile and found the client offline answered
 			// ErrClosed already; the message stays in the store, as the
 			// other queued messages do, for a durable store's next process.)
-			close(c.progress)
-			c.progress = make(chan struct{})
+			c.progressedLocked()
 		} else {
 			c.timeStore(add)
 			if err == nil {
