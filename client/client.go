@@ -765,6 +765,10 @@ func (c *Client) DisconnectWith(ctx context.Context, d *packet.Disconnect) error
 		}
 		cn.fail(ErrClosed)
 		cn.wg.Wait()
+		// A publisher writing inline (conn.flushInline) is done too
+		// before the store closes.
+		cn.wmu.Lock()
+		cn.wmu.Unlock()
 		c.connLost(cn)
 	}
 	if started {

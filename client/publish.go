@@ -32,9 +32,12 @@ import (
 //
 // m must not be changed until Publish returns.
 func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResult, error) {
-	tok, err := c.enqueue(ctx, m, true)
+	tok, cn, err := c.enqueue(ctx, m, true)
 	if err != nil {
 		return nil, err
+	}
+	if cn != nil {
+		cn.flushInline()
 	}
 	return tok.Wait(ctx)
 }
@@ -42,7 +45,7 @@ func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResul
 // PublishAsync is Publish without waiting: the Token tells the outcome.
 // A full queue completes the token at once with ErrQueueFull.
 func (c *Client) PublishAsync(m *message.Message) *Token {
-	tok, err := c.enqueue(context.Background(), m, false)
+	tok, _, err := c.enqueue(context.Background(), m, false)
 	if err != nil {
 		tok = newToken()
 		tok.complete(PublishResult{}, err)
@@ -67,27 +70,30 @@ func checkPublish(m *message.Message, v packet.Version) error {
 	return nil
 }
 
-func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*Token, error) {
+// enqueue accepts m into the queue. With wait (Publish) it waits for
+// room and returns the live connection, if any, for the caller to flush;
+// without (PublishAsync) it wakes the writer.
+func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*Token, *conn, error) {
 	if err := checkPublish(m, c.cfg.Version); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
 		if c.closed {
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
 		if c.gone != nil {
-			return nil, c.gone
+			return nil, nil, c.gone
 		}
 		if m.QoS == 0 && c.cn == nil && !c.cfg.QueueQoS0 {
-			return nil, ErrDropped
+			return nil, nil, ErrDropped
 		}
 		if c.queue.Len() < c.cfg.MaxQueued {
 			break
 		}
 		if !wait {
-			return nil, ErrQueueFull
+			return nil, nil, ErrQueueFull
 		}
 		room := c.room
 		c.roomWaiters++
@@ -97,14 +103,14 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 		case <-ctx.Done():
 			c.mu.Lock()
 			c.roomWaiters--
-			return nil, fmt.Errorf("client: publish queue full (Config.MaxQueued %d), message not accepted: %w", c.cfg.MaxQueued, ctx.Err())
+			return nil, nil, fmt.Errorf("client: publish queue full (Config.MaxQueued %d), message not accepted: %w", c.cfg.MaxQueued, ctx.Err())
 		}
 		c.mu.Lock()
 		c.roomWaiters--
 	}
 	if c.cn != nil && c.cn.version == packet.V5 {
 		if err := c.serverAllowsLocked(m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if m.Properties.MessageExpiry > 0 || !m.Expires.IsZero() {
@@ -116,7 +122,7 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			m = &mm
 		}
 		if m.Expired(now) {
-			return nil, expiredError(m)
+			return nil, nil, expiredError(m)
 		}
 	}
 	op := &pubOp{msg: m, tok: newToken()}
@@ -155,16 +161,21 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 		if err != nil {
 			c.queue.Extract(func(x **pubOp) bool { return *x == op })
 			c.wakeRoomLocked()
-			return nil, fmt.Errorf("client: Publish: message not accepted, the store failed: %w", err)
+			return nil, nil, fmt.Errorf("client: Publish: message not accepted, the store failed: %w", err)
 		}
 		op.stored = true
 	} else {
 		c.queue.Push(op)
 	}
 	if c.cn != nil {
+		if wait {
+			// One at a time: Publish writes it from its own goroutine
+			// unless the writer is busy (conn.flushInline).
+			return op.tok, c.cn, nil
+		}
 		c.cn.signal()
 	}
-	return op.tok, nil
+	return op.tok, nil, nil
 }
 
 // expiredError is the error of a message that expired before it was sent.
