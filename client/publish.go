@@ -125,7 +125,8 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			return nil, nil, expiredError(m)
 		}
 	}
-	op := &pubOp{msg: m, tok: newToken()}
+	op := &pubOp{msg: m}
+	op.tok = &op.token // one allocation for both
 	if m.QoS > 0 {
 		// Acknowledged means kept: the message is in the store before
 		// Publish says it is accepted, and before it is sent. Its place

@@ -142,7 +142,8 @@ func (m *Message) Ack() {
 type pubOp struct {
 	msg    *message.Message
 	seq    uint64 // store sequence number; 0 for QoS 0
-	tok    *Token // nil for messages restored from the store
+	tok    *Token // &token; nil for messages restored from the store
+	token  Token
 	stored bool   // QoS 1 and 2: in the store (under c.mu)
 }
 
