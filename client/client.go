@@ -627,16 +627,15 @@ func (c *Client) timeStore(f func()) {
 // slowStore reports whether the store's calls take about an fsync.
 func (c *Client) slowStore() bool { return c.storeCost.Load() >= int64(slowStoreCall) }
 
-// storeEach calls f(0) to f(n-1), the store calls of one batch, without
-// the client's lock: one after the other with a fast store, concurrently
-// with a slow one.
-func (c *Client) storeEach(n int, f func(i int)) {
-	if n == 1 || !c.slowStore() {
-		for i := range n {
-			c.timeStore(func() { f(i) })
-		}
-		return
-	}
+// storeInline reports whether the n store calls of one batch, made
+// without the client's lock, are made one after the other (a fast store,
+// or one call) rather than concurrently (storeConcurrently). The callers
+// loop themselves in the first case, so that no closure is allocated.
+func (c *Client) storeInline(n int) bool { return n <= 1 || !c.slowStore() }
+
+// storeConcurrently calls f(0) to f(n-1), the calls of one batch to a
+// slow store, concurrently, so that they share its fsyncs.
+func (c *Client) storeConcurrently(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -652,8 +651,18 @@ func (c *Client) storeEach(n int, f func(i int)) {
 // before their PUBLISHes are written (so no acknowledgement, and no
 // DeleteOutgoing, can come first).
 func (c *Client) markSent(marks []sentMark) {
-	c.storeEach(len(marks), func(i int) {
-		if err := c.store.MarkSent(marks[i].seq, marks[i].id); err != nil {
+	if c.storeInline(len(marks)) {
+		for _, m := range marks {
+			c.markSentOne(m)
+		}
+		return
+	}
+	c.storeConcurrently(len(marks), func(i int) { c.markSentOne(marks[i]) })
+}
+
+func (c *Client) markSentOne(m sentMark) {
+	c.timeStore(func() {
+		if err := c.store.MarkSent(m.seq, m.id); err != nil {
 			c.log.Error("store: MarkSent", "err", err)
 		}
 	})

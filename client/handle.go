@@ -130,16 +130,27 @@ func (c *Client) flushFinished(cn *conn) {
 	if len(f) == 0 {
 		return
 	}
-	c.storeEach(len(f), func(i int) {
-		if err := c.store.DeleteOutgoing(f[i].seq); err != nil {
-			c.log.Error("store: DeleteOutgoing", "err", err)
+	if c.storeInline(len(f)) {
+		for i := range f {
+			c.deleteOutgoing(f[i].seq)
 		}
-	})
+	} else {
+		c.storeConcurrently(len(f), func(i int) { c.deleteOutgoing(f[i].seq) })
+	}
 	for i := range f {
 		f[i].tok.complete(f[i].res, f[i].err)
 		f[i] = finished{}
 	}
 	cn.finished = f[:0]
+}
+
+// deleteOutgoing removes a finished publish from the store.
+func (c *Client) deleteOutgoing(seq uint64) {
+	c.timeStore(func() {
+		if err := c.store.DeleteOutgoing(seq); err != nil {
+			c.log.Error("store: DeleteOutgoing", "err", err)
+		}
+	})
 }
 
 // handlePublish takes a PUBLISH: aliases, QoS 2 exactly-once state,
