@@ -30,6 +30,11 @@ import (
 // next due to be sent or at the next reconnection attempt, whichever
 // comes first. Sent late, it carries the interval that remains.
 //
+// When nothing else is being written on the connection, Publish writes
+// the message from its own goroutine (see "Goroutines and the write
+// path" in the package documentation); that write, like the writer's, is
+// bounded by Config.WriteTimeout.
+//
 // m must not be changed until Publish returns.
 func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResult, error) {
 	tok, cn, err := c.enqueue(ctx, m, true)
