@@ -144,7 +144,7 @@ type pubOp struct {
 	seq    uint64 // store sequence number; 0 for QoS 0
 	tok    *Token // &token; nil for messages restored from the store
 	token  Token
-	stored bool   // QoS 1 and 2: in the store (under c.mu)
+	stored bool // QoS 1 and 2: in the store (under c.mu)
 }
 
 // ready reports whether op may be sent: QoS 0, or in the store.
