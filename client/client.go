@@ -32,8 +32,10 @@ type Client struct {
 	in            session.Inbound          // QoS 2 received, awaiting PUBREL
 	queue         session.Queue[*pubOp]    // accepted, not yet sent
 	seq           uint64                   // last store sequence number
-	room          chan struct{}            // closed when the queue has room
-	progress      chan struct{}            // closed after each write
+	room          chan struct{}            // closed when the queue has room, if roomWaiters > 0
+	roomWaiters   int                      // publishers waiting on room
+	progress      chan struct{}            // closed after each write, if progressWait
+	progressWait  bool                     // Disconnect waits on progress
 	cn            *conn                    // the live connection, nil if none
 	clientID      string
 	started       bool // Connect succeeded once: the manager runs
@@ -471,7 +473,12 @@ func (c *Client) connLost(cn *conn) {
 }
 
 // wakeRoomLocked tells publishers waiting for queue room to look again.
+// The channel is remade only when someone waits on it: most fills and
+// acknowledgements find no one.
 func (c *Client) wakeRoomLocked() {
+	if c.roomWaiters == 0 {
+		return
+	}
 	close(c.room)
 	c.room = make(chan struct{})
 }
@@ -479,9 +486,18 @@ func (c *Client) wakeRoomLocked() {
 // progressed tells Disconnect that bytes were written.
 func (c *Client) progressed() {
 	c.mu.Lock()
+	c.progressedLocked()
+	c.mu.Unlock()
+}
+
+// progressedLocked is progressed under c.mu. Only a waiting Disconnect
+// needs the channel remade.
+func (c *Client) progressedLocked() {
+	if !c.progressWait {
+		return
+	}
 	close(c.progress)
 	c.progress = make(chan struct{})
-	c.mu.Unlock()
 }
 
 // moreLocked reports whether the writer has more to write on cn.
@@ -544,7 +560,7 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token, marks []sent
 			buf, _ = c.appendPacket(cn, buf, &packet.Pubrel{PacketID: id})
 			continue
 		}
-		p := publishPacket(f.Item.msg, id)
+		p := publishPacketInto(&cn.scratch, f.Item.msg, id, now)
 		p.Dup = true // [v5 MQTT-3.3.1-1] [v3 MQTT-3.3.1-1]
 		if buf, err = c.appendPacket(cn, buf, p); err != nil {
 			c.failFlightLocked(id, f.Item, err)
@@ -568,7 +584,7 @@ func (c *Client) fillLocked(cn *conn, buf []byte, written []*Token, marks []sent
 			}
 		}
 		c.queue.Pop()
-		p := publishPacket(op.msg, id)
+		p := publishPacketInto(&cn.scratch, op.msg, id, now)
 		if buf, err = c.appendPacket(cn, buf, p); err != nil {
 			if id != 0 {
 				c.failFlightLocked(id, op, err)
@@ -611,16 +627,15 @@ func (c *Client) timeStore(f func()) {
 // slowStore reports whether the store's calls take about an fsync.
 func (c *Client) slowStore() bool { return c.storeCost.Load() >= int64(slowStoreCall) }
 
-// storeEach calls f(0) to f(n-1), the store calls of one batch, without
-// the client's lock: one after the other with a fast store, concurrently
-// with a slow one.
-func (c *Client) storeEach(n int, f func(i int)) {
-	if n == 1 || !c.slowStore() {
-		for i := range n {
-			c.timeStore(func() { f(i) })
-		}
-		return
-	}
+// storeInline reports whether the n store calls of one batch, made
+// without the client's lock, are made one after the other (a fast store,
+// or one call) rather than concurrently (storeConcurrently). The callers
+// loop themselves in the first case, so that no closure is allocated.
+func (c *Client) storeInline(n int) bool { return n <= 1 || !c.slowStore() }
+
+// storeConcurrently calls f(0) to f(n-1), the calls of one batch to a
+// slow store, concurrently, so that they share its fsyncs.
+func (c *Client) storeConcurrently(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -636,8 +651,18 @@ func (c *Client) storeEach(n int, f func(i int)) {
 // before their PUBLISHes are written (so no acknowledgement, and no
 // DeleteOutgoing, can come first).
 func (c *Client) markSent(marks []sentMark) {
-	c.storeEach(len(marks), func(i int) {
-		if err := c.store.MarkSent(marks[i].seq, marks[i].id); err != nil {
+	if c.storeInline(len(marks)) {
+		for _, m := range marks {
+			c.markSentOne(m)
+		}
+		return
+	}
+	c.storeConcurrently(len(marks), func(i int) { c.markSentOne(marks[i]) })
+}
+
+func (c *Client) markSentOne(m sentMark) {
+	c.timeStore(func() {
+		if err := c.store.MarkSent(m.seq, m.id); err != nil {
 			c.log.Error("store: MarkSent", "err", err)
 		}
 	})
@@ -672,10 +697,12 @@ func (c *Client) appendPacket(cn *conn, buf []byte, p packet.Packet) ([]byte, er
 	return out, nil
 }
 
-// publishPacket builds the PUBLISH of m under packet identifier id.
-func publishPacket(m *message.Message, id uint16) *packet.Publish {
-	p := &packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, PacketID: id, Properties: m.Properties, Payload: m.Payload}
-	if r, ok := m.Remaining(time.Now()); ok {
+// publishPacketInto builds in p (the connection's scratch PUBLISH, encoded
+// at once and not kept) the PUBLISH of m under packet identifier id, at
+// now: sent late, a message carries the expiry interval that remains.
+func publishPacketInto(p *packet.Publish, m *message.Message, id uint16, now time.Time) *packet.Publish {
+	*p = packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, PacketID: id, Properties: m.Properties, Payload: m.Payload}
+	if r, ok := m.Remaining(now); ok {
 		p.Properties.MessageExpiry = r
 	}
 	return p
@@ -724,6 +751,7 @@ func (c *Client) DisconnectWith(ctx context.Context, d *packet.Disconnect) error
 			break
 		}
 		progress := c.progress
+		c.progressWait = true
 		c.mu.Unlock()
 		select {
 		case <-progress:
@@ -746,6 +774,10 @@ func (c *Client) DisconnectWith(ctx context.Context, d *packet.Disconnect) error
 		}
 		cn.fail(ErrClosed)
 		cn.wg.Wait()
+		// A publisher writing inline (conn.flushInline) is done too
+		// before the store closes.
+		cn.wmu.Lock()
+		cn.wmu.Unlock()
 		c.connLost(cn)
 	}
 	if started {

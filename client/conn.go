@@ -19,7 +19,8 @@ import (
 )
 
 // conn is one network connection of the client: one reader and one writer
-// goroutine; every outbound byte goes through the writer.
+// goroutine; every outbound byte goes through one write path (flush,
+// under wmu), which the read loop never takes.
 type conn struct {
 	c         *Client
 	nc        net.Conn
@@ -34,11 +35,21 @@ type conn struct {
 	acks      []*ackEntry     // inbound QoS 1/2 messages awaiting their ack, in receive order
 	closeNext bool            // DISCONNECT queued: close after writing it
 
+	scratch   packet.Publish          // under c.mu: the PUBLISH being encoded (fillLocked)
 	aliases   session.OutboundAliases // writer's
 	inAliases session.InboundAliases  // reader's
 	finished  []finished              // reader's: acknowledged publishes, to delete from the store and complete
 
-	lastRead  atomic.Int64  // UnixNano of the last packet received
+	lastRead atomic.Int64 // UnixNano of the last packet received
+
+	// The write path (flush), under wmu: the writer goroutine's, or a
+	// one-at-a-time publisher's when the writer is idle (flushInline).
+	wmu       sync.Mutex
+	wbuf      []byte        // the bytes of one Write
+	wdone     []*Token      // QoS 0 publishes in wbuf, completed once written
+	wmarks    []sentMark    // packet identifiers given in wbuf, for the store
+	lastWrite time.Time     // for the keep alive
+	wdeadline time.Time     // when the write deadline was last moved
 	wake      chan struct{} // cap 1: something to write
 	done      chan struct{} // closed when the connection is over
 	closeOnce sync.Once
@@ -216,6 +227,7 @@ func (c *Client) handshake(ctx context.Context, nc net.Conn, server string, firs
 	}
 	r := packet.NewReader(nc)
 	r.Version = v
+	r.ReuseAcks = true // what an acknowledgement leaves in a result is cloned (finishFlightLocked)
 	if mp := c.cfg.Properties.MaximumPacketSize; mp > 0 && v == packet.V5 {
 		r.MaxPacketSize = mp
 	}
@@ -253,6 +265,7 @@ func (c *Client) handshake(ctx context.Context, nc net.Conn, server string, firs
 			cn := &conn{
 				c: c, nc: nc, r: r, server: server, version: v, keepAlive: ka,
 				wake: make(chan struct{}, 1), done: make(chan struct{}),
+				lastWrite: time.Now(),
 			}
 			if v == packet.V5 {
 				cn.maxPacket = p.Properties.MaximumPacketSize
@@ -292,12 +305,17 @@ func (cn *conn) reader() {
 	defer cn.wg.Done()
 	c := cn.c
 	defer c.flushFinished(cn)
+	var deadlineSet time.Time
+	now := time.Now()
 	for {
-		if cn.keepAlive > 0 {
+		if cn.keepAlive > 0 && now.Sub(deadlineSet) >= cn.keepAlive/8 {
 			// Half-open detection: nothing received for 1.5 times
 			// the keep alive (PINGRESP included) ends the connection
-			// [v5 noid:client-keepalive].
-			cn.nc.SetReadDeadline(time.Now().Add(cn.keepAlive * 3 / 2))
+			// [v5 noid:client-keepalive]. The deadline is moved at
+			// most every 1/8 keep alive, not per packet: the limit
+			// stays between 1.375 and 1.5 times the keep alive.
+			cn.nc.SetReadDeadline(now.Add(cn.keepAlive * 3 / 2))
+			deadlineSet = now
 		}
 		p, err := cn.r.ReadPacket()
 		if err != nil {
@@ -307,7 +325,8 @@ func (cn *conn) reader() {
 			cn.fail(err)
 			return
 		}
-		cn.lastRead.Store(time.Now().UnixNano())
+		now = time.Now()
+		cn.lastRead.Store(now.UnixNano())
 		err = c.handle(cn, p)
 		if len(cn.finished) > 0 && (cn.r.Buffered() == 0 || len(cn.finished) >= maxFinished || err != nil) {
 			c.flushFinished(cn)
@@ -337,11 +356,11 @@ func (cn *conn) reader() {
 // maxBatch is how many bytes the writer gathers for one Write.
 const maxBatch = 64 << 10
 
-// writer is the connection's write loop: it writes everything ready in
-// one Write, and PINGREQ after a keep alive without writing.
+// writer is the connection's write goroutine: woken by signal, it writes
+// everything ready in one Write (flush), and a PINGREQ after a keep alive
+// without writing.
 func (cn *conn) writer() {
 	defer cn.wg.Done()
-	c := cn.c
 	// Keep alive: every half interval, a PINGREQ if nothing was written
 	// or nothing received for half the interval, so that the server hears
 	// from the client within the keep alive [v5 MQTT-3.1.2-20] [v3 MQTT-3.1.2-23]
@@ -353,10 +372,6 @@ func (cn *conn) writer() {
 		defer t.Stop()
 		ping = t.C
 	}
-	lastWrite := time.Now()
-	var buf []byte
-	var written []*Token
-	var marks []sentMark
 	for {
 		pingNow := false
 		select {
@@ -366,43 +381,89 @@ func (cn *conn) writer() {
 		case <-cn.done:
 			return
 		}
-		c.mu.Lock()
-		buf, written, marks = c.fillLocked(cn, buf[:0], written[:0], marks[:0])
-		closeAfter := cn.closeNext && len(cn.ctrl) == 0
-		more := c.moreLocked(cn)
-		c.mu.Unlock()
-		c.markSent(marks)
-		if pingNow {
-			now := time.Now()
-			if now.Sub(lastWrite) >= half || now.Sub(time.Unix(0, cn.lastRead.Load())) >= half {
-				buf, _ = (&packet.Pingreq{}).Append(buf, cn.version)
-			}
-		}
-		if len(buf) > 0 {
-			cn.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-			if _, err := cn.nc.Write(buf); err != nil {
-				for _, t := range written {
-					t.complete(PublishResult{}, fmt.Errorf("client: QoS 0 message not sent: %w", err))
-				}
-				cn.fail(fmt.Errorf("client: writing to %s: %w", cn.server, err))
-				return
-			}
-			for _, t := range written {
-				t.complete(PublishResult{}, nil)
-			}
-			clear(written)
-			lastWrite = time.Now()
-			c.progressed()
-		}
-		if closeAfter {
-			cn.fail(ErrClosed)
+		cn.wmu.Lock()
+		over := cn.flush(pingNow, half)
+		cn.wmu.Unlock()
+		if over {
 			return
 		}
-		if more {
-			cn.signal()
-		}
-		if cap(buf) > 4*maxBatch {
-			buf = nil
+	}
+}
+
+// flushInline writes what is ready from the calling goroutine, a
+// one-at-a-time Publish, when nothing else is writing on cn: its
+// message leaves without two hand-offs to and from the writer goroutine.
+// When the writer (or another publisher) is writing, it wakes the writer
+// instead, which writes it next. Either way the bytes go through flush
+// under wmu, in queue order. Never called by the read loop.
+func (cn *conn) flushInline() {
+	if !cn.wmu.TryLock() {
+		cn.signal()
+		return
+	}
+	select {
+	case <-cn.done:
+	default:
+		cn.flush(false, 0)
+	}
+	cn.wmu.Unlock()
+}
+
+// flush is the connection's one write path: it encodes what is ready
+// (fillLocked), records the new packet identifiers in the store, and
+// writes it all in one Write; with pingNow, it adds a PINGREQ when the
+// connection was quiet for half the keep alive. It runs under wmu, on the
+// writer goroutine or in a one-at-a-time publisher's (flushInline), and
+// reports whether the connection is over.
+func (cn *conn) flush(pingNow bool, half time.Duration) (over bool) {
+	c := cn.c
+	c.mu.Lock()
+	cn.wbuf, cn.wdone, cn.wmarks = c.fillLocked(cn, cn.wbuf[:0], cn.wdone[:0], cn.wmarks[:0])
+	closeAfter := cn.closeNext && len(cn.ctrl) == 0
+	more := c.moreLocked(cn)
+	c.mu.Unlock()
+	c.markSent(cn.wmarks)
+	buf, written := cn.wbuf, cn.wdone
+	if pingNow {
+		now := time.Now()
+		if now.Sub(cn.lastWrite) >= half || now.Sub(time.Unix(0, cn.lastRead.Load())) >= half {
+			buf, _ = (&packet.Pingreq{}).Append(buf, cn.version)
 		}
 	}
+	if len(buf) > 0 {
+		// A write that takes WriteTimeout ends the connection. The
+		// deadline is moved at most every 1/8 WriteTimeout, not per
+		// write: a write gets between 7/8 and all of it.
+		now := time.Now()
+		if now.Sub(cn.wdeadline) >= c.cfg.WriteTimeout/8 {
+			cn.nc.SetWriteDeadline(now.Add(c.cfg.WriteTimeout))
+			cn.wdeadline = now
+		}
+		if _, err := cn.nc.Write(buf); err != nil {
+			for _, t := range written {
+				t.complete(PublishResult{}, fmt.Errorf("client: QoS 0 message not sent: %w", err))
+			}
+			clear(written)
+			cn.fail(fmt.Errorf("client: writing to %s: %w", cn.server, err))
+			return true
+		}
+		for _, t := range written {
+			t.complete(PublishResult{}, nil)
+		}
+		clear(written)
+		cn.lastWrite = now
+		c.progressed()
+	}
+	if cap(buf) > 4*maxBatch {
+		buf = nil
+	}
+	cn.wbuf = buf
+	if closeAfter {
+		cn.fail(ErrClosed)
+		return true
+	}
+	if more {
+		cn.signal()
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -19,7 +20,7 @@ func (c *Client) handle(cn *conn, p packet.Packet) error {
 		f, ok := c.out.Ack(p.PacketID)
 		if ok {
 			c.finishFlightLocked(cn, f.Item, packet.PUBACK, p.PacketID, p.ReasonCode, p.Properties)
-			cn.signal() // room in the window
+			c.signalRoomLocked(cn)
 		}
 		c.mu.Unlock()
 	case *packet.Pubrec:
@@ -53,7 +54,7 @@ func (c *Client) handle(cn *conn, p packet.Packet) error {
 		c.mu.Lock()
 		if f, ok := c.out.Comp(p.PacketID); ok {
 			c.finishFlightLocked(cn, f.Item, packet.PUBCOMP, p.PacketID, p.ReasonCode, p.Properties)
-			cn.signal()
+			c.signalRoomLocked(cn)
 		}
 		c.mu.Unlock()
 	case *packet.Pubrel:
@@ -106,6 +107,9 @@ const maxFinished = 256
 // (flushFinished), once no further packet is buffered, so that a burst of
 // acknowledgements shares the store's fsyncs.
 func (c *Client) finishFlightLocked(cn *conn, op *pubOp, t packet.Type, id uint16, code packet.ReasonCode, props packet.Properties) {
+	if !props.IsZero() {
+		props = cloneAckProps(props) // the Reader reuses the acknowledgement (ReuseAcks)
+	}
 	res := PublishResult{PacketID: id, ReasonCode: code, Properties: props}
 	var err error
 	// A PUBCOMP ends an exchange whose PUBREC already accepted the
@@ -126,16 +130,27 @@ func (c *Client) flushFinished(cn *conn) {
 	if len(f) == 0 {
 		return
 	}
-	c.storeEach(len(f), func(i int) {
-		if err := c.store.DeleteOutgoing(f[i].seq); err != nil {
-			c.log.Error("store: DeleteOutgoing", "err", err)
+	if c.storeInline(len(f)) {
+		for i := range f {
+			c.deleteOutgoing(f[i].seq)
 		}
-	})
+	} else {
+		c.storeConcurrently(len(f), func(i int) { c.deleteOutgoing(f[i].seq) })
+	}
 	for i := range f {
 		f[i].tok.complete(f[i].res, f[i].err)
 		f[i] = finished{}
 	}
 	cn.finished = f[:0]
+}
+
+// deleteOutgoing removes a finished publish from the store.
+func (c *Client) deleteOutgoing(seq uint64) {
+	c.timeStore(func() {
+		if err := c.store.DeleteOutgoing(seq); err != nil {
+			c.log.Error("store: DeleteOutgoing", "err", err)
+		}
+	})
 }
 
 // handlePublish takes a PUBLISH: aliases, QoS 2 exactly-once state,
@@ -234,4 +249,27 @@ func (c *Client) flushAcksLocked(cn *conn) {
 		}
 		cn.signal()
 	}
+}
+
+// signalRoomLocked wakes the writer after an acknowledgement freed a place
+// in the window, if something waits for one (a queued message or a
+// resend); otherwise the writer sleeps on.
+func (c *Client) signalRoomLocked(cn *conn) {
+	if c.queue.Len() > 0 || c.out.Resending() {
+		cn.signal()
+	}
+}
+
+// cloneAckProps copies what an acknowledgement's properties may hold
+// (Reason String, User Properties) out of the Reader's reused storage.
+func cloneAckProps(p packet.Properties) packet.Properties {
+	p.ReasonString = strings.Clone(p.ReasonString)
+	if p.User != nil {
+		u := make([]packet.UserProperty, len(p.User))
+		for i, kv := range p.User {
+			u[i] = packet.UserProperty{Key: strings.Clone(kv.Key), Value: strings.Clone(kv.Value)}
+		}
+		p.User = u
+	}
+	return p
 }

@@ -30,11 +30,19 @@ import (
 // next due to be sent or at the next reconnection attempt, whichever
 // comes first. Sent late, it carries the interval that remains.
 //
+// When nothing else is being written on the connection, Publish writes
+// the message from its own goroutine (see "Goroutines and the write
+// path" in the package documentation); that write, like the writer's, is
+// bounded by Config.WriteTimeout.
+//
 // m must not be changed until Publish returns.
 func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResult, error) {
-	tok, err := c.enqueue(ctx, m, true)
+	tok, cn, err := c.enqueue(ctx, m, true)
 	if err != nil {
 		return nil, err
+	}
+	if cn != nil {
+		cn.flushInline()
 	}
 	return tok.Wait(ctx)
 }
@@ -42,7 +50,7 @@ func (c *Client) Publish(ctx context.Context, m *message.Message) (*PublishResul
 // PublishAsync is Publish without waiting: the Token tells the outcome.
 // A full queue completes the token at once with ErrQueueFull.
 func (c *Client) PublishAsync(m *message.Message) *Token {
-	tok, err := c.enqueue(context.Background(), m, false)
+	tok, _, err := c.enqueue(context.Background(), m, false)
 	if err != nil {
 		tok = newToken()
 		tok.complete(PublishResult{}, err)
@@ -67,53 +75,63 @@ func checkPublish(m *message.Message, v packet.Version) error {
 	return nil
 }
 
-func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*Token, error) {
+// enqueue accepts m into the queue. With wait (Publish) it waits for
+// room and returns the live connection, if any, for the caller to flush;
+// without (PublishAsync) it wakes the writer.
+func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*Token, *conn, error) {
 	if err := checkPublish(m, c.cfg.Version); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
 		if c.closed {
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
 		if c.gone != nil {
-			return nil, c.gone
+			return nil, nil, c.gone
 		}
 		if m.QoS == 0 && c.cn == nil && !c.cfg.QueueQoS0 {
-			return nil, ErrDropped
+			return nil, nil, ErrDropped
 		}
 		if c.queue.Len() < c.cfg.MaxQueued {
 			break
 		}
 		if !wait {
-			return nil, ErrQueueFull
+			return nil, nil, ErrQueueFull
 		}
 		room := c.room
+		c.roomWaiters++
 		c.mu.Unlock()
 		select {
 		case <-room:
 		case <-ctx.Done():
 			c.mu.Lock()
-			return nil, fmt.Errorf("client: publish queue full (Config.MaxQueued %d), message not accepted: %w", c.cfg.MaxQueued, ctx.Err())
+			c.roomWaiters--
+			return nil, nil, fmt.Errorf("client: publish queue full (Config.MaxQueued %d), message not accepted: %w", c.cfg.MaxQueued, ctx.Err())
 		}
 		c.mu.Lock()
+		c.roomWaiters--
 	}
 	if c.cn != nil && c.cn.version == packet.V5 {
 		if err := c.serverAllowsLocked(m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	now := time.Now()
-	if m.Expires.IsZero() && m.Properties.MessageExpiry > 0 {
-		mm := *m
-		mm.SetExpiry(now)
-		m = &mm
+	if m.Properties.MessageExpiry > 0 || !m.Expires.IsZero() {
+		// Only a message that expires needs the clock.
+		now := time.Now()
+		if m.Expires.IsZero() {
+			mm := *m
+			mm.SetExpiry(now)
+			m = &mm
+		}
+		if m.Expired(now) {
+			return nil, nil, expiredError(m)
+		}
 	}
-	if m.Expired(now) {
-		return nil, expiredError(m)
-	}
-	op := &pubOp{msg: m, tok: newToken()}
+	op := &pubOp{msg: m}
+	op.tok = &op.token // one allocation for both
 	if m.QoS > 0 {
 		// Acknowledged means kept: the message is in the store before
 		// Publish says it is accepted, and before it is sent. Its place
@@ -139,8 +157,7 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 			// that came meanwhile and found the client offline answered
 			// ErrClosed already; the message stays in the store, as the
 			// other queued messages do, for a durable store's next process.)
-			close(c.progress)
-			c.progress = make(chan struct{})
+			c.progressedLocked()
 		} else {
 			c.timeStore(add)
 			if err == nil {
@@ -150,16 +167,21 @@ func (c *Client) enqueue(ctx context.Context, m *message.Message, wait bool) (*T
 		if err != nil {
 			c.queue.Extract(func(x **pubOp) bool { return *x == op })
 			c.wakeRoomLocked()
-			return nil, fmt.Errorf("client: Publish: message not accepted, the store failed: %w", err)
+			return nil, nil, fmt.Errorf("client: Publish: message not accepted, the store failed: %w", err)
 		}
 		op.stored = true
 	} else {
 		c.queue.Push(op)
 	}
 	if c.cn != nil {
+		if wait {
+			// One at a time: Publish writes it from its own goroutine
+			// unless the writer is busy (conn.flushInline).
+			return op.tok, c.cn, nil
+		}
 		c.cn.signal()
 	}
-	return op.tok, nil
+	return op.tok, nil, nil
 }
 
 // expiredError is the error of a message that expired before it was sent.

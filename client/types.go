@@ -27,14 +27,19 @@ type PublishResult struct {
 
 // Token is a publish on its way (PublishAsync). It completes once: with
 // the acknowledgement, or with an error.
+//
+// Its channel is made only when someone waits before it completes (Done,
+// or Wait on a token not yet complete): a windowed publisher that waits
+// on tokens mostly complete already makes none.
 type Token struct {
-	done chan struct{}
-	once sync.Once
-	res  PublishResult
-	err  error
+	mu       sync.Mutex
+	finished bool          // under mu
+	done     chan struct{} // under mu: made on demand, closed on completion
+	res      PublishResult // set before finished, read-only after
+	err      error
 }
 
-func newToken() *Token { return &Token{done: make(chan struct{})} }
+func newToken() *Token { return &Token{} }
 
 // complete records the outcome; only the first call counts. A nil token
 // (a message restored from the store) is fine.
@@ -42,23 +47,49 @@ func (t *Token) complete(res PublishResult, err error) {
 	if t == nil {
 		return
 	}
-	t.once.Do(func() {
-		t.res, t.err = res, err
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finished {
+		return
+	}
+	t.res, t.err = res, err
+	t.finished = true
+	if t.done != nil {
 		close(t.done)
-	})
+	}
 }
 
 // Done is closed when the publish completed.
-func (t *Token) Done() <-chan struct{} { return t.done }
+func (t *Token) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done == nil {
+		t.done = make(chan struct{})
+		if t.finished {
+			close(t.done)
+		}
+	}
+	return t.done
+}
 
 // Wait waits until the publish completes or ctx ends, and returns its
 // outcome or ctx's error. A QoS 1 or 2 message accepted into the session
-// is still delivered after ctx ends.
+// is still delivered after ctx ends. Every call returns the same
+// *PublishResult, the token's own: read it, do not change it.
 func (t *Token) Wait(ctx context.Context) (*PublishResult, error) {
+	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return &t.res, t.err
+	}
+	if t.done == nil {
+		t.done = make(chan struct{})
+	}
+	done := t.done
+	t.mu.Unlock()
 	select {
-	case <-t.done:
-		res := t.res
-		return &res, t.err
+	case <-done:
+		return &t.res, t.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -111,8 +142,9 @@ func (m *Message) Ack() {
 type pubOp struct {
 	msg    *message.Message
 	seq    uint64 // store sequence number; 0 for QoS 0
-	tok    *Token // nil for messages restored from the store
-	stored bool   // QoS 1 and 2: in the store (under c.mu)
+	tok    *Token // &token; nil for messages restored from the store
+	token  Token
+	stored bool // QoS 1 and 2: in the store (under c.mu)
 }
 
 // ready reports whether op may be sent: QoS 0, or in the store.
