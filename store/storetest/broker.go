@@ -249,7 +249,7 @@ func (h *bharness) testRoundTrip(t *testing.T) {
 		store.Released("a", 1),
 		store.AddIncoming("a", 1), store.AddIncoming("a", 65535), store.AddIncoming("ü-b", 3),
 		store.Retain("r/1", retainMsg("r/1", 1)),
-		store.Retain("", &message.Message{Topic: "", QoS: 0}),
+		store.Retain("bare", &message.Message{Topic: "bare", Retain: true}),
 	)
 	m.check(t, b)
 	got, err := b.Load(context.Background())
