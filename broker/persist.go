@@ -1,0 +1,314 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+	mqttsession "github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/store"
+)
+
+// Persistence. With Server.Store set, the broker keeps in it what it
+// must not lose to a restart or a crash, and says so to a client only
+// once it is kept ("acknowledged means kept"):
+//
+//   - a persistent session (Session Expiry Interval above 0, or 3.1.1
+//     clean session 0) is stored before its CONNACK; its subscriptions
+//     before the SUBACK or UNSUBACK; when its connection ends, the time
+//     (expiry and will delay count from it after a restart) and the will
+//     waiting for its delay;
+//   - a QoS 1 or 2 message is stored in the queue of every persistent
+//     session it goes to, and a retained message is stored, before the
+//     PUBACK or PUBREC, in one batch: one durable write whatever the
+//     fan-out. Only then is it queued in memory, so that every later
+//     change of its delivery (sent, released, completed) reaches the
+//     store after it;
+//   - a QoS 2 message received is recorded (its packet id) in the same
+//     batch, before PUBREC, and forgotten before PUBCOMP;
+//   - a QoS 2 message sent to a persistent session is stored with its
+//     packet id before the PUBLISH is written, and as released before
+//     the PUBREL, so that after a restart it is resent with DUP under
+//     the same id, or as PUBREL: never twice to the application;
+//   - a completed delivery is dequeued.
+//
+// QoS 1 deliveries are not stored as sent: after a restart they are sent
+// again as new PUBLISHes (DUP 0) in their original order, which QoS 1
+// allows. Not stored: QoS 0 messages queued for offline clients, shared
+// subscription deliveries and the retained messages queued behind a
+// SUBACK (see the README's Persistence section). No store call is made
+// with a broker lock held.
+
+// storeCtx is the context of store calls. The store is local and its
+// calls are bounded by the disk; cancelling one half-way when the server
+// stops would drop state the broker has acknowledged, so they are not
+// tied to the server's context.
+func storeCtx() context.Context { return context.Background() }
+
+// persist applies cs to the store, logging a failure.
+func (srv *Server) persist(what string, cs ...store.Change) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	err := srv.Store.Apply(storeCtx(), cs...)
+	if err != nil {
+		srv.cfg.log.Warn("store: "+what+" not kept", "err", err)
+	}
+	return err
+}
+
+// persistOrNil applies cs if there is a store and changes to keep.
+func (srv *Server) persistOrNil(cs []store.Change) error {
+	if srv.Store == nil || len(cs) == 0 {
+		return nil
+	}
+	return srv.persist("subscriptions", cs...)
+}
+
+// storeCode is the reason code that refuses what the store could not keep.
+func storeCode(err error) packet.ReasonCode {
+	if errors.Is(err, store.ErrFull) {
+		return packet.QuotaExceeded
+	}
+	return packet.UnspecifiedError
+}
+
+// target is one session a message goes to and what it gets.
+type target struct {
+	s *session
+	d delivery
+}
+
+// routeStored is route with a store: the deliveries of m to persistent
+// sessions at QoS 1 or 2, the retained message and extra are stored in
+// one batch before anything is delivered or retained in memory. If the
+// store fails, nothing is published and the error is returned.
+func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) (int, error) {
+	var ms []match
+	srv.subs.Match(m.Topic, func(_ string, s *session, sub subscription) bool {
+		ms = append(ms, match{s, sub})
+		return true
+	})
+	if len(ms) > 1 && !srv.CopyPerSubscription {
+		slices.SortFunc(ms, func(a, b match) int {
+			switch {
+			case a.s.seq < b.s.seq:
+				return -1
+			case a.s.seq > b.s.seq:
+				return 1
+			}
+			return 0
+		})
+	}
+	cs := extra
+	var ts []target
+	var msgID uint64
+	n := 0
+	for i := 0; i < len(ms); {
+		s := ms[i].s
+		j := i + 1
+		if !srv.CopyPerSubscription {
+			for j < len(ms) && ms[j].s == s {
+				j++
+			}
+		}
+		d, ok := buildDelivery(m, from, ms[i:j])
+		i = j
+		if !ok {
+			continue
+		}
+		n++
+		if !srv.mayReceive(s, m) {
+			srv.dropped(s, m, errDenied)
+			continue
+		}
+		if d.qos > 0 && s.durable.Load() {
+			if msgID == 0 {
+				msgID = srv.msgSeq.Add(1)
+			}
+			d.seq, d.msgID = s.qseq.Add(1), msgID
+			cs = append(cs, store.Enqueue(s.id, store.Queued{Seq: d.seq, MsgID: msgID, Msg: m, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}))
+		}
+		ts = append(ts, target{s, d})
+	}
+	if m.Retain && !isSysTopic(m.Topic) {
+		if len(m.Payload) == 0 {
+			cs = append(cs, store.Retain(m.Topic, nil))
+		} else {
+			cs = append(cs, store.Retain(m.Topic, m))
+		}
+	}
+	if err := srv.persist("message", cs...); err != nil {
+		return 0, err
+	}
+	srv.retain(m)
+	var gone []store.Change
+	for _, t := range ts {
+		if ok, why := t.s.deliver(srv, t.d); !ok {
+			srv.dropped(t.s, m, why)
+			if t.d.seq != 0 {
+				gone = append(gone, store.Dequeue(t.s.id, t.d.seq))
+			}
+		}
+	}
+	srv.persist("dropped message", gone...)
+	if srv.sharedSubs.Load() > 0 {
+		n += srv.routeShared(m)
+	}
+	return n, nil
+}
+
+// forget dequeues the stored delivery seq of s (a completed or dropped
+// message); seq 0 is a delivery that was not stored.
+func (srv *Server) forget(s *session, seq uint64) {
+	if seq != 0 && srv.Store != nil {
+		srv.persist("completed delivery", store.Dequeue(s.id, seq))
+	}
+}
+
+// storeSession stores the state of s as a session of its own; s.mu is
+// not held. offline is when it went offline, zero while connected.
+func (srv *Server) storeSession(s *session, offline time.Time, w *lastWill) error {
+	s.mu.Lock()
+	info := store.SessionInfo{Expiry: s.expiry, Disconnected: offline, Version: byte(s.info.Version)}
+	if w == nil {
+		w = s.will
+	}
+	s.mu.Unlock()
+	if w != nil {
+		info.Will = &store.Will{Msg: w.msg, Delay: w.delay}
+	}
+	return srv.persist("session", store.PutSession(s.id, info))
+}
+
+// connectStore makes the session of a connecting client durable as the
+// CONNECT asks, before its CONNACK: a clean start or a session that is
+// to end with its connection forgets what is stored; a persistent
+// session is stored with the will of the connection. It runs before the
+// session is attached; the caller refuses the connection on an error.
+func (srv *Server) connectStore(id string, cleanStart bool, expiry uint32, version packet.Version, will *lastWill) error {
+	srv.regMu.Lock()
+	old := srv.sessions[id]
+	srv.regMu.Unlock()
+	var cs []store.Change
+	if (cleanStart || expiry == 0) && old != nil && old.durable.Load() {
+		cs = append(cs, store.DeleteSession(id))
+	}
+	if expiry != 0 {
+		info := store.SessionInfo{Expiry: expiry, Version: byte(version)}
+		if will != nil {
+			info.Will = &store.Will{Msg: will.msg, Delay: will.delay}
+		}
+		cs = append(cs, store.PutSession(id, info))
+	}
+	return srv.persist("session", cs...)
+}
+
+// restore loads the store into the server at start: sessions with their
+// subscriptions, queues, messages in flight and QoS 2 ids; retained
+// messages; the timers of session expiry and delayed wills, counting the
+// time the broker was down. Sessions that expired meanwhile end now, and
+// their wills are published.
+func (srv *Server) restore() error {
+	st, err := srv.Store.Load(storeCtx())
+	if err != nil {
+		return fmt.Errorf("Store: loading the stored state: %w", err)
+	}
+	now := time.Now()
+	down := st.Saved // when the broker last wrote: it stopped after that
+	if down.IsZero() || down.After(now) {
+		down = now
+	}
+	srv.msgSeq.Store(st.MaxMsgID)
+	for _, m := range st.Retained {
+		if !m.Expired(now) {
+			srv.retained.set(m)
+		}
+	}
+	var gone []store.Change
+	var wills []*lastWill
+	sessions, queued := 0, 0
+	for i := range st.Sessions {
+		ss := &st.Sessions[i]
+		off := ss.Info.Disconnected
+		if off.IsZero() {
+			off = down // online when the broker stopped: its connection ended then
+		}
+		var left time.Duration
+		if ss.Info.Expiry != neverExpire {
+			left = time.Duration(ss.Info.Expiry)*time.Second - now.Sub(off)
+			if left <= 0 || ss.Info.Expiry == 0 {
+				// Expired while the broker was down: the session ends now,
+				// and its end sends the will (section 3.1.2.5).
+				gone = append(gone, store.DeleteSession(ss.ClientID))
+				if w := ss.Info.Will; w != nil && w.Msg != nil {
+					wills = append(wills, &lastWill{msg: w.Msg})
+				}
+				continue
+			}
+		}
+		s := newSession(ss.ClientID, srv.sessSeq.Add(1))
+		s.durable.Store(true)
+		s.expiry = ss.Info.Expiry
+		s.info = ClientInfo{ClientID: ss.ClientID, Version: packet.Version(ss.Info.Version)}
+		s.offSince = off
+		for f, sub := range ss.Subs {
+			srv.subscribe(s, f, subscription{QoS: sub.QoS, NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, SubID: sub.ID})
+		}
+		var top uint64
+		for _, q := range ss.Queue {
+			top = max(top, q.Seq)
+			d := delivery{msg: q.Msg, qos: q.QoS, retain: q.Retain, subIDs: q.SubIDs, seq: q.Seq, msgID: q.MsgID}
+			if q.PacketID != 0 && q.QoS == 2 {
+				// In flight: resent on the next connection, with DUP and
+				// the same packet id, or as PUBREL once released.
+				if s.out.Restore(q.PacketID, mqttsession.Flight[delivery]{Item: d, QoS: q.QoS, Seq: q.Seq, Sent: off, Released: q.Released}) {
+					queued++
+					continue
+				}
+			}
+			if q.Msg.Expired(now) {
+				gone = append(gone, store.Dequeue(ss.ClientID, q.Seq)) // [v5 MQTT-3.3.2-5]
+				continue
+			}
+			s.queue.Push(d)
+			queued++
+		}
+		s.qseq.Store(top)
+		for _, id := range ss.Incoming {
+			s.in.Restore(id)
+		}
+		srv.regMu.Lock()
+		srv.sessions[ss.ClientID] = s
+		srv.regMu.Unlock()
+		sessions++
+		s.mu.Lock()
+		gen := s.gen
+		if ss.Info.Expiry != neverExpire {
+			s.expTimer = time.AfterFunc(left, func() { srv.expire(s, gen) })
+		}
+		s.mu.Unlock()
+		if w := ss.Info.Will; w != nil && w.Msg != nil {
+			lw := &lastWill{msg: w.Msg, delay: w.Delay}
+			if due := off.Add(time.Duration(w.Delay) * time.Second); due.After(now) {
+				srv.delayWill(s, lw, due.Sub(now))
+			} else {
+				// Due while the broker was down: published now, and the
+				// session no longer holds it.
+				wills = append(wills, lw)
+				gone = append(gone, store.PutSession(ss.ClientID, store.SessionInfo{Expiry: ss.Info.Expiry, Disconnected: off, Version: ss.Info.Version}))
+			}
+		}
+	}
+	if err := srv.persist("restored state", gone...); err != nil {
+		return fmt.Errorf("Store: %w", err)
+	}
+	srv.cfg.log.Info("store loaded", "sessions", sessions, "queued", queued, "retained", srv.retained.userLen(), "expired_sessions", len(st.Sessions)-sessions)
+	for _, w := range wills {
+		srv.sendWill(w)
+	}
+	return nil
+}
