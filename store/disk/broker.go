@@ -168,66 +168,14 @@ func (b *Broker) replay() error {
 	if size > headerSize {
 		b.saved = st.ModTime()
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(b.f, 0, size), 1<<20)
-	hdr := make([]byte, headerSize)
-	n, _ := io.ReadFull(r, hdr)
-	want := brokerHeader()
-	switch {
-	case n < headerSize && bytes.HasPrefix(want, hdr[:n]):
+	off, torn, err := scanBrokerLog(b.f, size, b.path, func(cs []store.Change) error {
+		return b.index.Apply(context.Background(), cs...)
+	})
+	if errors.Is(err, errEmptyLog) {
 		return b.create()
-	case !bytes.Equal(hdr[:len(brokerMagic)], want[:len(brokerMagic)]):
-		return fmt.Errorf("store/disk: %s is not a Tern broker log (it starts with %q): move it away, or give the broker another data directory", b.path, hdr[:min(n, len(brokerMagic))])
-	case binary.LittleEndian.Uint32(hdr[8:]) != brokerVersion:
-		return fmt.Errorf("store/disk: %s has format version %d; this Tern reads version %d: run the Tern that wrote it, or move the file away to start afresh",
-			b.path, binary.LittleEndian.Uint32(hdr[8:]), brokerVersion)
 	}
-	off := int64(headerSize)
-	var buf []byte
-	var torn string
-	d := decoder{msgs: map[uint64]*message.Message{}}
-	var cs []store.Change
-	for off < size {
-		var h [recHeader]byte
-		if _, err := io.ReadFull(r, h[:]); err != nil {
-			torn = "a record header is cut short"
-			break
-		}
-		n := int64(binary.LittleEndian.Uint32(h[:]))
-		if n == 0 || n > maxRecord || off+recHeader+n > size {
-			torn = fmt.Sprintf("a record of %d bytes runs past the end", n)
-			break
-		}
-		rec := growTo(&buf, recHeader+int(n))
-		copy(rec, h[:])
-		if _, err := io.ReadFull(r, rec[recHeader:]); err != nil {
-			return fmt.Errorf("store/disk: reading %s: %w", b.path, err)
-		}
-		typ, body, ok := checkRecord(rec)
-		if !ok {
-			if off+int64(len(rec)) < size {
-				// Not the last record: not a torn write but damage.
-				return fmt.Errorf("store/disk: %s: the record at offset %d fails its checksum and %d bytes follow it: the file is damaged; run `tern store check` for details, restore a backup, or move the file away to start afresh",
-					b.path, off, size-off-int64(len(rec)))
-			}
-			torn = "the last record fails its checksum"
-			break
-		}
-		if typ != recBatch {
-			return fmt.Errorf("store/disk: %s, record at offset %d: %w: unknown type %d: the file is damaged or from a newer Tern; move it away to start afresh", b.path, off, errMalformed, typ)
-		}
-		d.b, d.err = body, nil
-		cs = cs[:0]
-		var c store.Change
-		for d.next(&c) {
-			cs = append(cs, c)
-		}
-		if d.err != nil {
-			return fmt.Errorf("store/disk: %s, record at offset %d: %w: the file is damaged or was written by another program; move it away to start afresh", b.path, off, d.err)
-		}
-		if err := b.index.Apply(context.Background(), cs...); err != nil {
-			return err
-		}
-		off += int64(len(rec))
+	if err != nil {
+		return err
 	}
 	if torn != "" {
 		b.log.Warn("store/disk: dropping the torn tail of the broker log, the last batch a crash cut short", "path", b.path, "offset", off, "bytes", size-off, "why", torn)
@@ -240,6 +188,76 @@ func (b *Broker) replay() error {
 	}
 	b.end = off
 	return nil
+}
+
+// errEmptyLog: the log has no complete header (new, or its creation was
+// interrupted): nothing was ever stored in it.
+var errEmptyLog = errors.New("empty log")
+
+// scanBrokerLog reads a broker log of size bytes: the header, then each
+// batch, passed to apply, until the end or a torn tail (a last record cut
+// short or failing its checksum), whose reason it returns with the offset
+// where the whole records end. Damage before the last record, a foreign
+// file or a newer format is an error naming path and what to do.
+func scanBrokerLog(f io.ReaderAt, size int64, path string, apply func([]store.Change) error) (end int64, torn string, err error) {
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20)
+	hdr := make([]byte, headerSize)
+	n, _ := io.ReadFull(r, hdr)
+	want := brokerHeader()
+	switch {
+	case n < headerSize && bytes.HasPrefix(want, hdr[:n]):
+		return 0, "", errEmptyLog
+	case !bytes.Equal(hdr[:len(brokerMagic)], want[:len(brokerMagic)]):
+		return 0, "", fmt.Errorf("store/disk: %s is not a Tern broker log (it starts with %q): move it away, or give the broker another data directory", path, hdr[:min(n, len(brokerMagic))])
+	case binary.LittleEndian.Uint32(hdr[8:]) != brokerVersion:
+		return 0, "", fmt.Errorf("store/disk: %s has format version %d; this Tern reads version %d: run the Tern that wrote it, or move the file away to start afresh",
+			path, binary.LittleEndian.Uint32(hdr[8:]), brokerVersion)
+	}
+	off := int64(headerSize)
+	var buf []byte
+	d := decoder{msgs: map[uint64]*message.Message{}}
+	var cs []store.Change
+	for off < size {
+		var h [recHeader]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return off, "a record header is cut short", nil
+		}
+		n := int64(binary.LittleEndian.Uint32(h[:]))
+		if n == 0 || n > maxRecord || off+recHeader+n > size {
+			return off, fmt.Sprintf("a record of %d bytes runs past the end", n), nil
+		}
+		rec := growTo(&buf, recHeader+int(n))
+		copy(rec, h[:])
+		if _, err := io.ReadFull(r, rec[recHeader:]); err != nil {
+			return off, "", fmt.Errorf("store/disk: reading %s: %w", path, err)
+		}
+		typ, body, ok := checkRecord(rec)
+		if !ok {
+			if off+int64(len(rec)) < size {
+				// Not the last record: not a torn write but damage.
+				return off, "", fmt.Errorf("store/disk: %s: the record at offset %d fails its checksum and %d bytes follow it: the file is damaged; run `tern store check` for details, restore a backup, or move the file away to start afresh",
+					path, off, size-off-int64(len(rec)))
+			}
+			return off, "the last record fails its checksum", nil
+		}
+		if typ != recBatch {
+			return off, "", fmt.Errorf("store/disk: %s, record at offset %d: %w: unknown type %d: the file is damaged or from a newer Tern; move it away to start afresh", path, off, errMalformed, typ)
+		}
+		d.b, d.err = body, nil
+		cs = cs[:0]
+		var c store.Change
+		for d.next(&c) {
+			cs = append(cs, c)
+		}
+		if d.err != nil {
+			return off, "", fmt.Errorf("store/disk: %s, record at offset %d: %w: the file is damaged or was written by another program; move it away to start afresh", path, off, d.err)
+		}
+		if err := apply(cs); err != nil {
+			return off, "", err
+		}
+		off += int64(len(rec))
+	}
+	return off, "", nil
 }
 
 func (b *Broker) create() error {
@@ -474,9 +492,9 @@ func (b *Broker) Size() int64 {
 // held and this goroutine is the writer, which it stays throughout, so
 // batches queue meanwhile and make the next write, to the new log. The
 // cost is amortized over the bytes written since the last compaction.
-func (b *Broker) maybeCompact() {
+func (b *Broker) maybeCompact() error {
 	if b.closed || b.err != nil || b.end < 2*b.base+b.opts.CompactBytes {
-		return
+		return nil
 	}
 	b.writing = true
 	b.mu.Unlock()
@@ -488,7 +506,7 @@ func (b *Broker) maybeCompact() {
 	if err != nil {
 		b.base = b.end // try again after as much growth again
 		b.log.Warn("store/disk: compacting the broker log failed; it stays as it is", "path", b.path, "err", err)
-		return
+		return err
 	}
 	old := b.f
 	b.f, b.end, b.base = f, size, size
@@ -496,9 +514,10 @@ func (b *Broker) maybeCompact() {
 	b.compactions.Add(1)
 	if err := syncDir(b.dir); err != nil {
 		b.err = fmt.Errorf("store/disk: syncing %s after a compaction: %w", b.dir, err)
-		return
+		return b.err
 	}
 	b.log.Debug("store/disk: compacted the broker log", "path", b.path, "from", from, "to", size, "took", time.Since(start))
+	return nil
 }
 
 // compact writes the live state into broker.log.compact, fsyncs it and
