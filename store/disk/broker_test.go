@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -182,5 +183,53 @@ func TestBrokerLocked(t *testing.T) {
 	defer b.Close()
 	if _, err := OpenBroker(dir, BrokerOptions{}); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("second OpenBroker: %v, want an error naming %s", err, dir)
+	}
+}
+
+// TestBrokerDiskFullTmpfs fills a real (small tmpfs) file system: Apply
+// returns ErrFull, nothing half-written stays, and once space is freed
+// the store takes changes again and reopens with every kept batch. It
+// needs the right to mount (root in a container); it skips otherwise.
+func TestBrokerDiskFullTmpfs(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	filler := filepath.Join(mnt, "filler")
+	if err := os.WriteFile(filler, make([]byte, 256<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(mnt, "data")
+	b, err := OpenBroker(dir, BrokerOptions{Logger: testLogger(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	var full error
+	for i := 1; i < 10000; i++ {
+		err := b.Apply(context.Background(), store.Enqueue("c", store.Queued{Seq: uint64(i), MsgID: uint64(i), Msg: storetest.FullMessage(uint64(i)), QoS: 1}))
+		if err != nil {
+			full = err
+			break
+		}
+		kept++
+	}
+	if !errors.Is(full, store.ErrFull) {
+		t.Fatalf("after %d batches: %v, want ErrFull", kept, full)
+	}
+	t.Logf("after %d batches: %v", kept, full)
+	if n := queued(t, b); n != kept {
+		t.Fatalf("%d queued, want the %d kept", n, kept)
+	}
+	os.Remove(filler)
+	applyN(t, b, 20000, 20010)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openB(t, dir, nil)
+	defer b.Close()
+	if n := queued(t, b); n != kept+10 {
+		t.Fatalf("%d queued after reopening, want %d", n, kept+10)
 	}
 }
