@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ternmq/tern/packet"
@@ -129,7 +130,7 @@ func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) 
 			if msgID == 0 {
 				msgID = srv.msgSeq.Add(1)
 			}
-			d.seq, d.msgID = s.qseq.Add(1), msgID
+			d.seq, d.msgID = srv.qseq.Add(1), msgID
 			cs = append(cs, store.Enqueue(s.id, store.Queued{Seq: d.seq, MsgID: msgID, Msg: m, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}))
 		}
 		ts = append(ts, target{s, d})
@@ -162,10 +163,56 @@ func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) 
 }
 
 // forget dequeues the stored delivery seq of s (a completed or dropped
-// message); seq 0 is a delivery that was not stored.
+// message); seq 0 is a delivery that was not stored. It does not wait:
+// a dequeue lost to a crash only sends the message again (QoS 1), or its
+// PUBREL again (QoS 2, released), both harmless, so dequeues are
+// written in the background, batched, and the connection that got the
+// acknowledgement goes on at once. A dequeue is always written after the
+// enqueue of its message, which was written before the message could be
+// sent; sequence numbers are never reused (Server.qseq), so a late
+// dequeue cannot hit a later message.
 func (srv *Server) forget(s *session, seq uint64) {
-	if seq != 0 && srv.Store != nil {
-		srv.persist("completed delivery", store.Dequeue(s.id, seq))
+	if seq == 0 || srv.Store == nil {
+		return
+	}
+	l := &srv.lazy
+	l.mu.Lock()
+	l.cs = append(l.cs, store.Dequeue(s.id, seq))
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lazyChanges are changes written in the background (see forget).
+type lazyChanges struct {
+	mu   sync.Mutex
+	cs   []store.Change
+	wake chan struct{}
+}
+
+// lazyLoop writes the background changes in batches until the server
+// stops, then writes what is left.
+func (srv *Server) lazyLoop() {
+	defer srv.bgWG.Done()
+	l := &srv.lazy
+	var batch []store.Change
+	for {
+		stopping := false
+		select {
+		case <-l.wake:
+		case <-srv.ctx.Done():
+			stopping = true
+		}
+		l.mu.Lock()
+		batch, l.cs = l.cs, batch[:0]
+		l.mu.Unlock()
+		srv.persist("completed deliveries", batch...)
+		clear(batch)
+		if stopping {
+			return
+		}
 	}
 }
 
@@ -277,7 +324,9 @@ func (srv *Server) restore() error {
 			s.queue.Push(d)
 			queued++
 		}
-		s.qseq.Store(top)
+		if top > srv.qseq.Load() {
+			srv.qseq.Store(top)
+		}
 		for _, id := range ss.Incoming {
 			s.in.Restore(id)
 		}

@@ -199,6 +199,8 @@ type Server struct {
 	groupSeq   atomic.Uint64
 	retained   retainedStore
 	msgSeq     atomic.Uint64 // the last stored message id (Store)
+	qseq       atomic.Uint64 // the last sequence number of a stored delivery, over all sessions (Store)
+	lazy       lazyChanges   // dequeues written in the background (Store)
 	stats      stats
 	started    time.Time
 }
@@ -226,6 +228,9 @@ func (s *Server) init() error {
 				s.markReady()
 				return
 			}
+			s.lazy.wake = make(chan struct{}, 1)
+			s.bgWG.Add(1)
+			go s.lazyLoop()
 		}
 		if s.cfg.sysInterval > 0 {
 			s.bgWG.Add(1)

@@ -42,8 +42,7 @@ type session struct {
 	inline *inlineSink // set for the broker's in-process subscribers
 	online atomic.Bool // a connection is attached (always, for inline sessions)
 
-	durable atomic.Bool   // the session is kept in Server.Store (persistent, and a store is set)
-	qseq    atomic.Uint64 // the last sequence number of its stored queue
+	durable atomic.Bool // the session is kept in Server.Store (persistent, and a store is set)
 
 	mu       sync.Mutex
 	conn     *conn       // the connection attached now, nil when offline
