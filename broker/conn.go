@@ -413,13 +413,15 @@ func (c *conn) connect() bool {
 	// only leaves a wake token), so the CONNACK is written here, the
 	// connection's only writer at this point, saving the writer a start.
 	// It is the first packet the client gets [v3 MQTT-3.2.0-1].
+	// The connection is counted before its CONNACK goes: a client that
+	// has its CONNACK is in Stats.
+	srv.stats.connected.Add(1)
+	srv.stats.total.Add(1)
 	c.writeEncoded(ack, ackBytes)
 	c.started.Store(true) // from now on the writer writes; closeWith may queue a DISCONNECT
 	if resend || waiting || len(c.wake) > 0 {
 		c.kick() // a resumed session's messages, or messages that arrived meanwhile
 	}
-	srv.stats.connected.Add(1)
-	srv.stats.total.Add(1)
 	c.log.Info("client connected", "client", c.info.ClientID, userAttr(c.info.Username), "remote", logAddr{c.info.RemoteAddr}, "version", c.version.String(),
 		"listener", c.lis.Name, "clean", cp.CleanStart, "keepalive", cp.KeepAlive, "session_present", present)
 	srv.observe(Event{Kind: EventConnect, Client: &c.info})
