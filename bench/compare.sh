@@ -345,13 +345,13 @@ in_memory() { "$1" broker --help 2>/dev/null | grep -q -- --in-memory && echo --
 broker_cmd() {
 	case "$1" in
 	tern) echo "$TERN broker --listen tcp://127.0.0.1:${PORT[tern]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error $(in_memory "$TERN")" ;;
-	tern-durable) echo "$TERN broker --listen tcp://127.0.0.1:${PORT[tern-durable]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error --data-dir $2.data --store-sync ${TERN_SYNC:-always}" ;;
+	tern-durable) echo "$TERN broker --listen tcp://127.0.0.1:${PORT[tern-durable]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error --data-dir ${2:-$OUT/tern-durable}.data --store-sync ${TERN_SYNC:-always}" ;;
 	tern-base) echo "$BIN/tern-base broker --listen tcp://127.0.0.1:${PORT[tern-base]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error $(in_memory "$BIN/tern-base")" ;;
 	mosquitto) echo "$MOSQUITTO -c $OUT/mosquitto.conf" ;;
 	mosquitto-persist)
-		sed -e "s/^listener .*/listener ${PORT[mosquitto-persist]} 127.0.0.1/" -e "s|^persistence false|persistence true\npersistence_location $2.data/|" "$OUT/mosquitto.conf" >"$2.conf"
-		mkdir -p "$2.data"
-		echo "$MOSQUITTO -c $2.conf" ;;
+		sed -e "s/^listener .*/listener ${PORT[mosquitto-persist]} 127.0.0.1/" -e "s|^persistence false|persistence true\npersistence_location ${2:-x}.data/|" "$OUT/mosquitto.conf" >"${2:-$OUT/mosquitto-persist}.conf"
+		mkdir -p "${2:-$OUT/mosquitto-persist}.data"
+		echo "$MOSQUITTO -c ${2:-$OUT/mosquitto-persist}.conf" ;;
 	mochi) echo "$BIN/mochi -addr 127.0.0.1:${PORT[mochi]} -writes-pending 1000000 -max-inflight 65535 -sys-interval 10 -log-level error" ;;
 	mochi-default) echo "$BIN/mochi -addr 127.0.0.1:${PORT[mochi-default]} -writes-pending 8192 -max-inflight 8192 -sys-interval 10 -log-level error" ;;
 	esac

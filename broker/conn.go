@@ -41,8 +41,10 @@ type conn struct {
 	kaSlack   time.Duration // how late the keep alive limit may fire
 	sess      *session
 	will      *packet.Will
-	maxOut    uint32 // the client's maximum packet size, 0 for none
-	problem   bool   // MQTT 5: the client wants reason strings
+	pend      []pendingPub   // PUBLISHes read, not yet stored and answered (Server.Store; reader only)
+	pendCS    []store.Change // their changes
+	maxOut    uint32         // the client's maximum packet size, 0 for none
+	problem   bool           // MQTT 5: the client wants reason strings
 	trace     bool
 	expiry0   bool // the CONNECT's Session Expiry Interval was 0
 
@@ -134,6 +136,12 @@ func (c *conn) run() {
 	var err error
 	if !c.guard(func() bool { err = c.readLoop(); return true }) {
 		err = errPanic
+	}
+	if len(c.pend) > 0 {
+		// PUBLISHes read before the connection ended are the client's
+		// messages all the same (their QoS 2 ids are taken): stored and
+		// delivered, their acknowledgements lost with the connection.
+		c.guard(func() bool { c.flushPublishes(); return true })
 	}
 	c.teardown(err)
 }
@@ -584,6 +592,11 @@ func (c *conn) readLoop() error {
 				deadline = d
 			}
 		}
+		if len(c.pend) > 0 && c.r.Buffered() == 0 {
+			if err := c.flushPublishes(); err != nil {
+				return err
+			}
+		}
 		if err := c.r.Fill(); err != nil {
 			return err
 		}
@@ -605,6 +618,12 @@ var errDisconnect = errors.New("client disconnected")
 
 // handle processes one packet from the client.
 func (c *conn) handle(p packet.Packet) error {
+	if len(c.pend) > 0 && p.Type() != packet.PUBLISH {
+		// The client's PUBLISHes take effect before what it sends next.
+		if err := c.flushPublishes(); err != nil {
+			return err
+		}
+	}
 	switch p := p.(type) {
 	case *packet.Publish:
 		return c.onPublish(p)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/packet"
 	mqttsession "github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/store"
@@ -83,11 +85,33 @@ type target struct {
 	d delivery
 }
 
+// routing is a message on its way to the store: the sessions it goes to
+// and what each gets, delivered once the store has kept it.
+type routing struct {
+	m    *Message
+	from *session
+	ts   []target
+	n    int // sessions matched (for 0x10 No matching subscribers)
+}
+
 // routeStored is route with a store: the deliveries of m to persistent
 // sessions at QoS 1 or 2, the retained message and extra are stored in
 // one batch before anything is delivered or retained in memory. If the
 // store fails, nothing is published and the error is returned.
 func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) (int, error) {
+	r, cs := srv.prepareRoute(m, from, extra)
+	if err := srv.persist("message", cs...); err != nil {
+		return 0, err
+	}
+	return srv.commitRoute(&r), nil
+}
+
+// prepareRoute finds the sessions m goes to and appends to cs the
+// changes that store it: an enqueue for each persistent session that
+// gets it at QoS 1 or 2 (one message id for all), and the retained
+// message. Nothing is delivered yet: commitRoute does, once cs is kept.
+func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (routing, []store.Change) {
+	r := routing{m: m, from: from}
 	var ms []match
 	srv.subs.Match(m.Topic, func(_ string, s *session, sub subscription) bool {
 		ms = append(ms, match{s, sub})
@@ -104,10 +128,7 @@ func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) 
 			return 0
 		})
 	}
-	cs := extra
-	var ts []target
 	var msgID uint64
-	n := 0
 	for i := 0; i < len(ms); {
 		s := ms[i].s
 		j := i + 1
@@ -121,7 +142,7 @@ func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) 
 		if !ok {
 			continue
 		}
-		n++
+		r.n++
 		if !srv.mayReceive(s, m) {
 			srv.dropped(s, m, errDenied)
 			continue
@@ -133,7 +154,7 @@ func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) 
 			d.seq, d.msgID = srv.qseq.Add(1), msgID
 			cs = append(cs, store.Enqueue(s.id, store.Queued{Seq: d.seq, MsgID: msgID, Msg: m, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}))
 		}
-		ts = append(ts, target{s, d})
+		r.ts = append(r.ts, target{s, d})
 	}
 	if m.Retain && !isSysTopic(m.Topic) {
 		if len(m.Payload) == 0 {
@@ -142,24 +163,133 @@ func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) 
 			cs = append(cs, store.Retain(m.Topic, m))
 		}
 	}
-	if err := srv.persist("message", cs...); err != nil {
-		return 0, err
-	}
+	return r, cs
+}
+
+// commitRoute retains and delivers a message whose changes are kept, and
+// returns the number of sessions and shared groups it matched.
+func (srv *Server) commitRoute(r *routing) int {
+	m := r.m
 	srv.retain(m)
-	var gone []store.Change
-	for _, t := range ts {
+	for _, t := range r.ts {
 		if ok, why := t.s.deliver(srv, t.d); !ok {
 			srv.dropped(t.s, m, why)
 			if t.d.seq != 0 {
-				gone = append(gone, store.Dequeue(t.s.id, t.d.seq))
+				srv.forget(t.s, t.d.seq)
 			}
 		}
 	}
-	srv.persist("dropped message", gone...)
+	n := r.n
 	if srv.sharedSubs.Load() > 0 {
 		n += srv.routeShared(m)
 	}
-	return n, nil
+	return n
+}
+
+// pendingPub is a PUBLISH read and not yet answered (see queuePublish).
+type pendingPub struct {
+	qos    byte
+	id     uint16
+	route  bool // routed: a new message the client may publish
+	code   packet.ReasonCode
+	reason string
+	r      routing
+}
+
+// maxPending bounds the PUBLISHes of one connection stored in one batch.
+const maxPending = 256
+
+// queuePublish takes a PUBLISH of the connection's client with a store:
+// its changes join those of the PUBLISHes read before it and not yet
+// stored; the batch is stored with one write (one fsync) when the reader
+// has nothing more to read at once, before any other packet of the
+// client is handled, or when it is large. Then, in the order received,
+// each message is delivered and acknowledged, so that PUBACKs keep the
+// order of the PUBLISHes [v3 MQTT-4.6.0-2] [v5 MQTT-4.6.0-2] and a
+// publisher keeping many messages in flight shares fsyncs between them.
+func (c *conn) queuePublish(p *packet.Publish, route bool, code packet.ReasonCode, reason string) error {
+	srv := c.srv
+	pp := pendingPub{qos: p.QoS, id: p.PacketID, route: route, code: code, reason: reason}
+	if route {
+		// The MQTT 5 properties are kept unaltered for the subscribers
+		// [v5 MQTT-3.3.2-4] [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16]
+		// [v5 MQTT-3.3.2-17] [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20], but
+		// for the Topic Alias, which belongs to this connection.
+		m := message.FromPublish(p, c.info.ClientID, time.Now())
+		if p.QoS == 2 && c.sess.durable.Load() {
+			// The packet id is kept with the message: after a restart a
+			// resend of it is still a duplicate [v5 MQTT-4.3.3-10].
+			c.pendCS = append(c.pendCS, store.AddIncoming(c.sess.id, p.PacketID))
+		}
+		pp.r, c.pendCS = srv.prepareRoute(m, c.sess, c.pendCS)
+	}
+	c.pend = append(c.pend, pp)
+	if len(c.pend) >= maxPending || c.r.Buffered() == 0 {
+		return c.flushPublishes()
+	}
+	return nil
+}
+
+// flushPublishes stores the pending PUBLISHes' changes with one Apply,
+// then delivers and acknowledges them in order. What the store could not
+// keep is not acknowledged as kept: MQTT 5 clients get 0x97 Quota
+// exceeded (disk full) or 0x80; a 3.1.1 client, which cannot be told, is
+// disconnected without the acknowledgements, so that it sends the
+// messages again.
+func (c *conn) flushPublishes() error {
+	srv := c.srv
+	pend, cs := c.pend, c.pendCS
+	defer func() {
+		clear(pend)
+		clear(cs)
+		c.pend, c.pendCS = pend[:0], cs[:0]
+	}()
+	err := srv.persist("messages", cs...)
+	v5 := c.version == packet.V5
+	if err != nil {
+		s := c.sess
+		s.mu.Lock()
+		for i := range pend {
+			if pend[i].route && pend[i].qos == 2 {
+				// The exchange ends: the id is free again [v5 MQTT-4.3.3-9].
+				s.in.Release(pend[i].id)
+			}
+		}
+		s.mu.Unlock()
+		if !v5 {
+			return fmt.Errorf("the store could not keep the messages: %w", err)
+		}
+	}
+	for i := range pend {
+		pp := &pend[i]
+		code := pp.code
+		if pp.route {
+			if err != nil {
+				code = storeCode(err)
+				pp.reason = "the broker could not store the message"
+			} else {
+				n := srv.commitRoute(&pp.r)
+				if srv.backlogged.Load() && srv.backlogged.Swap(false) {
+					runtime.Gosched() // see onPublish
+				}
+				if n == 0 && pp.qos > 0 {
+					code = packet.NoMatchingSubscribers // [v5] section 3.4.2.1
+				}
+				m := pp.r.m
+				srv.observe(Event{Kind: EventPublish, Client: &c.info, Topic: m.Topic, QoS: m.QoS, Message: m})
+			}
+		}
+		if !v5 {
+			code = packet.Success // [v3 MQTT-3.3.5-2]
+		}
+		switch pp.qos {
+		case 1:
+			c.send(c.ack(packet.PUBACK, pp.id, code, pp.reason)) // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
+		case 2:
+			c.send(c.ack(packet.PUBREC, pp.id, code, pp.reason)) // [v5 MQTT-4.3.3-8] [v3 MQTT-4.3.3-2]
+		}
+	}
+	return nil
 }
 
 // forget dequeues the stored delivery seq of s (a completed or dropped

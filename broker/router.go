@@ -76,6 +76,10 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 		route = first // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 	}
+	if srv.Store != nil {
+		// Stored, acknowledged and delivered in batches: see queuePublish.
+		return c.queuePublish(p, route, code, reason)
+	}
 	if route {
 		// The MQTT 5 properties are kept unaltered for the subscribers
 		// [v5 MQTT-3.3.2-4] [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16]
@@ -83,39 +87,7 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		// for the Topic Alias, which belongs to this connection; a 3.1.1
 		// PUBLISH has none.
 		m := message.FromPublish(p, c.info.ClientID, time.Now())
-		var extra []store.Change
-		if p.QoS == 2 && c.sess.durable.Load() {
-			// The packet id is kept with the message: after a restart a
-			// resend of it is still a duplicate [v5 MQTT-4.3.3-10].
-			extra = append(extra, store.AddIncoming(c.sess.id, p.PacketID))
-		}
-		n, err := srv.publishStored(m, c.sess, extra)
-		if err != nil {
-			// Acknowledged means kept: what the store could not keep is
-			// refused, 0x97 Quota exceeded when the disk is full. The
-			// packet id of a QoS 2 message is free again (a PUBREC of
-			// 0x80 or above ends the exchange [v5 MQTT-4.3.3-9]).
-			if p.QoS == 2 {
-				s := c.sess
-				s.mu.Lock()
-				s.in.Release(p.PacketID)
-				s.mu.Unlock()
-			}
-			if !v5 && p.QoS > 0 {
-				// 3.1.1 cannot refuse a message: no acknowledgement, and
-				// the connection is closed so that the client sends it
-				// again later.
-				return fmt.Errorf("the store could not keep a QoS %d message: %w", p.QoS, err)
-			}
-			t := packet.PUBACK
-			if p.QoS == 2 {
-				t = packet.PUBREC
-			}
-			if p.QoS > 0 {
-				c.send(c.ack(t, p.PacketID, storeCode(err), "the broker could not store the message"))
-			}
-			return nil
-		}
+		n := srv.publish(m, c.sess)
 		if srv.backlogged.Load() && srv.backlogged.Swap(false) {
 			// A subscriber's queue is growing: let the writers run before
 			// this publisher's next message, so that a flood queues less
