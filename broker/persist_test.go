@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -407,4 +408,76 @@ func receiveInOrder(t *testing.T, sub *rawClient, n int) {
 			t.Fatalf("got %v", p.Type())
 		}
 	}
+}
+
+// TestStoreRestartFull measures a broker restart on the target,
+// 100,000 persistent sessions (two subscriptions and one queued message
+// each) and 1,000,000 retained messages: opening the store and restoring
+// the server. It runs only with TERN_STORE_FULL=1 and asserts nothing
+// about time: it logs the figures.
+func TestStoreRestartFull(t *testing.T) {
+	if os.Getenv("TERN_STORE_FULL") == "" {
+		t.Skip("set TERN_STORE_FULL=1 to measure a restart with 100,000 sessions and 1,000,000 retained messages")
+	}
+	dir := t.TempDir()
+	st, err := disk.OpenBroker(dir, disk.BrokerOptions{Sync: disk.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 64)
+	var cs []store.Change
+	flush := func() {
+		if err := st.Apply(context.Background(), cs...); err != nil {
+			t.Fatal(err)
+		}
+		cs = cs[:0]
+	}
+	for i := range 100_000 {
+		id := fmt.Sprint("client-", i)
+		cs = append(cs,
+			store.PutSession(id, store.SessionInfo{Expiry: 3600, Version: 5, Disconnected: time.Now()}),
+			store.Subscribe(id, fmt.Sprint("devices/", i, "/cmd"), store.Subscription{QoS: 1}),
+			store.Subscribe(id, "broadcast/#", store.Subscription{QoS: 1}),
+			store.Enqueue(id, store.Queued{Seq: uint64(i + 1), MsgID: uint64(i + 1), QoS: 1, Msg: &Message{Topic: fmt.Sprint("devices/", i, "/cmd"), Payload: payload, QoS: 1}}))
+		if len(cs) >= 4000 {
+			flush()
+		}
+	}
+	for i := range 1_000_000 {
+		tp := fmt.Sprint("state/", i/1000, "/", i)
+		cs = append(cs, store.Retain(tp, &Message{Topic: tp, Payload: payload, QoS: 1, Retain: true}))
+		if len(cs) >= 4000 {
+			flush()
+		}
+	}
+	flush()
+	size := st.Size()
+	st.Close()
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	st, err = disk.OpenBroker(dir, disk.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := time.Since(start)
+	srv := &Server{Store: st, Logger: testLogger(t), SysInterval: -1}
+	if err := srv.init(); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	t.Logf("restart of 100,000 sessions and 1,000,000 retained messages: %v (store open %v, restore %v); store %d MB; heap %d MB after",
+		took.Round(time.Millisecond), opened.Round(time.Millisecond), (took - opened).Round(time.Millisecond), size>>20, (after.HeapAlloc-before.HeapAlloc)>>20)
+	if n := srv.Stats().Retained; n != 1_000_000 {
+		t.Errorf("%d retained after the restart", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	st.Close()
 }

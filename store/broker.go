@@ -190,8 +190,8 @@ type Queued struct {
 
 // BrokerState is what [Broker.Load] returns.
 type BrokerState struct {
-	Sessions []StoredSession // in client id order
-	Retained []*message.Message
+	Sessions []StoredSession    // in client id order
+	Retained []*message.Message // in no particular order
 	// Saved is the last time the store was written to, as well as it is
 	// known (a durable store: its files' modification time); zero for an
 	// empty store.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,9 +145,15 @@ func DiffBrokerState(got, want *store.BrokerState) string {
 	if len(got.Retained) != len(want.Retained) {
 		return fmt.Sprintf("%d retained messages, want %d", len(got.Retained), len(want.Retained))
 	}
-	for i := range want.Retained {
-		if d := diffMessage(got.Retained[i], want.Retained[i]); d != "" {
-			return fmt.Sprintf("retained message %d (topic %q): %s", i, want.Retained[i].Topic, d)
+	byTopic := func(ms []*message.Message) []*message.Message {
+		ms = slices.Clone(ms)
+		slices.SortFunc(ms, func(a, b *message.Message) int { return strings.Compare(a.Topic, b.Topic) })
+		return ms
+	}
+	g, w := byTopic(got.Retained), byTopic(want.Retained)
+	for i := range w {
+		if d := diffMessage(g[i], w[i]); d != "" {
+			return fmt.Sprintf("retained message %d (topic %q): %s", i, w[i].Topic, d)
 		}
 	}
 	return ""
