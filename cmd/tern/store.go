@@ -61,6 +61,9 @@ func (c *brokerConfig) dataDir() (string, error) {
 func (st *brokerSetup) openStore() (*disk.Broker, string, error) {
 	c := st.cfg
 	if c.Store.InMemory {
+		if c.Store.DataDir != "" {
+			return nil, "", fmt.Errorf("%s and %s contradict each other: keep the data directory, or run in memory, not both", c.where("store.in_memory"), c.where("store.data_dir"))
+		}
 		return nil, "", nil
 	}
 	dir, err := c.dataDir()

@@ -187,3 +187,32 @@ func TestBrokerDiskFull(t *testing.T) {
 	}
 	b.stop()
 }
+
+// TestBrokerDataLine: the first log line says where the data lives: the
+// default data directory under XDG_STATE_HOME, --data-dir, or in memory.
+func TestBrokerDataLine(t *testing.T) {
+	first := func(b *brokerProc) string {
+		line, _, _ := strings.Cut(b.String(), "\n")
+		return line
+	}
+	b := startBroker(t, "", "-p", freePort(t))
+	if l := first(b); !strings.Contains(l, "starting Tern broker") || !strings.Contains(l, `/tern (durable, sync always)"`) {
+		t.Errorf("default: first line %q does not say where data lives", l)
+	}
+	b.stop()
+	dir := filepath.Join(t.TempDir(), "d")
+	b = startBroker(t, "", "-p", freePort(t), "--data-dir", dir, "--store-sync", "none")
+	if l := first(b); !strings.Contains(l, `data="`+dir+` (durable, sync none)"`) {
+		t.Errorf("--data-dir: first line %q", l)
+	}
+	b.stop()
+	b = startBroker(t, "", "-p", freePort(t), "--in-memory")
+	if l := first(b); !strings.Contains(l, "in memory only") {
+		t.Errorf("--in-memory: first line %q", l)
+	}
+	b.stop()
+	_, stderr, code := runTern(t, "", "broker", "--in-memory", "--data-dir", dir)
+	if code == 0 || !strings.Contains(stderr, "contradict") {
+		t.Errorf("--in-memory with --data-dir: exit %d, %s", code, stderr)
+	}
+}
