@@ -481,3 +481,36 @@ func TestStoreRestartFull(t *testing.T) {
 	srv.Shutdown(ctx)
 	st.Close()
 }
+
+// TestStoreWillAfterCrash: the will of a persistent session whose client
+// was connected when the broker crashed is published by the next broker:
+// the connection ended without a DISCONNECT.
+func TestStoreWillAfterCrash(t *testing.T) {
+	for _, v := range storeVersions {
+		t.Run(v.String(), func(t *testing.T) {
+			b := newDurableBroker(t)
+			w := dialRaw(t, b.addr, v)
+			cp := persistentConnect(v, "doomed")
+			cp.Will = &packet.Will{Topic: "will/doomed", Payload: []byte("lost"), QoS: 1, Retain: true}
+			w.connect(cp)
+			b.crash()
+			// The will is retained: a subscriber after the restart sees it.
+			sub := dialRaw(t, b.addr, v)
+			sub.connect(&packet.Connect{ClientID: "watcher", CleanStart: true})
+			sub.subscribe(1, "will/#", 1)
+			if p := sub.expectPublish(); string(p.Payload) != "lost" {
+				t.Fatalf("got %q, want the will", p.Payload)
+			}
+			// And only once: the session no longer holds it.
+			b.restart()
+			sub = dialRaw(t, b.addr, v)
+			sub.connect(&packet.Connect{ClientID: "watcher2", CleanStart: true})
+			sub.subscribe(1, "will/#", 1)
+			p := sub.expectPublish() // the retained copy
+			if !p.Retain {
+				t.Fatalf("got a live will again: %v", p)
+			}
+			sub.noPacket(200 * time.Millisecond)
+		})
+	}
+}
