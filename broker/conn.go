@@ -43,6 +43,7 @@ type conn struct {
 	will      *packet.Will
 	pend      []pendingPub   // PUBLISHes read, not yet stored and answered (Server.Store; reader only)
 	pendCS    []store.Change // their changes
+	pubAcker  acker          // stores and answers them (Server.Store)
 	maxOut    uint32         // the client's maximum packet size, 0 for none
 	problem   bool           // MQTT 5: the client wants reason strings
 	trace     bool
@@ -137,11 +138,12 @@ func (c *conn) run() {
 	if !c.guard(func() bool { err = c.readLoop(); return true }) {
 		err = errPanic
 	}
-	if len(c.pend) > 0 {
+	if c.srv.Store != nil {
 		// PUBLISHes read before the connection ended are the client's
 		// messages all the same (their QoS 2 ids are taken): stored and
-		// delivered, their acknowledgements lost with the connection.
-		c.guard(func() bool { c.flushPublishes(); return true })
+		// delivered before the teardown, their acknowledgements lost
+		// with the connection.
+		c.guard(func() bool { c.drainPublishes(); return true })
 	}
 	c.teardown(err)
 }
@@ -618,9 +620,9 @@ var errDisconnect = errors.New("client disconnected")
 
 // handle processes one packet from the client.
 func (c *conn) handle(p packet.Packet) error {
-	if len(c.pend) > 0 && p.Type() != packet.PUBLISH {
+	if c.srv.Store != nil && p.Type() != packet.PUBLISH {
 		// The client's PUBLISHes take effect before what it sends next.
-		if err := c.flushPublishes(); err != nil {
+		if err := c.drainPublishes(); err != nil {
 			return err
 		}
 	}

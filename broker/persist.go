@@ -230,20 +230,122 @@ func (c *conn) queuePublish(p *packet.Publish, route bool, code packet.ReasonCod
 	return nil
 }
 
-// flushPublishes stores the pending PUBLISHes' changes with one Apply,
-// then delivers and acknowledges them in order. What the store could not
-// keep is not acknowledged as kept: MQTT 5 clients get 0x97 Quota
-// exceeded (disk full) or 0x80; a 3.1.1 client, which cannot be told, is
-// disconnected without the acknowledgements, so that it sends the
-// messages again.
+// pubBatch is a batch of PUBLISHes handed from the reader to the
+// connection's acker.
+type pubBatch struct {
+	pend []pendingPub
+	cs   []store.Change
+}
+
+// acker stores the PUBLISHes of a connection, batch after batch, and
+// answers them, while the reader goes on reading: so a publisher with
+// many messages in flight has the next batch gathered while the last
+// one is fsynced. It runs while there are batches and exits when there
+// are none (an idle connection has no acker). Guarded by mu: the batches
+// waiting, and whether an acker runs.
+type acker struct {
+	mu      sync.Mutex
+	idle    *sync.Cond
+	batches []pubBatch
+	running bool
+	fatal   error // a 3.1.1 batch could not be stored: the connection is closing
+}
+
+// maxBatches bounds the batches of one connection waiting for its acker:
+// a reader that gets this far ahead waits.
+const maxBatches = 4
+
+// flushPublishes hands the pending PUBLISHes to the acker, starting it
+// if none runs. It returns the error of an earlier batch that ends the
+// connection.
 func (c *conn) flushPublishes() error {
+	a := &c.pubAcker
+	b := pubBatch{pend: c.pend, cs: c.pendCS}
+	c.pend, c.pendCS = nil, nil
+	a.mu.Lock()
+	if a.idle == nil {
+		a.idle = sync.NewCond(&a.mu)
+	}
+	for len(a.batches) >= maxBatches && a.fatal == nil {
+		a.idle.Wait() // bounded: the acker finishes a batch per store write
+	}
+	if err := a.fatal; err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	a.batches = append(a.batches, b)
+	if !a.running {
+		a.running = true
+		c.srv.live.Add(1)
+		go c.runAcker()
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// drainPublishes hands the pending PUBLISHes over and waits until the
+// acker has stored and answered every batch: the client's PUBLISHes take
+// effect before what it sends next, and before its connection's end.
+func (c *conn) drainPublishes() error {
+	if len(c.pend) > 0 {
+		if err := c.flushPublishes(); err != nil {
+			return err
+		}
+	}
+	a := &c.pubAcker
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for a.running {
+		a.idle.Wait() // bounded by the store's writes
+	}
+	return a.fatal
+}
+
+func (c *conn) runAcker() {
+	defer c.srv.live.Add(-1)
+	a := &c.pubAcker
+	for {
+		a.mu.Lock()
+		if len(a.batches) == 0 {
+			a.running = false
+			a.idle.Broadcast()
+			a.mu.Unlock()
+			return
+		}
+		// Every batch waiting goes in one store write: what arrived
+		// while the last write was under way shares the next fsync.
+		b := a.batches[0]
+		if len(a.batches) > 1 {
+			for _, more := range a.batches[1:] {
+				b.pend = append(b.pend, more.pend...)
+				b.cs = append(b.cs, more.cs...)
+			}
+		}
+		clear(a.batches)
+		a.batches = a.batches[:0]
+		fatal := a.fatal
+		a.idle.Broadcast() // room for the reader's next batches
+		a.mu.Unlock()
+		if fatal != nil {
+			continue // the connection is closing: nothing more is answered
+		}
+		if err := c.storePublishes(b.pend, b.cs); err != nil {
+			a.mu.Lock()
+			a.fatal = err
+			a.mu.Unlock()
+			c.nc.Close() // the reader fails and tears the connection down
+		}
+	}
+}
+
+// storePublishes stores the changes of a batch of PUBLISHes with one
+// Apply, then delivers and acknowledges them in order. What the store
+// could not keep is not acknowledged as kept: MQTT 5 clients get 0x97
+// Quota exceeded (disk full) or 0x80; a 3.1.1 client, which cannot be
+// told, is disconnected without the acknowledgements, so that it sends
+// the messages again.
+func (c *conn) storePublishes(pend []pendingPub, cs []store.Change) error {
 	srv := c.srv
-	pend, cs := c.pend, c.pendCS
-	defer func() {
-		clear(pend)
-		clear(cs)
-		c.pend, c.pendCS = pend[:0], cs[:0]
-	}()
 	err := srv.persist("messages", cs...)
 	v5 := c.version == packet.V5
 	if err != nil {
@@ -327,7 +429,7 @@ type lazyChanges struct {
 func (srv *Server) lazyLoop() {
 	defer srv.bgWG.Done()
 	l := &srv.lazy
-	var batch []store.Change
+	var spare []store.Change // the buffer not in l.cs: the two are swapped
 	for {
 		stopping := false
 		select {
@@ -336,10 +438,12 @@ func (srv *Server) lazyLoop() {
 			stopping = true
 		}
 		l.mu.Lock()
-		batch, l.cs = l.cs, batch[:0]
+		batch := l.cs
+		l.cs = spare
 		l.mu.Unlock()
 		srv.persist("completed deliveries", batch...)
 		clear(batch)
+		spare = batch[:0]
 		if stopping {
 			return
 		}

@@ -328,6 +328,9 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 	if o.rel {
 		pk := packet.Pubrel{PacketID: o.id}
 		b, _ := pk.Append(buf, c.version)
+		if c.trace {
+			c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", pk.String(), "resend", true)
+		}
 		return b
 	}
 	p := o.d.wireForm(o.id, o.dup, c.version, now)
