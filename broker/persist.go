@@ -112,11 +112,20 @@ func (srv *Server) routeStored(m *Message, from *session, extra []store.Change) 
 // message. Nothing is delivered yet: commitRoute does, once cs is kept.
 func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (routing, []store.Change) {
 	r := routing{m: m, from: from}
-	var ms []match
+	mp := matchPool.Get().(*[]match)
+	ms := (*mp)[:0]
+	defer func() {
+		clear(ms)
+		*mp = ms[:0]
+		matchPool.Put(mp)
+	}()
 	srv.subs.Match(m.Topic, func(_ string, s *session, sub subscription) bool {
 		ms = append(ms, match{s, sub})
 		return true
 	})
+	if len(ms) > 0 {
+		r.ts = make([]target, 0, len(ms))
+	}
 	if len(ms) > 1 && !srv.CopyPerSubscription {
 		slices.SortFunc(ms, func(a, b match) int {
 			switch {
