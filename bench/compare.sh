@@ -7,6 +7,7 @@
 #   bench/compare.sh --baseline main --brokers "tern tern-base"   this tree against another revision
 #   bench/compare.sh --scenarios "fanin_q0 latency_q1"          some of the scenarios
 #   bench/compare.sh --summarize bench/results/20250101T000000Z   reprint a table
+#   bench/compare.sh --persistent --brokers "tern tern-durable mosquitto mosquitto-persist" --scenarios "fanin_q1 fanout_q1"
 #
 # It builds tern (./cmd/tern) and bench/mochi, then for every scenario, every
 # run and every broker: starts a FRESH broker pinned to CPU 1, runs one
@@ -58,6 +59,17 @@
 # same machine state. The load generator is this tree's tern in both cases.
 # The table's tern/tern-base column is the ratio.
 #
+# Persistence: "tern" runs in memory (--in-memory), as the other brokers
+# run without persistence. "tern-durable" is tern with its durable store
+# (the default of tern broker: every QoS 1/2 message queued for a
+# persistent session fsynced before its PUBACK, group commit) in a fresh
+# data directory per run; TERN_SYNC=none makes it acknowledge before the
+# fsync. "mosquitto-persist" is Mosquitto with persistence true (it saves
+# a snapshot every autosave_interval, 1800 s, and at shutdown: a crash
+# loses what came since). --persistent makes bench's subscribers use
+# persistent sessions (clean session 0), without which no broker stores
+# their messages.
+#
 # Environment: MOSQUITTO (path of mosquitto, default: /usr/sbin/mosquitto or
 # the one on PATH), MOSQUITTO_NODELAY (true), RUNS (runs per scenario).
 set -euo pipefail
@@ -70,6 +82,7 @@ BROKERS="tern mosquitto mochi"
 SUMMARIZE=""
 BASELINE=""
 ONLY=""
+PERSISTENT=0
 ALL_SCENARIOS="fanin_q0 fanin_q1 fanout_q0 fanout_q1 topics retained latency_q0 latency_q1 connect idle"
 usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; echo "scenarios: $ALL_SCENARIOS"; }
 while [ $# -gt 0 ]; do
@@ -82,6 +95,7 @@ while [ $# -gt 0 ]; do
 	--scenarios) ONLY="$2"; shift ;;
 	--scenarios=*) ONLY="${1#*=}" ;;
 	--summarize) SUMMARIZE="$2"; shift ;;
+	--persistent) PERSISTENT=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -221,9 +235,9 @@ if [ -n "$BASELINE" ] && [[ " $BROKERS " != *" tern-base "* ]]; then
 fi
 for b in $BROKERS; do
 	case "$b" in
-	tern|mosquitto|mochi|mochi-default) ;;
+	tern|tern-durable|mosquitto|mosquitto-persist|mochi|mochi-default) ;;
 	tern-base) [ -n "$BASELINE" ] || { echo "compare.sh: broker tern-base needs --baseline REV (the git revision to build it from)" >&2; exit 2; } ;;
-	*) echo "compare.sh: unknown broker $b (tern, tern-base, mosquitto, mochi, mochi-default)" >&2; exit 2 ;;
+	*) echo "compare.sh: unknown broker $b (tern, tern-durable, tern-base, mosquitto, mosquitto-persist, mochi, mochi-default)" >&2; exit 2 ;;
 	esac
 done
 BASE_COMMIT=""
@@ -285,7 +299,7 @@ declare -A LABEL=(
 	[latency_q0]="20k msgs/s QoS 0" [latency_q1]="20k msgs/s QoS 1"
 	[connect]="connect" [idle]="idle conns"
 )
-declare -A PORT=([tern]=18831 [mosquitto]=18832 [mochi]=18833 [mochi-default]=18834 [tern-base]=18835)
+declare -A PORT=([tern]=18831 [mosquitto]=18832 [mochi]=18833 [mochi-default]=18834 [tern-base]=18835 [tern-durable]=18836 [mosquitto-persist]=18837)
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$BENCH/results/$STAMP"
@@ -323,12 +337,21 @@ log_dest stderr
 log_type error
 EOF
 
-# broker_cmd B: the command line of broker B.
+# in_memory BIN: --in-memory if that tern knows it (an older tern-base is
+# in memory anyway).
+in_memory() { "$1" broker --help 2>/dev/null | grep -q -- --in-memory && echo --in-memory || true; }
+
+# broker_cmd B LOG: the command line of broker B (LOG names its data).
 broker_cmd() {
 	case "$1" in
-	tern) echo "$TERN broker --listen tcp://127.0.0.1:${PORT[tern]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error" ;;
-	tern-base) echo "$BIN/tern-base broker --listen tcp://127.0.0.1:${PORT[tern-base]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error" ;;
+	tern) echo "$TERN broker --listen tcp://127.0.0.1:${PORT[tern]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error $(in_memory "$TERN")" ;;
+	tern-durable) echo "$TERN broker --listen tcp://127.0.0.1:${PORT[tern-durable]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error --data-dir ${2:-$OUT/tern-durable}.data --store-sync ${TERN_SYNC:-always}" ;;
+	tern-base) echo "$BIN/tern-base broker --listen tcp://127.0.0.1:${PORT[tern-base]} --max-queued 1000000 --max-inflight 65535 --sys-interval 10s --log-level error $(in_memory "$BIN/tern-base")" ;;
 	mosquitto) echo "$MOSQUITTO -c $OUT/mosquitto.conf" ;;
+	mosquitto-persist)
+		sed -e "s/^listener .*/listener ${PORT[mosquitto-persist]} 127.0.0.1/" -e "s|^persistence false|persistence true\npersistence_location ${2:-x}.data/|" "$OUT/mosquitto.conf" >"${2:-$OUT/mosquitto-persist}.conf"
+		mkdir -p "${2:-$OUT/mosquitto-persist}.data"
+		echo "$MOSQUITTO -c ${2:-$OUT/mosquitto-persist}.conf" ;;
 	mochi) echo "$BIN/mochi -addr 127.0.0.1:${PORT[mochi]} -writes-pending 1000000 -max-inflight 65535 -sys-interval 10 -log-level error" ;;
 	mochi-default) echo "$BIN/mochi -addr 127.0.0.1:${PORT[mochi-default]} -writes-pending 8192 -max-inflight 8192 -sys-interval 10 -log-level error" ;;
 	esac
@@ -345,7 +368,7 @@ start_broker() {
 		return 1
 	fi
 	# shellcheck disable=SC2046
-	taskset -c 1 $(broker_cmd "$b") >>"$log" 2>&1 &
+	taskset -c 1 $(broker_cmd "$b" "$log") >>"$log" 2>&1 &
 	BROKER_PID=$!
 	for _ in $(seq 200); do
 		port_open "$port" && return 0
@@ -414,6 +437,7 @@ for sc in $SCENARIOS; do
 			t0=$(date +%s%N)
 			rc=0
 			# shellcheck disable=SC2086
+			[ "$PERSISTENT" = 1 ] && extra+=(--persistent)
 			taskset -c 0 "$TERN" bench $args "${extra[@]}" --url "tcp://127.0.0.1:${PORT[$b]}" \
 				--json --interval 5s >"$base.json.tmp" 2>"$base.log" || rc=$?
 			t1=$(date +%s%N)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ternmq/tern/packet"
 	mqttsession "github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 	"github.com/ternmq/tern/transport"
 )
@@ -40,8 +41,11 @@ type conn struct {
 	kaSlack   time.Duration // how late the keep alive limit may fire
 	sess      *session
 	will      *packet.Will
-	maxOut    uint32 // the client's maximum packet size, 0 for none
-	problem   bool   // MQTT 5: the client wants reason strings
+	pend      []pendingPub   // PUBLISHes read, not yet stored and answered (Server.Store; reader only)
+	pendCS    []store.Change // their changes
+	pubAcker  acker          // stores and answers them (Server.Store)
+	maxOut    uint32         // the client's maximum packet size, 0 for none
+	problem   bool           // MQTT 5: the client wants reason strings
 	trace     bool
 	expiry0   bool // the CONNECT's Session Expiry Interval was 0
 
@@ -133,6 +137,13 @@ func (c *conn) run() {
 	var err error
 	if !c.guard(func() bool { err = c.readLoop(); return true }) {
 		err = errPanic
+	}
+	if c.srv.Store != nil {
+		// PUBLISHes read before the connection ended are the client's
+		// messages all the same (their QoS 2 ids are taken): stored and
+		// delivered before the teardown, their acknowledgements lost
+		// with the connection.
+		c.guard(func() bool { c.drainPublishes(); return true })
 	}
 	c.teardown(err)
 }
@@ -356,9 +367,26 @@ func (c *conn) connect() bool {
 	// Clean Start handling [v5 MQTT-3.1.4-4], in the session of this
 	// client id [v5 MQTT-3.1.3-2].
 	// resume or start afresh, as CleanSession says [v3 MQTT-3.1.4-3].
+	if srv.Store != nil {
+		// The session is kept as the CONNECT asks before the CONNACK
+		// says so.
+		var w *lastWill
+		if cp.Will != nil && expiry != 0 {
+			w = c.willOf(cp.Will)
+		}
+		if err := srv.connectStore(c.info.ClientID, cp.CleanStart, expiry, c.version, w); err != nil {
+			if !v5 {
+				return refuse(packet.ServerUnavailable, "the broker could not store the session: "+err.Error())
+			}
+			return refuse(storeCode(err), "the broker could not store the session")
+		}
+	}
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
 	if c.isKicked() {
 		return false
+	}
+	if srv.Store != nil && s.inline == nil {
+		s.durable.Store(expiry != 0)
 	}
 	s.mu.Lock()
 	s.expiry = expiry
@@ -395,13 +423,15 @@ func (c *conn) connect() bool {
 	// only leaves a wake token), so the CONNACK is written here, the
 	// connection's only writer at this point, saving the writer a start.
 	// It is the first packet the client gets [v3 MQTT-3.2.0-1].
+	// The connection is counted before its CONNACK goes: a client that
+	// has its CONNACK is in Stats.
+	srv.stats.connected.Add(1)
+	srv.stats.total.Add(1)
 	c.writeEncoded(ack, ackBytes)
 	c.started.Store(true) // from now on the writer writes; closeWith may queue a DISCONNECT
 	if resend || waiting || len(c.wake) > 0 {
 		c.kick() // a resumed session's messages, or messages that arrived meanwhile
 	}
-	srv.stats.connected.Add(1)
-	srv.stats.total.Add(1)
 	c.log.Info("client connected", "client", c.info.ClientID, userAttr(c.info.Username), "remote", logAddr{c.info.RemoteAddr}, "version", c.version.String(),
 		"listener", c.lis.Name, "clean", cp.CleanStart, "keepalive", cp.KeepAlive, "session_present", present)
 	srv.observe(Event{Kind: EventConnect, Client: &c.info})
@@ -564,6 +594,11 @@ func (c *conn) readLoop() error {
 				deadline = d
 			}
 		}
+		if len(c.pend) > 0 && c.r.Buffered() == 0 {
+			if err := c.flushPublishes(); err != nil {
+				return err
+			}
+		}
 		if err := c.r.Fill(); err != nil {
 			return err
 		}
@@ -585,6 +620,12 @@ var errDisconnect = errors.New("client disconnected")
 
 // handle processes one packet from the client.
 func (c *conn) handle(p packet.Packet) error {
+	if c.srv.Store != nil && p.Type() != packet.PUBLISH {
+		// The client's PUBLISHes take effect before what it sends next.
+		if err := c.drainPublishes(); err != nil {
+			return err
+		}
+	}
 	switch p := p.(type) {
 	case *packet.Publish:
 		return c.onPublish(p)
@@ -599,6 +640,9 @@ func (c *conn) handle(p packet.Packet) error {
 		s.mu.Lock()
 		f, ok := s.out.Ack(p.PacketID)
 		s.mu.Unlock()
+		if ok {
+			c.srv.forget(s, f.Item.seq)
+		}
 		if !ok {
 			c.log.Debug("PUBACK for an unknown packet id", "client", c.info.ClientID, "id", p.PacketID)
 		} else if p.ReasonCode.IsError() {
@@ -609,7 +653,20 @@ func (c *conn) handle(p packet.Packet) error {
 		s := c.sess
 		s.mu.Lock()
 		r, f := s.out.Rec(p.PacketID, p.ReasonCode, time.Now())
+		var seq uint64
+		if r == mqttsession.RecRelease {
+			if fl := s.out.Get(p.PacketID); fl != nil {
+				seq = fl.Item.seq
+			}
+		}
 		s.mu.Unlock()
+		if r == mqttsession.RecFailed {
+			c.srv.forget(s, f.Item.seq)
+		} else if seq != 0 {
+			// Released before the PUBREL goes: after a restart the
+			// message is resent as PUBREL, never as PUBLISH [v5 MQTT-4.3.3-6].
+			c.srv.persist("released delivery", store.Released(s.id, seq))
+		}
 		switch {
 		case r == mqttsession.RecFailed:
 			// PUBREL follows only a PUBREC below 0x80 [v5 MQTT-4.3.3-4]: one
@@ -635,8 +692,11 @@ func (c *conn) handle(p packet.Packet) error {
 	case *packet.Pubcomp:
 		s := c.sess
 		s.mu.Lock()
-		s.out.Comp(p.PacketID)
+		f, ok := s.out.Comp(p.PacketID)
 		s.mu.Unlock()
+		if ok {
+			c.srv.forget(s, f.Item.seq)
+		}
 		c.kick()
 	case *packet.Pubrel:
 		// The id starts a new message after the PUBCOMP [v5 MQTT-4.3.3-12],
@@ -648,6 +708,12 @@ func (c *conn) handle(p packet.Packet) error {
 		code := packet.Success
 		if !ok {
 			code = packet.PacketIdentifierNotFound
+		} else if s.durable.Load() {
+			// Forgotten before the PUBCOMP, after which the client may
+			// use the id for a new message [v5 MQTT-4.3.3-12].
+			if err := c.srv.persist("QoS 2 release", store.DeleteIncoming(s.id, p.PacketID)); err != nil {
+				return fmt.Errorf("the store could not record a PUBREL: %w", err)
+			}
 		}
 		// [v5 MQTT-4.3.3-11] [v3 MQTT-4.3.3-2] answer PUBREL with PUBCOMP,
 		// whether or not the message has expired meanwhile [v5 MQTT-4.3.3-13].
@@ -872,24 +938,35 @@ func (srv *Server) onWill(c *conn) {
 	c.will = nil // published once, then gone [v5 MQTT-3.1.2-10] [v3 MQTT-3.1.2-10]
 	// Retained or not as Will Retain says [v5 MQTT-3.1.2-14] [v5 MQTT-3.1.2-15] [v3 MQTT-3.1.2-16] [v3 MQTT-3.1.2-17].
 	info := c.info
-	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
-	var delay time.Duration
-	if c.version == packet.V5 {
-		m.Properties = w.Properties // User Properties in their order [v5 MQTT-3.1.3-10]
-		m.Properties.WillDelay = 0
-		m.Properties.Unmark(packet.PropWillDelay)
-		delay = time.Duration(w.Properties.WillDelay) * time.Second
-	}
+	lw := c.willOf(w)
+	lw.owner = &info
+	delay := time.Duration(lw.delay) * time.Second
 	s := c.sess
 	s.mu.Lock()
 	lasting := s.expiry != 0
 	s.mu.Unlock()
-	if delay > 0 && lasting && !srv.closing.Load() {
+	// A server that stops ends its sessions, and with them the wait of
+	// their wills, unless a store keeps the sessions (and the wills).
+	if delay > 0 && lasting && (!srv.closing.Load() || srv.Store != nil) {
 		c.log.Info("will delayed", "client", c.info.ClientID, "topic", w.Topic, "delay", delay)
-		srv.delayWill(s, &lastWill{msg: m, owner: &info}, delay)
+		srv.delayWill(s, lw, delay)
 		return
 	}
-	srv.sendWill(&lastWill{msg: m, owner: &info})
+	srv.sendWill(lw)
+}
+
+// willOf is the will message of w, a will of this connection's CONNECT,
+// and its delay.
+func (c *conn) willOf(w *packet.Will) *lastWill {
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: c.info.ClientID}
+	lw := &lastWill{msg: m}
+	if c.version == packet.V5 {
+		m.Properties = w.Properties // User Properties in their order [v5 MQTT-3.1.3-10]
+		m.Properties.WillDelay = 0
+		m.Properties.Unmark(packet.PropWillDelay)
+		lw.delay = w.Properties.WillDelay
+	}
+	return lw
 }
 
 // sendWill publishes a will message, created now: its Message Expiry

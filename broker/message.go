@@ -16,4 +16,5 @@ type Message = message.Message
 type lastWill struct {
 	msg   *Message
 	owner *ClientInfo
+	delay uint32 // Will Delay Interval, seconds, for the store
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 )
 
@@ -75,6 +76,10 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 		route = first // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 	}
+	if srv.Store != nil {
+		// Stored, acknowledged and delivered in batches: see queuePublish.
+		return c.queuePublish(p, route, code, reason)
+	}
 	if route {
 		// The MQTT 5 properties are kept unaltered for the subscribers
 		// [v5 MQTT-3.3.2-4] [v5 MQTT-3.3.2-15] [v5 MQTT-3.3.2-16]
@@ -127,6 +132,24 @@ func (c *conn) ack(t packet.Type, id uint16, code packet.ReasonCode, reason stri
 // MQTT 5 No Local), nil for the broker's own messages.
 // It returns the number of sessions the message went to.
 func (srv *Server) publish(m *Message, from *session) int {
+	n, _ := srv.publishStored(m, from, nil)
+	return n
+}
+
+// publishStored is publish that stores, with Server.Store, the message
+// in the queues of the persistent sessions it goes to and as the
+// retained message, together with extra, before delivering anything.
+// When the store fails nothing is published and the error is returned.
+func (srv *Server) publishStored(m *Message, from *session, extra []store.Change) (int, error) {
+	if srv.Store != nil {
+		return srv.routeStored(m, from, extra) // retains m once it is stored
+	}
+	srv.retain(m)
+	return srv.route(m, from), nil
+}
+
+// retain stores or clears the retained message of m's topic, as m says.
+func (srv *Server) retain(m *Message) {
 	// RETAIN 0 leaves the retained messages as they are [v5 MQTT-3.3.1-8] [v3 MQTT-3.3.1-12].
 	if m.Retain {
 		if len(m.Payload) == 0 {
@@ -138,7 +161,6 @@ func (srv *Server) publish(m *Message, from *session) int {
 			srv.retained.set(m)
 		}
 	}
-	return srv.route(m, from)
 }
 
 // match is one subscription that a message matched.
@@ -203,6 +225,24 @@ func (srv *Server) route(m *Message, from *session) int {
 // It reports false when No Local leaves none of them.
 func (srv *Server) deliverTo(m *Message, from *session, subs []match) bool {
 	s := subs[0].s
+	d, any := buildDelivery(m, from, subs)
+	if !any {
+		return false
+	}
+	if !srv.mayReceive(s, m) {
+		srv.dropped(s, m, errDenied)
+		return true
+	}
+	if ok, why := s.deliver(srv, d); !ok {
+		srv.dropped(s, m, why)
+	}
+	return true
+}
+
+// buildDelivery is what one session whose subscriptions subs matched m
+// gets: false when No Local leaves none of them.
+func buildDelivery(m *Message, from *session, subs []match) (delivery, bool) {
+	s := subs[0].s
 	d := delivery{msg: m}
 	any := false
 	for _, mt := range subs {
@@ -219,17 +259,7 @@ func (srv *Server) deliverTo(m *Message, from *session, subs []match) bool {
 			d.subIDs = append(d.subIDs, sub.SubID) // [v5 MQTT-3.3.4-3] [v5 MQTT-3.3.4-4]
 		}
 	}
-	if !any {
-		return false
-	}
-	if !srv.mayReceive(s, m) {
-		srv.dropped(s, m, errDenied)
-		return true
-	}
-	if ok, why := s.deliver(srv, d); !ok {
-		srv.dropped(s, m, why)
-	}
-	return true
+	return d, any
 }
 
 // mayReceive asks a ReceiveAuthorizer, if there is one, whether s may
@@ -278,6 +308,8 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		c.kick()
 	}()
 	var retained []delivery
+	var kept []store.Change // the subscriptions to store, for a persistent session
+	var keptAt []int        // their places in codes
 	// Each filter as if it came in a SUBSCRIBE of its own, the answers
 	// together in one SUBACK [v5 MQTT-3.8.4-5].
 	for i, rs := range p.Subscriptions {
@@ -312,6 +344,10 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 		sub := subscription{QoS: qos, NoLocal: rs.NoLocal, RetainAsPublished: rs.RetainAsPublished, RetainHandling: rs.RetainHandling, SubID: subID}
 		existed := srv.subscribe(s, rs.Filter, sub) // [v5 MQTT-3.8.4-3] [v3 MQTT-3.8.4-3] replaces
 		codes[i] = packet.ReasonCode(qos)           // granted QoS [v5 MQTT-3.8.4-7]
+		if s.durable.Load() {
+			kept = append(kept, store.Subscribe(s.id, rs.Filter, store.Subscription{QoS: qos, NoLocal: rs.NoLocal, RetainAsPublished: rs.RetainAsPublished, RetainHandling: rs.RetainHandling, ID: subID}))
+			keptAt = append(keptAt, i)
+		}
 		// Retained messages: Retain Handling 0 sends them, 1 only for a new
 		// subscription, 2 never [v5 MQTT-3.3.1-9] [v5 MQTT-3.3.1-10]
 		// [v5 MQTT-3.3.1-11]; shared subscriptions get none (section 4.8.2).
@@ -321,6 +357,18 @@ func (c *conn) onSubscribe(p *packet.Subscribe) error {
 			retained = srv.retainedFor(retained, rs.Filter, sub) // [v3 MQTT-3.3.1-6]
 		}
 		srv.observe(Event{Kind: EventSubscribe, Client: &c.info, Topic: rs.Filter, QoS: qos})
+	}
+	// The subscriptions are kept before the SUBACK says they are made.
+	if err := srv.persistOrNil(kept); err != nil {
+		for _, i := range keptAt {
+			f := p.Subscriptions[i].Filter
+			s.mu.Lock()
+			delete(s.subs, f)
+			s.mu.Unlock()
+			srv.unsubscribe(s, f)
+			codes[i] = failCode(v5, storeCode(err))
+		}
+		retained = nil
 	}
 	// [v5 MQTT-3.8.4-1] [v3 MQTT-3.8.4-1] the SUBACK, then the retained messages.
 	ack := delivery{ctl: &packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}} // the SUBSCRIBE's id [v5 MQTT-3.8.4-2] [v3 MQTT-3.8.4-2]
@@ -407,6 +455,7 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 		}
 	}
 	ack := &packet.Unsuback{PacketID: p.PacketID}
+	var kept []store.Change
 	for _, f := range p.Filters {
 		if v5 {
 			if err := topic.ValidateFilter(f); err != nil {
@@ -422,6 +471,9 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 		_, ok := s.subs[f] // the filter exactly as subscribed, no wildcard matching [v3 MQTT-3.10.4-1]
 		delete(s.subs, f)
 		s.mu.Unlock()
+		if ok && s.durable.Load() {
+			kept = append(kept, store.Unsubscribe(s.id, f))
+		}
 		if ok {
 			srv.unsubscribe(s, f) // no new messages for it [v3 MQTT-3.10.4-2]
 			srv.observe(Event{Kind: EventUnsubscribe, Client: &c.info, Topic: f})
@@ -431,6 +483,16 @@ func (c *conn) onUnsubscribe(p *packet.Unsubscribe) error {
 			code = packet.NoSubscriptionExisted
 		}
 		ack.ReasonCodes = append(ack.ReasonCodes, code)
+	}
+	// Kept before the UNSUBACK. If the store fails, the subscriptions
+	// are gone all the same, but may come back after a restart: MQTT 5
+	// clients are told with 0x80 Unspecified error.
+	if err := srv.persistOrNil(kept); err != nil && v5 {
+		for i, code := range ack.ReasonCodes {
+			if code == packet.Success {
+				ack.ReasonCodes[i] = packet.UnspecifiedError
+			}
+		}
 	}
 	c.send(ctrlPkt{p: ack})
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
 	"github.com/ternmq/tern/transport"
 )
@@ -147,6 +148,16 @@ type Server struct {
 	// Authenticator.
 	AuthMethods map[string]AuthMethod
 
+	// Store keeps persistent sessions, their queued and in-flight
+	// messages, and retained messages across restarts and crashes (for
+	// example store/disk's OpenBroker). Nil: everything is kept in memory
+	// and lost when the process ends. The server loads the store when it
+	// starts and acknowledges a QoS 1 or 2 message, a subscription or a
+	// persistent session only once the store has kept it (see the README,
+	// "Persistence"). The server does not close the store: its owner does,
+	// after Shutdown or Close.
+	Store store.Broker
+
 	initOnce sync.Once
 	initErr  error
 	cfg      config
@@ -187,6 +198,9 @@ type Server struct {
 	groupCount atomic.Int64                       // groups in groups
 	groupSeq   atomic.Uint64
 	retained   retainedStore
+	msgSeq     atomic.Uint64 // the last stored message id (Store)
+	qseq       atomic.Uint64 // the last sequence number of a stored delivery, over all sessions (Store)
+	lazy       lazyChanges   // dequeues written in the background (Store)
 	stats      stats
 	started    time.Time
 }
@@ -207,6 +221,17 @@ func (s *Server) init() error {
 		s.sessions = map[string]*session{}
 		s.retained.init()
 		s.started = time.Now()
+		if s.Store != nil {
+			if err := s.restore(); err != nil {
+				s.initErr = err
+				s.cancel()
+				s.markReady()
+				return
+			}
+			s.lazy.wake = make(chan struct{}, 1)
+			s.bgWG.Add(1)
+			go s.lazyLoop()
+		}
 		if s.cfg.sysInterval > 0 {
 			s.bgWG.Add(1)
 			go s.sysLoop()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ternmq/tern/packet"
 	mqttsession "github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/store"
 )
 
 // subscription is what the trie stores per (filter, session).
@@ -28,6 +29,8 @@ type delivery struct {
 	retain bool
 	subIDs []uint32
 	share  *shareGroup // the shared subscription group it was given to, nil for an ordinary subscription
+	seq    uint64      // its place in the session's stored queue (Server.Store); 0: not stored
+	msgID  uint64      // the stored message's id, when seq is set
 }
 
 // session is the state of one client id, kept across connections when the
@@ -38,6 +41,8 @@ type session struct {
 	seq    uint64      // unique per session object, orders sessions when merging matches
 	inline *inlineSink // set for the broker's in-process subscribers
 	online atomic.Bool // a connection is attached (always, for inline sessions)
+
+	durable atomic.Bool // the session is kept in Server.Store (persistent, and a store is set)
 
 	mu       sync.Mutex
 	conn     *conn       // the connection attached now, nil when offline
@@ -55,6 +60,7 @@ type session struct {
 	out      mqttsession.Outbound[delivery] // sent at QoS 1 or 2 and not completed: packet ids, send order, resends, the window
 	in       mqttsession.Inbound            // QoS 2 packet ids received and not yet released, the client's send quota
 	drops    *dropLog                       // messages dropped, for the warning; nil until the first
+	offSince time.Time                      // when it went offline, for the store
 }
 
 func newSession(id string, seq uint64) *session {
@@ -105,6 +111,7 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		if srv.QueuePolicy == DropOldest {
 			// d is queued; the drop to count and report is the oldest.
 			srv.dropped(s, oldest.msg, errQueueFull)
+			srv.forget(s, oldest.seq)
 			return true, nil
 		}
 		return false, errQueueFull
@@ -147,12 +154,15 @@ func (s *session) resetState() {
 // not sent after all (see conn.appendOut), freeing its packet id and its
 // slot of the in-flight window. A flight that has moved on meanwhile
 // (released by a PUBREC, or completed and its id reused) is left alone.
-func (s *session) unsent(id uint16, qos byte) {
+func (s *session) unsent(srv *Server, id uint16, qos byte) {
 	s.mu.Lock()
+	var seq uint64
 	if f := s.out.Get(id); f != nil && f.QoS == qos && !f.Released {
+		seq = f.Item.seq
 		s.out.Remove(id)
 	}
 	s.mu.Unlock()
+	srv.forget(s, seq)
 }
 
 // attach makes c the session's connection, taking over from a connection
@@ -253,7 +263,13 @@ func (srv *Server) detach(c *conn, s *session) {
 		if s.expiry != neverExpire && !srv.closing.Load() {
 			s.expTimer = time.AfterFunc(time.Duration(s.expiry)*time.Second, func() { srv.expire(s, gen) })
 		}
+		s.offSince = time.Now()
+		off := s.offSince
 		s.mu.Unlock()
+		if s.durable.Load() {
+			// Its expiry and will delay count from now, across a restart.
+			srv.storeSession(s, off, nil)
+		}
 		return
 	}
 	s.mu.Unlock()
@@ -284,6 +300,7 @@ func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 		return
 	}
 	s.removed = true
+	durable := s.durable.Swap(false)
 	subs := make([]string, 0, len(s.subs))
 	for f := range s.subs {
 		subs = append(subs, f)
@@ -299,6 +316,9 @@ func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 		delete(srv.sessions, s.id)
 	}
 	srv.regMu.Unlock()
+	if durable {
+		srv.persist("session end", store.DeleteSession(s.id))
+	}
 	if checkGen {
 		srv.cfg.log.Debug("session expired", "client", s.id)
 	}
@@ -311,6 +331,31 @@ func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 // process, so the wills waiting for their delay are sent now, and no
 // expiry timer fires afterwards.
 func (srv *Server) endTimers() {
+	if srv.Store != nil {
+		// With a store the sessions do not end with the process: their
+		// wills wait in the store for their delay, counted on after a
+		// restart.
+		srv.regMu.Lock()
+		all := make([]*session, 0, len(srv.sessions))
+		for _, s := range srv.sessions {
+			all = append(all, s)
+		}
+		srv.regMu.Unlock()
+		for _, s := range all {
+			s.mu.Lock()
+			s.gen++
+			if s.expTimer != nil {
+				s.expTimer.Stop()
+				s.expTimer = nil
+			}
+			if s.willTmr != nil {
+				s.willTmr.Stop()
+				s.willTmr = nil
+			}
+			s.mu.Unlock()
+		}
+		return
+	}
 	srv.regMu.Lock()
 	all := make([]*session, 0, len(srv.sessions))
 	for _, s := range srv.sessions {
@@ -367,8 +412,12 @@ func (srv *Server) delayWill(s *session, m *lastWill, delay time.Duration) {
 			return
 		}
 		w := s.takeWill()
+		off := s.offSince
 		s.mu.Unlock()
 		srv.sendWill(w)
+		if s.durable.Load() {
+			srv.storeSession(s, off, nil) // the will is gone: not sent again after a restart
+		}
 	})
 	s.mu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
 )
 
 // writeBatch is how many bytes the writer encodes before one Write.
@@ -140,6 +141,9 @@ func (c *conn) flush(pending *[]ctrlPkt) (more, final bool, err error) {
 		outs = outs[:0]
 		outPool.Put(&outs)
 	}()
+	if c.srv.Store != nil {
+		c.storeSent(outs)
+	}
 	for {
 		select {
 		case p := <-c.ctrl:
@@ -324,6 +328,9 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 	if o.rel {
 		pk := packet.Pubrel{PacketID: o.id}
 		b, _ := pk.Append(buf, c.version)
+		if c.trace {
+			c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", pk.String(), "resend", true)
+		}
 		return b
 	}
 	p := o.d.wireForm(o.id, o.dup, c.version, now)
@@ -338,7 +345,7 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 	}
 	if err != nil {
 		if o.id != 0 {
-			c.sess.unsent(o.id, o.d.qos)
+			c.sess.unsent(c.srv, o.id, o.d.qos)
 			c.signal() // the window has room again: look at the queue once more
 		}
 		c.srv.dropped(c.sess, o.d.msg, err)
@@ -368,4 +375,22 @@ func ackPacket(t packet.Type, id uint16, code packet.ReasonCode) packet.Packet {
 		return &packet.Pubcomp{PacketID: id, ReasonCode: code}
 	}
 	return &packet.Pingresp{}
+}
+
+// storeSent stores the packet ids of the stored QoS 2 messages about to
+// be sent for the first time, before they are written: after a restart
+// each is resent with DUP under the same id, which the client knows as a
+// duplicate [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2]. (QoS 1 messages are
+// sent again as new ones, which QoS 1 allows, so their ids are not
+// stored.) If the store fails, the messages go anyway: the client has a
+// better chance of getting them once than not at all.
+func (c *conn) storeSent(outs []out) {
+	var cs []store.Change
+	for i := range outs {
+		o := &outs[i]
+		if o.d.seq != 0 && o.d.qos == 2 && !o.dup && o.id != 0 {
+			cs = append(cs, store.Sent(c.sess.id, o.d.seq, o.id))
+		}
+	}
+	c.srv.persist("packet ids of QoS 2 messages sent", cs...)
 }

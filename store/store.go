@@ -7,9 +7,13 @@
 // and 2 messages on their way out, in the order they were accepted, with
 // the packet identifier each was sent under and whether its PUBREC has
 // come; and the packet identifiers of QoS 2 messages received and not yet
-// released. The client keeps one Session per client identifier; the broker
-// (issue 13) extends this package with its sessions, subscriptions and
-// retained messages.
+// released. The client keeps one Session per client identifier.
+//
+// A [Broker] is the durable state of a whole broker: its persistent
+// sessions with their subscriptions, wills, queues and in-flight messages
+// in both directions, and its retained messages, changed by batches of
+// [Change] values so that one durable write covers a message that
+// entered many queues.
 //
 // "Acknowledged means kept": a call that returns nil has made the change
 // as durable as the implementation promises (for store/disk: it survives

@@ -226,6 +226,7 @@ group; --csv the per-second time series.`,
 	f.IntVar(&cfg.Connections, "connections", 0, "connect, idle: connections to open (1000, 10000)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 50, "connections opened at a time")
 	f.DurationVar(&cfg.KeepAlive, "keepalive", 60*time.Second, "MQTT keep alive")
+	f.BoolVar(&cfg.Persistent, "persistent", false, "subscribers keep persistent sessions (clean session 0; MQTT 5: expiry 300s), which a durable broker stores")
 	f.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for each CONNECT / CONNACK")
 	f.DurationVar(&interval, "interval", 5*time.Second, "progress line period when stderr is not a terminal (on a terminal: one line updated every second)")
 	f.IntVar(&cfg.BrokerPID, "broker-pid", 0, "read this process's VmRSS before and after (the broker must run on this machine)")

@@ -89,6 +89,7 @@ type brokerSetup struct {
 	pw              *auth.PasswordFile // nil without a password file
 	acl             *auth.ACLFile      // nil without an ACL file
 	defaultListener bool               // no listener was configured
+	data            string             // where the data lives, for the first log line
 }
 
 // buildServer turns the configuration file and the flags into a Server;
@@ -405,6 +406,21 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 	}
 	srv, log := st.srv, st.srv.Logger
 	broker.Version = versionString()
+	ds, dir, err := st.openStore()
+	if err != nil {
+		return err
+	}
+	if ds != nil {
+		srv.Store = ds
+		defer func() {
+			if err := ds.Close(); err != nil {
+				log.Error("closing the store", "dir", dir, "err", err)
+			}
+		}()
+		st.data = fmt.Sprintf("%s (durable, sync %s)", dir, st.cfg.Store.Sync)
+	} else {
+		st.data = "in memory only (--in-memory): sessions, queued and retained messages are lost when the broker stops"
+	}
 	st.logStartup()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -89,6 +89,12 @@ type brokerConfig struct {
 	}
 	SysInterval         time.Duration
 	CopyPerSubscription bool
+	Store               struct {
+		DataDir      string
+		InMemory     bool
+		Sync         string
+		CommitWindow time.Duration
+	}
 
 	file string            // the configuration file as given; "" for none
 	abs  string            // its absolute path
@@ -255,6 +261,21 @@ var keys = []*key{
 	{path: "copy_per_subscription", kind: kBool, flag: "copy-per-subscription", def: "false", field: "CopyPerSubscription",
 		doc: "overlapping subscriptions of a client get one copy each, not one copy at the highest QoS",
 		ptr: func(c *brokerConfig, _ int) any { return &c.CopyPerSubscription }},
+
+	{path: "store", kind: kSection},
+	{path: "store.data_dir", kind: kPath, flag: "data-dir", example: "/var/lib/tern", field: "Store",
+		doc: "directory of the durable store: sessions, queued and in-flight messages, retained messages (default: $STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/tern, else ~/.local/state/tern)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Store.DataDir }},
+	{path: "store.in_memory", kind: kBool, flag: "in-memory", def: "false",
+		doc: "keep everything in memory only: a restart or crash loses sessions, queued and retained messages",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Store.InMemory }},
+	{path: "store.sync", kind: kString, flag: "store-sync", def: "always", choices: []string{"always", "none"},
+		doc: "always: a QoS 1/2 message is acknowledged once fsynced (survives power loss); none: once written, before fsync (survives kill -9, not power loss)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Store.Sync }},
+	{path: "store.commit_window", kind: kDuration, flag: "commit-window", def: "0s",
+		ranged: true, min: 0, max: int64(100 * time.Millisecond),
+		doc: "with sync always: how long a write waits for others to share its fsync, 0s to 100ms (0s: only those that arrive meanwhile)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Store.CommitWindow }},
 }
 
 // sharedStrategies lists the names of broker.SharedStrategy values.

@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
+	// tern broker is durable by default: its default data directory is
+	// under XDG_STATE_HOME, here one of the test's, never the user's.
+	os.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	os.Unsetenv("STATE_DIRECTORY")
 	code := m.Run()
 	os.RemoveAll(dir)
 	if code == 0 {
@@ -138,6 +142,7 @@ func startBroker(t *testing.T, dir string, args ...string) *brokerProc {
 	b := &brokerProc{t: t, more: make(chan struct{}, 1), done: make(chan error, 1)}
 	b.cmd = exec.Command(ternBinary(t), append([]string{"broker"}, args...)...)
 	b.cmd.Dir = dir
+	b.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir()) // a data directory of its own
 	b.cmd.Stderr = b
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -22,9 +22,9 @@ func (st *brokerSetup) logStartup() {
 	if st.defaultListener {
 		log.Info("starting Tern broker in local-only mode: listening on "+broker.DefaultAddr+
 			"; only clients on this machine can connect (use --listen, -p or a config file to open it up)",
-			"version", broker.Version)
+			"version", broker.Version, "data", st.data)
 	} else {
-		log.Info("starting Tern broker", "version", broker.Version, "listeners", strings.Join(names, ", "))
+		log.Info("starting Tern broker", "version", broker.Version, "listeners", strings.Join(names, ", "), "data", st.data)
 	}
 	if c.file != "" {
 		log.Info("configuration file", "file", c.abs)

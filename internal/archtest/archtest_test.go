@@ -24,8 +24,8 @@ var layers = map[string][]string{
 	"store":             {"packet", "topic", "message"},
 	"session":           {"packet", "topic", "message", "store"},
 	"store/memory":      {"packet", "message", "store"},
-	"store/disk":        {"packet", "message", "store"},
-	"store/storetest":   {"packet", "message", "store"},
+	"store/disk":        {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker store's index
+	"store/storetest":   {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker suite's reference
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "internal/scram"},

@@ -86,9 +86,13 @@ type Config struct {
 	Duration time.Duration // latency, idle: how long to run; others: the longest the publishing may take
 	Drain    time.Duration // after publishing, how long to wait without progress before counting the rest lost; default 5s
 
-	Connections    int           // connect, idle: how many; default 1000 / 10,000
-	Concurrency    int           // connections opened at a time; default 50
-	KeepAlive      time.Duration // default 60s
+	Connections int           // connect, idle: how many; default 1000 / 10,000
+	Concurrency int           // connections opened at a time; default 50
+	KeepAlive   time.Duration // default 60s
+	// Persistent: subscribers connect with a persistent session (3.1.1
+	// clean session 0; 5.0 Session Expiry Interval 300 s), so that a
+	// durable broker stores the QoS 1/2 messages queued for them.
+	Persistent     bool
 	ConnectTimeout time.Duration // per connection, default 10s
 
 	BrokerPID int    // if set, the broker's VmRSS is read before and after

@@ -75,9 +75,10 @@ type connOptions struct {
 	password       string
 	keepAlive      time.Duration
 	connectTimeout time.Duration
-	bufSize        int // read and write buffer sizes
-	queue          int // capacity of the outbound queue
-	inflight       int // QoS 1/2 publish window; 0 for a connection that does not publish at QoS > 0
+	bufSize        int  // read and write buffer sizes
+	queue          int  // capacity of the outbound queue
+	inflight       int  // QoS 1/2 publish window; 0 for a connection that does not publish at QoS > 0
+	persistent     bool // a persistent session (clean session 0, or expiry 300 s)
 	payloadSize    int
 	pubIndex       uint32
 	counts         *counters                        // counts connections opened and up, if not nil
@@ -206,11 +207,14 @@ func handshake(nc net.Conn, o connOptions) (*conn, error) {
 	c.rd.Version = o.version
 	connect := &packet.Connect{
 		Version:    o.version,
-		CleanStart: true,
+		CleanStart: !o.persistent || o.version == packet.V5,
 		KeepAlive:  uint16(min(o.keepAlive/time.Second, 65535)),
 		ClientID:   o.clientID,
 		Username:   o.username,
 		Password:   []byte(o.password),
+	}
+	if o.persistent && o.version == packet.V5 {
+		connect.Properties.SessionExpiry = 300
 	}
 	start := time.Now()
 	if err := c.w.WritePacket(connect); err != nil {

@@ -102,6 +102,7 @@ func (r *runner) options(role byte, i int) connOptions {
 		queue:          4,
 		counts:         &r.counts,
 		life:           r.life,
+		persistent:     r.cfg.Persistent && role == 's',
 	}
 }
 
