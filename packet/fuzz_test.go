@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"runtime"
 	"runtime/metrics"
@@ -275,11 +276,20 @@ func fzCheckAlloc(t *testing.T, r *Reader, v Version, data []byte, sample bool) 
 	if !huge && !sample {
 		return
 	}
-	r.Reset(bytes.NewReader(data))
-	r.Version, r.MaxPacketSize = v, fzMax
+	// The counters are the whole process's: while fuzzing, the engine's
+	// own goroutines allocate too. ReadPacket allocating the body would
+	// show every time, so take the least of three measurements.
 	var p Packet
 	var err error
-	d := fzAllocated(!sample, func() { p, err = r.ReadPacket() })
+	d := uint64(math.MaxUint64)
+	for range 3 {
+		r.Reset(bytes.NewReader(data))
+		r.Version, r.MaxPacketSize = v, fzMax
+		d = min(d, fzAllocated(!sample, func() { p, err = r.ReadPacket() }))
+		if d <= fzAllocLimit {
+			break
+		}
+	}
 	if d > fzAllocLimit {
 		t.Fatalf("ReadPacket allocated %d bytes (limit %d) for a packet of %d bytes: %T, %v", d, fzAllocLimit, hlen+rl, p, err)
 	}
