@@ -45,21 +45,7 @@ func connect(t testing.TB, cfg client.Config) *client.Client {
 	if cfg.Logger == nil {
 		cfg.Logger = quiet()
 	}
-	c, err := client.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c.Disconnect(ctx)
-	})
-	return c
+	return mqtttest.Connect(t, cfg)
 }
 
 // ctx returns a context that ends with the test or after 20 s.

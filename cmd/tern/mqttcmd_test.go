@@ -120,21 +120,7 @@ func waitSubscriptions(t *testing.T, b *mqtttest.Broker, n int64) {
 // publisher connects a client to url for the test.
 func publisher(t *testing.T, url string, v packet.Version) *client.Client {
 	t.Helper()
-	c, err := client.New(client.Config{Servers: []string{url}, Version: v, Proxy: "direct"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c.Disconnect(ctx)
-	})
-	return c
+	return mqtttest.Connect(t, client.Config{Servers: []string{url}, Version: v, Proxy: "direct"})
 }
 
 // comparisonMessages are published to both subscribers: text with every

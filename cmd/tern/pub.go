@@ -81,25 +81,9 @@ acknowledged them.
 }
 
 func runPub(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
-	var payload []byte
-	switch o.mode {
-	case msgArg:
-		payload = []byte(o.message)
-	case msgFile:
-		data, err := os.ReadFile(o.file)
-		if err != nil {
-			return usageErr("-f: %v", err)
-		}
-		payload = data
-	case msgStdinFile:
-		data, err := io.ReadAll(cmd.InOrStdin())
-		if err != nil {
-			return runErr(o, fmt.Errorf("-s: reading stdin: %w", err))
-		}
-		payload = data
-	}
-	if len(payload) > packet.MaxRemainingLength {
-		return usageErr("the message is %d bytes; MQTT carries at most %d", len(payload), packet.MaxRemainingLength)
+	payload, err := o.payload(cmd)
+	if err != nil {
+		return err
 	}
 	cfg, err := o.clientConfig(cmd.ErrOrStderr())
 	if err != nil {
@@ -265,4 +249,30 @@ func disconnect(c *client.Client, o *mqttOptions) error {
 		return c.DisconnectWith(ctx, &packet.Disconnect{Properties: o.props[cmdDisconnect]})
 	}
 	return c.Disconnect(ctx)
+}
+
+// payload is the message of -m, -f or -s (nil for -n and -l), for pub
+// and rr.
+func (o *mqttOptions) payload(cmd *cobra.Command) ([]byte, error) {
+	var payload []byte
+	switch o.mode {
+	case msgArg:
+		payload = []byte(o.message)
+	case msgFile:
+		data, err := os.ReadFile(o.file)
+		if err != nil {
+			return nil, usageErr("-f: %v", err)
+		}
+		payload = data
+	case msgStdinFile:
+		data, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return nil, runErr(o, fmt.Errorf("-s: reading stdin: %w", err))
+		}
+		payload = data
+	}
+	if len(payload) > packet.MaxRemainingLength {
+		return nil, usageErr("the message is %d bytes; MQTT carries at most %d", len(payload), packet.MaxRemainingLength)
+	}
+	return payload, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -33,22 +31,9 @@ The options are mosquitto_rr's; the output is printed as tern sub prints it
 }
 
 func runRR(ctx context.Context, cmd *cobra.Command, o *mqttOptions) error {
-	var payload []byte
-	switch o.mode {
-	case msgArg:
-		payload = []byte(o.message)
-	case msgFile:
-		data, err := os.ReadFile(o.file)
-		if err != nil {
-			return usageErr("-f: %v", err)
-		}
-		payload = data
-	case msgStdinFile:
-		data, err := io.ReadAll(cmd.InOrStdin())
-		if err != nil {
-			return runErr(o, fmt.Errorf("-s: reading stdin: %w", err))
-		}
-		payload = data
+	payload, err := o.payload(cmd)
+	if err != nil {
+		return err
 	}
 	pr, err := newPrinter(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	if err != nil {
