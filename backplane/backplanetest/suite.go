@@ -318,8 +318,8 @@ var matchCases = []struct {
 	{"sport/#", "sports", false},
 	{"sport/+", "sport", false},
 	{"sport/+", "sport/", true},
-	{"#", "$SYS/x", false},       // [v5 MQTT-4.7.2-1]
-	{"+/x", "$SYS/x", false},     // [v5 MQTT-4.7.2-1]
+	{"#", "$SYS/x", false},   // [v5 MQTT-4.7.2-1]
+	{"+/x", "$SYS/x", false}, // [v5 MQTT-4.7.2-1]
 	{"$SYS/#", "$SYS/x", true},
 	{"$SYS/+", "$SYS/x", true},
 	{"#", "a$/x", true},

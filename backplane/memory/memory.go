@@ -31,7 +31,7 @@ type Cluster struct {
 	nodes    map[string]*Node
 	table    route.Table
 	retained map[string]*message.Message
-	owners   map[string]string                       // client id → node
+	owners   map[string]string                      // client id → node
 	wills    map[string]map[string]*message.Message // node → client id → will
 }
 
