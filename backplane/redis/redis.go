@@ -272,17 +272,35 @@ func toAny(ss []string) []any {
 func (n *Node) readEvents() {
 	defer n.wg.Done()
 	for {
-		msg, err := n.events.ReceiveMessage(n.ctx)
-		if err != nil {
-			if n.ctx.Err() != nil {
-				return
-			}
-			n.needResync.Store(true)
-			n.pause()
-			continue
+		msg, ok := n.receiveFrom(n.events)
+		if !ok {
+			return
 		}
-		n.apply(msg.Payload)
+		if msg != nil {
+			n.apply(msg.Payload)
+		}
 	}
+}
+
+// receiveFrom returns the next message of ps, or nil after an error or a
+// (re)subscription, which may mean messages were missed: the node then
+// resyncs at its next heartbeat. ok is false once the node stops.
+func (n *Node) receiveFrom(ps *goredis.PubSub) (msg *goredis.Message, ok bool) {
+	v, err := ps.Receive(n.ctx)
+	if n.ctx.Err() != nil {
+		return nil, false
+	}
+	switch v := v.(type) {
+	case *goredis.Message:
+		return v, true
+	case *goredis.Subscription:
+		n.needResync.Store(true)
+	}
+	if err != nil {
+		n.needResync.Store(true)
+		n.pause()
+	}
+	return nil, true
 }
 
 func (n *Node) pause() {
@@ -327,16 +345,13 @@ func (n *Node) apply(ev string) {
 func (n *Node) readIn() {
 	defer n.wg.Done()
 	for {
-		msg, err := n.in.ReceiveMessage(n.ctx)
-		if err != nil {
-			if n.ctx.Err() != nil {
-				return
-			}
-			n.needResync.Store(true)
-			n.pause()
-			continue
+		msg, ok := n.receiveFrom(n.in)
+		if !ok {
+			return
 		}
-		n.receive([]byte(msg.Payload))
+		if msg != nil {
+			n.receive([]byte(msg.Payload))
+		}
 	}
 }
 

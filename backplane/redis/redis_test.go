@@ -11,6 +11,7 @@ import (
 
 	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/backplane/backplanetest"
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/mqtttest"
 )
 
@@ -89,4 +90,106 @@ func TestConformance(t *testing.T) {
 		i++
 		return &cluster{addr: r.Addr, prefix: fmt.Sprintf("t%d", i), nodes: map[string]*member{}}
 	})
+}
+
+// clusterCluster is one back plane on a 3-master Redis Cluster. Nodes talk
+// to the masters directly (the cluster client learns their addresses from
+// Redis), so partitions are not simulated here.
+type clusterCluster struct {
+	addrs  []string
+	prefix string
+	mu     sync.Mutex
+	nodes  map[string]*Node
+}
+
+func (c *clusterCluster) Join(t *testing.T, cfg backplane.Config) backplane.Node {
+	t.Helper()
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.addrs, DialTimeout: time.Second,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := Join(ctx, rdb, Config{Config: cfg, Prefix: c.prefix})
+	if err != nil {
+		rdb.Close()
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.nodes[cfg.ID] = n
+	c.mu.Unlock()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+		rdb.Close()
+	})
+	return n
+}
+
+func (c *clusterCluster) Partition(t *testing.T, id string) bool { return false }
+func (c *clusterCluster) Heal(t *testing.T, id string)           {}
+func (c *clusterCluster) Kill(t *testing.T, id string) {
+	c.mu.Lock()
+	n := c.nodes[id]
+	c.mu.Unlock()
+	n.abandon()
+}
+
+func TestConformanceRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-master Redis Cluster; not with -short")
+	}
+	rc := mqtttest.StartRedisCluster(t, 3)
+	i := 0
+	backplanetest.Run(t, func(t *testing.T) backplanetest.Cluster {
+		i++
+		return &clusterCluster{addrs: rc.Addrs, prefix: fmt.Sprintf("c%d", i), nodes: map[string]*Node{}}
+	})
+}
+
+// TestRedisRestart restarts Redis empty under two nodes: they notice they
+// are no longer members, announce their interest again and forward again,
+// without being restarted themselves.
+func TestRedisRestart(t *testing.T) {
+	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
+	got := make(chan string, 100)
+	mk := func(id string, on func(context.Context, backplane.Delivery)) *Node {
+		rdb := client(r.Addr)
+		t.Cleanup(func() { rdb.Close() })
+		n, err := Join(context.Background(), rdb, Config{Config: backplane.Config{ID: id, Lease: 300 * time.Millisecond, OnMessage: on}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = n.Close(ctx)
+		})
+		return n
+	}
+	a := mk("a", nil)
+	b := mk("b", func(_ context.Context, d backplane.Delivery) { got <- string(d.Message.Payload) })
+	if err := b.Subscribe(context.Background(), "x/+"); err != nil {
+		t.Fatal(err)
+	}
+	reach := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; ; i++ {
+			p := fmt.Sprintf("%s-%d", what, i)
+			_ = a.Forward(context.Background(), &message.Message{Topic: "x/1", Payload: []byte(p)})
+			select {
+			case s := <-got:
+				if s == p || len(s) > len(what) && s[:len(what)] == what {
+					return
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: b never got a message from a", what)
+			}
+		}
+	}
+	reach("before")
+	r.Restart()
+	reach("after")
 }
