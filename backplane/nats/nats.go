@@ -120,6 +120,7 @@ type Node struct {
 	owned map[string]struct{}
 
 	last map[pubKey]uint64 // reader goroutine only
+	jcfg Config            // for creating the buckets again
 }
 
 var _ backplane.Node = (*Node)(nil)
@@ -148,18 +149,12 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 		inc: binary.LittleEndian.Uint64(b[:]), ch: make(chan *nats.Msg, chanSize),
 		count: map[string]int{}, subs: map[string][]*nats.Subscription{}, kinds: map[*nats.Subscription]subKind{},
 		wills: map[string]*message.Message{}, owned: map[string]struct{}{}, last: map[pubKey]uint64{}}
+	n.jcfg = cfg
 	if n.js, err = jetstream.New(nc); err != nil {
 		return nil, backplane.Unreachable("jetstream", err)
 	}
-	for _, kv := range []struct {
-		kv   *jetstream.KeyValue
-		name string
-	}{{&n.kvRet, "retained"}, {&n.kvOwn, "owners"}, {&n.kvWill, "wills"}, {&n.kvNode, "nodes"}} {
-		*kv.kv, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: cfg.Prefix + "_" + kv.name, Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1})
-		if err != nil {
-			return nil, backplane.Unreachable("key-value bucket "+cfg.Prefix+"_"+kv.name, err)
-		}
+	if err := n.buckets(ctx, cfg); err != nil {
+		return nil, err
 	}
 	if e, err := n.kvNode.Get(ctx, kvToken(bc.ID)); err == nil {
 		if fresh, ferr := n.fresh(ctx, e); ferr == nil && fresh {
@@ -178,6 +173,24 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	go n.read()
 	go n.heartbeat()
 	return n, nil
+}
+
+// buckets creates the node's key-value buckets, or opens them if they exist.
+func (n *Node) buckets(ctx context.Context, cfg Config) error {
+	for _, kv := range []struct {
+		kv   *jetstream.KeyValue
+		name string
+	}{{&n.kvRet, "retained"}, {&n.kvOwn, "owners"}, {&n.kvWill, "wills"}, {&n.kvNode, "nodes"}} {
+		h, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: cfg.Prefix + "_" + kv.name, Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1})
+		if err != nil {
+			return backplane.Unreachable("key-value bucket "+cfg.Prefix+"_"+kv.name, err)
+		}
+		if *kv.kv == nil {
+			*kv.kv = h
+		}
+	}
+	return nil
 }
 
 // fresh reports whether heartbeat entry e is younger than the lease, by the
@@ -586,6 +599,13 @@ func (n *Node) beat() {
 			n.log.Warn("back plane unreachable: refusing what cannot be forwarded", "status", n.nc.Status())
 		}
 		return
+	}
+	if n.down.Load() {
+		// The server may have restarted without its JetStream state.
+		if err := n.buckets(ctx, n.jcfg); err != nil {
+			n.log.Warn("back plane: key-value buckets", "err", err)
+			return
+		}
 	}
 	rev, err := n.kvNode.Put(ctx, kvToken(n.cfg.ID), []byte(n.cfg.ID))
 	if err != nil {

@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/backplane/backplanetest"
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/mqtttest"
 )
 
@@ -114,4 +116,83 @@ func TestConformance(t *testing.T) {
 		i++
 		return &cluster{addr: s.Addr().String(), prefix: fmt.Sprintf("t%d", i), nodes: map[string]*member{}}
 	})
+}
+
+// TestServerRestart restarts the NATS server (same port, same store
+// directory) under two nodes: nats.go reconnects and subscribes again, the
+// nodes forward again and the retained messages kept by JetStream are there,
+// without restarting the nodes.
+func TestServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	port := mqtttest.FreePort(t)
+	start := func() *server.Server {
+		s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true,
+			StoreDir: dir, NoLog: true, NoSigs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("embedded NATS server not ready after 10s")
+		}
+		return s
+	}
+	s := start()
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	got := make(chan string, 100)
+	mk := func(id string, on func(context.Context, backplane.Delivery)) *Node {
+		nc := connect(t, s.ClientURL())
+		t.Cleanup(nc.Close)
+		n, err := Join(context.Background(), nc, Config{Config: backplane.Config{ID: id, Lease: 300 * time.Millisecond, OnMessage: on}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = n.Close(ctx)
+		})
+		return n
+	}
+	a := mk("a", nil)
+	b := mk("b", func(_ context.Context, d backplane.Delivery) { got <- string(d.Message.Payload) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.Subscribe(ctx, "x/+"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetRetained(ctx, &message.Message{Topic: "x/r", Payload: []byte("kept"), Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+	reach := func(what string) {
+		t.Helper()
+		for i := 0; ; i++ {
+			p := fmt.Sprintf("%s-%d", what, i)
+			_ = a.Forward(ctx, &message.Message{Topic: "x/1", Payload: []byte(p)})
+			select {
+			case s := <-got:
+				if strings.HasPrefix(s, what) {
+					return
+				}
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				t.Fatalf("%s: b never got a message from a", what)
+			}
+		}
+	}
+	reach("before")
+	s.Shutdown()
+	s.WaitForShutdown()
+	s = start()
+	reach("after")
+	for {
+		ms, err := b.MatchRetained(ctx, "x/#")
+		if err == nil && len(ms) == 1 && string(ms[0].Payload) == "kept" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("retained after the restart: %v, %v", ms, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
