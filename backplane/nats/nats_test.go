@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -195,4 +196,111 @@ func TestServerRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startCluster runs three embedded NATS servers joined by routes into one
+// cluster with JetStream, on free loopback ports, until the test ends.
+func startCluster(t *testing.T) []*server.Server {
+	t.Helper()
+	const n = 3
+	clusterPorts := make([]int, n)
+	for i := range clusterPorts {
+		clusterPorts[i] = mqtttest.FreePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range clusterPorts {
+		u, _ := url.Parse(fmt.Sprintf("nats://127.0.0.1:%d", p))
+		routes = append(routes, u)
+	}
+	var servers []*server.Server
+	for i := range n {
+		opts := &server.Options{ServerName: fmt.Sprintf("s%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			// NoAdvertise: a client cut off from its server must not fail over
+			// to another one, so that the test partitions a node from the engine.
+			Cluster: server.ClusterOpts{Name: "tern-test", Host: "127.0.0.1", Port: clusterPorts[i], NoAdvertise: true},
+			Routes:  routes}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("embedded NATS server not ready after 10s")
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := 0
+		for _, s := range servers {
+			if s.NumRoutes() >= n-1 && s.JetStreamIsCurrent() {
+				ok++
+			}
+		}
+		if ok == n {
+			return servers
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the NATS cluster did not form within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// clusterHarness spreads nodes over the servers of a NATS cluster, each
+// through its own cut proxy.
+type clusterHarness struct {
+	cluster
+	servers []*server.Server
+	next    int
+}
+
+func (c *clusterHarness) Join(t *testing.T, cfg backplane.Config) backplane.Node {
+	t.Helper()
+	c.addr = c.servers[c.next%len(c.servers)].Addr().String()
+	c.next++
+	// JetStream may still be electing its leaders: retry the join briefly.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: c.addr})
+		nc := connect(t, "nats://"+p.Addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, err := Join(ctx, nc, Config{Config: cfg, Prefix: c.prefix, Storage: jetstream.MemoryStorage})
+		cancel()
+		if err != nil {
+			nc.Close()
+			if time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		c.nodes[cfg.ID] = &member{n, nc, p}
+		c.mu.Unlock()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p.Refuse(false)
+			_ = n.Close(ctx)
+			nc.Close()
+		})
+		return n
+	}
+}
+
+func TestConformanceNATSCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server NATS cluster; not with -short")
+	}
+	servers := startCluster(t)
+	i := 0
+	backplanetest.Run(t, func(t *testing.T) backplanetest.Cluster {
+		i++
+		return &clusterHarness{cluster: cluster{prefix: fmt.Sprintf("c%d", i), nodes: map[string]*member{}}, servers: servers}
+	})
 }
