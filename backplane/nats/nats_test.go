@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -303,4 +304,47 @@ func TestConformanceNATSCluster(t *testing.T) {
 		i++
 		return &clusterHarness{cluster: cluster{prefix: fmt.Sprintf("c%d", i), nodes: map[string]*member{}}, servers: servers}
 	})
+}
+
+func benchJoin(addr string, proxied bool) backplanetest.BenchJoin {
+	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	return func(b *testing.B, id string, on func(context.Context, backplane.Delivery)) (backplane.Node, func() (int64, int64)) {
+		target, traffic := addr, func() (int64, int64) { return 0, 0 }
+		if proxied {
+			p := mqtttest.StartCutProxy(b, mqtttest.CutProxyConfig{Target: addr})
+			target, traffic = p.Addr, p.Traffic
+		}
+		nc := connect(b, "nats://"+target)
+		n, err := Join(context.Background(), nc, Config{Config: backplane.Config{ID: id, OnMessage: on}, Prefix: prefix, Storage: jetstream.MemoryStorage})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = n.Close(ctx)
+			nc.Close()
+		})
+		if !proxied {
+			return n, nil
+		}
+		return n, traffic
+	}
+}
+
+// BenchmarkForward: messages/s from node pub to node sub through one
+// embedded NATS server, and the bytes per message each node exchanges with
+// it.
+func BenchmarkForward(b *testing.B) {
+	s := startServer(b)
+	for _, proxied := range []bool{false, true} {
+		for _, size := range []int{64, 1024} {
+			for _, par := range []int{0, 8} {
+				name := fmt.Sprintf("proxied=%v/payload=%d/publishers=%d", proxied, size, max(1, par*runtime.GOMAXPROCS(0)))
+				b.Run(name, func(b *testing.B) {
+					backplanetest.BenchForward(b, benchJoin(s.Addr().String(), proxied), size, par)
+				})
+			}
+		}
+	}
 }

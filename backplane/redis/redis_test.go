@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -192,4 +193,46 @@ func TestRedisRestart(t *testing.T) {
 	reach("before")
 	r.Restart()
 	reach("after")
+}
+
+func benchJoin(addr string, proxied bool) backplanetest.BenchJoin {
+	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	return func(b *testing.B, id string, on func(context.Context, backplane.Delivery)) (backplane.Node, func() (int64, int64)) {
+		target, traffic := addr, func() (int64, int64) { return 0, 0 }
+		if proxied {
+			p := mqtttest.StartCutProxy(b, mqtttest.CutProxyConfig{Target: addr})
+			target, traffic = p.Addr, p.Traffic
+		}
+		rdb := goredis.NewClient(&goredis.Options{Addr: target, PoolSize: 32})
+		n, err := Join(context.Background(), rdb, Config{Config: backplane.Config{ID: id, OnMessage: on}, Prefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = n.Close(ctx)
+			rdb.Close()
+		})
+		if !proxied {
+			return n, nil
+		}
+		return n, traffic
+	}
+}
+
+// BenchmarkForward: messages/s from node pub to node sub through one Redis,
+// and the bytes per message each node exchanges with Redis.
+func BenchmarkForward(b *testing.B) {
+	r := mqtttest.StartRedis(b, mqtttest.RedisOptions{})
+	for _, proxied := range []bool{false, true} {
+		for _, size := range []int{64, 1024} {
+			for _, par := range []int{0, 8} {
+				name := fmt.Sprintf("proxied=%v/payload=%d/publishers=%d", proxied, size, max(1, par*runtime.GOMAXPROCS(0)))
+				b.Run(name, func(b *testing.B) {
+					backplanetest.BenchForward(b, benchJoin(r.Addr, proxied), size, par)
+				})
+			}
+		}
+	}
 }

@@ -1,0 +1,111 @@
+package backplanetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/backplane"
+	"github.com/ternmq/tern/message"
+)
+
+// BenchJoin starts a node for a benchmark with the given ID and message
+// handler. Traffic returns the bytes the node has sent to and received from
+// the engine so far (a cut proxy's counts), or nil if it cannot tell.
+type BenchJoin func(b *testing.B, id string, on func(context.Context, backplane.Delivery)) (n backplane.Node, traffic func() (sent, received int64))
+
+// BenchForward measures forwarding from one node to another: messages of
+// size payload bytes published on node "pub" by parallel publishers
+// (parallel × GOMAXPROCS goroutines; 0 means one publisher) and received on
+// node "sub", which subscribes to "bench/+". It reports msgs/s (counted
+// from the first publish to the last delivery) and, when the join can tell,
+// the bytes per message the publishing node sent to the engine and the
+// receiving node got from it.
+func BenchForward(b *testing.B, join BenchJoin, payload, parallel int) {
+	var got atomic.Int64
+	done := make(chan struct{}, 1)
+	probed := make(chan struct{}, 1)
+	var want atomic.Int64
+	want.Store(-1)
+	pub, pubTraffic := join(b, "pub", nil)
+	sub, subTraffic := join(b, "sub", func(_ context.Context, d backplane.Delivery) {
+		if strings.HasPrefix(d.Message.Topic, "probe/") {
+			select {
+			case probed <- struct{}{}:
+			default:
+			}
+			return
+		}
+		if got.Add(1) == want.Load() {
+			done <- struct{}{}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, f := range []string{"bench/+", "probe/+"} {
+		if err := sub.Subscribe(ctx, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Wait until pub knows of sub's interest.
+	deadline := time.Now().Add(timeout)
+	for ready := false; !ready; {
+		if err := pub.Forward(ctx, &message.Message{Topic: "probe/1"}); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-probed:
+			ready = true
+		case <-time.After(20 * time.Millisecond):
+			if time.Now().After(deadline) {
+				b.Fatal("sub never received a probe from pub")
+			}
+		}
+	}
+	body := make([]byte, payload)
+	var s0, r0 int64
+	if pubTraffic != nil && subTraffic != nil {
+		s0, _ = pubTraffic()
+		_, r0 = subTraffic()
+	}
+	want.Store(int64(b.N))
+	b.ResetTimer()
+	start := time.Now()
+	var seq atomic.Int64
+	publish := func() {
+		i := seq.Add(1)
+		m := &message.Message{Topic: "bench/" + fmt.Sprint(i%8), Payload: body, QoS: 1, Created: time.Now()}
+		if err := pub.Forward(ctx, m); err != nil {
+			b.Error(err)
+		}
+	}
+	if parallel > 0 {
+		b.SetParallelism(parallel)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				publish()
+			}
+		})
+	} else {
+		for range b.N {
+			publish()
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		b.Fatalf("sub received %d of %d messages within %v", got.Load(), b.N, timeout)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	if pubTraffic != nil && subTraffic != nil {
+		s1, _ := pubTraffic()
+		_, r1 := subTraffic()
+		b.ReportMetric(float64(s1-s0)/float64(b.N), "B/msg-sent")
+		b.ReportMetric(float64(r1-r0)/float64(b.N), "B/msg-recv")
+	}
+}
