@@ -22,8 +22,9 @@ type BenchJoin func(b *testing.B, id string, on func(context.Context, backplane.
 // (parallel × GOMAXPROCS goroutines; 0 means one publisher) and received on
 // node "sub", which subscribes to "bench/+". It reports msgs/s (counted
 // from the first publish to the last delivery) and, when the join can tell,
-// the bytes per message the publishing node sent to the engine and the
-// receiving node got from it.
+// the bytes per message the publishing node sent to the engine, the
+// receiving node got from it, and a third node with no matching interest
+// got from it (its heartbeats only: it gets none of the messages).
 func BenchForward(b *testing.B, join BenchJoin, payload, parallel int) {
 	var got atomic.Int64
 	done := make(chan struct{}, 1)
@@ -31,6 +32,12 @@ func BenchForward(b *testing.B, join BenchJoin, payload, parallel int) {
 	var want atomic.Int64
 	want.Store(-1)
 	pub, pubTraffic := join(b, "pub", nil)
+	// idle has interest, but in nothing the benchmark publishes: it must get
+	// no traffic for these messages.
+	idle, idleTraffic := join(b, "idle", nil)
+	if err := idle.Subscribe(context.Background(), "other/+"); err != nil {
+		b.Fatal(err)
+	}
 	sub, subTraffic := join(b, "sub", func(_ context.Context, d backplane.Delivery) {
 		if strings.HasPrefix(d.Message.Topic, "probe/") {
 			select {
@@ -66,10 +73,11 @@ func BenchForward(b *testing.B, join BenchJoin, payload, parallel int) {
 		}
 	}
 	body := make([]byte, payload)
-	var s0, r0 int64
+	var s0, r0, i0 int64
 	if pubTraffic != nil && subTraffic != nil {
 		s0, _ = pubTraffic()
 		_, r0 = subTraffic()
+		_, i0 = idleTraffic()
 	}
 	want.Store(int64(b.N))
 	b.ResetTimer()
@@ -107,5 +115,7 @@ func BenchForward(b *testing.B, join BenchJoin, payload, parallel int) {
 		_, r1 := subTraffic()
 		b.ReportMetric(float64(s1-s0)/float64(b.N), "B/msg-sent")
 		b.ReportMetric(float64(r1-r0)/float64(b.N), "B/msg-recv")
+		_, i1 := idleTraffic()
+		b.ReportMetric(float64(i1-i0)/float64(b.N), "B/msg-idle")
 	}
 }
