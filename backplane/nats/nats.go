@@ -156,10 +156,10 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	if err := n.buckets(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if e, err := n.kvNode.Get(ctx, kvToken(bc.ID)); err == nil {
-		if fresh, ferr := n.fresh(ctx, e); ferr == nil && fresh {
-			return nil, fmt.Errorf("backplane/nats: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
-		}
+	// A heartbeat younger than the lease (by this machine's clock: a guard
+	// against a configuration mistake, not a lock) means the ID is in use.
+	if e, err := n.kvNode.Get(ctx, kvToken(bc.ID)); err == nil && time.Since(e.Created()) < bc.Lease {
+		return nil, fmt.Errorf("backplane/nats: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
 	}
 	if n.ctl, err = nc.ChanSubscribe(n.p+".ctl."+kvToken(bc.ID), n.ch); err != nil {
 		return nil, backplane.Unreachable("subscribe", err)
@@ -191,12 +191,6 @@ func (n *Node) buckets(ctx context.Context, cfg Config) error {
 		}
 	}
 	return nil
-}
-
-// fresh reports whether heartbeat entry e is younger than the lease, by the
-// server's clock (the age of a probe entry written now).
-func (n *Node) fresh(ctx context.Context, e jetstream.KeyValueEntry) (bool, error) {
-	return time.Since(e.Created()) < n.cfg.Lease, nil
 }
 
 // ID returns the node's name.

@@ -47,12 +47,6 @@ func (l *Local) Dec(filter string) (last, ok bool) {
 	return false, true
 }
 
-// Undo reverses an Inc whose announcement failed.
-func (l *Local) Undo(filter string) { l.Dec(filter) }
-
-// Redo reverses a Dec whose withdrawal failed.
-func (l *Local) Redo(filter string) { l.Inc(filter) }
-
 // Filters returns the filters with a count above zero.
 func (l *Local) Filters() []string {
 	l.mu.Lock()
