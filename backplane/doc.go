@@ -50,4 +50,34 @@
 // 2 PUBLISH (reason code 0x80 or 0x97) rather than acknowledge a message it
 // could not forward. When the engine comes back, the node announces its
 // interest and wills again by itself.
+//
+// # Wiring into a broker
+//
+// The broker holds a Node (or nil: one node, no back plane) and calls it at
+// these points; nothing else changes in its hot path.
+//
+//   - Start: Join with OnMessage and OnTakeover set; Close at Shutdown.
+//   - SUBSCRIBE: after adding a subscription to its trie, Subscribe(filter)
+//     with the filter as the client sent it ("$share/g/f" included); on
+//     UNSUBSCRIBE and when a session with subscriptions ends, Unsubscribe.
+//     An ErrUnreachable error leaves the count in place (it is announced at
+//     the heal): grant the subscription and log.
+//   - PUBLISH from a client: deliver to local non-shared subscribers as
+//     today, then Forward(m). Do not deliver shared subscriptions locally:
+//     they arrive through OnMessage. For QoS 1 and 2, send PUBACK/PUBREC only
+//     once Forward returned nil; on ErrUnreachable answer 0x80 (MQTT 5) or
+//     close the connection (3.1.1) rather than acknowledge.
+//   - Retained: SetRetained(m) for a PUBLISH with RETAIN (an empty payload
+//     deletes); on SUBSCRIBE, MatchRetained(filter) instead of (or merged
+//     with) the local retained index.
+//   - CONNECT: Claim(clientID) before answering CONNACK; the previous owner
+//     node closes its connection when OnTakeover tells it (DISCONNECT 0x8E
+//     for MQTT 5 [v5 MQTT-3.1.4-3]). Release(clientID) when the session ends.
+//   - Will: SetWill after a CONNECT with a will; ClearWill on DISCONNECT
+//     0x00, on publishing the will itself, and on takeover.
+//   - OnMessage(d): if d.Plain, deliver d.Message to each local non-shared
+//     subscription matching its topic (overlaps as on one node); for each
+//     group in d.Groups, pick one local member of "$share/Name/Filter" with
+//     the broker's usual strategy. Never Forward a message that came from
+//     OnMessage.
 package backplane
