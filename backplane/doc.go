@@ -73,8 +73,11 @@
 //   - CONNECT: Claim(clientID) before answering CONNACK; the previous owner
 //     node closes its connection when OnTakeover tells it (DISCONNECT 0x8E
 //     for MQTT 5 [v5 MQTT-3.1.4-3]). Release(clientID) when the session ends.
-//   - Will: SetWill after a CONNECT with a will; ClearWill on DISCONNECT
-//     0x00, on publishing the will itself, and on takeover.
+//   - Will: SetWill after a CONNECT with a will; ClearWill once the will is
+//     settled locally (DISCONNECT 0x00, or the broker published it itself, at
+//     a takeover as on one node). The back plane publishes only the wills of
+//     a node that died (Will Delay is not applied: it fires when the lease
+//     lapses).
 //   - OnMessage(d): if d.Plain, deliver d.Message to each local non-shared
 //     subscription matching its topic (overlaps as on one node); for each
 //     group in d.Groups, pick one local member of "$share/Name/Filter" with
