@@ -93,6 +93,7 @@ type Node struct {
 	in, events *goredis.PubSub
 
 	syncMu     sync.Mutex // serializes event application and reloads
+	interestMu sync.Mutex // serializes Subscribe and Unsubscribe
 	needResync atomic.Bool
 	down       atomic.Bool
 	closed     atomic.Bool
@@ -146,7 +147,7 @@ func Join(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Node, 
 	}
 	if alive > 0 {
 		n.cancel()
-		return nil, fmt.Errorf("backplane/redis: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
+		return nil, fmt.Errorf("backplane/redis: node ID %q is live in cluster %q (or died less than a lease ago): give each node its own ID", bc.ID, cfg.Prefix)
 	}
 	// Subscribe before loading, so that no change falls between the two.
 	n.events = rdb.SSubscribe(ctx, n.kEvents())
@@ -200,6 +201,8 @@ func (n *Node) fail(op string, err error) error {
 // resync registers the node (lease, membership, interest, wills), tells the
 // others to reload its interest, and reloads everyone's.
 func (n *Node) resync(ctx context.Context) error {
+	n.interestMu.Lock() // lock order: interestMu, then syncMu
+	defer n.interestMu.Unlock()
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
 	id := n.cfg.ID
@@ -601,6 +604,10 @@ func (n *Node) Subscribe(ctx context.Context, filter string) error {
 	if err := n.check("subscribe"); err != nil {
 		return err
 	}
+	// Count and announcement together, so that a concurrent Unsubscribe of
+	// the same filter cannot announce out of order.
+	n.interestMu.Lock()
+	defer n.interestMu.Unlock()
 	if !n.local.Inc(filter) {
 		return nil
 	}
@@ -612,6 +619,8 @@ func (n *Node) Unsubscribe(ctx context.Context, filter string) error {
 	if err := n.check("unsubscribe"); err != nil {
 		return err
 	}
+	n.interestMu.Lock()
+	defer n.interestMu.Unlock()
 	last, ok := n.local.Dec(filter)
 	if !ok {
 		return fmt.Errorf("unsubscribe %q: %w", filter, backplane.ErrNotSubscribed)
