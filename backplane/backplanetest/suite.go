@@ -66,6 +66,7 @@ func Run(t *testing.T, newCluster func(t *testing.T) Cluster) {
 		{"ForwardOnlyToInterested", testForwardOnlyToInterested},
 		{"ExactMatching", testExactMatching},
 		{"RefCount", testRefCount},
+		{"ConcurrentInterest", testConcurrentInterest},
 		{"Fidelity", testFidelity},
 		{"Order", testOrder},
 		{"Retained", testRetained},
@@ -393,6 +394,48 @@ func testRefCount(t *testing.T, e *env) {
 	}
 	if err := b.Unsubscribe(ctx(t), "r/1"); !errors.Is(err, backplane.ErrNotSubscribed) {
 		t.Errorf("one Unsubscribe too many: %v, want ErrNotSubscribed", err)
+	}
+}
+
+// testConcurrentInterest churns one filter from many goroutines: whatever
+// the interleaving, the engine ends with the interest the count says.
+func testConcurrentInterest(t *testing.T, e *env) {
+	a, b := e.join("a"), e.join("b")
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				if err := b.Subscribe(ctx(t), "cc/+"); err != nil {
+					errs <- err
+					return
+				}
+				if err := b.Unsubscribe(ctx(t), "cc/+"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	e.sync(b)
+	e.fwd(a, "cc/1", "none")
+	e.fence(a, b)
+	if got := b.take(); len(got) != 0 {
+		t.Fatalf("after the churn, count 0: %d deliveries, want 0", len(got))
+	}
+	e.sub(b, "cc/+")
+	e.sync(b)
+	e.fwd(a, "cc/1", "one")
+	e.fence(a, b)
+	if got := b.take(); len(got) != 1 {
+		t.Fatalf("after the churn and one Subscribe: %d deliveries, want 1", len(got))
 	}
 }
 
