@@ -202,8 +202,11 @@ func StartRedisCluster(t testing.TB, n int) *RedisCluster {
 	rc := &RedisCluster{}
 	for i := range n {
 		dir := t.TempDir()
+		// The cluster bus port is given, not left at port+10000, which may
+		// be taken or above 65535.
 		r := StartRedis(t, RedisOptions{Args: []string{"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000"}})
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000",
+			"--cluster-port", strconv.Itoa(FreePort(t))}})
 		_ = i
 		rc.Nodes = append(rc.Nodes, r)
 		rc.Addrs = append(rc.Addrs, r.Addr)
