@@ -200,14 +200,13 @@ func StartRedisCluster(t testing.TB, n int) *RedisCluster {
 	}
 	cli := NeedBinary(t, "redis-cli", "redis-tools")
 	rc := &RedisCluster{}
-	for i := range n {
+	for range n {
 		dir := t.TempDir()
 		// The cluster bus port is given, not left at port+10000, which may
 		// be taken or above 65535.
 		r := StartRedis(t, RedisOptions{Args: []string{"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000",
 			"--cluster-port", strconv.Itoa(FreePort(t))}})
-		_ = i
 		rc.Nodes = append(rc.Nodes, r)
 		rc.Addrs = append(rc.Addrs, r.Addr)
 	}
