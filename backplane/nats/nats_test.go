@@ -201,7 +201,7 @@ func TestServerRestart(t *testing.T) {
 
 // startCluster runs three embedded NATS servers joined by routes into one
 // cluster with JetStream, on free loopback ports, until the test ends.
-func startCluster(t *testing.T) []*server.Server {
+func startCluster(t testing.TB) []*server.Server {
 	t.Helper()
 	const n = 3
 	clusterPorts := make([]int, n)
@@ -306,9 +306,14 @@ func TestConformanceNATSCluster(t *testing.T) {
 	})
 }
 
-func benchJoin(addr string, proxied bool) backplanetest.BenchJoin {
+// benchJoin joins nodes of one cluster (one prefix), each to the next of
+// addrs in turn, directly or through a cut proxy that counts the bytes.
+func benchJoin(proxied bool, addrs ...string) backplanetest.BenchJoin {
 	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
+	next := 0
 	return func(b *testing.B, id string, on func(context.Context, backplane.Delivery)) (backplane.Node, func() (int64, int64)) {
+		addr := addrs[next%len(addrs)]
+		next++
 		target, traffic := addr, func() (int64, int64) { return 0, 0 }
 		if proxied {
 			p := mqtttest.StartCutProxy(b, mqtttest.CutProxyConfig{Target: addr})
@@ -342,7 +347,7 @@ func BenchmarkForward(b *testing.B) {
 			for _, par := range []int{0, 8} {
 				name := fmt.Sprintf("proxied=%v/payload=%d/publishers=%d", proxied, size, max(1, par*runtime.GOMAXPROCS(0)))
 				b.Run(name, func(b *testing.B) {
-					backplanetest.BenchForward(b, benchJoin(s.Addr().String(), proxied), size, par)
+					backplanetest.BenchForward(b, benchJoin(proxied, s.Addr().String()), size, par)
 				})
 			}
 		}
@@ -353,5 +358,23 @@ func BenchmarkForward(b *testing.B) {
 // sub at a fixed 20,000 msgs/s (run with -benchtime 40000x for 2 s).
 func BenchmarkLatency(b *testing.B) {
 	s := startServer(b)
-	backplanetest.BenchLatency(b, benchJoin(s.Addr().String(), false), 64, 20000)
+	backplanetest.BenchLatency(b, benchJoin(false, s.Addr().String()), 64, 20000)
+}
+
+// BenchmarkForwardCluster: as BenchmarkForward, with the nodes on different
+// servers of a 3-server NATS cluster (pub on s0, idle on s1, sub on s2), so
+// every message crosses a route.
+func BenchmarkForwardCluster(b *testing.B) {
+	var addrs []string
+	for _, s := range startCluster(b) {
+		addrs = append(addrs, s.Addr().String())
+	}
+	for _, proxied := range []bool{false, true} {
+		for _, par := range []int{0, 8} {
+			name := fmt.Sprintf("proxied=%v/payload=64/publishers=%d", proxied, max(1, par*runtime.GOMAXPROCS(0)))
+			b.Run(name, func(b *testing.B) {
+				backplanetest.BenchForward(b, benchJoin(proxied, addrs...), 64, par)
+			})
+		}
+	}
 }
