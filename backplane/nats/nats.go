@@ -140,6 +140,9 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	if strings.Trim(cfg.Prefix, "-_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
 		return nil, fmt.Errorf("backplane/nats: Config.Prefix %q: use only letters, digits, '-' and '_'", cfg.Prefix)
 	}
+	if cfg.Replicas < 0 || cfg.Replicas > 5 {
+		return nil, fmt.Errorf("backplane/nats: Config.Replicas %d: use 1 to 5 (0 means 1)", cfg.Replicas)
+	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}

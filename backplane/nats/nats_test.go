@@ -378,3 +378,36 @@ func BenchmarkForwardCluster(b *testing.B) {
 		}
 	}
 }
+
+func TestJoinBadConfig(t *testing.T) {
+	s := startServer(t)
+	nc := connect(t, s.ClientURL())
+	defer nc.Close()
+	ctx := context.Background()
+	for _, cfg := range []Config{
+		{Prefix: "a.b"},
+		{Replicas: -1},
+		{Config: backplane.Config{ID: "a b"}},
+		{Config: backplane.Config{Lease: -time.Second}},
+	} {
+		if n, err := Join(ctx, nc, cfg); err == nil {
+			n.Close(ctx)
+			t.Errorf("Join(%+v) accepted a bad config", cfg)
+		} else {
+			t.Log(err)
+		}
+	}
+	if _, err := Join(ctx, nil, Config{}); err == nil {
+		t.Error("Join with a nil connection")
+	}
+	// The same ID twice while the first is live.
+	n, err := Join(ctx, nc, Config{Config: backplane.Config{ID: "dup"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(ctx)
+	if n2, err := Join(ctx, nc, Config{Config: backplane.Config{ID: "dup"}}); err == nil {
+		n2.Close(ctx)
+		t.Error("a second node with a live node's ID joined")
+	}
+}

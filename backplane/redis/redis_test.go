@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -242,4 +243,41 @@ func BenchmarkForward(b *testing.B) {
 func BenchmarkLatency(b *testing.B) {
 	r := mqtttest.StartRedis(b, mqtttest.RedisOptions{})
 	backplanetest.BenchLatency(b, benchJoin(r.Addr, false), 64, 20000)
+}
+
+func TestJoinBadConfig(t *testing.T) {
+	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
+	rdb := client(r.Addr)
+	defer rdb.Close()
+	ctx := context.Background()
+	for _, cfg := range []Config{
+		{Prefix: "a{b}"},
+		{Config: backplane.Config{ID: "a/b"}},
+		{Config: backplane.Config{Lease: time.Millisecond}},
+	} {
+		if n, err := Join(ctx, rdb, cfg); err == nil {
+			n.Close(ctx)
+			t.Errorf("Join(%+v) accepted a bad config", cfg)
+		} else {
+			t.Log(err)
+		}
+	}
+	if _, err := Join(ctx, nil, Config{}); err == nil {
+		t.Error("Join with a nil client")
+	}
+	n, err := Join(ctx, rdb, Config{Config: backplane.Config{ID: "dup"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(ctx)
+	if n2, err := Join(ctx, rdb, Config{Config: backplane.Config{ID: "dup"}}); err == nil {
+		n2.Close(ctx)
+		t.Error("a second node with a live node's ID joined")
+	}
+	// Unreachable Redis: an explicit error, not a hang.
+	dead := client(mqtttest.FreeAddr(t))
+	defer dead.Close()
+	if _, err := Join(ctx, dead, Config{}); !errors.Is(err, backplane.ErrUnreachable) {
+		t.Errorf("Join on a Redis that is not there: %v, want ErrUnreachable", err)
+	}
 }
