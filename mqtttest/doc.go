@@ -8,12 +8,17 @@
 //   - StartMosquitto runs the real Mosquitto broker (Debian package
 //     mosquitto) with a generated configuration, for interoperability
 //     tests; NeedBinary skips a test whose peer program is not installed.
+//   - StartRedis runs the real redis-server (Debian package redis-server)
+//     on a free loopback port, with Kill and Restart for engine faults;
+//     StartRedisCluster joins three or more of them into a Redis Cluster
+//     with redis-cli (package redis-tools). For the back plane tests.
 //   - FreePort and FreeAddr pick a free loopback port.
 //   - StartCutProxy puts a TCP proxy in front of a server that cuts the
 //     k-th connection after a chosen number of bytes in one direction, or
 //     turns it into a black hole (a half-open peer), so that a test can
 //     break an exchange at every byte; it can also cut or black-hole every
-//     open connection at once and refuse new ones (a server that is down).
+//     open connection at once and refuse new ones (a server that is down),
+//     and counts the bytes it forwarded each way (Traffic).
 //   - RawClient speaks MQTT packet by packet, for protocol-level tests.
 //   - StartHTTPProxy and StartSOCKS5 are forward proxies that record what
 //     they were asked to reach, for tests of proxy dialing.

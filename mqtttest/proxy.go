@@ -403,3 +403,14 @@ func closeWrite(nc net.Conn) {
 	}
 	nc.Close()
 }
+
+// Traffic returns the bytes forwarded so far over every connection, in
+// each direction: client→server (sent by the connecting side) and
+// server→client (received by it).
+func (p *CutProxy) Traffic() (sent, received int64) {
+	for _, c := range p.Conns() {
+		sent += c.Forwarded[ClientToServer]
+		received += c.Forwarded[ServerToClient]
+	}
+	return sent, received
+}

@@ -40,6 +40,14 @@ var layers = map[string][]string{
 	"internal/subfmt":   {"packet", "message"},
 
 	"internal/conformance": {},
+
+	"backplane":                {"packet", "topic", "message"},
+	"backplane/internal/route": {"backplane", "packet", "topic", "message"},
+	"backplane/internal/wire":  {"backplane", "packet", "topic", "message"},
+	"backplane/memory":         {"backplane", "backplane/internal/route", "packet", "topic", "message"},
+	"backplane/redis":          {"backplane", "backplane/internal/...", "packet", "topic", "message"},
+	"backplane/nats":           {"backplane", "backplane/internal/wire", "packet", "topic", "message"},
+	"backplane/backplanetest":  {"backplane", "packet", "topic", "message"},
 }
 
 func TestImportDirection(t *testing.T) {

@@ -1,0 +1,838 @@
+// Package redis is a back plane on Redis (github.com/redis/go-redis/v9): a
+// single Redis server or a Redis Cluster.
+//
+// # How it uses Redis
+//
+// Every node keeps, in memory, the interest of every node (a topic trie),
+// loaded from Redis when it joins and kept current by an events channel. A
+// message published on a node is sent with SPUBLISH to the private channel of
+// each node whose interest matches, and to one member node per matching
+// shared group; a node without matching interest gets nothing. Sharded
+// pub/sub (Redis 7.0+) keeps each node's traffic on the cluster shard that
+// owns its channel instead of broadcasting it over the cluster bus.
+//
+// Keys, for the default Prefix "tern" (P) and a node N; the part in braces
+// is the hash tag that places keys on one shard where they must meet:
+//
+//	P:{P}:members           SET of live node ids
+//	P:{P}:events            channel: interest changes, node resets and deaths
+//	P:{P:n:N}:alive         the node's lease (PX Lease, renewed every Lease/3)
+//	P:{P:n:N}:interest      SET of the node's filters
+//	P:{P:n:N}:wills         HASH client id → will (a wire frame)
+//	P:{P:n:N}:in            the node's channel (SPUBLISH)
+//	P:{P:r:K}:retained      HASH topic → message, K = FNV-1a(first level) mod 64
+//	P:owner:CLIENTID        STRING: the node that owns the client id
+//
+// A node whose lease lapses is dead: the first node to notice takes its
+// wills with one script on the node's shard (so exactly one node gets them),
+// publishes them and forgets its interest. A node that finds it is no longer
+// a member (its lease lapsed during a partition, or Redis restarted empty)
+// announces its interest and wills again, and reloads everyone's.
+//
+// # Guarantees
+//
+// Forward returns once Redis accepted the SPUBLISH for each target node.
+// Redis pub/sub is at most once: a message in flight when the receiving
+// node's connection drops is lost, and so is a message to a node that is
+// partitioned. Order is kept per publishing node and target node.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ternmq/tern/backplane"
+	"github.com/ternmq/tern/backplane/internal/route"
+	"github.com/ternmq/tern/backplane/internal/wire"
+	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/topic"
+)
+
+// retainedShards is how many hashes hold the retained messages.
+const retainedShards = 64
+
+// inboxSize bounds the queue between the node's channel and its handlers.
+const inboxSize = 4096
+
+// Config configures Join.
+type Config struct {
+	backplane.Config
+	// Prefix starts every key and channel; nodes with the same Prefix on
+	// the same Redis form one cluster. Default "tern". No braces, spaces or
+	// control characters.
+	Prefix string
+}
+
+// Node is a member of a Redis back plane. It implements backplane.Node.
+type Node struct {
+	rdb    goredis.UniversalClient
+	cfg    backplane.Config
+	log    *slog.Logger
+	p      string // prefix
+	inc    uint64
+	seq    atomic.Uint64
+	local  route.Local
+	table  route.Table
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	inbox  chan func(context.Context)
+
+	in, events *goredis.PubSub
+
+	syncMu     sync.Mutex // serializes event application and reloads
+	interestMu sync.Mutex // serializes Subscribe and Unsubscribe
+	needResync atomic.Bool
+	down       atomic.Bool
+	closed     atomic.Bool
+
+	mu    sync.Mutex
+	wills map[string]*message.Message // this node's wills, to register again
+	owned map[string]struct{}         // client ids claimed and not released
+}
+
+var _ backplane.Node = (*Node)(nil)
+
+func (n *Node) kMembers() string          { return n.p + ":{" + n.p + "}:members" }
+func (n *Node) kEvents() string           { return n.p + ":{" + n.p + "}:events" }
+func (n *Node) kNode(id, s string) string { return n.p + ":{" + n.p + ":n:" + id + "}:" + s }
+func (n *Node) kOwner(cid string) string  { return n.p + ":owner:" + cid }
+func (n *Node) kRetained(name string) string {
+	first, _, _ := strings.Cut(name, "/")
+	h := fnv.New32a()
+	h.Write([]byte(first))
+	return n.kShard(int(h.Sum32() % retainedShards))
+}
+func (n *Node) kShard(k int) string { return fmt.Sprintf("%s:{%s:r:%d}:retained", n.p, n.p, k) }
+
+// Join makes a node of the cluster on rdb (a *goredis.Client or a
+// *goredis.ClusterClient), which the caller keeps and closes after the node.
+func Join(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Node, error) {
+	if rdb == nil {
+		return nil, errors.New("backplane/redis: Join needs a Redis client: pass goredis.NewClient(...) or NewClusterClient(...)")
+	}
+	bc, err := cfg.Config.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "tern"
+	}
+	if strings.ContainsFunc(cfg.Prefix, func(r rune) bool { return r <= ' ' || r == '{' || r == '}' }) {
+		return nil, fmt.Errorf("backplane/redis: Config.Prefix %q: use no braces, spaces or control characters", cfg.Prefix)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	n := &Node{rdb: rdb, cfg: bc, log: bc.Logger.With("backplane", "redis", "node", bc.ID), p: cfg.Prefix,
+		inc: binary.LittleEndian.Uint64(b[:]), inbox: make(chan func(context.Context), inboxSize),
+		wills: make(map[string]*message.Message), owned: make(map[string]struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	alive, err := rdb.Exists(ctx, n.kNode(bc.ID, "alive")).Result()
+	if err != nil {
+		n.cancel()
+		return nil, backplane.Unreachable("join", err)
+	}
+	if alive > 0 {
+		n.cancel()
+		return nil, fmt.Errorf("backplane/redis: node ID %q is live in cluster %q (or died less than a lease ago): give each node its own ID", bc.ID, cfg.Prefix)
+	}
+	// Subscribe before loading, so that no change falls between the two.
+	n.events = rdb.SSubscribe(ctx, n.kEvents())
+	n.in = rdb.SSubscribe(ctx, n.kNode(bc.ID, "in"))
+	for _, ps := range []*goredis.PubSub{n.events, n.in} {
+		if _, err := ps.Receive(ctx); err != nil {
+			n.closePubSubs()
+			n.cancel()
+			return nil, backplane.Unreachable("join: subscribe", err)
+		}
+	}
+	if err := n.resync(ctx); err != nil {
+		n.closePubSubs()
+		n.cancel()
+		return nil, err
+	}
+	n.wg.Add(4)
+	go n.readIn()
+	go n.readEvents()
+	go n.handle()
+	go n.heartbeat()
+	return n, nil
+}
+
+func (n *Node) closePubSubs() {
+	_ = n.events.Close()
+	_ = n.in.Close()
+}
+
+// ID returns the node's name.
+func (n *Node) ID() string { return n.cfg.ID }
+
+func (n *Node) check(op string) error {
+	if n.closed.Load() {
+		return fmt.Errorf("%s: %w", op, backplane.ErrClosed)
+	}
+	return nil
+}
+
+func (n *Node) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if n.closed.Load() {
+		return fmt.Errorf("%s: %w", op, backplane.ErrClosed)
+	}
+	n.needResync.Store(true)
+	return backplane.Unreachable(op, err)
+}
+
+// resync registers the node (lease, membership, interest, wills), tells the
+// others to reload its interest, and reloads everyone's.
+func (n *Node) resync(ctx context.Context) error {
+	n.interestMu.Lock() // lock order: interestMu, then syncMu
+	defer n.interestMu.Unlock()
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
+	id := n.cfg.ID
+	filters := n.local.Filters()
+	n.mu.Lock()
+	wills := make(map[string]any, len(n.wills))
+	for cid, m := range n.wills {
+		f, err := frame(&wire.Header{Node: id, Will: true}, m)
+		if err != nil {
+			n.mu.Unlock()
+			return err
+		}
+		wills[cid] = f
+	}
+	n.mu.Unlock()
+	_, err := n.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, n.kNode(id, "alive"), "1", n.cfg.Lease)
+		p.Del(ctx, n.kNode(id, "interest"), n.kNode(id, "wills"))
+		if len(filters) > 0 {
+			p.SAdd(ctx, n.kNode(id, "interest"), toAny(filters)...)
+		}
+		if len(wills) > 0 {
+			p.HSet(ctx, n.kNode(id, "wills"), wills)
+		}
+		return nil
+	})
+	if err != nil {
+		return backplane.Unreachable("announce interest", err)
+	}
+	if err := n.rdb.SAdd(ctx, n.kMembers(), id).Err(); err != nil {
+		return backplane.Unreachable("join members", err)
+	}
+	if err := n.rdb.SPublish(ctx, n.kEvents(), "r"+id).Err(); err != nil {
+		return backplane.Unreachable("announce reset", err)
+	}
+	members, err := n.rdb.SMembers(ctx, n.kMembers()).Result()
+	if err != nil {
+		return backplane.Unreachable("load members", err)
+	}
+	cmds, err := n.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, m := range members {
+			p.SMembers(ctx, n.kNode(m, "interest"))
+		}
+		return nil
+	})
+	if err != nil {
+		return backplane.Unreachable("load interest", err)
+	}
+	live := make(map[string]bool, len(members))
+	for i, m := range members {
+		live[m] = true
+		n.table.Set(m, cmds[i].(*goredis.StringSliceCmd).Val())
+	}
+	for _, m := range n.table.Nodes() {
+		if !live[m] {
+			n.table.Drop(m)
+		}
+	}
+	return nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func (n *Node) readEvents() {
+	defer n.wg.Done()
+	for {
+		msg, ok := n.receiveFrom(n.events)
+		if !ok {
+			return
+		}
+		if msg != nil {
+			n.apply(msg.Payload)
+		}
+	}
+}
+
+// receiveFrom returns the next message of ps, or nil after an error or a
+// (re)subscription, which may mean messages were missed: the node then
+// resyncs at its next heartbeat. ok is false once the node stops.
+func (n *Node) receiveFrom(ps *goredis.PubSub) (msg *goredis.Message, ok bool) {
+	v, err := ps.Receive(n.ctx)
+	if n.ctx.Err() != nil {
+		return nil, false
+	}
+	switch v := v.(type) {
+	case *goredis.Message:
+		return v, true
+	case *goredis.Subscription:
+		n.needResync.Store(true)
+	}
+	if err != nil {
+		n.needResync.Store(true)
+		n.pause()
+	}
+	return nil, true
+}
+
+func (n *Node) pause() {
+	select {
+	case <-n.ctx.Done():
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// apply applies one event: "+N\x00filter", "-N\x00filter", "rN" (reload
+// N's interest), "xN" (N is gone).
+func (n *Node) apply(ev string) {
+	if ev == "" {
+		return
+	}
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
+	body := ev[1:]
+	switch ev[0] {
+	case '+', '-':
+		id, filter, ok := strings.Cut(body, "\x00")
+		if !ok {
+			return
+		}
+		if ev[0] == '+' {
+			n.table.Add(id, filter)
+		} else {
+			n.table.Remove(id, filter)
+		}
+	case 'r':
+		fs, err := n.rdb.SMembers(n.ctx, n.kNode(body, "interest")).Result()
+		if err != nil {
+			n.needResync.Store(true)
+			return
+		}
+		n.table.Set(body, fs)
+	case 'x':
+		n.table.Drop(body)
+	}
+}
+
+func (n *Node) readIn() {
+	defer n.wg.Done()
+	for {
+		msg, ok := n.receiveFrom(n.in)
+		if !ok {
+			return
+		}
+		if msg != nil {
+			n.receive([]byte(msg.Payload))
+		}
+	}
+}
+
+// receive decodes one frame from the node's channel and queues its handler.
+func (n *Node) receive(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case 'M':
+		h, m, err := wire.Decode(b[1:])
+		if err != nil {
+			n.log.Warn("undecodable message from the back plane", "err", err)
+			return
+		}
+		n.post(n.delivery(h, m))
+	case 'T':
+		cid, by, ok := strings.Cut(string(b[1:]), "\x00")
+		if !ok {
+			return
+		}
+		tk := backplane.Takeover{ClientID: cid, By: by}
+		n.post(func(ctx context.Context) { n.cfg.OnTakeover(ctx, tk) })
+	}
+}
+
+func (n *Node) delivery(h *wire.Header, m *message.Message) func(context.Context) {
+	d := backplane.Delivery{Message: m, Node: h.Node, Plain: h.Plain, Groups: h.Groups, Will: h.Will}
+	return func(ctx context.Context) { n.cfg.OnMessage(ctx, d) }
+}
+
+func (n *Node) post(f func(context.Context)) {
+	select {
+	case n.inbox <- f:
+	case <-n.ctx.Done():
+	}
+}
+
+func (n *Node) handle() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case f := <-n.inbox:
+			f(n.ctx)
+		}
+	}
+}
+
+func (n *Node) heartbeat() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.beat()
+	}
+}
+
+// beat renews the lease, resyncs when needed and looks for dead nodes.
+func (n *Node) beat() {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.Lease/3)
+	defer cancel()
+	id := n.cfg.ID
+	var member *goredis.BoolCmd
+	_, err := n.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, n.kNode(id, "alive"), "1", n.cfg.Lease)
+		member = p.SIsMember(ctx, n.kMembers(), id)
+		return nil
+	})
+	if err != nil {
+		if !n.down.Swap(true) && n.ctx.Err() == nil {
+			n.log.Warn("back plane unreachable: refusing what cannot be forwarded", "err", err)
+		}
+		n.needResync.Store(true)
+		return
+	}
+	if !member.Val() || n.needResync.Load() || n.down.Load() {
+		n.needResync.Store(false)
+		if err := n.resync(ctx); err != nil {
+			n.needResync.Store(true)
+			n.log.Warn("back plane resync failed", "err", err)
+			return
+		}
+		if n.down.Swap(false) {
+			n.log.Info("back plane reachable again: interest and wills announced")
+		}
+	}
+	n.reap(ctx)
+}
+
+// takeWills is run on a dead node's shard: if its lease is gone, it takes
+// (returns and deletes) its wills and deletes its interest, atomically, so
+// exactly one caller gets the wills.
+var takeWills = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local w = redis.call('HGETALL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
+return w
+`)
+
+// reap publishes the wills of members whose lease lapsed.
+func (n *Node) reap(ctx context.Context) {
+	members, err := n.rdb.SMembers(ctx, n.kMembers()).Result()
+	if err != nil {
+		return
+	}
+	for _, m := range members {
+		if m == n.cfg.ID {
+			continue
+		}
+		r, err := takeWills.Run(ctx, n.rdb, []string{n.kNode(m, "alive"), n.kNode(m, "wills"), n.kNode(m, "interest")}).Result()
+		if errors.Is(err, goredis.Nil) || err != nil {
+			continue // alive, or an error to retry at the next beat
+		}
+		_ = n.rdb.SRem(ctx, n.kMembers(), m).Err()
+		_ = n.rdb.SPublish(ctx, n.kEvents(), "x"+m).Err()
+		n.syncMu.Lock()
+		n.table.Drop(m)
+		n.syncMu.Unlock()
+		kv, _ := r.([]any)
+		var cids []string
+		frames := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			cid, _ := kv[i].(string)
+			f, _ := kv[i+1].(string)
+			cids = append(cids, cid)
+			frames[cid] = f
+		}
+		sort.Strings(cids)
+		for _, cid := range cids {
+			_, will, err := wire.Decode([]byte(strings.TrimPrefix(frames[cid], "M")))
+			if err != nil {
+				n.log.Warn("undecodable will", "node", m, "client", cid, "err", err)
+				continue
+			}
+			if err := n.publishWill(ctx, m, will); err != nil {
+				n.log.Warn("publishing a dead node's will", "node", m, "client", cid, "err", err)
+			}
+		}
+		n.log.Info("node dead: its wills published", "dead", m, "wills", len(cids))
+	}
+}
+
+func (n *Node) publishWill(ctx context.Context, dead string, m *message.Message) error {
+	if m.Retain {
+		if err := n.SetRetained(ctx, m); err != nil {
+			return err
+		}
+	}
+	return n.send(ctx, m, dead, true)
+}
+
+// frame is the bytes a message travels as: 'M' and a wire frame.
+func frame(h *wire.Header, m *message.Message) (string, error) {
+	b, err := wire.Append([]byte{'M'}, h, m)
+	if err != nil {
+		return "", fmt.Errorf("backplane/redis: encoding %q: %w", m.Topic, err)
+	}
+	return string(b), nil
+}
+
+// send routes m, published on node from, to the nodes with matching
+// interest. A will (from a dead node) also goes to this node's own plain
+// subscribers; deliveries to this node skip Redis.
+func (n *Node) send(ctx context.Context, m *message.Message, from string, will bool) error {
+	self := n.cfg.ID
+	routes := n.table.Route(m.Topic, from)
+	if will {
+		if routes == nil {
+			routes = make(map[string]*route.Target)
+		}
+		if _, ok := routes[self]; !ok && n.hasPlain(m.Topic) {
+			routes[self] = &route.Target{}
+		}
+		if tg := routes[self]; tg != nil {
+			tg.Plain = n.hasPlain(m.Topic)
+		}
+	}
+	if len(routes) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(routes))
+	for id := range routes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var local func(context.Context)
+	_, err := n.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, id := range ids {
+			tg := routes[id]
+			h := &wire.Header{Node: from, Incarnation: n.inc, Seq: n.seq.Add(1), Plain: tg.Plain, Will: will, Groups: tg.Groups}
+			if id == self {
+				local = n.delivery(h, m)
+				continue
+			}
+			f, err := frame(h, m)
+			if err != nil {
+				return err
+			}
+			p.SPublish(ctx, n.kNode(id, "in"), f)
+		}
+		return nil
+	})
+	if err != nil {
+		return n.fail("forward", err)
+	}
+	if local != nil {
+		n.post(local)
+	}
+	return nil
+}
+
+// hasPlain reports whether this node has a non-shared filter matching name.
+func (n *Node) hasPlain(name string) bool {
+	for _, f := range n.local.Filters() {
+		if !topic.IsShared(f) && topic.Match(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Forward sends m to the nodes with matching interest.
+func (n *Node) Forward(ctx context.Context, m *message.Message) error {
+	if err := n.check("forward"); err != nil {
+		return err
+	}
+	if n.down.Load() {
+		return backplane.Unreachable("forward", errors.New("lease not renewed"))
+	}
+	return n.send(ctx, m, n.cfg.ID, false)
+}
+
+// Subscribe announces interest in filter. A count taken while Redis is out
+// of reach is kept (the error wraps ErrUnreachable) and announced when it
+// comes back.
+func (n *Node) Subscribe(ctx context.Context, filter string) error {
+	if _, _, err := backplane.ParseFilter(filter); err != nil {
+		return err
+	}
+	if err := n.check("subscribe"); err != nil {
+		return err
+	}
+	// Count and announcement together, so that a concurrent Unsubscribe of
+	// the same filter cannot announce out of order.
+	n.interestMu.Lock()
+	defer n.interestMu.Unlock()
+	if !n.local.Inc(filter) {
+		return nil
+	}
+	return n.announce(ctx, '+', filter)
+}
+
+// Unsubscribe withdraws one count of interest in filter.
+func (n *Node) Unsubscribe(ctx context.Context, filter string) error {
+	if err := n.check("unsubscribe"); err != nil {
+		return err
+	}
+	n.interestMu.Lock()
+	defer n.interestMu.Unlock()
+	last, ok := n.local.Dec(filter)
+	if !ok {
+		return fmt.Errorf("unsubscribe %q: %w", filter, backplane.ErrNotSubscribed)
+	}
+	if !last {
+		return nil
+	}
+	return n.announce(ctx, '-', filter)
+}
+
+func (n *Node) announce(ctx context.Context, op byte, filter string) error {
+	id := n.cfg.ID
+	_, err := n.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		if op == '+' {
+			p.SAdd(ctx, n.kNode(id, "interest"), filter)
+		} else {
+			p.SRem(ctx, n.kNode(id, "interest"), filter)
+		}
+		p.SPublish(ctx, n.kEvents(), string(op)+id+"\x00"+filter)
+		return nil
+	})
+	return n.fail("announce interest", err)
+}
+
+// SetRetained stores or, for an empty payload, deletes the retained message.
+func (n *Node) SetRetained(ctx context.Context, m *message.Message) error {
+	if len(m.Payload) == 0 { // [v5 MQTT-3.3.1-6] [v5 MQTT-3.3.1-7] [v3 MQTT-3.3.1-10] [v3 MQTT-3.3.1-11]
+		return n.DeleteRetained(ctx, m.Topic)
+	}
+	if err := topic.ValidateName(m.Topic); err != nil {
+		return fmt.Errorf("backplane/redis: retained message: %w", err)
+	}
+	if err := n.check("set retained"); err != nil {
+		return err
+	}
+	f, err := frame(&wire.Header{}, m)
+	if err != nil {
+		return err
+	}
+	return n.fail("set retained", n.rdb.HSet(ctx, n.kRetained(m.Topic), m.Topic, f).Err()) // [v5 MQTT-3.3.1-5]
+}
+
+// DeleteRetained deletes the retained message of name.
+func (n *Node) DeleteRetained(ctx context.Context, name string) error {
+	if err := n.check("delete retained"); err != nil {
+		return err
+	}
+	return n.fail("delete retained", n.rdb.HDel(ctx, n.kRetained(name), name).Err())
+}
+
+// MatchRetained returns the live retained messages matching filter, sorted by
+// topic. A filter whose first level is literal reads one hash; one that
+// starts with a wildcard reads all 64.
+func (n *Node) MatchRetained(ctx context.Context, filter string) ([]*message.Message, error) {
+	g, _, err := backplane.ParseFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.check("match retained"); err != nil {
+		return nil, err
+	}
+	var keys []string
+	if first, _, _ := strings.Cut(g.Filter, "/"); first == "+" || first == "#" {
+		for k := range retainedShards {
+			keys = append(keys, n.kShard(k))
+		}
+	} else {
+		keys = []string{n.kRetained(g.Filter)}
+	}
+	now := time.Now()
+	var out []*message.Message
+	for _, k := range keys {
+		var cursor uint64
+		for {
+			kv, next, err := n.rdb.HScan(ctx, k, cursor, "", 1000).Result()
+			if err != nil {
+				return nil, n.fail("match retained", err)
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if !topic.Match(g.Filter, kv[i]) {
+					continue
+				}
+				_, m, err := wire.Decode([]byte(strings.TrimPrefix(kv[i+1], "M")))
+				if err != nil {
+					n.log.Warn("undecodable retained message", "topic", kv[i], "err", err)
+					continue
+				}
+				if !m.Expired(now) { // [v5 MQTT-3.3.2-5]
+					out = append(out, m)
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
+	return out, nil
+}
+
+// Claim makes n the owner of clientID (SET ... GET) and tells the previous
+// owner on its channel.
+func (n *Node) Claim(ctx context.Context, clientID string) (string, error) {
+	if err := n.check("claim"); err != nil {
+		return "", err
+	}
+	prev, err := n.rdb.SetArgs(ctx, n.kOwner(clientID), n.cfg.ID, goredis.SetArgs{Get: true}).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return "", n.fail("claim", err)
+	}
+	n.mu.Lock()
+	n.owned[clientID] = struct{}{}
+	n.mu.Unlock()
+	if prev != "" && prev != n.cfg.ID {
+		if err := n.rdb.SPublish(ctx, n.kNode(prev, "in"), "T"+clientID+"\x00"+n.cfg.ID).Err(); err != nil {
+			return prev, n.fail("takeover notice", err)
+		}
+	}
+	return prev, nil
+}
+
+var release = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Release gives up clientID if n owns it.
+func (n *Node) Release(ctx context.Context, clientID string) error {
+	if err := n.check("release"); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	delete(n.owned, clientID)
+	n.mu.Unlock()
+	return n.fail("release", release.Run(ctx, n.rdb, []string{n.kOwner(clientID)}, n.cfg.ID).Err())
+}
+
+// SetWill registers the will of clientID. It is kept by the node too, to be
+// registered again after Redis comes back.
+func (n *Node) SetWill(ctx context.Context, clientID string, m *message.Message) error {
+	if err := topic.ValidateName(m.Topic); err != nil {
+		return fmt.Errorf("backplane/redis: will of %q: %w", clientID, err)
+	}
+	if err := n.check("set will"); err != nil {
+		return err
+	}
+	f, err := frame(&wire.Header{Node: n.cfg.ID, Will: true}, m)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.wills[clientID] = m
+	n.mu.Unlock()
+	return n.fail("set will", n.rdb.HSet(ctx, n.kNode(n.cfg.ID, "wills"), clientID, f).Err())
+}
+
+// ClearWill removes the will of clientID.
+func (n *Node) ClearWill(ctx context.Context, clientID string) error {
+	if err := n.check("clear will"); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	delete(n.wills, clientID)
+	n.mu.Unlock()
+	return n.fail("clear will", n.rdb.HDel(ctx, n.kNode(n.cfg.ID, "wills"), clientID).Err())
+}
+
+// Close leaves the cluster: interest, wills (not published) and ownership
+// are removed from Redis, the goroutines end. It does not close the Redis
+// client.
+func (n *Node) Close(ctx context.Context) error {
+	if n.closed.Swap(true) {
+		return nil
+	}
+	id := n.cfg.ID
+	n.mu.Lock()
+	owned := make([]string, 0, len(n.owned))
+	for cid := range n.owned {
+		owned = append(owned, cid)
+	}
+	n.mu.Unlock()
+	var errs []error
+	_, err := n.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Del(ctx, n.kNode(id, "alive"), n.kNode(id, "interest"), n.kNode(id, "wills"))
+		return nil
+	})
+	errs = append(errs, err)
+	errs = append(errs, n.rdb.SRem(ctx, n.kMembers(), id).Err())
+	errs = append(errs, n.rdb.SPublish(ctx, n.kEvents(), "x"+id).Err())
+	for _, cid := range owned {
+		errs = append(errs, release.Run(ctx, n.rdb, []string{n.kOwner(cid)}, id).Err())
+	}
+	n.closePubSubs()
+	n.cancel()
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return backplane.Unreachable("close", err)
+	}
+	return nil
+}
+
+// abandon stops the node as if its process died: no goodbye to Redis. For
+// tests.
+func (n *Node) abandon() {
+	n.closed.Store(true)
+	n.closePubSubs()
+	n.cancel()
+	n.wg.Wait()
+}
