@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,6 +93,22 @@ type routing struct {
 	from *session
 	ts   []target
 	n    int // sessions matched (for 0x10 No matching subscribers)
+	// shared are the shared subscription groups m matched, each with the
+	// member chosen for it.
+	shared []shareTarget
+}
+
+// shareTarget is one shared subscription group a message matched: its
+// members, the strategy's first choice among them (start), and the
+// member chosen when the message was prepared, with its delivery (kept
+// in the store already when d.seq is set); pick is nil when no member
+// could take it then.
+type shareTarget struct {
+	g       *shareGroup
+	members []shareMatch
+	start   int
+	pick    *session
+	d       delivery
 }
 
 // routeStored is route with a store: the deliveries of m to persistent
@@ -161,9 +178,12 @@ func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (r
 				msgID = srv.msgSeq.Add(1)
 			}
 			d.seq, d.msgID = srv.qseq.Add(1), msgID
-			cs = append(cs, store.Enqueue(s.id, store.Queued{Seq: d.seq, MsgID: msgID, Msg: m, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}))
+			cs = append(cs, store.Enqueue(s.id, storedQueued(d)))
 		}
 		r.ts = append(r.ts, target{s, d})
+	}
+	if srv.sharedSubs.Load() > 0 {
+		r.shared, cs = srv.prepareShared(m, cs, &msgID)
 	}
 	if m.Retain && !isSysTopic(m.Topic) {
 		if len(m.Payload) == 0 {
@@ -188,11 +208,111 @@ func (srv *Server) commitRoute(r *routing) int {
 			}
 		}
 	}
-	n := r.n
-	if srv.sharedSubs.Load() > 0 {
-		n += srv.routeShared(m)
+	for i := range r.shared {
+		st := &r.shared[i]
+		if st.pick != nil {
+			// Kept in the store as the pick's (d.seq set): it goes to the
+			// pick whatever its queue has taken meanwhile.
+			if ok, _ := st.pick.deliverOpt(srv, st.d, st.d.seq != 0); ok {
+				continue
+			}
+		}
+		srv.deliverShared(m, st.g, st.members, st.start, st.pick, delivery{})
 	}
-	return n
+	return r.n + len(r.shared)
+}
+
+// prepareShared chooses, for each shared subscription group m matches,
+// the member it goes to, as deliverShared would, and appends to cs the
+// enqueue of m for that member when it is a persistent session getting
+// it at QoS 1 or 2 [v5 MQTT-4.8.2-3]: the message is kept for the group
+// before the PUBACK or PUBREC, like any other. *msgID is the message's
+// stored id, assigned here if it has none yet.
+func (srv *Server) prepareShared(m *Message, cs []store.Change, msgID *uint64) ([]shareTarget, []store.Change) {
+	mp := shareMatchPool.Get().(*[]shareMatch)
+	ms := (*mp)[:0]
+	defer func() {
+		clear(ms)
+		*mp = ms[:0]
+		shareMatchPool.Put(mp)
+	}()
+	srv.shared.Match(m.Topic, func(_ string, k shareKey, sub subscription) bool {
+		ms = append(ms, shareMatch{k, sub})
+		return true
+	})
+	if len(ms) == 0 {
+		return nil, cs
+	}
+	slices.SortFunc(ms, func(a, b shareMatch) int {
+		return cmp.Or(cmp.Compare(a.key.g.seq, b.key.g.seq), cmp.Compare(a.key.s.seq, b.key.s.seq))
+	})
+	var sts []shareTarget
+	for i := 0; i < len(ms); {
+		j := i + 1
+		for j < len(ms) && ms[j].key.g == ms[i].key.g {
+			j++
+		}
+		g := ms[i].key.g
+		st := shareTarget{g: g, members: slices.Clone(ms[i:j])}
+		st.start = srv.shareStart(m, g, j-i)
+		shareCandidates(st.members, st.start, nil, func(mb *shareMatch) bool {
+			s := mb.key.s
+			d := shareDelivery(m, g, mb, delivery{})
+			if !srv.mayReceive(s, m) {
+				return false
+			}
+			if srv.keeps(s, d) {
+				if !s.hasRoom(srv) {
+					return false
+				}
+				if *msgID == 0 {
+					*msgID = srv.msgSeq.Add(1)
+				}
+				d.seq, d.msgID = srv.qseq.Add(1), *msgID
+				cs = append(cs, store.Enqueue(s.id, storedQueued(d)))
+			}
+			st.pick, st.d = s, d
+			return true
+		})
+		sts = append(sts, st)
+		i = j
+	}
+	return sts, cs
+}
+
+// keeps reports whether delivery d to s is kept in the store: a QoS 1
+// or 2 message for a persistent session.
+func (srv *Server) keeps(s *session, d delivery) bool {
+	return srv.Store != nil && d.qos > 0 && s.durable.Load()
+}
+
+// storedQueued is the stored form of delivery d.
+func storedQueued(d delivery) store.Queued {
+	return store.Queued{Seq: d.seq, MsgID: d.msgID, Msg: d.msg, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}
+}
+
+// deliverKept gives a shared subscription delivery d to the persistent
+// session s: kept in its stored queue first, then queued in memory. prev,
+// when it has a seq, is the same message leaving the stored queue of
+// from (a member that left): the move is one write, so that a crash
+// leaves it in exactly one of the two queues. A member whose queue is
+// full, or a store failure, refuses it (the caller tries the next).
+func (srv *Server) deliverKept(s *session, d delivery, from *session, prev delivery) (bool, error) {
+	if !s.hasRoom(srv) {
+		return false, errQueueFull
+	}
+	d.seq = srv.qseq.Add(1)
+	if d.msgID = prev.msgID; d.msgID == 0 {
+		d.msgID = srv.msgSeq.Add(1)
+	}
+	cs := []store.Change{store.Enqueue(s.id, storedQueued(d))}
+	if prev.seq != 0 {
+		cs = append(cs, store.Dequeue(from.id, prev.seq))
+	}
+	if err := srv.persist("shared subscription message", cs...); err != nil {
+		return false, &dropError{"the store could not keep the message for the member"}
+	}
+	return s.deliverOpt(srv, d, true)
 }
 
 // pendingPub is a PUBLISH read and not yet answered (see queuePublish).

@@ -541,3 +541,112 @@ func TestStoreWillAfterCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreRestartShared: "acknowledged means kept" holds for shared
+// subscriptions too. QoS 1 and 2 messages given to an offline
+// persistent member of a group survive a restart and a crash, in order;
+// a message handed over from a member whose connection ended to another
+// member moves in the store with it (one write: after a crash it is in
+// the new member's queue and not in the old one's).
+func TestStoreRestartShared(t *testing.T) {
+	for _, v := range storeVersions {
+		for _, crash := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/crash=%v", v, crash), func(t *testing.T) {
+				b := newDurableBroker(t)
+				again := b.restart
+				if crash {
+					again = b.crash
+				}
+				m1 := dialRaw(t, b.addr, v)
+				m1.connect(persistentConnect(v, "m1"))
+				m1.subscribe(1, "$share/g/t/#", 2)
+				m1.send(&packet.Disconnect{})
+				m1.expectClosed()
+
+				pub := dialRaw(t, b.addr, v)
+				pub.connect(&packet.Connect{ClientID: "pub", CleanStart: true})
+				for i := 1; i <= 6; i++ {
+					q := byte(1 + i%2)
+					pub.send(&packet.Publish{Topic: "t/x", QoS: q, PacketID: uint16(i), Payload: []byte(fmt.Sprint("m", i))})
+					pub.recv() // PUBACK or PUBREC: kept
+					if q == 2 {
+						pub.send(&packet.Pubrel{PacketID: uint16(i)})
+						pub.recv()
+					}
+				}
+				again()
+
+				m1 = dialRaw(t, b.addr, v)
+				if ack := m1.connect(persistentConnect(v, "m1")); !ack.SessionPresent {
+					t.Fatal("session not present after the restart")
+				}
+				receiveInOrder(t, m1, 6)
+
+				// Hand-over: m2, offline, joins the group; m1 gets a QoS 1
+				// message (connected members first), does not acknowledge
+				// it and leaves: the message moves to m2.
+				m2 := dialRaw(t, b.addr, v)
+				m2.connect(persistentConnect(v, "m2"))
+				m2.subscribe(1, "$share/g/t/#", 1)
+				m2.send(&packet.Disconnect{})
+				m2.expectClosed()
+				pub = dialRaw(t, b.addr, v)
+				pub.connect(&packet.Connect{ClientID: "pub", CleanStart: true})
+				pub.send(&packet.Publish{Topic: "t/y", QoS: 1, PacketID: 1, Payload: []byte("moved")})
+				pub.recv()
+				if p := m1.expectPublish(); string(p.Payload) != "moved" {
+					t.Fatalf("m1 got %q, want moved", p.Payload)
+				}
+				m1.send(&packet.Disconnect{})
+				m1.expectClosed()
+				if !eventually(5*time.Second, func() bool {
+					b.srv.regMu.Lock()
+					s := b.srv.sessions["m2"]
+					b.srv.regMu.Unlock()
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					return s.queue.Len() == 1
+				}) {
+					t.Fatal("the message was not handed over to m2")
+				}
+				again()
+
+				// m1 no longer has it. After a crash, the end of a
+				// delivery acknowledged above may have been lost (the
+				// broker writes them lazily): a QoS 1 message may come
+				// again, a released QoS 2 one as its PUBREL.
+				m1 = dialRaw(t, b.addr, v)
+				m1.connect(persistentConnect(v, "m1"))
+				for {
+					p, err := m1.recvErr(200 * time.Millisecond)
+					if err != nil {
+						break
+					}
+					switch p := p.(type) {
+					case *packet.Pubrel:
+						if crash {
+							m1.send(&packet.Pubcomp{PacketID: p.PacketID})
+							continue
+						}
+					case *packet.Publish:
+						if crash && p.QoS == 1 && string(p.Payload) != "moved" {
+							m1.send(&packet.Puback{PacketID: p.PacketID})
+							continue
+						}
+					}
+					t.Fatalf("m1 got %v after the hand-over", p)
+				}
+				m2 = dialRaw(t, b.addr, v)
+				if ack := m2.connect(persistentConnect(v, "m2")); !ack.SessionPresent {
+					t.Fatal("m2's session not present after the restart")
+				}
+				p := m2.expectPublish()
+				if string(p.Payload) != "moved" || p.QoS != 1 {
+					t.Fatalf("m2 got %q QoS %d, want moved at QoS 1", p.Payload, p.QoS)
+				}
+				m2.send(&packet.Puback{PacketID: p.PacketID})
+				m2.noPacket(100 * time.Millisecond)
+			})
+		}
+	}
+}
