@@ -41,10 +41,13 @@ import (
 //
 // QoS 1 deliveries are not stored as sent: after a restart they are sent
 // again as new PUBLISHes (DUP 0) in their original order, which QoS 1
-// allows. Not stored: QoS 0 messages queued for offline clients, shared
-// subscription deliveries and the retained messages queued behind a
-// SUBACK (see the README's Persistence section). No store call is made
-// with a broker lock held.
+// allows. A shared subscription delivery is stored in the queue of the
+// member it was given to; handed over to another member (its connection
+// ended), it moves in the store too, in one write. After a restart it
+// waits for that member (it is not handed over again). Not stored: QoS 0
+// messages queued for offline clients and the retained messages queued
+// behind a SUBACK (see the README's Persistence section). No store call
+// is made with a broker lock held.
 
 // storeCtx is the context of store calls. The store is local and its
 // calls are bounded by the disk; cancelling one half-way when the server
