@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ type durableBroker struct {
 	l    net.Listener
 	errc chan error
 	wrap func(store.Broker) store.Broker // if set, the server's store is wrap(the disk store)
+	opts disk.BrokerOptions             // Logger is set by start
 }
 
 func newDurableBroker(t *testing.T) *durableBroker {
@@ -39,7 +41,11 @@ func newDurableBroker(t *testing.T) *durableBroker {
 }
 
 func newWrappedBroker(t *testing.T, wrap func(store.Broker) store.Broker) *durableBroker {
-	b := &durableBroker{t: t, dir: filepath.Join(t.TempDir(), "data"), wrap: wrap}
+	return newDurableBrokerOpts(t, disk.BrokerOptions{Sync: disk.SyncNone}, wrap)
+}
+
+func newDurableBrokerOpts(t *testing.T, opts disk.BrokerOptions, wrap func(store.Broker) store.Broker) *durableBroker {
+	b := &durableBroker{t: t, dir: filepath.Join(t.TempDir(), "data"), wrap: wrap, opts: opts}
 	b.start()
 	t.Cleanup(b.stop)
 	return b
@@ -48,7 +54,9 @@ func newWrappedBroker(t *testing.T, wrap func(store.Broker) store.Broker) *durab
 func (b *durableBroker) start() {
 	t := b.t
 	t.Helper()
-	st, err := disk.OpenBroker(b.dir, disk.BrokerOptions{Sync: disk.SyncNone, Logger: testLogger(t)})
+	opts := b.opts
+	opts.Logger = testLogger(t)
+	st, err := disk.OpenBroker(b.dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,6 +416,66 @@ func (f *failingStore) Apply(ctx context.Context, cs ...store.Change) error {
 		return fmt.Errorf("%w: test", store.ErrFull)
 	}
 	return f.Broker.Apply(ctx, cs...)
+}
+
+// keptStore records the payloads of the messages whose Apply returned.
+type keptStore struct {
+	store.Broker
+	mu   sync.Mutex
+	kept map[string]bool
+}
+
+func (k *keptStore) Apply(ctx context.Context, cs ...store.Change) error {
+	err := k.Broker.Apply(ctx, cs...)
+	if err == nil {
+		k.mu.Lock()
+		for _, c := range cs {
+			if c.Op == store.OpEnqueue {
+				k.kept[string(c.Queued.Msg.Payload)] = true
+			}
+		}
+		k.mu.Unlock()
+	}
+	return err
+}
+
+// TestStoreCommitWindowAck: with fsync and a commit window (the
+// --commit-window of tern broker), a publisher keeping many QoS 1
+// messages in flight gets each PUBACK only after the store's Apply that
+// carried the message returned, that is after its fsync
+// (TestBrokerCommitWindow in store/disk shows Apply waits for it).
+func TestStoreCommitWindowAck(t *testing.T) {
+	ks := &keptStore{kept: map[string]bool{}}
+	b := newDurableBrokerOpts(t, disk.BrokerOptions{Sync: disk.SyncAlways, CommitWindow: 10 * time.Millisecond}, func(s store.Broker) store.Broker {
+		ks.Broker = s
+		return ks
+	})
+	sub := dialRaw(t, b.addr, packet.V5)
+	sub.connect(persistentConnect(packet.V5, "sub"))
+	sub.subscribe(1, "w", 1)
+	sub.send(&packet.Disconnect{})
+	sub.expectClosed()
+	pub := dialRaw(t, b.addr, packet.V5)
+	pub.connect(&packet.Connect{ClientID: "pub", CleanStart: true})
+	const n = 50
+	for i := 1; i <= n; i++ {
+		pub.send(&packet.Publish{Topic: "w", QoS: 1, PacketID: uint16(i), Payload: []byte(fmt.Sprint("w", i))})
+	}
+	for i := 1; i <= n; i++ {
+		ack, ok := pub.recv().(*packet.Puback)
+		if !ok || ack.PacketID != uint16(i) {
+			t.Fatalf("got %v, want PUBACK %d", ack, i)
+		}
+		ks.mu.Lock()
+		kept := ks.kept[fmt.Sprint("w", i)]
+		ks.mu.Unlock()
+		if !kept {
+			t.Fatalf("PUBACK %d came before the store kept the message", i)
+		}
+	}
+	if syncs := b.st.Syncs(); syncs >= n {
+		t.Errorf("%d fsyncs for %d messages in flight together: not batched", syncs, n)
+	}
 }
 
 // receiveInOrder receives m1..mn at QoS 2 for odd i, 1 for even, in

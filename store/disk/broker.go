@@ -491,6 +491,11 @@ func (b *Broker) Size() int64 {
 	return b.end
 }
 
+// Syncs returns the number of fsyncs of batches completed since the
+// store was opened (0 with SyncNone): with concurrent callers or a
+// CommitWindow, fewer than the Apply calls.
+func (b *Broker) Syncs() int64 { return b.syncs.Load() }
+
 // maybeCompact rewrites the log with the live state once it has grown
 // by CompactBytes beyond twice its size after the last rewrite; mu is
 // held and this goroutine is the writer, which it stays throughout, so
