@@ -33,7 +33,7 @@ type durableBroker struct {
 	l    net.Listener
 	errc chan error
 	wrap func(store.Broker) store.Broker // if set, the server's store is wrap(the disk store)
-	opts disk.BrokerOptions             // Logger is set by start
+	opts disk.BrokerOptions              // Logger is set by start
 }
 
 func newDurableBroker(t *testing.T) *durableBroker {
