@@ -158,6 +158,7 @@ func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (r
 		})
 	}
 	var msgID uint64
+	var kept []store.Target // the persistent sessions it is stored for: one change for all
 	for i := 0; i < len(ms); {
 		s := ms[i].s
 		j := i + 1
@@ -181,9 +182,15 @@ func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (r
 				msgID = srv.msgSeq.Add(1)
 			}
 			d.seq, d.msgID = srv.qseq.Add(1), msgID
-			cs = append(cs, store.Enqueue(s.id, storedQueued(d)))
+			if kept == nil {
+				kept = make([]store.Target, 0, len(ms)) // at most one per match
+			}
+			kept = append(kept, store.Target{ClientID: s.id, Seq: d.seq, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs})
 		}
 		r.ts = append(r.ts, target{s, d})
+	}
+	if len(kept) > 0 {
+		cs = append(cs, store.EnqueueAll(msgID, m, kept))
 	}
 	if srv.sharedSubs.Load() > 0 {
 		r.shared, cs = srv.prepareShared(m, cs, &msgID)
@@ -541,7 +548,7 @@ func (srv *Server) forget(s *session, seq uint64) {
 	}
 	l := &srv.lazy
 	l.mu.Lock()
-	l.cs = append(l.cs, store.Dequeue(s.id, seq))
+	l.ts = append(l.ts, store.Target{ClientID: s.id, Seq: seq})
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
@@ -552,7 +559,7 @@ func (srv *Server) forget(s *session, seq uint64) {
 // lazyChanges are changes written in the background (see forget).
 type lazyChanges struct {
 	mu   sync.Mutex
-	cs   []store.Change
+	ts   []store.Target // dequeues: ClientID and Seq
 	wake chan struct{}
 }
 
@@ -561,7 +568,7 @@ type lazyChanges struct {
 func (srv *Server) lazyLoop() {
 	defer srv.bgWG.Done()
 	l := &srv.lazy
-	var spare []store.Change // the buffer not in l.cs: the two are swapped
+	var spare []store.Target // the buffer not in l.ts: the two are swapped
 	for {
 		stopping := false
 		select {
@@ -570,10 +577,12 @@ func (srv *Server) lazyLoop() {
 			stopping = true
 		}
 		l.mu.Lock()
-		batch := l.cs
-		l.cs = spare
+		batch := l.ts
+		l.ts = spare
 		l.mu.Unlock()
-		srv.persist("completed deliveries", batch...)
+		if len(batch) > 0 {
+			srv.persist("completed deliveries", store.DequeueAll(batch))
+		}
 		clear(batch)
 		spare = batch[:0]
 		if stopping {

@@ -430,7 +430,7 @@ func (k *keptStore) Apply(ctx context.Context, cs ...store.Change) error {
 	if err == nil {
 		k.mu.Lock()
 		for _, c := range cs {
-			if c.Op == store.OpEnqueue {
+			if c.Op == store.OpEnqueue || c.Op == store.OpEnqueueAll {
 				k.kept[string(c.Queued.Msg.Payload)] = true
 			}
 		}

@@ -97,6 +97,16 @@ func (b *Broker) session(id string) *brokerSession {
 	return s
 }
 
+func (b *Broker) enqueue(id string, q store.Queued) {
+	s := b.session(id)
+	if s.queue == nil {
+		s.queue = map[uint64]store.Queued{}
+	}
+	q.SubIDs = slices.Clone(q.SubIDs)
+	s.queue[q.Seq] = q
+	b.maxMsgID = max(b.maxMsgID, q.MsgID)
+}
+
 func (b *Broker) apply(c *store.Change) {
 	switch c.Op {
 	case store.OpSession:
@@ -114,14 +124,18 @@ func (b *Broker) apply(c *store.Change) {
 			delete(s.subs, c.Filter)
 		}
 	case store.OpEnqueue:
-		s := b.session(c.ClientID)
-		if s.queue == nil {
-			s.queue = map[uint64]store.Queued{}
+		b.enqueue(c.ClientID, c.Queued)
+	case store.OpEnqueueAll:
+		for i := range c.Targets {
+			t := &c.Targets[i]
+			b.enqueue(t.ClientID, store.Queued{Seq: t.Seq, MsgID: c.Queued.MsgID, Msg: c.Queued.Msg, QoS: t.QoS, Retain: t.Retain, SubIDs: t.SubIDs})
 		}
-		q := c.Queued
-		q.SubIDs = slices.Clone(q.SubIDs)
-		s.queue[q.Seq] = q
-		b.maxMsgID = max(b.maxMsgID, q.MsgID)
+	case store.OpDequeueAll:
+		for i := range c.Targets {
+			if s := b.sessions[c.Targets[i].ClientID]; s != nil {
+				delete(s.queue, c.Targets[i].Seq)
+			}
+		}
 	case store.OpSent, store.OpReleased:
 		if s := b.sessions[c.ClientID]; s != nil {
 			if q, ok := s.queue[c.Queued.Seq]; ok {
