@@ -440,16 +440,31 @@ func (c *conn) drainPublishes() error {
 	return a.fatal
 }
 
+// runAcker stores and answers the batches of its connection in order,
+// two at a time: while batch N+1 is being written (and fsynced), batch N,
+// kept already, is delivered and acknowledged. So the fsync of one batch
+// and the fan-out of the one before share the time rather than add up.
+// Each batch is delivered only once it is kept, in order, and stored only
+// once the batch before it is kept (the store sees the messages in the
+// order received).
 func (c *conn) runAcker() {
 	defer c.srv.live.Add(-1)
 	a := &c.pubAcker
+	var prev *pubBatch // kept (or refused by the store), to be answered
+	var prevErr error
 	for {
 		a.mu.Lock()
 		if len(a.batches) == 0 {
-			a.running = false
-			a.idle.Broadcast()
+			if prev == nil {
+				a.running = false
+				a.idle.Broadcast()
+				a.mu.Unlock()
+				return
+			}
 			a.mu.Unlock()
-			return
+			c.answerBatch(prev, prevErr)
+			prev = nil
+			continue
 		}
 		// Every batch waiting goes in one store write: what arrived
 		// while the last write was under way shares the next fsync.
@@ -466,26 +481,51 @@ func (c *conn) runAcker() {
 		a.idle.Broadcast() // room for the reader's next batches
 		a.mu.Unlock()
 		if fatal != nil {
-			continue // the connection is closing: nothing more is answered
+			// The connection is closing: nothing more is stored; what is
+			// kept already is still delivered.
+			if prev != nil {
+				c.answerBatch(prev, prevErr)
+				prev = nil
+			}
+			continue
 		}
-		if err := c.storePublishes(b.pend, b.cs); err != nil {
-			a.mu.Lock()
-			a.fatal = err
-			a.mu.Unlock()
-			c.nc.Close() // the reader fails and tears the connection down
+		done := make(chan error, 1)
+		go func(cs []store.Change) { done <- c.srv.persist("messages", cs...) }(b.cs)
+		if prev != nil {
+			c.answerBatch(prev, prevErr)
 		}
+		prevErr = <-done
+		prev = &b
 	}
 }
 
-// storePublishes stores the changes of a batch of PUBLISHes with one
-// Apply, then delivers and acknowledges them in order. What the store
-// could not keep is not acknowledged as kept: MQTT 5 clients get 0x97
-// Quota exceeded (disk full) or 0x80; a 3.1.1 client, which cannot be
-// told, is disconnected without the acknowledgements, so that it sends
-// the messages again.
-func (c *conn) storePublishes(pend []pendingPub, cs []store.Change) error {
+// answerBatch delivers and answers a batch whose store write returned
+// err. After a batch that ended the connection, later ones are delivered
+// (they are kept) but not acknowledged: a 3.1.1 client must not get the
+// PUBACK of a later message without that of an earlier one.
+func (c *conn) answerBatch(b *pubBatch, err error) {
+	a := &c.pubAcker
+	a.mu.Lock()
+	silent := a.fatal != nil
+	a.mu.Unlock()
+	if ferr := c.answerPublishes(b.pend, err, silent); ferr != nil {
+		a.mu.Lock()
+		if a.fatal == nil {
+			a.fatal = ferr
+		}
+		a.mu.Unlock()
+		c.nc.Close() // the reader fails and tears the connection down
+	}
+}
+
+// answerPublishes delivers and acknowledges, in order, a batch of
+// PUBLISHes whose changes the store kept, or refused with err. What the
+// store could not keep is not acknowledged as kept: MQTT 5 clients get
+// 0x97 Quota exceeded (disk full) or 0x80; a 3.1.1 client, which cannot
+// be told, is disconnected without the acknowledgements, so that it
+// sends the messages again. silent delivers without acknowledging.
+func (c *conn) answerPublishes(pend []pendingPub, err error, silent bool) error {
 	srv := c.srv
-	err := srv.persist("messages", cs...)
 	v5 := c.version == packet.V5
 	if err != nil {
 		s := c.sess
@@ -519,6 +559,9 @@ func (c *conn) storePublishes(pend []pendingPub, cs []store.Change) error {
 				m := pp.r.m
 				srv.observe(Event{Kind: EventPublish, Client: &c.info, Topic: m.Topic, QoS: m.QoS, Message: m})
 			}
+		}
+		if silent {
+			continue
 		}
 		if !v5 {
 			code = packet.Success // [v3 MQTT-3.3.5-2]
