@@ -44,7 +44,8 @@ import (
 // allows. A shared subscription delivery is stored in the queue of the
 // member it was given to; handed over to another member (its connection
 // ended), it moves in the store too, in one write. After a restart it
-// waits for that member (it is not handed over again). Not stored: QoS 0
+// waits for that member (the group is not stored, so it is not handed
+// over again). Not stored: QoS 0
 // messages queued for offline clients and the retained messages queued
 // behind a SUBACK (see the README's Persistence section). No store call
 // is made with a broker lock held.
