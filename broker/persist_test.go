@@ -558,16 +558,23 @@ func TestStoreRestartFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	opened := time.Since(start)
+	// The heap of the opened store (its index, with the messages the
+	// broker will share), outside the timing.
+	runtime.GC()
+	var mid runtime.MemStats
+	runtime.ReadMemStats(&mid)
+	start = time.Now()
 	srv := &Server{Store: st, Logger: testLogger(t), SysInterval: -1}
 	if err := srv.init(); err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(start)
+	restored := time.Since(start)
+	took := opened + restored
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	t.Logf("restart of 100,000 sessions and 1,000,000 retained messages: %v (store open %v, restore %v); store %d MB; heap %d MB after",
-		took.Round(time.Millisecond), opened.Round(time.Millisecond), (took - opened).Round(time.Millisecond), size>>20, (after.HeapAlloc-before.HeapAlloc)>>20)
+	t.Logf("restart of 100,000 sessions and 1,000,000 retained messages: %v (store open %v, restore %v); store %d MB; heap %d MB after (%d MB once the store was open: its index and the messages)",
+		took.Round(time.Millisecond), opened.Round(time.Millisecond), restored.Round(time.Millisecond), size>>20, (after.HeapAlloc-before.HeapAlloc)>>20, (mid.HeapAlloc-before.HeapAlloc)>>20)
 	if n := srv.Stats().Retained; n != 1_000_000 {
 		t.Errorf("%d retained after the restart", n)
 	}
