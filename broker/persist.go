@@ -189,7 +189,7 @@ func (srv *Server) commitRoute(r *routing) int {
 		}
 	}
 	n := r.n
-	if srv.sharedSubs.Load() > 0 {
+	if srv.sharedSubs.Load() > 0 && srv.bp == nil { // with a back plane they come through onClusterMessage
 		n += srv.routeShared(m)
 	}
 	return n
@@ -383,7 +383,12 @@ func (c *conn) storePublishes(pend []pendingPub, cs []store.Change) error {
 				if srv.backlogged.Load() && srv.backlogged.Swap(false) {
 					runtime.Gosched() // see onPublish
 				}
-				if n == 0 && pp.qos > 0 {
+				if ferr := srv.clusterPublish(pp.r.m); ferr != nil && pp.qos > 0 { // cluster.go
+					if !v5 {
+						return ferr
+					}
+					code, pp.reason = packet.UnspecifiedError, "the broker could not forward the message to its other nodes"
+				} else if n == 0 && pp.qos > 0 && srv.bp == nil {
 					code = packet.NoMatchingSubscribers // [v5] section 3.4.2.1
 				}
 				m := pp.r.m

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
@@ -158,6 +159,12 @@ type Server struct {
 	// after Shutdown or Close.
 	Store store.Broker
 
+	// Backplane, when set, makes the server one node of several that
+	// serve one topic space (see cluster.go and package backplane): it
+	// joins when the server starts and leaves at Shutdown or Close. Nil:
+	// a single node.
+	Backplane BackplaneJoin
+
 	initOnce sync.Once
 	initErr  error
 	cfg      config
@@ -203,6 +210,7 @@ type Server struct {
 	lazy       lazyChanges   // dequeues written in the background (Store)
 	stats      stats
 	started    time.Time
+	bp         backplane.Node // joined through Backplane; nil without
 }
 
 func (s *Server) init() error {
@@ -221,9 +229,18 @@ func (s *Server) init() error {
 		s.sessions = map[string]*session{}
 		s.retained.init()
 		s.started = time.Now()
+		if s.Backplane != nil {
+			if err := s.joinBackplane(); err != nil { // before restore: its subscriptions are announced
+				s.initErr = err
+				s.cancel()
+				s.markReady()
+				return
+			}
+		}
 		if s.Store != nil {
 			if err := s.restore(); err != nil {
 				s.initErr = err
+				s.leaveBackplane()
 				s.cancel()
 				s.markReady()
 				return
@@ -527,6 +544,7 @@ func (s *Server) finish() {
 		ss.inline.stopDraining() // wills of the closed connections included
 	}
 	s.bgWG.Wait()
+	s.leaveBackplane()
 	s.finishDrops() // the drops not yet logged
 }
 

@@ -1,0 +1,329 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ternmq/tern/backplane"
+	"github.com/ternmq/tern/backplane/memory"
+	bpnats "github.com/ternmq/tern/backplane/nats"
+	bpredis "github.com/ternmq/tern/backplane/redis"
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+// engine makes the join function of node name on one back plane.
+type engine struct {
+	name string
+	join func(t *testing.T, name string) broker.BackplaneJoin
+	// partition cuts node name off the engine (nil: not supported).
+	partition func(t *testing.T, name string)
+}
+
+func memoryEngine() engine {
+	cl := memory.New()
+	return engine{
+		name: "memory",
+		join: func(t *testing.T, name string) broker.BackplaneJoin {
+			return func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
+				cfg.ID = name
+				return cl.Join(ctx, cfg)
+			}
+		},
+		partition: func(t *testing.T, name string) {
+			if err := cl.Partition(name); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+}
+
+func redisEngine(t *testing.T) engine {
+	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
+	prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
+	return engine{
+		name: "redis",
+		join: func(t *testing.T, name string) broker.BackplaneJoin {
+			rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr, DialTimeout: time.Second,
+				ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1})
+			t.Cleanup(func() { rdb.Close() }) // after the broker, which closes the node
+			return func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
+				cfg.ID = name
+				return bpredis.Join(ctx, rdb, bpredis.Config{Config: cfg, Prefix: prefix})
+			}
+		},
+	}
+}
+
+func natsEngine(t *testing.T) engine {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS server not ready after 10s")
+	}
+	return engine{
+		name: "nats",
+		join: func(t *testing.T, name string) broker.BackplaneJoin {
+			nc, err := natsgo.Connect(s.ClientURL(), natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
+				natsgo.Timeout(2*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close) // after the broker, which closes the node
+			return func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
+				cfg.ID = name
+				return bpnats.Join(ctx, nc, bpnats.Config{Config: cfg, Storage: jetstream.MemoryStorage})
+			}
+		},
+	}
+}
+
+// startCluster runs three brokers, nodes "a", "b" and "c" with the
+// test's name, on one back plane.
+func startCluster(t *testing.T, e engine) [3]*mqtttest.Broker {
+	var bs [3]*mqtttest.Broker
+	for i, name := range []string{"a", "b", "c"} {
+		bs[i] = mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{
+			Backplane:   e.join(t, nodeName(t, name)),
+			SysInterval: -1,
+		}})
+	}
+	return bs
+}
+
+// nodeName is a node's ID, unique to the test.
+func nodeName(t *testing.T, name string) string {
+	return strings.NewReplacer("/", "-", "#", "").Replace(t.Name()) + "-" + name
+}
+
+func engines(t *testing.T) []func(*testing.T) engine {
+	return []func(*testing.T) engine{
+		func(*testing.T) engine { return memoryEngine() },
+		redisEngine,
+		natsEngine,
+	}
+}
+
+func connect5(t *testing.T, b *mqtttest.Broker, id string) *mqtttest.RawClient {
+	c := mqtttest.DialRaw(t, b.Addr, packet.V5)
+	c.Connect(&packet.Connect{ClientID: id, CleanStart: true, KeepAlive: 60})
+	return c
+}
+
+func subscribe5(t *testing.T, c *mqtttest.RawClient, id uint16, subID uint32, subs ...packet.Subscription) {
+	t.Helper()
+	s := &packet.Subscribe{PacketID: id, Subscriptions: subs}
+	if subID != 0 {
+		s.Properties.SubscriptionIDs = []uint32{subID}
+	}
+	c.Send(s)
+	ack := mqtttest.Expect[*packet.Suback](c)
+	for i, code := range ack.ReasonCodes {
+		if code >= 0x80 {
+			t.Fatalf("SUBACK code %d: %v", i, code)
+		}
+	}
+}
+
+func TestClusterThreeNodes(t *testing.T) {
+	for _, mk := range engines(t) {
+		e0 := mk
+		t.Run("", func(t *testing.T) {
+			e := e0(t)
+			t.Run(e.name+"-forward", func(t *testing.T) { testClusterForward(t, e) })
+			t.Run(e.name+"-retained", func(t *testing.T) { testClusterRetained(t, e) })
+			t.Run(e.name+"-takeover", func(t *testing.T) { testClusterTakeover(t, e) })
+			t.Run(e.name+"-shared", func(t *testing.T) { testClusterShared(t, e) })
+			if e.partition != nil {
+				t.Run(e.name+"-partition", func(t *testing.T) { testClusterPartition(t, e) })
+			}
+		})
+	}
+}
+
+// testClusterForward: a message published on A reaches subscribers on B
+// and C as on one node: QoS, properties, subscription ids, and No Local.
+func testClusterForward(t *testing.T, e engine) {
+	bs := startCluster(t, e)
+	pub := connect5(t, bs[0], "pub")
+	subscribe5(t, pub, 1, 0, packet.Subscription{Filter: "f/#", QoS: 1, NoLocal: true})
+	local := connect5(t, bs[0], "local")
+	subscribe5(t, local, 1, 0, packet.Subscription{Filter: "f/x", QoS: 2})
+	b := connect5(t, bs[1], "b")
+	subscribe5(t, b, 1, 7, packet.Subscription{Filter: "f/+", QoS: 1})
+	c := connect5(t, bs[2], "c")
+	subscribe5(t, c, 1, 9, packet.Subscription{Filter: "f/#", QoS: 2})
+	subscribe5(t, c, 2, 11, packet.Subscription{Filter: "f/x", QoS: 0})
+
+	p := &packet.Publish{Topic: "f/x", QoS: 2, PacketID: 5, Payload: []byte("hello")}
+	p.Properties.ContentType = "text/plain"
+	p.Properties.User = []packet.UserProperty{{Key: "k", Value: "v"}}
+	pub.Send(p)
+	rec := mqtttest.Expect[*packet.Pubrec](pub)
+	if rec.ReasonCode != packet.Success {
+		t.Fatalf("PUBREC %v, want Success", rec.ReasonCode)
+	}
+	pub.Send(&packet.Pubrel{PacketID: 5})
+	mqtttest.Expect[*packet.Pubcomp](pub)
+
+	check := func(who string, rc *mqtttest.RawClient, qos byte, subIDs []uint32) {
+		t.Helper()
+		got := rc.ExpectPublish()
+		if got.Topic != "f/x" || string(got.Payload) != "hello" || got.QoS != qos ||
+			got.Properties.ContentType != "text/plain" ||
+			len(got.Properties.User) != 1 || got.Properties.User[0] != (packet.UserProperty{Key: "k", Value: "v"}) {
+			t.Fatalf("%s got %v", who, got)
+		}
+		ids := slices.Clone(got.Properties.SubscriptionIDs)
+		slices.Sort(ids)
+		if !slices.Equal(ids, subIDs) {
+			t.Fatalf("%s: subscription ids %v, want %v", who, ids, subIDs)
+		}
+		switch qos {
+		case 1:
+			rc.Send(&packet.Puback{PacketID: got.PacketID})
+		case 2:
+			rc.Send(&packet.Pubrec{PacketID: got.PacketID})
+			mqtttest.Expect[*packet.Pubrel](rc)
+			rc.Send(&packet.Pubcomp{PacketID: got.PacketID})
+		}
+	}
+	check("local subscriber on A", local, 2, nil)
+	check("subscriber on B", b, 1, []uint32{7})
+	check("subscriber on C", c, 2, []uint32{9, 11}) // one copy at the highest QoS, with both ids
+	pub.NoPacket(200 * time.Millisecond) // No Local [v5 MQTT-3.8.3-3]
+	b.NoPacket(50 * time.Millisecond)
+	c.NoPacket(50 * time.Millisecond)
+}
+
+// testClusterRetained: a retained message set on A is seen by a new
+// subscriber on C, and cleared from B.
+func testClusterRetained(t *testing.T, e engine) {
+	bs := startCluster(t, e)
+	pub := connect5(t, bs[0], "pub")
+	pub.Send(&packet.Publish{Topic: "r/1", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("kept")})
+	mqtttest.Expect[*packet.Puback](pub)
+	c := connect5(t, bs[2], "c")
+	subscribe5(t, c, 1, 3, packet.Subscription{Filter: "r/+", QoS: 1})
+	got := c.ExpectPublish()
+	if got.Topic != "r/1" || string(got.Payload) != "kept" || !got.Retain || got.QoS != 1 {
+		t.Fatalf("retained on C: got %v", got)
+	}
+	c.Send(&packet.Puback{PacketID: got.PacketID})
+	// An empty retained message on B deletes it everywhere [v5 MQTT-3.3.1-6].
+	b := connect5(t, bs[1], "b")
+	b.Send(&packet.Publish{Topic: "r/1", QoS: 1, PacketID: 1, Retain: true})
+	mqtttest.Expect[*packet.Puback](b)
+	c.ExpectPublish() // the deletion itself, as a plain message
+	c2 := connect5(t, bs[2], "c2")
+	subscribe5(t, c2, 1, 0, packet.Subscription{Filter: "r/#", QoS: 1})
+	c2.NoPacket(200 * time.Millisecond)
+}
+
+// testClusterTakeover: a client id connecting on B closes its connection
+// on A with DISCONNECT 0x8E [v5 MQTT-3.1.4-3].
+func testClusterTakeover(t *testing.T, e engine) {
+	bs := startCluster(t, e)
+	old := connect5(t, bs[0], "same")
+	_ = connect5(t, bs[1], "same")
+	got := old.ExpectClosed()
+	if len(got) != 1 {
+		t.Fatalf("old connection got %v, want one DISCONNECT", got)
+	}
+	if d, ok := got[0].(*packet.Disconnect); !ok || d.ReasonCode != packet.SessionTakenOver {
+		t.Fatalf("old connection got %v, want DISCONNECT 0x8E", got[0])
+	}
+	// A 3.1.1 connection is closed.
+	old3 := mqtttest.DialRaw(t, bs[2].Addr, packet.V311)
+	old3.Connect(&packet.Connect{ClientID: "three", CleanStart: true, KeepAlive: 60})
+	new3 := mqtttest.DialRaw(t, bs[0].Addr, packet.V311)
+	new3.Connect(&packet.Connect{ClientID: "three", CleanStart: true, KeepAlive: 60})
+	if got := old3.ExpectClosed(); len(got) != 0 {
+		t.Fatalf("3.1.1 connection got %v before closing", got)
+	}
+}
+
+// testClusterShared: a shared group with members on B and C gets each
+// message once, cluster-wide; a node with no matching subscription (A)
+// gets no traffic.
+func testClusterShared(t *testing.T, e engine) {
+	bs := startCluster(t, e)
+	b := connect5(t, bs[1], "b")
+	subscribe5(t, b, 1, 0, packet.Subscription{Filter: "$share/g/s/#", QoS: 1})
+	c := connect5(t, bs[2], "c")
+	subscribe5(t, c, 1, 0, packet.Subscription{Filter: "$share/g/s/#", QoS: 1})
+	pub := connect5(t, bs[2], "pub")
+	before := bs[0].Server.Stats().MessagesReceived
+	const n = 20
+	for i := range n {
+		pub.Send(&packet.Publish{Topic: "s/x", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "%d", i)})
+		mqtttest.Expect[*packet.Puback](pub)
+	}
+	seen := map[string]int{}
+	count := func(rc *mqtttest.RawClient) {
+		for {
+			p, err := rc.RecvTimeout(300 * time.Millisecond)
+			if err != nil {
+				return
+			}
+			if pp, ok := p.(*packet.Publish); ok {
+				seen[string(pp.Payload)]++
+				rc.Send(&packet.Puback{PacketID: pp.PacketID})
+			}
+		}
+	}
+	count(b)
+	count(c)
+	if len(seen) != n {
+		t.Fatalf("%d distinct messages delivered, want %d: %v", len(seen), n, seen)
+	}
+	for k, v := range seen {
+		if v != 1 {
+			t.Fatalf("message %s delivered %d times", k, v)
+		}
+	}
+	if got := bs[0].Server.Stats().MessagesReceived - before; got != 0 {
+		t.Fatalf("node a, with no subscription, received %d messages", got)
+	}
+}
+
+// testClusterPartition: a node cut off from the back plane refuses QoS 1
+// messages it cannot forward: PUBACK 0x80 for MQTT 5, the connection
+// closed for 3.1.1.
+func testClusterPartition(t *testing.T, e engine) {
+	bs := startCluster(t, e)
+	pub := connect5(t, bs[0], "pub")
+	pub3 := mqtttest.DialRaw(t, bs[0].Addr, packet.V311)
+	pub3.Connect(&packet.Connect{ClientID: "pub3", CleanStart: true, KeepAlive: 60})
+	e.partition(t, nodeName(t, "a"))
+	pub.Send(&packet.Publish{Topic: "p", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	if ack := mqtttest.Expect[*packet.Puback](pub); ack.ReasonCode != packet.UnspecifiedError {
+		t.Fatalf("PUBACK %v, want 0x80", ack.ReasonCode)
+	}
+	pub.Send(&packet.Publish{Topic: "p", QoS: 2, PacketID: 2, Payload: []byte("x")})
+	if rec := mqtttest.Expect[*packet.Pubrec](pub); rec.ReasonCode != packet.UnspecifiedError {
+		t.Fatalf("PUBREC %v, want 0x80", rec.ReasonCode)
+	}
+	pub3.Send(&packet.Publish{Topic: "p", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	if got := pub3.ExpectClosed(); len(got) != 0 {
+		t.Fatalf("3.1.1 publisher got %v, want the connection closed without PUBACK", got)
+	}
+}
