@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 
@@ -209,7 +209,7 @@ func testClusterForward(t *testing.T, e engine) {
 	check("local subscriber on A", local, 2, nil)
 	check("subscriber on B", b, 1, []uint32{7})
 	check("subscriber on C", c, 2, []uint32{9, 11}) // one copy at the highest QoS, with both ids
-	pub.NoPacket(200 * time.Millisecond) // No Local [v5 MQTT-3.8.3-3]
+	pub.NoPacket(200 * time.Millisecond)            // No Local [v5 MQTT-3.8.3-3]
 	b.NoPacket(50 * time.Millisecond)
 	c.NoPacket(50 * time.Millisecond)
 }
