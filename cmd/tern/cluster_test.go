@@ -1,0 +1,55 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+// TestBrokerCluster runs two tern broker processes on one real
+// redis-server (--cluster) and passes a message from tern pub on one to a
+// subscriber on the other; a retained message set through the first is
+// then seen by a new subscriber of the second.
+func TestBrokerCluster(t *testing.T) {
+	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
+	a := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", r.URL, "--node", "one")
+	b := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", r.URL, "--node", "two")
+	a.waitLog(`msg="joined the back plane" .*node=one`)
+	b.waitLog(`msg="joined the back plane" .*node=two`)
+
+	sub := mqtttest.DialRaw(t, b.addr(), packet.V5)
+	sub.Connect(&packet.Connect{ClientID: "sub", CleanStart: true, KeepAlive: 60})
+	sub.Subscribe(1, "cluster/#", 1)
+
+	host, port, err := net.SplitHostPort(a.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-q", "1", "-t", "cluster/x", "-m", "across", "-r"); code != 0 {
+		t.Fatalf("tern pub: exit %d\n%s%s", code, out, errOut)
+	}
+	got := sub.ExpectPublish()
+	if got.Topic != "cluster/x" || string(got.Payload) != "across" || got.QoS != 1 {
+		t.Fatalf("subscriber on the second broker got %v", got)
+	}
+	sub.Send(&packet.Puback{PacketID: got.PacketID})
+
+	late := mqtttest.DialRaw(t, b.addr(), packet.V311)
+	late.Connect(&packet.Connect{ClientID: "late", CleanStart: true, KeepAlive: 60})
+	late.Subscribe(1, "cluster/+", 0)
+	if got := late.ExpectPublish(); !got.Retain || string(got.Payload) != "across" {
+		t.Fatalf("late subscriber on the second broker got %v, want the retained message", got)
+	}
+}
+
+// TestBrokerClusterBadURL: a --cluster URL of an unknown engine is refused
+// with an error naming the flag.
+func TestBrokerClusterBadURL(t *testing.T) {
+	_, errOut, code := runTern(t, "", "broker", "--in-memory", "--listen", "tcp://127.0.0.1:0", "--cluster", "mongo://127.0.0.1:1")
+	if code == 0 || !strings.Contains(errOut, "--cluster") || !strings.Contains(errOut, "redis://host:port") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
