@@ -211,16 +211,19 @@ func (srv *Server) clusterDisconnected(c *conn) {
 	s.mu.Lock()
 	mine := s.conn == nil || s.conn == c
 	s.mu.Unlock()
-	if !mine {
-		return // taken over on this node: the new connection owns the id and its will
-	}
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
 	id := c.info.ClientID
 	if c.bpWill {
+		// Wills are kept per node, and a new connection of this node
+		// registers its own only after this one is torn down (attach
+		// waits for it).
 		if err := srv.bp.ClearWill(ctx, id); err != nil && !errors.Is(err, backplane.ErrClosed) {
 			srv.cfg.log.Warn("back plane: will not cleared", "client", id, "err", err)
 		}
+	}
+	if !mine {
+		return // taken over on this node: the new connection owns the id
 	}
 	if c.kicked.Load() == uint32(packet.SessionTakenOver) {
 		return // another node claimed the id

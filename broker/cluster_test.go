@@ -26,8 +26,9 @@ import (
 type engine struct {
 	name string
 	join func(t *testing.T, name string) broker.BackplaneJoin
-	// partition cuts node name off the engine (nil: not supported).
-	partition func(t *testing.T, name string)
+	// partition cuts node name off the engine, kill kills it without a
+	// goodbye (nil: not supported).
+	partition, kill func(t *testing.T, name string)
 }
 
 func memoryEngine() engine {
@@ -37,11 +38,17 @@ func memoryEngine() engine {
 		join: func(t *testing.T, name string) broker.BackplaneJoin {
 			return func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
 				cfg.ID = name
+				cfg.Lease = 300 * time.Millisecond // a killed node's wills soon
 				return cl.Join(ctx, cfg)
 			}
 		},
 		partition: func(t *testing.T, name string) {
 			if err := cl.Partition(name); err != nil {
+				t.Fatal(err)
+			}
+		},
+		kill: func(t *testing.T, name string) {
+			if err := cl.Kill(name); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -114,12 +121,14 @@ func nodeName(t *testing.T, name string) string {
 	return strings.NewReplacer("/", "-", "#", "").Replace(t.Name()) + "-" + name
 }
 
-func engines(t *testing.T) []func(*testing.T) engine {
-	return []func(*testing.T) engine{
-		func(*testing.T) engine { return memoryEngine() },
-		redisEngine,
-		natsEngine,
-	}
+// engines are the back planes the cluster tests run on, by name.
+var engines = []struct {
+	name  string
+	start func(*testing.T) engine
+}{
+	{"memory", func(*testing.T) engine { return memoryEngine() }},
+	{"redis", redisEngine}, // Debian's redis-server; skipped without it
+	{"nats", natsEngine},   // the embedded nats-server
 }
 
 func connect5(t *testing.T, b *mqtttest.Broker, id string) *mqtttest.RawClient {
@@ -144,16 +153,18 @@ func subscribe5(t *testing.T, c *mqtttest.RawClient, id uint16, subID uint32, su
 }
 
 func TestClusterThreeNodes(t *testing.T) {
-	for _, mk := range engines(t) {
-		e0 := mk
-		t.Run("", func(t *testing.T) {
-			e := e0(t)
+	for _, en := range engines {
+		t.Run(en.name, func(t *testing.T) {
+			e := en.start(t)
 			t.Run(e.name+"-forward", func(t *testing.T) { testClusterForward(t, e) })
 			t.Run(e.name+"-retained", func(t *testing.T) { testClusterRetained(t, e) })
 			t.Run(e.name+"-takeover", func(t *testing.T) { testClusterTakeover(t, e) })
 			t.Run(e.name+"-shared", func(t *testing.T) { testClusterShared(t, e) })
 			if e.partition != nil {
 				t.Run(e.name+"-partition", func(t *testing.T) { testClusterPartition(t, e) })
+			}
+			if e.kill != nil {
+				t.Run(e.name+"-will", func(t *testing.T) { testClusterWill(t, e) })
 			}
 		})
 	}
@@ -326,4 +337,28 @@ func testClusterPartition(t *testing.T, e engine) {
 	if got := pub3.ExpectClosed(); len(got) != 0 {
 		t.Fatalf("3.1.1 publisher got %v, want the connection closed without PUBACK", got)
 	}
+}
+
+// testClusterWill: the will of a client whose node dies is published by
+// the back plane to the subscribers of the other nodes; a will cleared by
+// a normal DISCONNECT is not.
+func testClusterWill(t *testing.T, e engine) {
+	bs := startCluster(t, e)
+	sub := connect5(t, bs[1], "sub")
+	subscribe5(t, sub, 1, 0, packet.Subscription{Filter: "will/#", QoS: 1})
+	gone := mqtttest.DialRaw(t, bs[0].Addr, packet.V5)
+	gone.Connect(&packet.Connect{ClientID: "gone", CleanStart: true, KeepAlive: 60,
+		Will: &packet.Will{Topic: "will/gone", Payload: []byte("bye"), QoS: 1}})
+	polite := mqtttest.DialRaw(t, bs[0].Addr, packet.V5)
+	polite.Connect(&packet.Connect{ClientID: "polite", CleanStart: true, KeepAlive: 60,
+		Will: &packet.Will{Topic: "will/polite", Payload: []byte("bye"), QoS: 1}})
+	polite.Send(&packet.Disconnect{})
+	polite.ExpectClosed()
+	e.kill(t, nodeName(t, "a"))
+	got := sub.ExpectPublish()
+	if got.Topic != "will/gone" || string(got.Payload) != "bye" {
+		t.Fatalf("got %v, want the will of gone", got)
+	}
+	sub.Send(&packet.Puback{PacketID: got.PacketID})
+	sub.NoPacket(500 * time.Millisecond)
 }
