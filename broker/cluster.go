@@ -32,11 +32,13 @@ const clusterTimeout = 5 * time.Second
 // errForward is a message that could not be forwarded to the other nodes.
 var errForward = errors.New("broker: the back plane could not forward the message")
 
-// joinBackplane joins the back plane at start, before the store's sessions
-// are restored, so that their subscriptions are announced.
+// joinBackplane joins the back plane at start, after the store's sessions
+// are restored, and announces their subscriptions.
 func (srv *Server) joinBackplane() error {
 	ctx, cancel := context.WithTimeout(srv.ctx, 2*clusterTimeout)
 	defer cancel()
+	srv.bpJoined = make(chan struct{})
+	defer close(srv.bpJoined)
 	node, err := srv.Backplane(ctx, backplane.Config{
 		OnMessage:  srv.onClusterMessage,
 		OnTakeover: srv.onClusterTakeover,
@@ -50,7 +52,36 @@ func (srv *Server) joinBackplane() error {
 	}
 	srv.bp = node
 	srv.cfg.log.Info("joined the back plane", "node", node.ID())
+	// The restored sessions' subscriptions, once each.
+	srv.regMu.Lock()
+	ss := make([]*session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		ss = append(ss, s)
+	}
+	srv.regMu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		fs := make([]string, 0, len(s.subs))
+		for f := range s.subs {
+			fs = append(fs, f)
+		}
+		s.mu.Unlock()
+		for _, f := range fs {
+			srv.clusterSubscribe(f)
+		}
+	}
 	return nil
+}
+
+// joined waits until the server has its node: the back plane may call its
+// handlers before Join returned.
+func (srv *Server) joined(ctx context.Context) bool {
+	select {
+	case <-srv.bpJoined:
+		return srv.bp != nil
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // leaveBackplane leaves the back plane at the end of Shutdown or Close,
@@ -235,7 +266,10 @@ func (srv *Server) clusterDisconnected(c *conn) {
 
 // onClusterTakeover closes the connection of a client that connected to
 // another node [v5 MQTT-3.1.4-3]: DISCONNECT 0x8E for MQTT 5.
-func (srv *Server) onClusterTakeover(_ context.Context, t backplane.Takeover) {
+func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) {
+	if !srv.joined(ctx) {
+		return
+	}
 	srv.regMu.Lock()
 	s := srv.sessions[t.ClientID]
 	srv.regMu.Unlock()
@@ -257,9 +291,9 @@ func (srv *Server) onClusterTakeover(_ context.Context, t backplane.Takeover) {
 // one local member of each shared group this node was picked for. It is
 // never forwarded again, and not retained here: the back plane keeps the
 // retained messages.
-func (srv *Server) onClusterMessage(_ context.Context, d backplane.Delivery) {
+func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
 	m := d.Message
-	if m == nil || srv.closing.Load() {
+	if m == nil || !srv.joined(ctx) || srv.closing.Load() {
 		return
 	}
 	srv.stats.msgsIn.Add(1)

@@ -3,6 +3,8 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
+	storemem "github.com/ternmq/tern/store/memory"
 )
 
 // engine makes the join function of node name on one back plane.
@@ -361,4 +364,60 @@ func testClusterWill(t *testing.T, e engine) {
 	}
 	sub.Send(&packet.Puback{PacketID: got.PacketID})
 	sub.NoPacket(500 * time.Millisecond)
+}
+
+// TestClusterStore: with a store, a message forwarded to a node is queued
+// for its offline persistent session; a node restarted on its store
+// announces the restored subscriptions again.
+func TestClusterStore(t *testing.T) {
+	e := memoryEngine()
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{
+		Backplane: e.join(t, "store-a"), SysInterval: -1, Store: storemem.NewBroker()}})
+	st := storemem.NewBroker()
+	startB := func() (*broker.Server, string, func()) {
+		srv := &broker.Server{Backplane: e.join(t, "store-b"), SysInterval: -1, Store: st, Logger: slog.New(slog.DiscardHandler)}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(l) }()
+		<-srv.Ready()
+		return srv, l.Addr().String(), func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Error(err)
+			}
+			<-errc
+		}
+	}
+	_, addr, stop := startB()
+	persistent := func(addr string) (*mqtttest.RawClient, *packet.Connack) {
+		c := mqtttest.DialRaw(t, addr, packet.V5)
+		cp := &packet.Connect{ClientID: "keeper", KeepAlive: 60}
+		cp.Properties.SessionExpiry = 3600
+		return c, c.Connect(cp)
+	}
+	c, _ := persistent(addr)
+	subscribe5(t, c, 1, 0, packet.Subscription{Filter: "kept/#", QoS: 1})
+	c.Close()
+	stop()
+
+	_, addr, stop = startB() // the same store: the session and its subscription come back
+	defer stop()
+	pub := connect5(t, a, "pub")
+	pub.Send(&packet.Publish{Topic: "kept/1", QoS: 1, PacketID: 1, Payload: []byte("queued")})
+	mqtttest.Expect[*packet.Puback](pub)
+	time.Sleep(100 * time.Millisecond) // most likely queued while offline; delivered either way, no assertion on time
+	c, ack := persistent(addr)
+	if !ack.SessionPresent {
+		t.Fatal("session not present on the restarted node")
+	}
+	got := c.ExpectPublish()
+	if got.Topic != "kept/1" || string(got.Payload) != "queued" {
+		t.Fatalf("got %v", got)
+	}
+	c.Send(&packet.Puback{PacketID: got.PacketID})
+	c.Close()
 }

@@ -211,6 +211,7 @@ type Server struct {
 	stats      stats
 	started    time.Time
 	bp         backplane.Node // joined through Backplane; nil without
+	bpJoined   chan struct{}  // closed once bp is set: the back plane's handlers wait for it
 }
 
 func (s *Server) init() error {
@@ -229,18 +230,9 @@ func (s *Server) init() error {
 		s.sessions = map[string]*session{}
 		s.retained.init()
 		s.started = time.Now()
-		if s.Backplane != nil {
-			if err := s.joinBackplane(); err != nil { // before restore: its subscriptions are announced
-				s.initErr = err
-				s.cancel()
-				s.markReady()
-				return
-			}
-		}
 		if s.Store != nil {
 			if err := s.restore(); err != nil {
 				s.initErr = err
-				s.leaveBackplane()
 				s.cancel()
 				s.markReady()
 				return
@@ -248,6 +240,15 @@ func (s *Server) init() error {
 			s.lazy.wake = make(chan struct{}, 1)
 			s.bgWG.Add(1)
 			go s.lazyLoop()
+		}
+		if s.Backplane != nil {
+			if err := s.joinBackplane(); err != nil { // after restore: its subscriptions are announced
+				s.initErr = err
+				s.cancel()
+				s.bgWG.Wait()
+				s.markReady()
+				return
+			}
 		}
 		if s.cfg.sysInterval > 0 {
 			s.bgWG.Add(1)
