@@ -4,6 +4,9 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
@@ -15,8 +18,31 @@ import (
 // then seen by a new subscriber of the second.
 func TestBrokerCluster(t *testing.T) {
 	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
-	a := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", r.URL, "--node", "one")
-	b := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", r.URL, "--node", "two")
+	testBrokerCluster(t, r.URL)
+}
+
+// TestBrokerClusterNATS is TestBrokerCluster on a NATS server with
+// JetStream (the nats-server module, in the test's process).
+func TestBrokerClusterNATS(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS server not ready after 10s")
+	}
+	testBrokerCluster(t, s.ClientURL())
+}
+
+func testBrokerCluster(t *testing.T, url string) {
+	a := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", url, "--node", "one")
+	b := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", url, "--node", "two")
 	a.waitLog(`msg="joined the back plane" .*node=one`)
 	b.waitLog(`msg="joined the back plane" .*node=two`)
 
