@@ -224,6 +224,8 @@ func testClusterForward(t *testing.T, e engine) {
 	c := connect5(t, bs[2], "c")
 	subscribe5(t, c, 1, 9, packet.Subscription{Filter: "f/#", QoS: 2})
 	subscribe5(t, c, 2, 11, packet.Subscription{Filter: "f/x", QoS: 0})
+	settle(t, bs[0], bs[1])
+	settle(t, bs[0], bs[2])
 
 	p := &packet.Publish{Topic: "f/x", QoS: 2, PacketID: 5, Payload: []byte("hello")}
 	p.Properties.ContentType = "text/plain"
@@ -323,6 +325,8 @@ func testClusterShared(t *testing.T, e engine) {
 	c := connect5(t, bs[2], "c")
 	subscribe5(t, c, 1, 0, packet.Subscription{Filter: "$share/g/s/#", QoS: 1})
 	pub := connect5(t, bs[2], "pub")
+	settle(t, bs[2], bs[1])
+	settle(t, bs[2], bs[2])
 	before := bs[0].Server.Stats().MessagesReceived
 	const n = 20
 	for i := range n {
@@ -330,20 +334,28 @@ func testClusterShared(t *testing.T, e engine) {
 		mqtttest.Expect[*packet.Puback](pub)
 	}
 	seen := map[string]int{}
-	count := func(rc *mqtttest.RawClient) {
+	total := 0
+	poll := func(rc *mqtttest.RawClient, d time.Duration) {
 		for {
-			p, err := rc.RecvTimeout(300 * time.Millisecond)
+			p, err := rc.RecvTimeout(d)
 			if err != nil {
 				return
 			}
 			if pp, ok := p.(*packet.Publish); ok {
 				seen[string(pp.Payload)]++
+				total++
 				rc.Send(&packet.Puback{PacketID: pp.PacketID})
 			}
 		}
 	}
-	count(b)
-	count(c)
+	// Until every message has arrived (or 10s, a hung test), then a
+	// little longer for duplicates.
+	for deadline := time.Now().Add(10 * time.Second); total < n && time.Now().Before(deadline); {
+		poll(b, 20*time.Millisecond)
+		poll(c, 20*time.Millisecond)
+	}
+	poll(b, 200*time.Millisecond)
+	poll(c, 50*time.Millisecond)
 	if len(seen) != n {
 		t.Fatalf("%d distinct messages delivered, want %d: %v", len(seen), n, seen)
 	}
@@ -364,6 +376,7 @@ func testClusterPartition(t *testing.T, e engine) {
 	bs := startCluster(t, e)
 	sub := connect5(t, bs[1], "sub") // a node to forward to
 	subscribe5(t, sub, 1, 0, packet.Subscription{Filter: "p", QoS: 1})
+	settle(t, bs[0], bs[1])
 	pub := connect5(t, bs[0], "pub")
 	pub3 := mqtttest.DialRaw(t, bs[0].Addr, packet.V311)
 	pub3.Connect(&packet.Connect{ClientID: "pub3", CleanStart: true, KeepAlive: 60})
@@ -404,6 +417,7 @@ func testClusterWill(t *testing.T, e engine) {
 	bs := startCluster(t, e)
 	sub := connect5(t, bs[1], "sub")
 	subscribe5(t, sub, 1, 0, packet.Subscription{Filter: "will/#", QoS: 1})
+	settle(t, bs[0], bs[1])
 	gone := mqtttest.DialRaw(t, bs[0].Addr, packet.V5)
 	gone.Connect(&packet.Connect{ClientID: "gone", CleanStart: true, KeepAlive: 60,
 		Will: &packet.Will{Topic: "will/gone", Payload: []byte("bye"), QoS: 1}})
@@ -475,4 +489,36 @@ func TestClusterStore(t *testing.T) {
 	}
 	c.Send(&packet.Puback{PacketID: got.PacketID})
 	c.Close()
+}
+
+// settle waits until node from knows of the subscriptions made so far on
+// node to: interest reaches the other nodes asynchronously on Redis and
+// NATS (a window the README states). It subscribes the inline client of
+// to to a probe topic, announced after the earlier subscriptions, and
+// publishes on from until the probe arrives.
+func settle(t *testing.T, from, to *mqtttest.Broker) {
+	t.Helper()
+	got := make(chan struct{}, 1)
+	probe := fmt.Sprintf("settle/%d", time.Now().UnixNano())
+	unsubscribe, err := to.Server.Subscribe(probe, 0, func(*broker.Message) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsubscribe()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if err := from.Server.Publish(probe, []byte("probe"), 0, false); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("the subscriptions of %s did not reach %s in 10s", to.Addr, from.Addr)
 }

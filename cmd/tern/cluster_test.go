@@ -54,10 +54,26 @@ func testBrokerCluster(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The subscription reaches the first broker asynchronously (the
+	// README says so): probe until it has.
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("the subscription on the second broker never reached the first")
+		}
+		if out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-t", "cluster/probe", "-m", "probe"); code != 0 {
+			t.Fatalf("tern pub: exit %d\n%s%s", code, out, errOut)
+		}
+		if _, err := sub.RecvTimeout(100 * time.Millisecond); err == nil {
+			break
+		}
+	}
 	if out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-q", "1", "-t", "cluster/x", "-m", "across", "-r"); code != 0 {
 		t.Fatalf("tern pub: exit %d\n%s%s", code, out, errOut)
 	}
 	got := sub.ExpectPublish()
+	for got.Topic == "cluster/probe" { // probes still in flight
+		got = sub.ExpectPublish()
+	}
 	if got.Topic != "cluster/x" || string(got.Payload) != "across" || got.QoS != 1 {
 		t.Fatalf("subscriber on the second broker got %v", got)
 	}
