@@ -325,5 +325,8 @@ func (srv *Server) routeGroup(m *Message, g backplane.Group) {
 		return true
 	})
 	slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.key.s.seq, b.key.s.seq) })
-	srv.deliverShared(m, grp, ms, nil, delivery{})
+	if len(ms) == 0 {
+		return
+	}
+	srv.deliverShared(m, grp, ms, srv.shareStart(m, grp, len(ms)), nil, delivery{})
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,10 +41,14 @@ import (
 //
 // QoS 1 deliveries are not stored as sent: after a restart they are sent
 // again as new PUBLISHes (DUP 0) in their original order, which QoS 1
-// allows. Not stored: QoS 0 messages queued for offline clients, shared
-// subscription deliveries and the retained messages queued behind a
-// SUBACK (see the README's Persistence section). No store call is made
-// with a broker lock held.
+// allows. A shared subscription delivery is stored in the queue of the
+// member it was given to; handed over to another member (its connection
+// ended), it moves in the store too, in one write. After a restart it
+// waits for that member (the group is not stored, so it is not handed
+// over again). Not stored: QoS 0
+// messages queued for offline clients and the retained messages queued
+// behind a SUBACK (see the README's Persistence section). No store call
+// is made with a broker lock held.
 
 // storeCtx is the context of store calls. The store is local and its
 // calls are bounded by the disk; cancelling one half-way when the server
@@ -92,6 +97,22 @@ type routing struct {
 	from *session
 	ts   []target
 	n    int // sessions matched (for 0x10 No matching subscribers)
+	// shared are the shared subscription groups m matched, each with the
+	// member chosen for it.
+	shared []shareTarget
+}
+
+// shareTarget is one shared subscription group a message matched: its
+// members, the strategy's first choice among them (start), and the
+// member chosen when the message was prepared, with its delivery (kept
+// in the store already when d.seq is set); pick is nil when no member
+// could take it then.
+type shareTarget struct {
+	g       *shareGroup
+	members []shareMatch
+	start   int
+	pick    *session
+	d       delivery
 }
 
 // routeStored is route with a store: the deliveries of m to persistent
@@ -138,6 +159,7 @@ func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (r
 		})
 	}
 	var msgID uint64
+	var kept []store.Target // the persistent sessions it is stored for: one change for all
 	for i := 0; i < len(ms); {
 		s := ms[i].s
 		j := i + 1
@@ -161,9 +183,18 @@ func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (r
 				msgID = srv.msgSeq.Add(1)
 			}
 			d.seq, d.msgID = srv.qseq.Add(1), msgID
-			cs = append(cs, store.Enqueue(s.id, store.Queued{Seq: d.seq, MsgID: msgID, Msg: m, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}))
+			if kept == nil {
+				kept = make([]store.Target, 0, len(ms)) // at most one per match
+			}
+			kept = append(kept, store.Target{ClientID: s.id, Seq: d.seq, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs})
 		}
 		r.ts = append(r.ts, target{s, d})
+	}
+	if len(kept) > 0 {
+		cs = append(cs, store.EnqueueAll(msgID, m, kept))
+	}
+	if srv.sharedSubs.Load() > 0 && srv.bp == nil { // with a back plane they come through onClusterMessage (cluster.go)
+		r.shared, cs = srv.prepareShared(m, cs, &msgID)
 	}
 	if m.Retain && !isSysTopic(m.Topic) {
 		if len(m.Payload) == 0 {
@@ -188,11 +219,111 @@ func (srv *Server) commitRoute(r *routing) int {
 			}
 		}
 	}
-	n := r.n
-	if srv.sharedSubs.Load() > 0 && srv.bp == nil { // with a back plane they come through onClusterMessage
-		n += srv.routeShared(m)
+	for i := range r.shared {
+		st := &r.shared[i]
+		if st.pick != nil {
+			// Kept in the store as the pick's (d.seq set): it goes to the
+			// pick whatever its queue has taken meanwhile.
+			if ok, _ := st.pick.deliverOpt(srv, st.d, st.d.seq != 0); ok {
+				continue
+			}
+		}
+		srv.deliverShared(m, st.g, st.members, st.start, st.pick, delivery{})
 	}
-	return n
+	return r.n + len(r.shared)
+}
+
+// prepareShared chooses, for each shared subscription group m matches,
+// the member it goes to, as deliverShared would, and appends to cs the
+// enqueue of m for that member when it is a persistent session getting
+// it at QoS 1 or 2 [v5 MQTT-4.8.2-3]: the message is kept for the group
+// before the PUBACK or PUBREC, like any other. *msgID is the message's
+// stored id, assigned here if it has none yet.
+func (srv *Server) prepareShared(m *Message, cs []store.Change, msgID *uint64) ([]shareTarget, []store.Change) {
+	mp := shareMatchPool.Get().(*[]shareMatch)
+	ms := (*mp)[:0]
+	defer func() {
+		clear(ms)
+		*mp = ms[:0]
+		shareMatchPool.Put(mp)
+	}()
+	srv.shared.Match(m.Topic, func(_ string, k shareKey, sub subscription) bool {
+		ms = append(ms, shareMatch{k, sub})
+		return true
+	})
+	if len(ms) == 0 {
+		return nil, cs
+	}
+	slices.SortFunc(ms, func(a, b shareMatch) int {
+		return cmp.Or(cmp.Compare(a.key.g.seq, b.key.g.seq), cmp.Compare(a.key.s.seq, b.key.s.seq))
+	})
+	var sts []shareTarget
+	for i := 0; i < len(ms); {
+		j := i + 1
+		for j < len(ms) && ms[j].key.g == ms[i].key.g {
+			j++
+		}
+		g := ms[i].key.g
+		st := shareTarget{g: g, members: slices.Clone(ms[i:j])}
+		st.start = srv.shareStart(m, g, j-i)
+		shareCandidates(st.members, st.start, nil, func(mb *shareMatch) bool {
+			s := mb.key.s
+			d := shareDelivery(m, g, mb, delivery{})
+			if !srv.mayReceive(s, m) {
+				return false
+			}
+			if srv.keeps(s, d) {
+				if !s.hasRoom(srv) {
+					return false
+				}
+				if *msgID == 0 {
+					*msgID = srv.msgSeq.Add(1)
+				}
+				d.seq, d.msgID = srv.qseq.Add(1), *msgID
+				cs = append(cs, store.Enqueue(s.id, storedQueued(d)))
+			}
+			st.pick, st.d = s, d
+			return true
+		})
+		sts = append(sts, st)
+		i = j
+	}
+	return sts, cs
+}
+
+// keeps reports whether delivery d to s is kept in the store: a QoS 1
+// or 2 message for a persistent session.
+func (srv *Server) keeps(s *session, d delivery) bool {
+	return srv.Store != nil && d.qos > 0 && s.durable.Load()
+}
+
+// storedQueued is the stored form of delivery d.
+func storedQueued(d delivery) store.Queued {
+	return store.Queued{Seq: d.seq, MsgID: d.msgID, Msg: d.msg, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}
+}
+
+// deliverKept gives a shared subscription delivery d to the persistent
+// session s: kept in its stored queue first, then queued in memory. prev,
+// when it has a seq, is the same message leaving the stored queue of
+// from (a member that left): the move is one write, so that a crash
+// leaves it in exactly one of the two queues. A member whose queue is
+// full, or a store failure, refuses it (the caller tries the next).
+func (srv *Server) deliverKept(s *session, d delivery, from *session, prev delivery) (bool, error) {
+	if !s.hasRoom(srv) {
+		return false, errQueueFull
+	}
+	d.seq = srv.qseq.Add(1)
+	if d.msgID = prev.msgID; d.msgID == 0 {
+		d.msgID = srv.msgSeq.Add(1)
+	}
+	cs := []store.Change{store.Enqueue(s.id, storedQueued(d))}
+	if prev.seq != 0 {
+		cs = append(cs, store.Dequeue(from.id, prev.seq))
+	}
+	if err := srv.persist("shared subscription message", cs...); err != nil {
+		return false, &dropError{"the store could not keep the message for the member"}
+	}
+	return s.deliverOpt(srv, d, true)
 }
 
 // pendingPub is a PUBLISH read and not yet answered (see queuePublish).
@@ -310,16 +441,31 @@ func (c *conn) drainPublishes() error {
 	return a.fatal
 }
 
+// runAcker stores and answers the batches of its connection in order,
+// two at a time: while batch N+1 is being written (and fsynced), batch N,
+// kept already, is delivered and acknowledged. So the fsync of one batch
+// and the fan-out of the one before share the time rather than add up.
+// Each batch is delivered only once it is kept, in order, and stored only
+// once the batch before it is kept (the store sees the messages in the
+// order received).
 func (c *conn) runAcker() {
 	defer c.srv.live.Add(-1)
 	a := &c.pubAcker
+	var prev *pubBatch // kept (or refused by the store), to be answered
+	var prevErr error
 	for {
 		a.mu.Lock()
 		if len(a.batches) == 0 {
-			a.running = false
-			a.idle.Broadcast()
+			if prev == nil {
+				a.running = false
+				a.idle.Broadcast()
+				a.mu.Unlock()
+				return
+			}
 			a.mu.Unlock()
-			return
+			c.answerBatch(prev, prevErr)
+			prev = nil
+			continue
 		}
 		// Every batch waiting goes in one store write: what arrived
 		// while the last write was under way shares the next fsync.
@@ -336,26 +482,51 @@ func (c *conn) runAcker() {
 		a.idle.Broadcast() // room for the reader's next batches
 		a.mu.Unlock()
 		if fatal != nil {
-			continue // the connection is closing: nothing more is answered
+			// The connection is closing: nothing more is stored; what is
+			// kept already is still delivered.
+			if prev != nil {
+				c.answerBatch(prev, prevErr)
+				prev = nil
+			}
+			continue
 		}
-		if err := c.storePublishes(b.pend, b.cs); err != nil {
-			a.mu.Lock()
-			a.fatal = err
-			a.mu.Unlock()
-			c.nc.Close() // the reader fails and tears the connection down
+		done := make(chan error, 1)
+		go func(cs []store.Change) { done <- c.srv.persist("messages", cs...) }(b.cs)
+		if prev != nil {
+			c.answerBatch(prev, prevErr)
 		}
+		prevErr = <-done
+		prev = &b
 	}
 }
 
-// storePublishes stores the changes of a batch of PUBLISHes with one
-// Apply, then delivers and acknowledges them in order. What the store
-// could not keep is not acknowledged as kept: MQTT 5 clients get 0x97
-// Quota exceeded (disk full) or 0x80; a 3.1.1 client, which cannot be
-// told, is disconnected without the acknowledgements, so that it sends
-// the messages again.
-func (c *conn) storePublishes(pend []pendingPub, cs []store.Change) error {
+// answerBatch delivers and answers a batch whose store write returned
+// err. After a batch that ended the connection, later ones are delivered
+// (they are kept) but not acknowledged: a 3.1.1 client must not get the
+// PUBACK of a later message without that of an earlier one.
+func (c *conn) answerBatch(b *pubBatch, err error) {
+	a := &c.pubAcker
+	a.mu.Lock()
+	silent := a.fatal != nil
+	a.mu.Unlock()
+	if ferr := c.answerPublishes(b.pend, err, silent); ferr != nil {
+		a.mu.Lock()
+		if a.fatal == nil {
+			a.fatal = ferr
+		}
+		a.mu.Unlock()
+		c.nc.Close() // the reader fails and tears the connection down
+	}
+}
+
+// answerPublishes delivers and acknowledges, in order, a batch of
+// PUBLISHes whose changes the store kept, or refused with err. What the
+// store could not keep is not acknowledged as kept: MQTT 5 clients get
+// 0x97 Quota exceeded (disk full) or 0x80; a 3.1.1 client, which cannot
+// be told, is disconnected without the acknowledgements, so that it
+// sends the messages again. silent delivers without acknowledging.
+func (c *conn) answerPublishes(pend []pendingPub, err error, silent bool) error {
 	srv := c.srv
-	err := srv.persist("messages", cs...)
 	v5 := c.version == packet.V5
 	if err != nil {
 		s := c.sess
@@ -395,6 +566,9 @@ func (c *conn) storePublishes(pend []pendingPub, cs []store.Change) error {
 				srv.observe(Event{Kind: EventPublish, Client: &c.info, Topic: m.Topic, QoS: m.QoS, Message: m})
 			}
 		}
+		if silent {
+			continue
+		}
 		if !v5 {
 			code = packet.Success // [v3 MQTT-3.3.5-2]
 		}
@@ -423,7 +597,7 @@ func (srv *Server) forget(s *session, seq uint64) {
 	}
 	l := &srv.lazy
 	l.mu.Lock()
-	l.cs = append(l.cs, store.Dequeue(s.id, seq))
+	l.ts = append(l.ts, store.Target{ClientID: s.id, Seq: seq})
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
@@ -434,7 +608,7 @@ func (srv *Server) forget(s *session, seq uint64) {
 // lazyChanges are changes written in the background (see forget).
 type lazyChanges struct {
 	mu   sync.Mutex
-	cs   []store.Change
+	ts   []store.Target // dequeues: ClientID and Seq
 	wake chan struct{}
 }
 
@@ -443,7 +617,7 @@ type lazyChanges struct {
 func (srv *Server) lazyLoop() {
 	defer srv.bgWG.Done()
 	l := &srv.lazy
-	var spare []store.Change // the buffer not in l.cs: the two are swapped
+	var spare []store.Target // the buffer not in l.ts: the two are swapped
 	for {
 		stopping := false
 		select {
@@ -452,10 +626,12 @@ func (srv *Server) lazyLoop() {
 			stopping = true
 		}
 		l.mu.Lock()
-		batch := l.cs
-		l.cs = spare
+		batch := l.ts
+		l.ts = spare
 		l.mu.Unlock()
-		srv.persist("completed deliveries", batch...)
+		if len(batch) > 0 {
+			srv.persist("completed deliveries", store.DequeueAll(batch))
+		}
 		clear(batch)
 		spare = batch[:0]
 		if stopping {

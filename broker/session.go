@@ -90,6 +90,27 @@ func (s *session) holdQueue(on bool) {
 // when the message was dropped (queue full, or QoS 0 for an offline
 // client); the caller counts and reports the drop.
 func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
+	return s.deliverOpt(srv, d, false)
+}
+
+// hasRoom reports whether the queue has room for one more message under
+// the DropNew policy (with DropOldest there is always room). It is a
+// hint: deliverOpt with force takes a message kept in the store even if
+// the queue filled up meanwhile.
+func (s *session) hasRoom(srv *Server) bool {
+	if srv.QueuePolicy == DropOldest {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue.Len() < srv.cfg.maxQueued
+}
+
+// deliverOpt is deliver; with force, a full queue takes d all the same
+// (d is kept in the store already, and its queue was checked with
+// hasRoom just before: it is over the limit by the deliveries that raced
+// it at most).
+func (s *session) deliverOpt(srv *Server, d delivery, force bool) (ok bool, why error) {
 	s.mu.Lock()
 	c := s.conn
 	// An offline persistent session keeps QoS 1 and 2 messages
@@ -98,7 +119,7 @@ func (s *session) deliver(srv *Server, d delivery) (ok bool, why error) {
 		s.mu.Unlock()
 		return false, errOffline
 	}
-	if s.queue.Len() >= srv.cfg.maxQueued {
+	if s.queue.Len() >= srv.cfg.maxQueued && !(force && srv.QueuePolicy != DropOldest) {
 		var oldest delivery
 		if srv.QueuePolicy == DropOldest {
 			oldest = s.queue.Pop()

@@ -124,7 +124,8 @@ func (srv *Server) routeShared(m *Message) int {
 		for j < len(ms) && ms[j].key.g == ms[i].key.g {
 			j++
 		}
-		srv.deliverShared(m, ms[i].key.g, ms[i:j], nil, delivery{})
+		g := ms[i].key.g
+		srv.deliverShared(m, g, ms[i:j], srv.shareStart(m, g, j-i), nil, delivery{})
 		n++
 		i = j
 	}
@@ -134,29 +135,26 @@ func (srv *Server) routeShared(m *Message) int {
 	return n
 }
 
-// deliverShared gives m to one of members, a group's members that
-// matched it, skipping exclude. The first choice comes from the strategy;
-// connected members are tried before offline ones, and a member whose
-// queue refuses the message passes it to the next. prev, when it has a
-// message, is a delivery being moved from a member that left: it keeps
-// its QoS. It reports whether a member took the message.
-func (srv *Server) deliverShared(m *Message, g *shareGroup, members []shareMatch, exclude *session, prev delivery) bool {
-	n := len(members)
-	if n == 0 {
-		return false
-	}
-	var start int
+// shareStart is the member of a group of n matching members that the
+// strategy offers m to first.
+func (srv *Server) shareStart(m *Message, g *shareGroup, n int) int {
 	switch srv.SharedStrategy {
 	case SharedRandom:
-		start = rand.IntN(n)
+		return rand.IntN(n)
 	case SharedStickyClient:
-		start = int(maphash.String(hashSeed, m.From) % uint64(n))
+		return int(maphash.String(hashSeed, m.From) % uint64(n))
 	case SharedHashTopic:
-		start = int(maphash.String(hashSeed, m.Topic) % uint64(n))
+		return int(maphash.String(hashSeed, m.Topic) % uint64(n))
 	default:
-		start = int((g.next.Add(1) - 1) % uint64(n))
+		return int((g.next.Add(1) - 1) % uint64(n))
 	}
-	var why error = errNoMember
+}
+
+// shareCandidates calls try with the members of a group in the order a
+// message is offered to them: from start on, connected members before
+// offline ones, skipping exclude, until try returns true.
+func shareCandidates(members []shareMatch, start int, exclude *session, try func(mb *shareMatch) bool) bool {
+	n := len(members)
 	for pass := 0; pass < 2; pass++ {
 		for i := range n {
 			mb := &members[(start+i)%n]
@@ -164,36 +162,77 @@ func (srv *Server) deliverShared(m *Message, g *shareGroup, members []shareMatch
 			if s == exclude || (pass == 0) != s.online.Load() {
 				continue
 			}
-			d := delivery{msg: m, share: g}
-			if prev.msg != nil {
-				d = prev
-				d.share = g
-				d.qos = min(d.qos, mb.sub.QoS)
-			} else {
-				d.qos = min(m.QoS, mb.sub.QoS) // [v5 MQTT-4.8.2-3]
-				if mb.sub.RetainAsPublished {
-					d.retain = m.Retain
-				}
-			}
-			d.subIDs = nil
-			if mb.sub.SubID != 0 {
-				d.subIDs = []uint32{mb.sub.SubID}
-			}
-			if !srv.mayReceive(s, m) {
-				why = errDenied
-				continue
-			}
-			ok, err := s.deliver(srv, d)
-			if ok {
+			if try(mb) {
 				return true
 			}
-			why = err
 		}
 	}
-	if prev.msg == nil {
+	return false
+}
+
+// shareDelivery is what member mb of group g gets of m; prev, when it
+// has a message, is a delivery being moved from another member: it keeps
+// its QoS (and its seq and msgID, which the caller replaces).
+func shareDelivery(m *Message, g *shareGroup, mb *shareMatch, prev delivery) delivery {
+	d := delivery{msg: m, share: g}
+	if prev.msg != nil {
+		d = prev
+		d.share = g
+		d.qos = min(d.qos, mb.sub.QoS)
+	} else {
+		d.qos = min(m.QoS, mb.sub.QoS) // [v5 MQTT-4.8.2-3]
+		if mb.sub.RetainAsPublished {
+			d.retain = m.Retain
+		}
+	}
+	d.subIDs = nil
+	if mb.sub.SubID != 0 {
+		d.subIDs = []uint32{mb.sub.SubID}
+	}
+	return d
+}
+
+// deliverShared gives m to one of members, a group's members that
+// matched it, skipping exclude, starting with members[start] (see
+// shareStart): connected members are tried before offline ones, and a
+// member whose queue refuses the message passes it to the next. prev,
+// when it has a message, is a delivery being moved from exclude, a
+// member that left: it keeps its QoS. With a store, a delivery at QoS 1
+// or 2 to a persistent member is kept in its stored queue before it is
+// queued in memory, and a moved one leaves exclude's stored queue in the
+// same write (see deliverKept). It reports whether a member took the
+// message.
+func (srv *Server) deliverShared(m *Message, g *shareGroup, members []shareMatch, start int, exclude *session, prev delivery) bool {
+	if len(members) == 0 {
+		return false
+	}
+	var why error = errNoMember
+	ok := shareCandidates(members, start, exclude, func(mb *shareMatch) bool {
+		s := mb.key.s
+		d := shareDelivery(m, g, mb, prev)
+		if !srv.mayReceive(s, m) {
+			why = errDenied
+			return false
+		}
+		var ok bool
+		var err error
+		if srv.keeps(s, d) {
+			ok, err = srv.deliverKept(s, d, exclude, prev)
+		} else {
+			d.seq, d.msgID = 0, 0
+			if ok, err = s.deliver(srv, d); ok && prev.seq != 0 {
+				srv.forget(exclude, prev.seq) // it left exclude's stored queue
+			}
+		}
+		if !ok {
+			why = err
+		}
+		return ok
+	})
+	if !ok && prev.msg == nil {
 		srv.dropped(members[start].key.s, m, why)
 	}
-	return false
+	return ok
 }
 
 var errNoMember = &dropError{"no member of the shared subscription group could take the message"}
@@ -301,7 +340,8 @@ func (srv *Server) passOn(from *session, d delivery) bool {
 		return false
 	}
 	slices.SortFunc(members, func(a, b shareMatch) int { return cmp.Compare(a.key.s.seq, b.key.s.seq) })
-	return srv.deliverShared(d.msg, members[0].key.g, members, from, d)
+	g = members[0].key.g
+	return srv.deliverShared(d.msg, g, members, srv.shareStart(d.msg, g, len(members)), from, d)
 }
 
 // isSharedFilter splits a "$share/{group}/{filter}" filter.

@@ -75,6 +75,15 @@ const (
 	// OpRetain sets the retained message of Topic to Msg (whose Topic is
 	// Topic), or removes it when Msg is nil: Topic, Msg.
 	OpRetain
+	// OpEnqueueAll appends one message to the queues of many sessions:
+	// Queued.MsgID and Queued.Msg, and Targets (ClientID, Seq, QoS,
+	// Retain, SubIDs of each). It is the same as an OpEnqueue per target,
+	// in order; a message that fans out to many sessions is one small
+	// change instead of many large ones.
+	OpEnqueueAll
+	// OpDequeueAll removes messages from queues: Targets (ClientID and
+	// Seq of each). The same as an OpDequeue per target, in order.
+	OpDequeueAll
 )
 
 // Change is one change of a broker's state; build one with the
@@ -89,6 +98,48 @@ type Change struct {
 	PacketID uint16           // OpAddIncoming, OpDeleteIncoming
 	Topic    string           // OpRetain
 	Msg      *message.Message // OpRetain (nil deletes)
+	Targets  []Target         // OpEnqueueAll, OpDequeueAll
+}
+
+// Target is one queue of an [OpEnqueueAll] or [OpDequeueAll] change:
+// the session, the message's place in its queue and, for an enqueue,
+// what the session gets (see [Queued]).
+type Target struct {
+	ClientID string
+	Seq      uint64
+	QoS      byte
+	Retain   bool
+	SubIDs   []uint32
+}
+
+// EnqueueAll appends message m, of id msgID, to the queue of each
+// target (ClientID, Seq, QoS, Retain, SubIDs).
+func EnqueueAll(msgID uint64, m *message.Message, ts []Target) Change {
+	return Change{Op: OpEnqueueAll, Queued: Queued{MsgID: msgID, Msg: m}, Targets: ts}
+}
+
+// DequeueAll removes message Seq from the queue of session ClientID, for
+// each target.
+func DequeueAll(ts []Target) Change { return Change{Op: OpDequeueAll, Targets: ts} }
+
+// Each calls f with each change c stands for: the OpEnqueue or
+// OpDequeue of every target of an OpEnqueueAll or OpDequeueAll, or c
+// itself. Implementations that handle the one-queue changes only use it.
+func (c *Change) Each(f func(*Change)) {
+	switch c.Op {
+	case OpEnqueueAll:
+		for _, t := range c.Targets {
+			one := Enqueue(t.ClientID, Queued{Seq: t.Seq, MsgID: c.Queued.MsgID, Msg: c.Queued.Msg, QoS: t.QoS, Retain: t.Retain, SubIDs: t.SubIDs})
+			f(&one)
+		}
+	case OpDequeueAll:
+		for _, t := range c.Targets {
+			one := Dequeue(t.ClientID, t.Seq)
+			f(&one)
+		}
+	default:
+		f(c)
+	}
 }
 
 // PutSession stores the state of session id.

@@ -613,6 +613,10 @@ func testOwnership(t *testing.T, e *env) {
 	claim(b, "c1", "")
 	claim(a, "other client/with.odd*chars>", "")
 	claim(c, "other client/with.odd*chars>", "a")
+	// Notices may travel apart from the fence's messages (NATS sends them
+	// on a subject of their own): wait for the three, then fence so that
+	// an extra one would have arrived too.
+	a.wait(t, "three takeover notices", nil, func() bool { return len(a.takeovers) >= 3 })
 	for _, r := range []*Rec{a, b, c} {
 		e.fence(a, r)
 	}

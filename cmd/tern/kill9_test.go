@@ -23,11 +23,13 @@ import (
 // publishers send numbered QoS 1 and QoS 2 messages (one at a time, as
 // devices do) and retained messages, and persistent subscribers (one
 // online throughout, one that connects only at the end; MQTT 3.1.1 and
-// 5.0) receive. Every acknowledgement a publisher gets is recorded. At
-// the end: every acknowledged QoS 1 message reached each subscriber at
-// least once, every acknowledged QoS 2 message exactly once, each
-// publisher's messages in order, and every acknowledged retained
-// message is there.
+// 5.0) receive, and so does a shared subscription group of two online
+// persistent members (3.1.1 and 5.0). Every acknowledgement a publisher
+// gets is recorded. At the end: every acknowledged QoS 1 message reached
+// each subscriber, and the group, at least once, every acknowledged QoS
+// 2 message exactly once, each publisher's messages in order (in the
+// group: at each member), and every acknowledged retained message is
+// there.
 func TestKill9Loop(t *testing.T) {
 	bin := ternBinary(t)
 	kills := 20
@@ -56,6 +58,15 @@ func TestKill9Loop(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); on.run(ctx) }()
+	members := []*k9sub{
+		{t: t, addr: addr, id: "sub-shared-1", v: packet.V5, filter: "$share/k9/k9/+", got: map[string][]int{}},
+		{t: t, addr: addr, id: "sub-shared-2", v: packet.V311, filter: "$share/k9/k9/+", got: map[string][]int{}},
+	}
+	for _, m := range members {
+		m.connectOnce()
+		wg.Add(1)
+		go func() { defer wg.Done(); m.run(ctx) }()
+	}
 
 	pubs := []*k9pub{
 		{t: t, addr: addr, id: "pub-q1", qos: 1, v: packet.V311},
@@ -90,7 +101,7 @@ func TestKill9Loop(t *testing.T) {
 	go func() { defer wg.Done(); off.run(ctx) }()
 
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && !(on.complete(pubs) && off.complete(pubs)) {
+	for time.Now().Before(deadline) && !(on.complete(pubs) && off.complete(pubs) && groupOf(members).complete(pubs)) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	cancel()
@@ -100,8 +111,11 @@ func TestKill9Loop(t *testing.T) {
 		total += len(p.acked)
 	}
 	t.Logf("%d kills, %d messages acknowledged (%v)", kills+1, total, acked(pubs))
-	for _, s := range []*k9sub{on, off} {
+	for _, s := range []*k9sub{on, off, groupOf(members)} {
 		s.check(pubs)
+	}
+	for _, m := range members {
+		m.checkOrder(pubs)
 	}
 	// Retained: the last acknowledged value of every topic is there.
 	checkRetained(t, addr, pubs[3])
@@ -302,6 +316,12 @@ type k9sub struct {
 	addr string
 	id   string
 	v    packet.Version
+	// filter is what it subscribes to, "k9/+" if empty.
+	filter string
+	// group: the messages of a shared subscription group's members, put
+	// together to count losses and duplicates; order is checked at each
+	// member (checkOrder), not here.
+	group bool
 
 	mu      sync.Mutex
 	got     map[string][]int // by publisher: the numbers received, in order, duplicates included
@@ -315,7 +335,11 @@ func (s *k9sub) connectOnce() {
 		s.t.Fatal(err)
 	}
 	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
-	c.w.WritePacket(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "k9/+", QoS: 2}}})
+	filter := s.filter
+	if filter == "" {
+		filter = "k9/+"
+	}
+	c.w.WritePacket(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: filter, QoS: 2}}})
 	if p, err := c.r.ReadPacket(); err != nil || p.Type() != packet.SUBACK {
 		s.t.Fatalf("%s: no SUBACK: %v %v", s.id, p, err)
 	}
@@ -407,7 +431,7 @@ func (s *k9sub) check(pubs []*k9pub) {
 		last := 0
 		for _, n := range got {
 			seen[n]++
-			if seen[n] == 1 {
+			if seen[n] == 1 && !s.group {
 				if n < last {
 					t.Errorf("%s from %s: %d after %d: out of order", s.id, p.id, n, last)
 				}
@@ -439,6 +463,41 @@ func (s *k9sub) check(pubs []*k9pub) {
 			s.id, p.id, p.qos, len(p.acked), len(got), lost, dups, qos1dups)
 	}
 	t.Logf("%s: %d QoS 2 resends recognised as duplicates", s.id, s.dupQoS2)
+}
+
+// groupOf puts together what the members of a shared subscription
+// group received.
+func groupOf(members []*k9sub) *k9sub {
+	g := &k9sub{t: members[0].t, id: "shared group", group: true, got: map[string][]int{}}
+	for _, m := range members {
+		m.mu.Lock()
+		for from, ns := range m.got {
+			g.got[from] = append(g.got[from], ns...)
+		}
+		g.dupQoS2 += m.dupQoS2
+		m.mu.Unlock()
+	}
+	return g
+}
+
+// checkOrder checks that each publisher's messages reached s in order.
+func (s *k9sub) checkOrder(pubs []*k9pub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range pubs[:3] {
+		seen := map[int]bool{}
+		last := 0
+		for _, n := range s.got[p.id] {
+			if !seen[n] {
+				seen[n] = true
+				if n < last {
+					s.t.Errorf("%s from %s: %d after %d: out of order", s.id, p.id, n, last)
+				}
+				last = n
+			}
+		}
+		s.t.Logf("%s from %s: %d received", s.id, p.id, len(s.got[p.id]))
+	}
 }
 
 // checkRetained subscribes to the retained topics and checks that each

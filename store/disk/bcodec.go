@@ -88,8 +88,30 @@ func (e *encoder) msg(m *message.Message) error {
 	return nil
 }
 
-// change appends one change.
+// change appends one change. An OpEnqueueAll or OpDequeueAll is written
+// as the OpEnqueue or OpDequeue of each of its targets: the format does
+// not change, and the message body goes once (the later enqueues refer
+// to it).
 func (e *encoder) change(c *store.Change) error {
+	switch c.Op {
+	case store.OpEnqueueAll:
+		var one store.Change
+		for i := range c.Targets {
+			t := &c.Targets[i]
+			one = store.Enqueue(t.ClientID, store.Queued{Seq: t.Seq, MsgID: c.Queued.MsgID, Msg: c.Queued.Msg, QoS: t.QoS, Retain: t.Retain, SubIDs: t.SubIDs})
+			if err := e.change(&one); err != nil {
+				return err
+			}
+		}
+		return nil
+	case store.OpDequeueAll:
+		for i := range c.Targets {
+			e.buf = append(e.buf, byte(store.OpDequeue))
+			e.str(c.Targets[i].ClientID)
+			e.uv(c.Targets[i].Seq)
+		}
+		return nil
+	}
 	e.buf = append(e.buf, byte(c.Op))
 	switch c.Op {
 	case store.OpSession:

@@ -92,7 +92,8 @@ type Broker struct {
 
 	index *memory.Broker // the state of what is written, in log order
 
-	syncs       atomic.Int64
+	syncs       atomic.Int64 // fsyncs of batches that completed
+	synced      atomic.Int64 // with SyncAlways: the size of the log known to be fsynced
 	compactions atomic.Int64
 	writeHook   func([]byte) error // for tests: replaces the write
 }
@@ -387,6 +388,9 @@ func (b *Broker) writeBatch() {
 		return
 	}
 	b.end += int64(len(buf))
+	if b.opts.Sync == SyncAlways {
+		b.synced.Store(b.end)
+	}
 	b.saved = time.Now()
 	for _, w := range batch {
 		b.index.Apply(context.Background(), w.changes...)
@@ -413,13 +417,13 @@ func (b *Broker) write(buf []byte) error {
 		return err
 	}
 	if b.opts.Sync == SyncAlways {
-		b.syncs.Add(1)
 		if err := b.f.Sync(); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages: nothing written since the last good one is known to
 			// be on disk. Take no more changes.
 			return &syncError{err}
 		}
+		b.syncs.Add(1)
 	}
 	return nil
 }
@@ -487,6 +491,11 @@ func (b *Broker) Size() int64 {
 	return b.end
 }
 
+// Syncs returns the number of fsyncs of batches completed since the
+// store was opened (0 with SyncNone): with concurrent callers or a
+// CommitWindow, fewer than the Apply calls.
+func (b *Broker) Syncs() int64 { return b.syncs.Load() }
+
 // maybeCompact rewrites the log with the live state once it has grown
 // by CompactBytes beyond twice its size after the last rewrite; mu is
 // held and this goroutine is the writer, which it stays throughout, so
@@ -510,6 +519,9 @@ func (b *Broker) maybeCompact() error {
 	}
 	old := b.f
 	b.f, b.end, b.base = f, size, size
+	if b.opts.Sync == SyncAlways {
+		b.synced.Store(size) // compact fsyncs the new log
+	}
 	old.Close()
 	b.compactions.Add(1)
 	if err := syncDir(b.dir); err != nil {

@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -28,7 +27,7 @@ type Broker struct {
 type brokerSession struct {
 	info  store.SessionInfo
 	subs  map[string]store.Subscription
-	queue map[uint64]store.Queued
+	queue queue
 	in    map[uint16]struct{}
 }
 
@@ -56,11 +55,15 @@ func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 		if ss.Subs == nil {
 			ss.Subs = map[string]store.Subscription{}
 		}
-		for _, q := range s.queue {
-			q.SubIDs = slices.Clone(q.SubIDs)
-			ss.Queue = append(ss.Queue, q)
+		if n := s.queue.len(); n > 0 {
+			ss.Queue = make([]store.Queued, 0, n)
 		}
-		slices.SortFunc(ss.Queue, func(a, b store.Queued) int { return cmp.Compare(a.Seq, b.Seq) })
+		for _, q := range s.queue.q {
+			if q.Msg != nil {
+				q.SubIDs = slices.Clone(q.SubIDs)
+				ss.Queue = append(ss.Queue, q) // in Seq order already
+			}
+		}
 		ss.Incoming = slices.Sorted(maps.Keys(s.in))
 		st.Sessions = append(st.Sessions, ss)
 	}
@@ -97,6 +100,13 @@ func (b *Broker) session(id string) *brokerSession {
 	return s
 }
 
+func (b *Broker) enqueue(id string, q store.Queued) {
+	s := b.session(id)
+	q.SubIDs = slices.Clone(q.SubIDs)
+	s.queue.put(q)
+	b.maxMsgID = max(b.maxMsgID, q.MsgID)
+}
+
 func (b *Broker) apply(c *store.Change) {
 	switch c.Op {
 	case store.OpSession:
@@ -114,28 +124,31 @@ func (b *Broker) apply(c *store.Change) {
 			delete(s.subs, c.Filter)
 		}
 	case store.OpEnqueue:
-		s := b.session(c.ClientID)
-		if s.queue == nil {
-			s.queue = map[uint64]store.Queued{}
+		b.enqueue(c.ClientID, c.Queued)
+	case store.OpEnqueueAll:
+		for i := range c.Targets {
+			t := &c.Targets[i]
+			b.enqueue(t.ClientID, store.Queued{Seq: t.Seq, MsgID: c.Queued.MsgID, Msg: c.Queued.Msg, QoS: t.QoS, Retain: t.Retain, SubIDs: t.SubIDs})
 		}
-		q := c.Queued
-		q.SubIDs = slices.Clone(q.SubIDs)
-		s.queue[q.Seq] = q
-		b.maxMsgID = max(b.maxMsgID, q.MsgID)
+	case store.OpDequeueAll:
+		for i := range c.Targets {
+			if s := b.sessions[c.Targets[i].ClientID]; s != nil {
+				s.queue.remove(c.Targets[i].Seq)
+			}
+		}
 	case store.OpSent, store.OpReleased:
 		if s := b.sessions[c.ClientID]; s != nil {
-			if q, ok := s.queue[c.Queued.Seq]; ok {
+			if q := s.queue.get(c.Queued.Seq); q != nil {
 				if c.Op == store.OpSent {
 					q.PacketID = c.Queued.PacketID
 				} else {
 					q.Released = true
 				}
-				s.queue[q.Seq] = q
 			}
 		}
 	case store.OpDequeue:
 		if s := b.sessions[c.ClientID]; s != nil {
-			delete(s.queue, c.Queued.Seq)
+			s.queue.remove(c.Queued.Seq)
 		}
 	case store.OpAddIncoming:
 		s := b.session(c.ClientID)
@@ -166,4 +179,95 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	return nil
+}
+
+// queue is a session's stored queue: its messages in Seq order, in a
+// slice, since the broker appends in increasing Seq order (nearly always)
+// and completes from the front (nearly always): a map per session cost a
+// hash insert and delete per message and fan-out target. A removed
+// message leaves a hole (Msg nil, Seq kept for the search) until the
+// holes at either end are trimmed or, once they are half the slice, all
+// are squeezed out.
+type queue struct {
+	q     []store.Queued
+	holes int
+}
+
+func (q *queue) len() int { return len(q.q) - q.holes }
+
+// find returns the index of seq in q.q, or the index where it belongs
+// and false.
+func (q *queue) find(seq uint64) (int, bool) {
+	n := len(q.q)
+	switch {
+	case n == 0 || q.q[n-1].Seq < seq:
+		return n, false
+	case q.q[0].Seq == seq:
+		return 0, true
+	}
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if q.q[m].Seq < seq {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < n && q.q[lo].Seq == seq
+}
+
+// put adds m, or replaces the message of its Seq.
+func (q *queue) put(m store.Queued) {
+	i, ok := q.find(m.Seq)
+	switch {
+	case ok:
+		if q.q[i].Msg == nil {
+			q.holes--
+		}
+		q.q[i] = m
+	case i == len(q.q):
+		q.q = append(q.q, m)
+	default:
+		q.q = slices.Insert(q.q, i, m)
+	}
+}
+
+// get returns the message of seq, nil if there is none.
+func (q *queue) get(seq uint64) *store.Queued {
+	if i, ok := q.find(seq); ok && q.q[i].Msg != nil {
+		return &q.q[i]
+	}
+	return nil
+}
+
+// remove removes the message of seq, if there is one.
+func (q *queue) remove(seq uint64) {
+	i, ok := q.find(seq)
+	if !ok || q.q[i].Msg == nil {
+		return
+	}
+	q.q[i] = store.Queued{Seq: seq}
+	q.holes++
+	for len(q.q) > 0 && q.q[0].Msg == nil {
+		q.q[0] = store.Queued{}
+		q.q = q.q[1:]
+		q.holes--
+	}
+	for n := len(q.q); n > 0 && q.q[n-1].Msg == nil; n-- {
+		q.q = q.q[:n-1]
+		q.holes--
+	}
+	if len(q.q) == 0 {
+		q.q = nil // let the array go
+	} else if q.holes > 16 && q.holes > len(q.q)/2 {
+		live := q.q[:0]
+		for _, m := range q.q {
+			if m.Msg != nil {
+				live = append(live, m)
+			}
+		}
+		clear(q.q[len(live):])
+		q.q, q.holes = live, 0
+	}
 }

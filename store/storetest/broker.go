@@ -53,6 +53,7 @@ func RunBroker(t *testing.T, c BrokerConfig) {
 	t.Run("Delete", h.testDelete)
 	t.Run("Missing", h.testMissing)
 	t.Run("SharedMessage", h.testShared)
+	t.Run("EnqueueAll", h.testEnqueueAll)
 	t.Run("Closed", h.testClosed)
 	t.Run("Concurrent", h.testConcurrent)
 	t.Run("Random", h.testRandom)
@@ -371,6 +372,48 @@ func (h *bharness) testShared(t *testing.T) {
 		b = h.reopen(t, b, dir)
 		m.check(t, b)
 		m.apply(t, b, store.Dequeue("s19", 1))
+		m.check(t, h.reopen(t, b, dir))
+	}
+}
+
+// testEnqueueAll: OpEnqueueAll and OpDequeueAll do what an OpEnqueue or
+// OpDequeue per target does (the model is given those), mixed with
+// other changes in one batch.
+func (h *bharness) testEnqueueAll(t *testing.T) {
+	dir := t.TempDir()
+	b := h.open(t, dir)
+	m := newBModel()
+	both := func(cs ...store.Change) {
+		t.Helper()
+		if err := b.Apply(context.Background(), cs...); err != nil {
+			t.Fatalf("Apply(%v): %v", ops(cs), err)
+		}
+		var one []store.Change
+		for i := range cs {
+			cs[i].Each(func(c *store.Change) { one = append(one, *c) })
+		}
+		if err := m.Broker.Apply(context.Background(), one...); err != nil {
+			t.Fatalf("model: %v", err)
+		}
+	}
+	var seq uint64
+	for n := uint64(1); n <= 10; n++ {
+		var ts []store.Target
+		for i := range 20 {
+			seq++
+			ts = append(ts, store.Target{ClientID: fmt.Sprint("s", i), Seq: seq, QoS: byte(1 + i%2), Retain: i%3 == 0, SubIDs: []uint32{uint32(i)}})
+		}
+		both(store.PutSession("s0", fullSession(n)), store.EnqueueAll(n, FullMessage(n), ts), store.Retain("r", retainMsg("r", n)))
+	}
+	// Dequeue every other message of every session, in one change.
+	var ts []store.Target
+	for s := uint64(1); s <= seq; s += 2 {
+		ts = append(ts, store.Target{ClientID: fmt.Sprint("s", (s-1)%20), Seq: s})
+	}
+	both(store.DequeueAll(ts), store.Sent("s1", 2, 7))
+	both(store.DequeueAll(nil), store.EnqueueAll(99, FullMessage(99), nil))
+	m.check(t, b)
+	if h.Durable {
 		m.check(t, h.reopen(t, b, dir))
 	}
 }
