@@ -408,6 +408,13 @@ func testClusterPartition(t *testing.T, e engine) {
 	if got := pub3.ExpectClosed(); len(got) != 0 {
 		t.Fatalf("3.1.1 publisher got %v, want the connection closed without PUBACK", got)
 	}
+	// The node cannot claim a client identifier: CONNECT is refused.
+	late := mqtttest.DialRaw(t, bs[0].Addr, packet.V5)
+	late.Timeout = 15 * time.Second // the engine's client may wait for its own timeouts
+	late.Send(&packet.Connect{Version: packet.V5, ClientID: "late", CleanStart: true, KeepAlive: 60})
+	if ack := mqtttest.Expect[*packet.Connack](late); ack.ReasonCode != packet.ServerUnavailable {
+		t.Fatalf("CONNACK %v, want 0x88 Server unavailable", ack.ReasonCode)
+	}
 }
 
 // testClusterWill: the will of a client whose node dies is published by
