@@ -29,29 +29,29 @@ import (
 // engine makes the join function of node name on one back plane.
 type engine struct {
 	name string
-	join func(t *testing.T, name string) broker.BackplaneJoin
+	join func(t testing.TB, name string) broker.BackplaneJoin
 	// partition cuts node name off the engine, kill kills it without a
 	// goodbye (nil: not supported).
-	partition, kill func(t *testing.T, name string)
+	partition, kill func(t testing.TB, name string)
 }
 
 func memoryEngine() engine {
 	cl := memory.New()
 	return engine{
 		name: "memory",
-		join: func(t *testing.T, name string) broker.BackplaneJoin {
+		join: func(t testing.TB, name string) broker.BackplaneJoin {
 			return func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
 				cfg.ID = name
 				cfg.Lease = 300 * time.Millisecond // a killed node's wills soon
 				return cl.Join(ctx, cfg)
 			}
 		},
-		partition: func(t *testing.T, name string) {
+		partition: func(t testing.TB, name string) {
 			if err := cl.Partition(name); err != nil {
 				t.Fatal(err)
 			}
 		},
-		kill: func(t *testing.T, name string) {
+		kill: func(t testing.TB, name string) {
 			if err := cl.Kill(name); err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +66,7 @@ type proxies struct {
 	m  map[string]*mqtttest.CutProxy
 }
 
-func (ps *proxies) start(t *testing.T, name, target string) string {
+func (ps *proxies) start(t testing.TB, name, target string) string {
 	p := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: target})
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -79,7 +79,7 @@ func (ps *proxies) start(t *testing.T, name, target string) string {
 
 // partition cuts node name off: its connections are cut and new ones
 // refused.
-func (ps *proxies) partition(t *testing.T, name string) {
+func (ps *proxies) partition(t testing.TB, name string) {
 	ps.mu.Lock()
 	p := ps.m[name]
 	ps.mu.Unlock()
@@ -90,14 +90,14 @@ func (ps *proxies) partition(t *testing.T, name string) {
 	p.CutNow()
 }
 
-func redisEngine(t *testing.T) engine {
+func redisEngine(t testing.TB) engine {
 	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
 	prefix := fmt.Sprintf("t%d", time.Now().UnixNano())
 	ps := new(proxies)
 	return engine{
 		name:      "redis",
 		partition: ps.partition,
-		join: func(t *testing.T, name string) broker.BackplaneJoin {
+		join: func(t testing.TB, name string) broker.BackplaneJoin {
 			rdb := goredis.NewClient(&goredis.Options{Addr: ps.start(t, name, r.Addr), DialTimeout: time.Second,
 				ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1})
 			t.Cleanup(func() { rdb.Close() }) // after the broker, which closes the node
@@ -109,7 +109,7 @@ func redisEngine(t *testing.T) engine {
 	}
 }
 
-func natsEngine(t *testing.T) engine {
+func natsEngine(t testing.TB) engine {
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -128,7 +128,7 @@ func natsEngine(t *testing.T) engine {
 	return engine{
 		name:      "nats",
 		partition: ps.partition,
-		join: func(t *testing.T, name string) broker.BackplaneJoin {
+		join: func(t testing.TB, name string) broker.BackplaneJoin {
 			nc, err := natsgo.Connect("nats://"+ps.start(t, name, addr), natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
 				natsgo.ReconnectWait(50*time.Millisecond),
 				natsgo.Timeout(2*time.Second))
@@ -146,7 +146,7 @@ func natsEngine(t *testing.T) engine {
 
 // startCluster runs three brokers, nodes "a", "b" and "c" with the
 // test's name, on one back plane.
-func startCluster(t *testing.T, e engine) [3]*mqtttest.Broker {
+func startCluster(t testing.TB, e engine) [3]*mqtttest.Broker {
 	var bs [3]*mqtttest.Broker
 	for i, name := range []string{"a", "b", "c"} {
 		bs[i] = mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{
@@ -158,16 +158,16 @@ func startCluster(t *testing.T, e engine) [3]*mqtttest.Broker {
 }
 
 // nodeName is a node's ID, unique to the test.
-func nodeName(t *testing.T, name string) string {
+func nodeName(t testing.TB, name string) string {
 	return strings.NewReplacer("/", "-", "#", "").Replace(t.Name()) + "-" + name
 }
 
 // engines are the back planes the cluster tests run on, by name.
 var engines = []struct {
 	name  string
-	start func(*testing.T) engine
+	start func(testing.TB) engine
 }{
-	{"memory", func(*testing.T) engine { return memoryEngine() }},
+	{"memory", func(testing.TB) engine { return memoryEngine() }},
 	{"redis", redisEngine}, // Debian's redis-server; skipped without it
 	{"nats", natsEngine},   // the embedded nats-server
 }
@@ -503,7 +503,7 @@ func TestClusterStore(t *testing.T) {
 // NATS (a window the README states). It subscribes the inline client of
 // to to a probe topic, announced after the earlier subscriptions, and
 // publishes on from until the probe arrives.
-func settle(t *testing.T, from, to *mqtttest.Broker) {
+func settle(t testing.TB, from, to *mqtttest.Broker) {
 	t.Helper()
 	got := make(chan struct{}, 1)
 	probe := fmt.Sprintf("settle/%d", time.Now().UnixNano())
@@ -528,4 +528,43 @@ func settle(t *testing.T, from, to *mqtttest.Broker) {
 		}
 	}
 	t.Fatalf("the subscriptions of %s did not reach %s in 10s", to.Addr, from.Addr)
+}
+
+// BenchmarkClusterForward measures a message published on node A (the
+// inline client) and delivered on node B, one at a time: ns/op is the
+// cross-node latency through the engine (both brokers in this process,
+// the engine on loopback), against "single", the same on one node.
+func BenchmarkClusterForward(b *testing.B) {
+	b.Run("single", func(b *testing.B) {
+		s := mqtttest.StartBroker(b, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+		benchForward(b, s, s)
+	})
+	for _, en := range engines {
+		b.Run(en.name, func(b *testing.B) {
+			bs := startCluster(b, en.start(b))
+			benchForward(b, bs[0], bs[1])
+		})
+	}
+}
+
+func benchForward(b *testing.B, from, to *mqtttest.Broker) {
+	got := make(chan struct{}, 1)
+	unsubscribe, err := to.Server.Subscribe("bench/+", 0, func(*broker.Message) { got <- struct{}{} })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unsubscribe()
+	settle(b, from, to)
+	payload := make([]byte, 64)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := from.Server.Publish("bench/x", payload, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+			b.Fatal("message not delivered in 5s")
+		}
+	}
 }
