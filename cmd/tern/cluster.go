@@ -37,6 +37,7 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		return closeClient, fmt.Errorf("%s %q is not a URL: use redis://host:port or nats://host:port", c.where("cluster.url"), c.Cluster.URL)
 	}
 	node := c.Cluster.Node
+	where := fmt.Sprintf("%s %s", c.where("cluster.url"), redact(u))
 	switch u.Scheme {
 	case "redis", "rediss":
 		opts, err := goredis.ParseURL(c.Cluster.URL)
@@ -48,7 +49,11 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		rdb := goredis.NewClient(opts)
 		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
 			cfg.ID = node
-			return bpredis.Join(ctx, rdb, bpredis.Config{Config: cfg})
+			n, err := bpredis.Join(ctx, rdb, bpredis.Config{Config: cfg})
+			if err != nil {
+				return nil, fmt.Errorf("%s (is Redis running there?): %w", where, err)
+			}
+			return n, nil
 		}
 		st.cluster = "redis " + u.Host
 		return func() { rdb.Close() }, nil
@@ -62,15 +67,16 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 			nc, err = natsgo.Connect(servers, natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
 				natsgo.Timeout(2*time.Second), natsgo.Name("tern broker"))
 			if err != nil {
-				return nil, backplane.Unreachable("connecting to "+redact(u), err)
+				return nil, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, backplane.Unreachable("connect", err))
 			}
 			cfg.ID = node
 			n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg})
 			if err != nil {
 				nc.Close()
 				nc = nil
+				return nil, fmt.Errorf("%s: %w", where, err)
 			}
-			return n, err
+			return n, nil
 		}
 		st.cluster = "nats " + u.Host
 		return func() {

@@ -94,4 +94,13 @@ func TestBrokerClusterBadURL(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "--cluster") || !strings.Contains(errOut, "redis://host:port") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
+	// No engine there: the error names the flag and the engine.
+	_, errOut, code = runTern(t, "", "broker", "--in-memory", "--listen", "tcp://127.0.0.1:0", "--cluster", "redis://"+mqtttest.FreeAddr(t))
+	if code == 0 || !strings.Contains(errOut, "--cluster redis://") || !strings.Contains(errOut, "is Redis running there?") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	_, errOut, code = runTern(t, "", "broker", "--in-memory", "--listen", "tcp://127.0.0.1:0", "--cluster", "redis://127.0.0.1:1", "--node", "a/b")
+	if code == 0 || !strings.Contains(errOut, "--node") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
 }
