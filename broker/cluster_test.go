@@ -272,9 +272,22 @@ func testClusterForward(t *testing.T, e engine) {
 // subscriber on C, and cleared from B.
 func testClusterRetained(t *testing.T, e engine) {
 	bs := startCluster(t, e)
+	// Live subscribers on B: RETAIN as published only when asked
+	// [v5 MQTT-3.3.1-12] [v5 MQTT-3.3.1-13].
+	rap := connect5(t, bs[1], "rap")
+	subscribe5(t, rap, 1, 0, packet.Subscription{Filter: "r/#", QoS: 1, RetainAsPublished: true})
+	plain := connect5(t, bs[1], "plain")
+	subscribe5(t, plain, 1, 0, packet.Subscription{Filter: "r/#", QoS: 1})
+	settle(t, bs[0], bs[1])
 	pub := connect5(t, bs[0], "pub")
 	pub.Send(&packet.Publish{Topic: "r/1", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("kept")})
 	mqtttest.Expect[*packet.Puback](pub)
+	if got := rap.ExpectPublish(); !got.Retain || string(got.Payload) != "kept" {
+		t.Fatalf("Retain As Published subscriber on B got %v", got)
+	}
+	if got := plain.ExpectPublish(); got.Retain || string(got.Payload) != "kept" {
+		t.Fatalf("subscriber on B got %v, want RETAIN 0", got)
+	}
 	c := connect5(t, bs[2], "c")
 	subscribe5(t, c, 1, 3, packet.Subscription{Filter: "r/+", QoS: 1})
 	got := c.ExpectPublish()
