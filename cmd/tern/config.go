@@ -281,7 +281,7 @@ var keys = []*key{
 		ptr: func(c *brokerConfig, _ int) any { return &c.Store.CommitWindow }},
 
 	{path: "cluster", kind: kSection},
-	{path: "cluster.url", kind: kString, flag: "cluster", example: "redis://127.0.0.1:6379",
+	{path: "cluster.url", kind: kString, flag: "cluster", example: "redis://127.0.0.1:6379", field: "Backplane",
 		doc: "run as one of several brokers serving one topic space, on this engine: redis://[user:password@]host:port[/db] or nats://[user:password@]host:port[,host:port...]; empty: a single broker",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.URL }},
 	{path: "cluster.node", kind: kString, flag: "node", example: "node-1",
