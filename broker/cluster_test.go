@@ -297,6 +297,7 @@ func testClusterRetained(t *testing.T, e engine) {
 	c.Send(&packet.Puback{PacketID: got.PacketID})
 	// An empty retained message on B deletes it everywhere [v5 MQTT-3.3.1-6].
 	b := connect5(t, bs[1], "b")
+	settle(t, bs[1], bs[2]) // B knows of the subscription on C
 	b.Send(&packet.Publish{Topic: "r/1", QoS: 1, PacketID: 1, Retain: true})
 	mqtttest.Expect[*packet.Puback](b)
 	c.ExpectPublish() // the deletion itself, as a plain message
