@@ -67,6 +67,7 @@ type conn struct {
 	kicked         atomic.Uint32 // reason code the server closed the connection with, 0 if not
 	started        atomic.Bool   // the writer runs and the CONNACK is queued
 	sentDisconnect bool          // the client sent DISCONNECT (no will)
+	bpWill         bool          // the will is registered with the back plane (cluster.go)
 	closeOnce      sync.Once
 	running        atomic.Bool // a writer goroutine runs
 	finished       atomic.Bool // the writer has stopped for good
@@ -381,6 +382,11 @@ func (c *conn) connect() bool {
 			return refuse(storeCode(err), "the broker could not store the session")
 		}
 	}
+	// Cluster-wide, the client id is this node's before the CONNACK
+	// (cluster.go); the node that had it closes its connection.
+	if err := srv.clusterClaim(c.info.ClientID); err != nil {
+		return refuse(packet.ServerUnavailable, "the back plane could not give this node the client identifier: "+err.Error())
+	}
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
 	if c.isKicked() {
 		return false
@@ -406,6 +412,7 @@ func (c *conn) connect() bool {
 	waiting := s.queue.Len() > 0 || s.backlog.Len() > 0
 	s.mu.Unlock()
 	c.sess = s
+	srv.clusterConnected(c, cp.Will) // the will, for the back plane to publish if this node dies
 
 	// MQTT 3.1 has no session present flag: its CONNACK's first byte is
 	// reserved (3.1 section 3.2), so only 3.1.1 and 5.0 get it
@@ -896,6 +903,7 @@ func (c *conn) teardown(err error) {
 		srv.onWill(c)
 	}
 	srv.detach(c, c.sess)
+	srv.clusterDisconnected(c) // the back plane's copy of the will, and the client id
 	srv.stats.connected.Add(-1)
 	attrs := []any{"client", c.info.ClientID, userAttr(c.info.Username), "remote", logAddr{c.info.RemoteAddr}, "reason", reason}
 	if err != nil && !byClient && !byServer {

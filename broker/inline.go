@@ -43,6 +43,9 @@ func (in *inlineSink) stopDraining() {
 // Publish publishes a message from the broker itself (the inline client),
 // as if a client had sent it: retained messages are stored and every
 // matching subscriber gets it. It does not block on slow subscribers.
+// With a Backplane, the message also goes to the other nodes; an error
+// wrapping backplane.ErrUnreachable says it could not (it was delivered
+// on this node).
 func (s *Server) Publish(topicName string, payload []byte, qos byte, retain bool) error {
 	return s.PublishMessage(&Message{Topic: topicName, Payload: payload, QoS: qos, Retain: retain})
 }
@@ -69,11 +72,12 @@ func (s *Server) PublishMessage(m *Message) error {
 		m.Expires = m.Created.Add(time.Duration(m.Properties.MessageExpiry) * time.Second)
 	}
 	s.stats.msgsIn.Add(1)
-	s.publish(m, nil)
+	s.publishStored(m, nil, nil)
+	err := s.clusterPublish(m) // cluster.go
 	if len(s.Observers) > 0 {
 		s.observe(Event{Kind: EventPublish, Client: inlineInfo(), Topic: m.Topic, QoS: m.QoS, Message: m})
 	}
-	return nil
+	return err
 }
 
 // inlineInfo returns the ClientInfo of the broker's in-process client.

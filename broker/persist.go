@@ -193,7 +193,7 @@ func (srv *Server) prepareRoute(m *Message, from *session, cs []store.Change) (r
 	if len(kept) > 0 {
 		cs = append(cs, store.EnqueueAll(msgID, m, kept))
 	}
-	if srv.sharedSubs.Load() > 0 {
+	if srv.sharedSubs.Load() > 0 && srv.bp == nil { // with a back plane they come through onClusterMessage (cluster.go)
 		r.shared, cs = srv.prepareShared(m, cs, &msgID)
 	}
 	if m.Retain && !isSysTopic(m.Topic) {
@@ -554,7 +554,12 @@ func (c *conn) answerPublishes(pend []pendingPub, err error, silent bool) error 
 				if srv.backlogged.Load() && srv.backlogged.Swap(false) {
 					runtime.Gosched() // see onPublish
 				}
-				if n == 0 && pp.qos > 0 {
+				if ferr := srv.clusterPublish(pp.r.m); ferr != nil && pp.qos > 0 { // cluster.go
+					if !v5 {
+						return ferr
+					}
+					code, pp.reason = packet.UnspecifiedError, "the broker could not forward the message to its other nodes"
+				} else if n == 0 && pp.qos > 0 && srv.bp == nil {
 					code = packet.NoMatchingSubscribers // [v5] section 3.4.2.1
 				}
 				m := pp.r.m

@@ -87,7 +87,24 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		// for the Topic Alias, which belongs to this connection; a 3.1.1
 		// PUBLISH has none.
 		m := message.FromPublish(p, c.info.ClientID, time.Now())
-		n := srv.publish(m, c.sess)
+		n, _ := srv.publishStored(m, c.sess, nil)
+		if err := srv.clusterPublish(m); err != nil && p.QoS > 0 {
+			// Not acknowledged as if the other nodes had it: 0x80, and a
+			// 3.1.1 client, which cannot be told, is disconnected without
+			// its acknowledgement (cluster.go).
+			if !v5 {
+				return err
+			}
+			code, reason = packet.UnspecifiedError, "the broker could not forward the message to its other nodes"
+			if p.QoS == 2 {
+				c.sess.mu.Lock()
+				c.sess.in.Release(p.PacketID) // a new message after a PUBREC >= 0x80 [v5 MQTT-4.3.3-9]
+				c.sess.mu.Unlock()
+			}
+		}
+		if srv.bp != nil {
+			n++ // other nodes may have subscribers: this one cannot tell
+		}
 		if srv.backlogged.Load() && srv.backlogged.Swap(false) {
 			// A subscriber's queue is growing: let the writers run before
 			// this publisher's next message, so that a flood queues less
@@ -133,6 +150,7 @@ func (c *conn) ack(t packet.Type, id uint16, code packet.ReasonCode, reason stri
 // It returns the number of sessions the message went to.
 func (srv *Server) publish(m *Message, from *session) int {
 	n, _ := srv.publishStored(m, from, nil)
+	srv.clusterPublish(m) // to the other nodes; a failure is logged there
 	return n
 }
 
@@ -215,7 +233,7 @@ func (srv *Server) route(m *Message, from *session) int {
 	clear(ms)
 	*mp = ms[:0]
 	matchPool.Put(mp)
-	if srv.sharedSubs.Load() > 0 {
+	if srv.sharedSubs.Load() > 0 && srv.bp == nil { // with a back plane they come through onClusterMessage
 		n += srv.routeShared(m)
 	}
 	return n
@@ -397,6 +415,7 @@ func (srv *Server) subscribe(s *session, filter string, sub subscription) bool {
 	s.mu.Unlock()
 	if !existed {
 		srv.stats.subscriptions.Add(1)
+		srv.clusterSubscribe(filter) // once per subscription, as the back plane counts
 	}
 	if group, inner, ok := isSharedFilter(filter); ok {
 		srv.subscribeShared(s, group, inner, sub)
@@ -417,6 +436,7 @@ func (srv *Server) unsubscribe(s *session, filter string) bool {
 	}
 	if removed {
 		srv.stats.subscriptions.Add(-1)
+		srv.clusterUnsubscribe(filter)
 	}
 	return removed
 }
@@ -520,6 +540,9 @@ func v3FilterRule(f string, err error) string {
 // session's backlog, which the queue limit does not apply to, so none of
 // them is lost however many there are.
 func (srv *Server) retainedFor(ds []delivery, filter string, sub subscription) []delivery {
+	if ds, ok := srv.clusterRetained(ds, filter, sub); ok {
+		return ds // the whole topic space's, from the back plane
+	}
 	now := time.Now()
 	srv.retained.match(filter, func(m *Message) {
 		if m.Expired(now) {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/topic"
@@ -158,6 +159,12 @@ type Server struct {
 	// after Shutdown or Close.
 	Store store.Broker
 
+	// Backplane, when set, makes the server one node of several that
+	// serve one topic space (see cluster.go and package backplane): it
+	// joins when the server starts and leaves at Shutdown or Close. Nil:
+	// a single node.
+	Backplane BackplaneJoin
+
 	initOnce sync.Once
 	initErr  error
 	cfg      config
@@ -203,6 +210,8 @@ type Server struct {
 	lazy       lazyChanges   // dequeues written in the background (Store)
 	stats      stats
 	started    time.Time
+	bp         backplane.Node // joined through Backplane; nil without
+	bpJoined   chan struct{}  // closed once bp is set: the back plane's handlers wait for it
 }
 
 func (s *Server) init() error {
@@ -231,6 +240,15 @@ func (s *Server) init() error {
 			s.lazy.wake = make(chan struct{}, 1)
 			s.bgWG.Add(1)
 			go s.lazyLoop()
+		}
+		if s.Backplane != nil {
+			if err := s.joinBackplane(); err != nil { // after restore: its subscriptions are announced
+				s.initErr = err
+				s.cancel()
+				s.bgWG.Wait()
+				s.markReady()
+				return
+			}
 		}
 		if s.cfg.sysInterval > 0 {
 			s.bgWG.Add(1)
@@ -527,6 +545,7 @@ func (s *Server) finish() {
 		ss.inline.stopDraining() // wills of the closed connections included
 	}
 	s.bgWG.Wait()
+	s.leaveBackplane()
 	s.finishDrops() // the drops not yet logged
 }
 

@@ -90,6 +90,7 @@ type brokerSetup struct {
 	acl             *auth.ACLFile      // nil without an ACL file
 	defaultListener bool               // no listener was configured
 	data            string             // where the data lives, for the first log line
+	cluster         string             // the back plane's engine and address ("" for none), for the log
 }
 
 // buildServer turns the configuration file and the flags into a Server;
@@ -421,7 +422,15 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 	} else {
 		st.data = "in memory only (--in-memory): sessions, queued and retained messages are lost when the broker stops"
 	}
+	closeCluster, err := st.setCluster() // cluster.go
+	if err != nil {
+		return err
+	}
+	defer closeCluster() // after Shutdown, which leaves the back plane
 	st.logStartup()
+	if st.cluster != "" {
+		log.Info("cluster: joining the back plane at start", "engine", st.cluster, "node", st.cfg.Cluster.Node)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -95,6 +95,9 @@ type brokerConfig struct {
 		Sync         string
 		CommitWindow time.Duration
 	}
+	Cluster struct {
+		URL, Node string
+	}
 
 	file string            // the configuration file as given; "" for none
 	abs  string            // its absolute path
@@ -276,6 +279,14 @@ var keys = []*key{
 		ranged: true, min: 0, max: int64(100 * time.Millisecond),
 		doc: "with sync always: how long a write waits for others to share its fsync, 0s to 100ms (0s: only those that arrive meanwhile)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Store.CommitWindow }},
+
+	{path: "cluster", kind: kSection},
+	{path: "cluster.url", kind: kString, flag: "cluster", example: "redis://127.0.0.1:6379", field: "Backplane",
+		doc: "run as one of several brokers serving one topic space, on this engine: redis://[user:password@]host:port[/db] or nats://[user:password@]host:port[,host:port...]; empty: a single broker",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.URL }},
+	{path: "cluster.node", kind: kString, flag: "node", example: "node-1",
+		doc: "this broker's name in the cluster, unique among the running brokers (default: node- and 8 random hex digits)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Node }},
 }
 
 // sharedStrategies lists the names of broker.SharedStrategy values.

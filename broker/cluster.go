@@ -1,0 +1,332 @@
+package broker
+
+// The broker as one node of a back plane (package backplane): several
+// brokers serving one topic space. Everything the back plane needs is in
+// this file; the rest of the broker calls it at a few marked points (the
+// publish path, SUBSCRIBE and the end of subscriptions, retained messages
+// on SUBSCRIBE, CONNECT and the end of a connection). With no back plane
+// (Server.Backplane nil) every hook is one nil check.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ternmq/tern/backplane"
+	"github.com/ternmq/tern/packet"
+)
+
+// BackplaneJoin joins a back plane with cfg and returns the node. The
+// server fills in cfg's OnMessage, OnTakeover and Logger; the function
+// sets the rest (the node's ID, its Lease) as its owner wants, and calls
+// the engine's Join (backplane/memory, backplane/redis, backplane/nats).
+type BackplaneJoin func(ctx context.Context, cfg backplane.Config) (backplane.Node, error)
+
+// clusterTimeout bounds each call the broker makes to the back plane, so
+// that an engine that does not answer cannot hang a connection.
+const clusterTimeout = 5 * time.Second
+
+// errForward is a message that could not be forwarded to the other nodes.
+var errForward = errors.New("broker: the back plane could not forward the message")
+
+// joinBackplane joins the back plane at start, after the store's sessions
+// are restored, and announces their subscriptions.
+func (srv *Server) joinBackplane() error {
+	ctx, cancel := context.WithTimeout(srv.ctx, 2*clusterTimeout)
+	defer cancel()
+	srv.bpJoined = make(chan struct{})
+	defer close(srv.bpJoined)
+	node, err := srv.Backplane(ctx, backplane.Config{
+		OnMessage:  srv.onClusterMessage,
+		OnTakeover: srv.onClusterTakeover,
+		Logger:     srv.cfg.log.With("component", "backplane"),
+	})
+	if err != nil {
+		return fmt.Errorf("broker: Backplane: cannot join: %w", err)
+	}
+	if node == nil {
+		return errors.New("broker: Backplane: the join function returned no node and no error")
+	}
+	srv.bp = node
+	srv.cfg.log.Info("joined the back plane", "node", node.ID())
+	// The restored sessions' subscriptions, once each.
+	srv.regMu.Lock()
+	ss := make([]*session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		ss = append(ss, s)
+	}
+	srv.regMu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		fs := make([]string, 0, len(s.subs))
+		for f := range s.subs {
+			fs = append(fs, f)
+		}
+		s.mu.Unlock()
+		for _, f := range fs {
+			srv.clusterSubscribe(f)
+		}
+	}
+	return nil
+}
+
+// joined waits until the server has its node: the back plane may call its
+// handlers before Join returned.
+func (srv *Server) joined(ctx context.Context) bool {
+	select {
+	case <-srv.bpJoined:
+		return srv.bp != nil
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// leaveBackplane leaves the back plane at the end of Shutdown or Close,
+// once the connections are gone.
+func (srv *Server) leaveBackplane() {
+	if srv.bp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	if err := srv.bp.Close(ctx); err != nil && !errors.Is(err, backplane.ErrClosed) {
+		srv.cfg.log.Warn("leaving the back plane", "err", err)
+	}
+}
+
+// clusterCtx is the context of one call to the back plane.
+func (srv *Server) clusterCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), clusterTimeout)
+}
+
+// NodeID returns the server's name on its back plane, "" without one.
+func (srv *Server) NodeID() string {
+	if srv.bp == nil {
+		return ""
+	}
+	return srv.bp.ID()
+}
+
+// clusterLocal reports whether a message stays on this node: the $SYS
+// topics describe the node that publishes them.
+func clusterLocal(name string) bool { return isSysTopic(name) }
+
+// clusterPublish hands a message published on this node (by a client, a
+// will, the in-process client) to the back plane, after its local
+// delivery: its retained message first, then the message itself to the
+// nodes with matching interest. A QoS 1 or 2 message is acknowledged only
+// once this returned nil. Never called for a message that came from the
+// back plane.
+func (srv *Server) clusterPublish(m *Message) error {
+	if srv.bp == nil || clusterLocal(m.Topic) {
+		return nil
+	}
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	if m.Retain {
+		if err := srv.bp.SetRetained(ctx, m); err != nil {
+			srv.cfg.log.Warn("back plane: retained message not stored", "topic", m.Topic, "err", err)
+			return fmt.Errorf("%w: %w", errForward, err)
+		}
+	}
+	if err := srv.bp.Forward(ctx, m); err != nil {
+		srv.cfg.log.Warn("back plane: message not forwarded", "topic", m.Topic, "qos", m.QoS, "err", err)
+		return fmt.Errorf("%w: %w", errForward, err)
+	}
+	return nil
+}
+
+// clusterSubscribe announces a new local subscription (not a replaced
+// one) to the back plane. An engine out of reach keeps the count and
+// announces it when it is back: the subscription is granted all the same.
+func (srv *Server) clusterSubscribe(filter string) {
+	if srv.bp == nil {
+		return
+	}
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	if err := srv.bp.Subscribe(ctx, filter); err != nil {
+		srv.cfg.log.Warn("back plane: interest not announced", "filter", filter, "err", err)
+	}
+}
+
+// clusterUnsubscribe withdraws one local subscription from the back plane.
+func (srv *Server) clusterUnsubscribe(filter string) {
+	if srv.bp == nil {
+		return
+	}
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	if err := srv.bp.Unsubscribe(ctx, filter); err != nil && !errors.Is(err, backplane.ErrClosed) {
+		srv.cfg.log.Warn("back plane: interest not withdrawn", "filter", filter, "err", err)
+	}
+}
+
+// clusterRetained appends to ds the retained messages of the whole topic
+// space that match filter, from the back plane. It reports false when the
+// back plane is not in use for filter (none, or a $SYS filter: the node's
+// own), and the caller uses the local index.
+func (srv *Server) clusterRetained(ds []delivery, filter string, sub subscription) ([]delivery, bool) {
+	if srv.bp == nil || clusterLocal(filter) {
+		return ds, false
+	}
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	ms, err := srv.bp.MatchRetained(ctx, filter)
+	if err != nil {
+		// The local copies are the best there is.
+		srv.cfg.log.Warn("back plane: retained messages unavailable, using this node's", "filter", filter, "err", err)
+		return ds, false
+	}
+	now := time.Now()
+	slices.SortFunc(ms, func(a, b *Message) int { return cmp.Compare(a.Topic, b.Topic) })
+	for _, m := range ms {
+		if m.Expired(now) { // [v5 MQTT-3.3.2-5]
+			continue
+		}
+		d := delivery{msg: m, qos: min(m.QoS, sub.QoS), retain: true} // [v3 MQTT-3.3.1-8]
+		if sub.SubID != 0 {
+			d.subIDs = []uint32{sub.SubID}
+		}
+		ds = append(ds, d)
+	}
+	return ds, true
+}
+
+// clusterClaim makes this node the owner of a client id before its
+// CONNACK; the node that had it closes its connection.
+func (srv *Server) clusterClaim(id string) error {
+	if srv.bp == nil {
+		return nil
+	}
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	prev, err := srv.bp.Claim(ctx, id)
+	if err != nil {
+		return err
+	}
+	if prev != "" && prev != srv.bp.ID() {
+		srv.cfg.log.Info("client taken over from another node", "client", id, "node", prev)
+	}
+	return nil
+}
+
+// clusterConnected registers the will of a connection that has one, so
+// that the back plane publishes it if this node dies.
+func (srv *Server) clusterConnected(c *conn, w *packet.Will) {
+	if srv.bp == nil || w == nil {
+		return
+	}
+	lw := c.willOf(w)
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	if err := srv.bp.SetWill(ctx, c.info.ClientID, lw.msg); err != nil {
+		srv.cfg.log.Warn("back plane: will not registered", "client", c.info.ClientID, "err", err)
+		return
+	}
+	c.bpWill = true
+}
+
+// clusterDisconnected runs at the end of a connection, after its will was
+// settled here (published, kept for its delay, or dropped after
+// DISCONNECT): the back plane's copy goes, and the client id is released
+// unless another connection of this node has it now.
+func (srv *Server) clusterDisconnected(c *conn) {
+	if srv.bp == nil || c.sess == nil {
+		return
+	}
+	s := c.sess
+	s.mu.Lock()
+	mine := s.conn == nil || s.conn == c
+	s.mu.Unlock()
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	id := c.info.ClientID
+	if c.bpWill {
+		// Wills are kept per node, and a new connection of this node
+		// registers its own only after this one is torn down (attach
+		// waits for it).
+		if err := srv.bp.ClearWill(ctx, id); err != nil && !errors.Is(err, backplane.ErrClosed) {
+			srv.cfg.log.Warn("back plane: will not cleared", "client", id, "err", err)
+		}
+	}
+	if !mine {
+		return // taken over on this node: the new connection owns the id
+	}
+	if c.kicked.Load() == uint32(packet.SessionTakenOver) {
+		return // another node claimed the id
+	}
+	if err := srv.bp.Release(ctx, id); err != nil && !errors.Is(err, backplane.ErrClosed) {
+		srv.cfg.log.Warn("back plane: client id not released", "client", id, "err", err)
+	}
+}
+
+// onClusterTakeover closes the connection of a client that connected to
+// another node [v5 MQTT-3.1.4-3]: DISCONNECT 0x8E for MQTT 5.
+func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) {
+	if !srv.joined(ctx) {
+		return
+	}
+	srv.regMu.Lock()
+	s := srv.sessions[t.ClientID]
+	srv.regMu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	srv.cfg.log.Info("client taken over by another node", "client", t.ClientID, "node", t.By)
+	c.takenOver()
+}
+
+// onClusterMessage delivers a message forwarded from the back plane: to
+// every local non-shared subscription that matches, when asked, and to
+// one local member of each shared group this node was picked for. It is
+// never forwarded again, and not retained here: the back plane keeps the
+// retained messages.
+func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
+	m := d.Message
+	if m == nil || !srv.joined(ctx) || srv.closing.Load() {
+		return
+	}
+	srv.stats.msgsIn.Add(1)
+	if d.Plain {
+		// Retained here too (and stored, with a store): the local copy
+		// answers a SUBSCRIBE while the back plane is out of reach.
+		if _, err := srv.publishStored(m, nil, nil); err != nil {
+			srv.cfg.log.Warn("back plane: forwarded message not stored", "topic", m.Topic, "err", err)
+		}
+	}
+	for _, g := range d.Groups {
+		srv.routeGroup(m, g)
+	}
+}
+
+// routeGroup delivers m to one local member of group g, with the broker's
+// strategy.
+func (srv *Server) routeGroup(m *Message, g backplane.Group) {
+	v, ok := srv.groups.Load(groupID{g.Name, g.Filter})
+	if !ok {
+		return // the last member left meanwhile
+	}
+	grp := v.(*shareGroup)
+	var ms []shareMatch
+	srv.shared.Match(m.Topic, func(_ string, k shareKey, sub subscription) bool {
+		if k.g == grp {
+			ms = append(ms, shareMatch{k, sub})
+		}
+		return true
+	})
+	slices.SortFunc(ms, func(a, b shareMatch) int { return cmp.Compare(a.key.s.seq, b.key.s.seq) })
+	if len(ms) == 0 {
+		return
+	}
+	srv.deliverShared(m, grp, ms, srv.shareStart(m, grp, len(ms)), nil, delivery{})
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ternmq/tern/backplane"
+	bpnats "github.com/ternmq/tern/backplane/nats"
+	bpredis "github.com/ternmq/tern/backplane/redis"
+)
+
+// setCluster wires the back plane of cluster.url (--cluster) into the
+// server: the engine's client is made here, the server joins when it
+// starts and leaves at shutdown; the returned function closes the client
+// after that. Without cluster.url it does nothing.
+func (st *brokerSetup) setCluster() (closeClient func(), err error) {
+	c := st.cfg
+	closeClient = func() {}
+	if c.Cluster.URL == "" {
+		if c.Cluster.Node != "" {
+			return closeClient, fmt.Errorf("%s names a node but no cluster: give the engine with cluster.url (--cluster redis://host:port or nats://host:port), or drop the node name", c.where("cluster.node"))
+		}
+		return closeClient, nil
+	}
+	if c.Cluster.Node != "" {
+		if err := backplane.ValidateID(c.Cluster.Node); err != nil {
+			return closeClient, fmt.Errorf("%s: %w", c.where("cluster.node"), err)
+		}
+	}
+	u, err := url.Parse(c.Cluster.URL)
+	if err != nil || u.Host == "" {
+		return closeClient, fmt.Errorf("%s %q is not a URL: use redis://host:port or nats://host:port", c.where("cluster.url"), c.Cluster.URL)
+	}
+	node := c.Cluster.Node
+	where := fmt.Sprintf("%s %s", c.where("cluster.url"), redact(u))
+	switch u.Scheme {
+	case "redis", "rediss":
+		opts, err := goredis.ParseURL(c.Cluster.URL)
+		if err != nil {
+			return closeClient, fmt.Errorf("%s: %w: use redis://[user:password@]host:port[/db]", c.where("cluster.url"), err)
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+		opts.MaxRetries = 1
+		rdb := goredis.NewClient(opts)
+		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
+			cfg.ID = node
+			n, err := bpredis.Join(ctx, rdb, bpredis.Config{Config: cfg})
+			if err != nil {
+				return nil, fmt.Errorf("%s (is Redis running there?): %w", where, err)
+			}
+			return n, nil
+		}
+		st.cluster = "redis " + u.Host
+		return func() { rdb.Close() }, nil
+	case "nats", "tls":
+		var nc *natsgo.Conn
+		servers := c.Cluster.URL
+		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
+			var err error
+			// Always reconnect; a publish while disconnected fails
+			// (Forward says unreachable) rather than waiting in a buffer.
+			nc, err = natsgo.Connect(servers, natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
+				natsgo.Timeout(2*time.Second), natsgo.Name("tern broker"))
+			if err != nil {
+				return nil, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, backplane.Unreachable("connect", err))
+			}
+			cfg.ID = node
+			n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg})
+			if err != nil {
+				nc.Close()
+				nc = nil
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			return n, nil
+		}
+		st.cluster = "nats " + u.Host
+		return func() {
+			if nc != nil {
+				nc.Close()
+			}
+		}, nil
+	}
+	return closeClient, fmt.Errorf("%s %q: unknown engine %q: use redis://host:port or nats://host:port", c.where("cluster.url"), redact(u), u.Scheme)
+}
+
+// redact is u without its password, for messages.
+func redact(u *url.URL) string { return u.Redacted() }
