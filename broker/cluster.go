@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"reflect"
 	"slices"
 	"time"
 
@@ -51,6 +53,7 @@ func (srv *Server) joinBackplane() error {
 		return errors.New("broker: Backplane: the join function returned no node and no error")
 	}
 	srv.bp = node
+	srv.stats.bpReachable.Store(true)
 	srv.cfg.log.Info("joined the back plane", "node", node.ID())
 	// The restored sessions' subscriptions, once each.
 	srv.regMu.Lock()
@@ -110,6 +113,60 @@ func (srv *Server) NodeID() string {
 	return srv.bp.ID()
 }
 
+// clusterEngine names the engine of the back plane: what the node's
+// Engine method returns if it has one, else the last element of its
+// type's package path ("memory", "redis", "nats"); "" without a back
+// plane.
+func (srv *Server) clusterEngine() string {
+	if srv.bp == nil {
+		return ""
+	}
+	if e, ok := srv.bp.(interface{ Engine() string }); ok {
+		return e.Engine()
+	}
+	t := reflect.TypeOf(srv.bp)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if p := t.PkgPath(); p != "" {
+		return path.Base(p)
+	}
+	return t.String()
+}
+
+// clusterSeen records what a call to the back plane says of the engine:
+// it answered (err nil) or it is out of reach. Other errors (a bad
+// filter, the node closed) say nothing about reachability.
+func (srv *Server) clusterSeen(err error) {
+	switch {
+	case err == nil:
+		srv.stats.bpReachable.Store(true)
+	case errors.Is(err, backplane.ErrUnreachable):
+		srv.stats.bpReachable.Store(false)
+	}
+}
+
+// clusterProbeTopic is the name the $SYS update looks up on the back
+// plane to learn whether the engine answers; nothing is retained there.
+const clusterProbeTopic = "$SYS/tern/backplane-probe"
+
+// clusterProbe asks the engine a cheap question (the retained message of
+// one topic name nobody publishes) so that Stats and $SYS tell whether it
+// is reachable even when the node has no traffic. Called by the $SYS loop;
+// bounded by clusterTimeout and by the server's end.
+func (srv *Server) clusterProbe() {
+	if srv.bp == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(srv.ctx, clusterTimeout)
+	defer cancel()
+	_, err := srv.bp.MatchRetained(ctx, clusterProbeTopic)
+	if srv.ctx.Err() != nil {
+		return // shutting down: the answer says nothing of the engine
+	}
+	srv.clusterSeen(err)
+}
+
 // clusterLocal reports whether a message stays on this node: the $SYS
 // topics describe the node that publishes them.
 func clusterLocal(name string) bool { return isSysTopic(name) }
@@ -127,15 +184,22 @@ func (srv *Server) clusterPublish(m *Message) error {
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
 	if m.Retain {
-		if err := srv.bp.SetRetained(ctx, m); err != nil {
+		err := srv.bp.SetRetained(ctx, m)
+		srv.clusterSeen(err)
+		if err != nil {
+			srv.stats.bpFailed.Add(1)
 			srv.cfg.log.Warn("back plane: retained message not stored", "topic", m.Topic, "err", err)
 			return fmt.Errorf("%w: %w", errForward, err)
 		}
 	}
-	if err := srv.bp.Forward(ctx, m); err != nil {
+	err := srv.bp.Forward(ctx, m)
+	srv.clusterSeen(err)
+	if err != nil {
+		srv.stats.bpFailed.Add(1)
 		srv.cfg.log.Warn("back plane: message not forwarded", "topic", m.Topic, "qos", m.QoS, "err", err)
 		return fmt.Errorf("%w: %w", errForward, err)
 	}
+	srv.stats.bpForwarded.Add(1)
 	return nil
 }
 
@@ -148,7 +212,9 @@ func (srv *Server) clusterSubscribe(filter string) {
 	}
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
-	if err := srv.bp.Subscribe(ctx, filter); err != nil {
+	err := srv.bp.Subscribe(ctx, filter)
+	srv.clusterSeen(err)
+	if err != nil {
 		srv.cfg.log.Warn("back plane: interest not announced", "filter", filter, "err", err)
 	}
 }
@@ -160,7 +226,9 @@ func (srv *Server) clusterUnsubscribe(filter string) {
 	}
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
-	if err := srv.bp.Unsubscribe(ctx, filter); err != nil && !errors.Is(err, backplane.ErrClosed) {
+	err := srv.bp.Unsubscribe(ctx, filter)
+	srv.clusterSeen(err)
+	if err != nil && !errors.Is(err, backplane.ErrClosed) {
 		srv.cfg.log.Warn("back plane: interest not withdrawn", "filter", filter, "err", err)
 	}
 }
@@ -176,6 +244,7 @@ func (srv *Server) clusterRetained(ds []delivery, filter string, sub subscriptio
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
 	ms, err := srv.bp.MatchRetained(ctx, filter)
+	srv.clusterSeen(err)
 	if err != nil {
 		// The local copies are the best there is.
 		srv.cfg.log.Warn("back plane: retained messages unavailable, using this node's", "filter", filter, "err", err)
@@ -205,6 +274,7 @@ func (srv *Server) clusterClaim(id string) error {
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
 	prev, err := srv.bp.Claim(ctx, id)
+	srv.clusterSeen(err)
 	if err != nil {
 		return err
 	}
@@ -223,7 +293,9 @@ func (srv *Server) clusterConnected(c *conn, w *packet.Will) {
 	lw := c.willOf(w)
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
-	if err := srv.bp.SetWill(ctx, c.info.ClientID, lw.msg); err != nil {
+	err := srv.bp.SetWill(ctx, c.info.ClientID, lw.msg)
+	srv.clusterSeen(err)
+	if err != nil {
 		srv.cfg.log.Warn("back plane: will not registered", "client", c.info.ClientID, "err", err)
 		return
 	}
@@ -283,6 +355,7 @@ func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) 
 		return
 	}
 	srv.cfg.log.Info("client taken over by another node", "client", t.ClientID, "node", t.By)
+	srv.stats.bpTakeovers.Add(1)
 	c.takenOver()
 }
 
@@ -297,6 +370,9 @@ func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
 		return
 	}
 	srv.stats.msgsIn.Add(1)
+	if d.Node != srv.bp.ID() {
+		srv.stats.bpReceived.Add(1) // not a shared delivery this node's own Forward picked it for
+	}
 	if d.Plain {
 		// Retained here too (and stored, with a store): the local copy
 		// answers a SUBSCRIBE while the back plane is out of reach.

@@ -23,6 +23,13 @@ type stats struct {
 	dropped       atomic.Uint64
 	droppedBy     [nDropReasons]atomic.Uint64
 	offlineQoS0   atomic.Uint64
+
+	// The node's view of its back plane (cluster.go).
+	bpReachable atomic.Bool
+	bpForwarded atomic.Uint64
+	bpReceived  atomic.Uint64
+	bpFailed    atomic.Uint64
+	bpTakeovers atomic.Uint64
 }
 
 // Stats is a snapshot of the broker's counters.
@@ -50,6 +57,16 @@ type Stats struct {
 	// (package mqtttest) that is exact per Server, where a process-wide
 	// goroutine count is not.
 	ConnGoroutines int64
+
+	// The node's view of the cluster (Server.Backplane); all zero without
+	// a back plane.
+	ClusterEngine          string // the back plane's engine: "memory", "redis", "nats" (its package name)
+	ClusterNode            string // this node's ID on the back plane
+	ClusterReachable       bool   // the engine answered the node's last call (the $SYS update checks it)
+	ClusterForwarded       uint64 // messages the engine accepted for the other nodes
+	ClusterReceived        uint64 // messages received from other nodes, the wills of dead nodes included
+	ClusterForwardFailures uint64 // messages the engine did not accept (a QoS 1 or 2 one was refused to its publisher)
+	ClusterTakeovers       uint64 // connections closed because their client connected to another node
 }
 
 // Stats returns the broker's counters.
@@ -77,6 +94,14 @@ func (s *Server) Stats() Stats {
 		DroppedNoMember:      s.stats.droppedBy[dropNoMember].Load(),
 
 		ConnGoroutines: s.live.Load(),
+
+		ClusterEngine:          s.clusterEngine(),
+		ClusterNode:            s.NodeID(),
+		ClusterReachable:       s.bp != nil && s.stats.bpReachable.Load(),
+		ClusterForwarded:       s.stats.bpForwarded.Load(),
+		ClusterReceived:        s.stats.bpReceived.Load(),
+		ClusterForwardFailures: s.stats.bpFailed.Load(),
+		ClusterTakeovers:       s.stats.bpTakeovers.Load(),
 	}
 }
 
@@ -162,6 +187,7 @@ func (l *loadAvg) update(delta uint64, dt time.Duration) {
 func (s *Server) publishSys(sys *sysState) {
 	now := time.Now()
 	s.retained.sweep(now) // so that the count below leaves expired messages out
+	s.clusterProbe()      // so that reachable is current without traffic
 	st := s.Stats()
 	u := func(x uint64) []byte { return strconv.AppendUint(nil, x, 10) }
 	i := func(x int64) []byte { return strconv.AppendInt(nil, x, 10) }
@@ -191,6 +217,21 @@ func (s *Server) publishSys(sys *sysState) {
 		{"$SYS/broker/retained messages/count", i(int64(st.Retained))},
 	} {
 		put(kv.topic, kv.val)
+	}
+
+	if st.ClusterNode != "" {
+		// The node's view of the cluster; nothing without a back plane.
+		reachable := []byte("0")
+		if st.ClusterReachable {
+			reachable = []byte("1")
+		}
+		put("$SYS/broker/cluster/engine", []byte(st.ClusterEngine))
+		put("$SYS/broker/cluster/node", []byte(st.ClusterNode))
+		put("$SYS/broker/cluster/reachable", reachable)
+		put("$SYS/broker/cluster/forwarded/sent", u(st.ClusterForwarded))
+		put("$SYS/broker/cluster/forwarded/received", u(st.ClusterReceived))
+		put("$SYS/broker/cluster/forwarded/failed", u(st.ClusterForwardFailures))
+		put("$SYS/broker/cluster/takeovers", u(st.ClusterTakeovers))
 	}
 
 	// Load averages.
