@@ -2,8 +2,9 @@
 // implementation passes: forwarding to interested nodes only, exact MQTT
 // matching ('+', '#' and the '$' rule), reference-counted interest, retained
 // messages, client ownership with takeover, one delivery per shared group
-// cluster-wide, wills of dead nodes, and partitions that fail calls with
-// ErrUnreachable and heal with the interest recovered.
+// cluster-wide, wills of dead nodes (after their Will Delay Interval), and
+// partitions that fail calls with ErrUnreachable and heal with the interest
+// recovered.
 //
 // An implementation's test supplies a Cluster, a fresh and isolated one per
 // call (its own key prefix, its own server...):
@@ -728,7 +729,7 @@ func testWillOnDeath(t *testing.T, e *env) {
 const WillDelay = 1 * time.Second
 
 // testWillDelay: a will with a Will Delay Interval is published no earlier
-// than the node's death plus the delay [v5 MQTT-3.1.3-9], without the Will
+// than the node's death plus the delay [v5 MQTT-3.1.2-8], without the Will
 // Delay property; one without is published at the death. The death is
 // judged by the engine, never before Kill, so Kill's start + delay is a
 // lower bound that holds whatever the engine's lease.

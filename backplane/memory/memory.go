@@ -467,7 +467,7 @@ func (c *Cluster) dieLocked(n *Node, was state) []sending {
 		d, m := delay.Of(ws[cid])
 		if d > 0 {
 			// Published no earlier than the death plus the Will Delay
-			// Interval [v5 MQTT-3.1.3-9]; the back plane cannot know of
+			// Interval [v5 MQTT-3.1.2-8]; the back plane cannot know of
 			// the session, so it always publishes it then.
 			from := n.cfg.ID
 			c.later.After(d, func() {

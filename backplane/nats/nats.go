@@ -673,7 +673,7 @@ func (n *Node) reap(ctx context.Context, e jetstream.KeyValueEntry) {
 		}
 		if d, m := delay.Of(m); d > 0 {
 			// No earlier than the death plus the Will Delay Interval
-			// [v5 MQTT-3.1.3-9], held by this node meanwhile.
+			// [v5 MQTT-3.1.2-8], held by this node meanwhile.
 			n.later.After(d, func() {
 				ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 				defer cancel()

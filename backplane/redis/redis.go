@@ -503,7 +503,7 @@ func (n *Node) reap(ctx context.Context) {
 			}
 			if d, will := delay.Of(will); d > 0 {
 				// No earlier than the death plus the Will Delay Interval
-				// [v5 MQTT-3.1.3-9], held by this node meanwhile.
+				// [v5 MQTT-3.1.2-8], held by this node meanwhile.
 				dead, cid := m, cid
 				n.later.After(d, func() {
 					ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
