@@ -113,7 +113,13 @@ type Owner interface {
 // Wills keeps will messages on the engine so that they are published if this
 // node dies before the client disconnects [v5 MQTT-3.1.2-8] [v3 MQTT-3.1.2-8].
 type Wills interface {
-	// SetWill registers (or replaces) the will of clientID.
+	// SetWill registers (or replaces) the will of clientID. An MQTT 5 Will
+	// Delay Interval goes in m.Properties.WillDelay (marked): if the node
+	// dies, the engine publishes the will no earlier than the death, as the
+	// engine judges it, plus the delay [v5 MQTT-3.1.2-8], and without the
+	// Will Delay property. The engine cannot know whether the session ended
+	// or resumed on another node meanwhile: it publishes the will once the
+	// delay has passed.
 	SetWill(ctx context.Context, clientID string, m *message.Message) error
 	// ClearWill removes it: the client disconnected normally, or the node
 	// published the will itself.

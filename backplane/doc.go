@@ -20,7 +20,8 @@
 //   - Owner: which node a client identifier is connected to, cluster-wide,
 //     with takeover.
 //   - Wills: will messages the engine publishes on a node's behalf if the
-//     node dies (its lease lapses) before it clears them.
+//     node dies (its lease lapses) before it clears them, after their Will
+//     Delay Interval.
 //
 // Messages and takeover notices arrive through the Config handlers, called
 // in arrival order on one goroutine per node.
@@ -76,8 +77,15 @@
 //   - Will: SetWill after a CONNECT with a will; ClearWill once the will is
 //     settled locally (DISCONNECT 0x00, or the broker published it itself, at
 //     a takeover as on one node). The back plane publishes only the wills of
-//     a node that died (Will Delay is not applied: it fires when the lease
-//     lapses).
+//     a node that died. Pass the Will Delay Interval in
+//     m.Properties.WillDelay: a will with a delay is published no earlier
+//     than the node's death (its lease lapsed, as the engine judges it) plus
+//     the delay, by the node that found the death, which holds it
+//     meanwhile. The back plane cannot know sessions, so the will is
+//     published once the delay has passed even if the client resumed its
+//     session elsewhere. If the holding node closes first it publishes the
+//     wills it holds at once (early rather than never); if it dies too,
+//     they are lost.
 //   - OnMessage(d): if d.Plain, deliver d.Message to each local non-shared
 //     subscription matching its topic (overlaps as on one node); for each
 //     group in d.Groups, pick one local member of "$share/Name/Filter" with

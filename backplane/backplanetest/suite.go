@@ -2,8 +2,9 @@
 // implementation passes: forwarding to interested nodes only, exact MQTT
 // matching ('+', '#' and the '$' rule), reference-counted interest, retained
 // messages, client ownership with takeover, one delivery per shared group
-// cluster-wide, wills of dead nodes, and partitions that fail calls with
-// ErrUnreachable and heal with the interest recovered.
+// cluster-wide, wills of dead nodes (after their Will Delay Interval), and
+// partitions that fail calls with ErrUnreachable and heal with the interest
+// recovered.
 //
 // An implementation's test supplies a Cluster, a fresh and isolated one per
 // call (its own key prefix, its own server...):
@@ -73,6 +74,7 @@ func Run(t *testing.T, newCluster func(t *testing.T) Cluster) {
 		{"Ownership", testOwnership},
 		{"SharedGroups", testSharedGroups},
 		{"WillOnDeath", testWillOnDeath},
+		{"WillDelay", testWillDelay},
 		{"CloseIsNotDeath", testCloseIsNotDeath},
 		{"PartitionAndHeal", testPartitionAndHeal},
 		{"BadInput", testBadInput},
@@ -100,6 +102,7 @@ type Rec struct {
 	got       []backplane.Delivery
 	takeovers []backplane.Takeover
 	fences    map[string]bool
+	at        map[string]time.Time // topic → first arrival
 	changed   chan struct{}
 }
 
@@ -109,6 +112,9 @@ func (r *Rec) onMessage(_ context.Context, d backplane.Delivery) {
 		r.fences[string(d.Message.Payload)] = true
 	} else {
 		r.got = append(r.got, d)
+		if _, ok := r.at[d.Message.Topic]; !ok {
+			r.at[d.Message.Topic] = time.Now()
+		}
 	}
 	r.mu.Unlock()
 	r.poke()
@@ -164,7 +170,7 @@ func (r *Rec) take() []backplane.Delivery {
 
 func (e *env) join(id string) *Rec {
 	e.t.Helper()
-	r := &Rec{fences: map[string]bool{}, changed: make(chan struct{}, 1)}
+	r := &Rec{fences: map[string]bool{}, at: map[string]time.Time{}, changed: make(chan struct{}, 1)}
 	cfg := backplane.Config{ID: id, Lease: Lease, OnMessage: r.onMessage, OnTakeover: r.onTakeover}
 	r.Node = e.c.Join(e.t, cfg)
 	if r.ID() != id {
@@ -716,6 +722,60 @@ func testWillOnDeath(t *testing.T, e *env) {
 	}
 	if ts := retainedTopics(t, a, "will/#"); !slices.Equal(ts, []string{"will/w1"}) {
 		t.Errorf("retained after a retained will: %q, want [will/w1]", ts)
+	}
+}
+
+// WillDelay is the delay the will-delay test gives its will.
+const WillDelay = 1 * time.Second
+
+// testWillDelay: a will with a Will Delay Interval is published no earlier
+// than the node's death plus the delay [v5 MQTT-3.1.2-8], without the Will
+// Delay property; one without is published at the death. The death is
+// judged by the engine, never before Kill, so Kill's start + delay is a
+// lower bound that holds whatever the engine's lease.
+func testWillDelay(t *testing.T, e *env) {
+	a, b, c := e.join("a"), e.join("b"), e.join("c")
+	e.sub(c, "will/#")
+	e.sync(c)
+	later := will("will/later")
+	later.Properties.WillDelay = uint32(WillDelay / time.Second)
+	later.Properties.Mark(packet.PropWillDelay)
+	if err := b.SetWill(ctx(t), "late", later); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetWill(ctx(t), "now", will("will/now")); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	e.c.Kill(t, "b")
+	c.wait(t, "b's delayed will", nil, func() bool { return len(c.got) >= 2 })
+	c.mu.Lock()
+	now, late := c.at["will/now"], c.at["will/later"]
+	c.mu.Unlock()
+	if late.IsZero() || now.IsZero() {
+		t.Fatalf("c got %v, want will/now and will/later", topics(c.take()))
+	}
+	if early := late.Sub(killed); early < WillDelay {
+		t.Errorf("the delayed will arrived %v after the kill, before its delay %v", early, WillDelay)
+	}
+	if !now.Before(late) {
+		t.Errorf("the will without delay arrived at %v, not before the delayed one at %v", now, late)
+	}
+	e.fence(a, c)
+	got := c.take()
+	if len(got) != 2 {
+		t.Fatalf("c got %d deliveries %v, want two wills", len(got), topics(got))
+	}
+	for _, d := range got {
+		if !d.Will || d.Node != "b" || !d.Plain {
+			t.Errorf("%s: delivery {Will %v Node %q Plain %v}, want {true b true}", d.Message.Topic, d.Will, d.Node, d.Plain)
+		}
+		if p := d.Message.Properties; p.WillDelay != 0 || p.Has(packet.PropWillDelay) {
+			t.Errorf("%s: published with a Will Delay property %d", d.Message.Topic, p.WillDelay)
+		}
+	}
+	if ts := retainedTopics(t, a, "will/#"); !slices.Equal(ts, []string{"will/later", "will/now"}) {
+		t.Errorf("retained after two retained wills: %q, want [will/later will/now]", ts)
 	}
 }
 

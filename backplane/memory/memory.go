@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/backplane"
+	"github.com/ternmq/tern/backplane/internal/delay"
 	"github.com/ternmq/tern/backplane/internal/route"
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/topic"
@@ -33,6 +34,7 @@ type Cluster struct {
 	retained map[string]*message.Message
 	owners   map[string]string                      // client id → node
 	wills    map[string]map[string]*message.Message // node → client id → will
+	later    delay.Queue                            // dead nodes' wills waiting for their delay
 }
 
 // New returns an empty cluster.
@@ -462,17 +464,36 @@ func (c *Cluster) dieLocked(n *Node, was state) []sending {
 	sort.Strings(ids)
 	var out []sending
 	for _, cid := range ids {
-		m := ws[cid]
-		if m.Retain {
-			if len(m.Payload) == 0 {
-				delete(c.retained, m.Topic)
-			} else {
-				c.retained[m.Topic] = m
-			}
+		d, m := delay.Of(ws[cid])
+		if d > 0 {
+			// Published no earlier than the death plus the Will Delay
+			// Interval [v5 MQTT-3.1.2-8]; the back plane cannot know of
+			// the session, so it always publishes it then.
+			from := n.cfg.ID
+			c.later.After(d, func() {
+				c.mu.Lock()
+				out := c.willLocked(m, from)
+				c.mu.Unlock()
+				_ = deliverAll(context.Background(), out)
+			})
+			continue
 		}
-		out = append(out, c.routeLocked(m, n.cfg.ID, true)...)
+		out = append(out, c.willLocked(m, n.cfg.ID)...)
 	}
 	return out
+}
+
+// willLocked stores will m of dead node from if it is retained and returns
+// its deliveries; c.mu held.
+func (c *Cluster) willLocked(m *message.Message, from string) []sending {
+	if m.Retain {
+		if len(m.Payload) == 0 {
+			delete(c.retained, m.Topic)
+		} else {
+			c.retained[m.Topic] = m
+		}
+	}
+	return c.routeLocked(m, from, true)
 }
 
 // String describes the cluster's nodes and their states, for test logs.

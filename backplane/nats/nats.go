@@ -56,6 +56,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ternmq/tern/backplane"
+	"github.com/ternmq/tern/backplane/internal/delay"
 	"github.com/ternmq/tern/backplane/internal/wire"
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/topic"
@@ -64,6 +65,9 @@ import (
 // chanSize bounds the channel all of a node's subscriptions deliver into;
 // nats.go drops messages (slow consumer) when it is full.
 const chanSize = 1 << 16
+
+// publishTimeout bounds the publication of a dead node's delayed will.
+const publishTimeout = 5 * time.Second
 
 // Config configures Join.
 type Config struct {
@@ -111,6 +115,7 @@ type Node struct {
 	closed atomic.Bool
 	down   atomic.Bool
 	resync atomic.Bool
+	later  delay.Queue // dead nodes' wills waiting for their Will Delay
 
 	mu    sync.Mutex
 	count map[string]int                  // filter → local subscriptions
@@ -666,13 +671,16 @@ func (n *Node) reap(ctx context.Context, e jetstream.KeyValueEntry) {
 		if err != nil {
 			continue
 		}
-		if m.Retain {
-			if err := n.SetRetained(ctx, m); err != nil {
-				n.log.Warn("retaining a dead node's will", "dead", dead, "err", err)
-			}
-		}
-		if err := n.publish(m, dead, true); err != nil {
-			n.log.Warn("publishing a dead node's will", "dead", dead, "err", err)
+		if d, m := delay.Of(m); d > 0 {
+			// No earlier than the death plus the Will Delay Interval
+			// [v5 MQTT-3.1.2-8], held by this node meanwhile.
+			n.later.After(d, func() {
+				ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+				defer cancel()
+				n.publishWill(ctx, dead, m)
+			})
+		} else {
+			n.publishWill(ctx, dead, m)
 		}
 		published++
 	}
@@ -680,9 +688,28 @@ func (n *Node) reap(ctx context.Context, e jetstream.KeyValueEntry) {
 	n.log.Info("node dead: its wills published", "dead", dead, "wills", published)
 }
 
+// publishWill retains (if asked) and publishes will m of dead node dead.
+func (n *Node) publishWill(ctx context.Context, dead string, m *message.Message) {
+	if m.Retain {
+		if err := n.SetRetained(ctx, m); err != nil {
+			n.log.Warn("retaining a dead node's will", "dead", dead, "err", err)
+		}
+	}
+	if err := n.publish(m, dead, true); err != nil {
+		n.log.Warn("publishing a dead node's will", "dead", dead, "err", err)
+	}
+}
+
 // Close leaves the cluster: subscriptions, wills (not published), ownership
 // and heartbeat are removed. It does not close the connection.
 func (n *Node) Close(ctx context.Context) error {
+	if !n.closed.Load() {
+		// The delayed wills of dead nodes this node holds are published
+		// now, early rather than never.
+		for _, f := range n.later.Close() {
+			f()
+		}
+	}
 	if n.closed.Swap(true) {
 		return nil
 	}
@@ -726,6 +753,7 @@ func (n *Node) Close(ctx context.Context) error {
 // abandon stops the node as if its process died, without a goodbye. For
 // tests, which then close the connection.
 func (n *Node) abandon() {
+	n.later.Close() // dropped: they die with the node
 	n.closed.Store(true)
 	n.cancel()
 	n.wg.Wait()

@@ -54,6 +54,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/ternmq/tern/backplane"
+	"github.com/ternmq/tern/backplane/internal/delay"
 	"github.com/ternmq/tern/backplane/internal/route"
 	"github.com/ternmq/tern/backplane/internal/wire"
 	"github.com/ternmq/tern/message"
@@ -65,6 +66,9 @@ const retainedShards = 64
 
 // inboxSize bounds the queue between the node's channel and its handlers.
 const inboxSize = 4096
+
+// publishTimeout bounds the publication of a dead node's delayed will.
+const publishTimeout = 5 * time.Second
 
 // Config configures Join.
 type Config struct {
@@ -97,6 +101,7 @@ type Node struct {
 	needResync atomic.Bool
 	down       atomic.Bool
 	closed     atomic.Bool
+	later      delay.Queue // dead nodes' wills waiting for their Will Delay
 
 	mu    sync.Mutex
 	wills map[string]*message.Message // this node's wills, to register again
@@ -496,6 +501,19 @@ func (n *Node) reap(ctx context.Context) {
 				n.log.Warn("undecodable will", "node", m, "client", cid, "err", err)
 				continue
 			}
+			if d, will := delay.Of(will); d > 0 {
+				// No earlier than the death plus the Will Delay Interval
+				// [v5 MQTT-3.1.2-8], held by this node meanwhile.
+				dead, cid := m, cid
+				n.later.After(d, func() {
+					ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+					defer cancel()
+					if err := n.publishWill(ctx, dead, will); err != nil {
+						n.log.Warn("publishing a dead node's delayed will", "node", dead, "client", cid, "err", err)
+					}
+				})
+				continue
+			}
 			if err := n.publishWill(ctx, m, will); err != nil {
 				n.log.Warn("publishing a dead node's will", "node", m, "client", cid, "err", err)
 			}
@@ -792,6 +810,13 @@ func (n *Node) ClearWill(ctx context.Context, clientID string) error {
 // are removed from Redis, the goroutines end. It does not close the Redis
 // client.
 func (n *Node) Close(ctx context.Context) error {
+	if !n.closed.Load() {
+		// The delayed wills of dead nodes this node holds are published
+		// now, early rather than never.
+		for _, f := range n.later.Close() {
+			f()
+		}
+	}
 	if n.closed.Swap(true) {
 		return nil
 	}
@@ -831,6 +856,7 @@ func (n *Node) Close(ctx context.Context) error {
 // abandon stops the node as if its process died: no goodbye to Redis. For
 // tests.
 func (n *Node) abandon() {
+	n.later.Close() // dropped: they die with the node
 	n.closed.Store(true)
 	n.closePubSubs()
 	n.cancel()

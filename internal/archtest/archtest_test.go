@@ -43,10 +43,11 @@ var layers = map[string][]string{
 
 	"backplane":                {"packet", "topic", "message"},
 	"backplane/internal/route": {"backplane", "packet", "topic", "message"},
+	"backplane/internal/delay": {"packet", "message"},
 	"backplane/internal/wire":  {"backplane", "packet", "topic", "message"},
-	"backplane/memory":         {"backplane", "backplane/internal/route", "packet", "topic", "message"},
+	"backplane/memory":         {"backplane", "backplane/internal/route", "backplane/internal/delay", "packet", "topic", "message"},
 	"backplane/redis":          {"backplane", "backplane/internal/...", "packet", "topic", "message"},
-	"backplane/nats":           {"backplane", "backplane/internal/wire", "packet", "topic", "message"},
+	"backplane/nats":           {"backplane", "backplane/internal/wire", "backplane/internal/delay", "packet", "topic", "message"},
 	"backplane/backplanetest":  {"backplane", "packet", "topic", "message"},
 }
 

@@ -20,6 +20,10 @@ const version = 1
 const (
 	flagPlain = 1 << iota
 	flagWill
+	// flagWillDelay: a uvarint Will Delay Interval (seconds) follows the
+	// groups. The PUBLISH codec does not carry the Will Delay property, so
+	// the frame does; frames without it are as before.
+	flagWillDelay
 )
 
 // Header is what travels with a forwarded message besides the message.
@@ -45,6 +49,10 @@ func Append(dst []byte, h *Header, m *message.Message) ([]byte, error) {
 	if h.Will {
 		fl |= flagWill
 	}
+	willDelay := m.Properties.WillDelay
+	if willDelay != 0 {
+		fl |= flagWillDelay
+	}
 	dst = append(dst, fl)
 	dst = appendString(dst, h.Node)
 	dst = binary.AppendUvarint(dst, h.Incarnation)
@@ -57,10 +65,15 @@ func Append(dst []byte, h *Header, m *message.Message) ([]byte, error) {
 		dst = appendString(dst, g.Name)
 		dst = appendString(dst, g.Filter)
 	}
+	if willDelay != 0 {
+		dst = binary.AppendUvarint(dst, uint64(willDelay))
+	}
 	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic,
 		Properties: m.Properties, Payload: m.Payload}
 	p.Properties.TopicAlias = 0
 	p.Properties.Unmark(packet.PropTopicAlias)
+	p.Properties.WillDelay = 0
+	p.Properties.Unmark(packet.PropWillDelay)
 	if p.QoS > 0 {
 		p.PacketID = 1
 	}
@@ -90,6 +103,13 @@ func Decode(b []byte) (*Header, *message.Message, error) {
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		h.Groups = append(h.Groups, backplane.Group{Name: d.string(), Filter: d.string()})
 	}
+	var willDelay uint64
+	if fl&flagWillDelay != 0 {
+		willDelay = d.uvarint()
+		if willDelay == 0 || willDelay > 1<<32-1 {
+			return nil, nil, fmt.Errorf("%w: Will Delay Interval %d", ErrBad, willDelay)
+		}
+	}
 	if d.err != nil {
 		return nil, nil, d.err
 	}
@@ -103,6 +123,10 @@ func Decode(b []byte) (*Header, *message.Message, error) {
 	}
 	m := &message.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain,
 		Properties: p.Properties, From: from, Created: fromNano(created), Expires: fromNano(expires)}
+	if willDelay != 0 {
+		m.Properties.WillDelay = uint32(willDelay)
+		m.Properties.Mark(packet.PropWillDelay)
+	}
 	return h, m, nil
 }
 

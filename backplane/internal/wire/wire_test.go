@@ -43,6 +43,26 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWillDelay: the frame carries a will's Will Delay Interval, which the
+// PUBLISH codec does not.
+func TestWillDelay(t *testing.T) {
+	m := &message.Message{Topic: "w", Payload: []byte("gone")}
+	m.Properties.WillDelay = 90
+	m.Properties.Mark(packet.PropWillDelay)
+	b, err := Append(nil, &Header{Node: "n", Will: true}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m2, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Properties.WillDelay != 90 || !m2.Properties.Has(packet.PropWillDelay) || string(m2.Payload) != "gone" {
+		t.Errorf("decoded will: delay %d (marked %v), payload %q; want 90, marked, gone",
+			m2.Properties.WillDelay, m2.Properties.Has(packet.PropWillDelay), m2.Payload)
+	}
+}
+
 // FuzzDecode: no input makes Decode panic, and whatever it decodes encodes
 // and decodes to the same header.
 func FuzzDecode(f *testing.F) {
