@@ -291,9 +291,19 @@ func (srv *Server) clusterConnected(c *conn, w *packet.Will) {
 		return
 	}
 	lw := c.willOf(w)
+	m := lw.msg
+	if lw.delay > 0 {
+		// The back plane holds a dead node's will for its Will Delay
+		// Interval [v5 MQTT-3.1.2-8]; the delay travels in the property,
+		// on a copy (the will is shared once published).
+		cp := *lw.msg
+		cp.Properties.WillDelay = lw.delay
+		cp.Properties.Mark(packet.PropWillDelay)
+		m = &cp
+	}
 	ctx, cancel := srv.clusterCtx()
 	defer cancel()
-	err := srv.bp.SetWill(ctx, c.info.ClientID, lw.msg)
+	err := srv.bp.SetWill(ctx, c.info.ClientID, m)
 	srv.clusterSeen(err)
 	if err != nil {
 		srv.cfg.log.Warn("back plane: will not registered", "client", c.info.ClientID, "err", err)

@@ -447,10 +447,26 @@ func testClusterWill(t *testing.T, e engine) {
 		Will: &packet.Will{Topic: "will/polite", Payload: []byte("bye"), QoS: 1}})
 	polite.Send(&packet.Disconnect{})
 	polite.ExpectClosed()
+	// A will with a Will Delay Interval is published by the back plane
+	// no earlier than the node's death plus the delay [v5 MQTT-3.1.2-8].
+	delayed := mqtttest.DialRaw(t, bs[0].Addr, packet.V5)
+	dw := &packet.Will{Topic: "will/delayed", Payload: []byte("later"), QoS: 1}
+	dw.Properties.WillDelay = 1
+	dw.Properties.Mark(packet.PropWillDelay)
+	delayed.Connect(&packet.Connect{ClientID: "delayed", CleanStart: true, KeepAlive: 60, Will: dw})
+	killed := time.Now()
 	e.kill(t, nodeName(t, "a"))
 	got := sub.ExpectPublish()
 	if got.Topic != "will/gone" || string(got.Payload) != "bye" {
 		t.Fatalf("got %v, want the will of gone", got)
+	}
+	sub.Send(&packet.Puback{PacketID: got.PacketID})
+	got = sub.ExpectPublish()
+	if got.Topic != "will/delayed" || string(got.Payload) != "later" {
+		t.Fatalf("got %v, want the delayed will", got)
+	}
+	if since := time.Since(killed); since < time.Second {
+		t.Fatalf("the delayed will came %v after the kill, before its 1 s Will Delay Interval", since)
 	}
 	sub.Send(&packet.Puback{PacketID: got.PacketID})
 	sub.NoPacket(500 * time.Millisecond)
