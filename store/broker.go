@@ -59,7 +59,10 @@ const (
 	// whatever the number of queues they enter.
 	OpEnqueue
 	// OpSent records that the queued message Seq was sent under a packet
-	// identifier: ClientID, Queued.Seq, Queued.PacketID.
+	// identifier: ClientID, Queued.Seq, Queued.PacketID. A packet id
+	// names one flight at a time: an earlier message of the session
+	// stored under the same id has ended (its Dequeue may be written
+	// lazily, after the id was reused) and is removed.
 	OpSent
 	// OpReleased records that the QoS 2 message Seq got its PUBREC:
 	// ClientID, Queued.Seq.

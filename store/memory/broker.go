@@ -29,6 +29,45 @@ type brokerSession struct {
 	subs  map[string]store.Subscription
 	queue queue
 	in    map[uint16]struct{}
+	// ids maps the packet ids of messages in flight to their Seq: a
+	// packet id names one flight at a time (see store.OpSent).
+	ids map[uint16]uint64
+}
+
+// sent records that message seq went out under pid. An earlier message
+// stored under the same id has ended: the broker reuses an id only once
+// its flight is over, and the Dequeue of that message, written lazily,
+// may not have reached the store before a crash. Without this a restart
+// would find two messages under one id, resend the finished one and send
+// the live one again under a new id: twice to the application.
+func (s *brokerSession) sent(pid uint16, seq uint64) {
+	if pid == 0 {
+		return
+	}
+	if old, ok := s.ids[pid]; ok && old != seq {
+		s.remove(old)
+	}
+	if q := s.queue.get(seq); q != nil {
+		if q.PacketID != 0 && q.PacketID != pid && s.ids[q.PacketID] == seq {
+			delete(s.ids, q.PacketID)
+		}
+		q.PacketID = pid
+		if s.ids == nil {
+			s.ids = map[uint16]uint64{}
+		}
+		s.ids[pid] = seq
+	}
+}
+
+// remove removes message seq from the queue and its packet id, if any.
+func (s *brokerSession) remove(seq uint64) {
+	if q := s.queue.get(seq); q != nil && q.PacketID != 0 && s.ids[q.PacketID] == seq {
+		delete(s.ids, q.PacketID)
+		if len(s.ids) == 0 {
+			s.ids = nil
+		}
+	}
+	s.queue.remove(seq)
 }
 
 var _ store.Broker = (*Broker)(nil)
@@ -103,7 +142,13 @@ func (b *Broker) session(id string) *brokerSession {
 func (b *Broker) enqueue(id string, q store.Queued) {
 	s := b.session(id)
 	q.SubIDs = slices.Clone(q.SubIDs)
+	pid := q.PacketID
+	q.PacketID = 0
+	s.remove(q.Seq) // replaced: its id goes with it
 	s.queue.put(q)
+	if pid != 0 {
+		s.sent(pid, q.Seq)
+	}
 	b.maxMsgID = max(b.maxMsgID, q.MsgID)
 }
 
@@ -133,22 +178,22 @@ func (b *Broker) apply(c *store.Change) {
 	case store.OpDequeueAll:
 		for i := range c.Targets {
 			if s := b.sessions[c.Targets[i].ClientID]; s != nil {
-				s.queue.remove(c.Targets[i].Seq)
+				s.remove(c.Targets[i].Seq)
 			}
 		}
-	case store.OpSent, store.OpReleased:
+	case store.OpSent:
+		if s := b.sessions[c.ClientID]; s != nil {
+			s.sent(c.Queued.PacketID, c.Queued.Seq)
+		}
+	case store.OpReleased:
 		if s := b.sessions[c.ClientID]; s != nil {
 			if q := s.queue.get(c.Queued.Seq); q != nil {
-				if c.Op == store.OpSent {
-					q.PacketID = c.Queued.PacketID
-				} else {
-					q.Released = true
-				}
+				q.Released = true
 			}
 		}
 	case store.OpDequeue:
 		if s := b.sessions[c.ClientID]; s != nil {
-			s.queue.remove(c.Queued.Seq)
+			s.remove(c.Queued.Seq)
 		}
 	case store.OpAddIncoming:
 		s := b.session(c.ClientID)

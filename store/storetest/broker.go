@@ -53,6 +53,7 @@ func RunBroker(t *testing.T, c BrokerConfig) {
 	t.Run("Delete", h.testDelete)
 	t.Run("Missing", h.testMissing)
 	t.Run("SharedMessage", h.testShared)
+	t.Run("PacketIDReused", h.testPacketIDReused)
 	t.Run("EnqueueAll", h.testEnqueueAll)
 	t.Run("Closed", h.testClosed)
 	t.Run("Concurrent", h.testConcurrent)
@@ -350,6 +351,55 @@ func (h *bharness) testMissing(t *testing.T) {
 	if h.Durable {
 		m.check(t, h.reopen(t, b, dir))
 	}
+}
+
+// testPacketIDReused: a packet id names one flight at a time. The broker
+// reuses an id once its flight has ended and writes that message's
+// Dequeue lazily, so the store may see the id sent again first: the
+// earlier message is gone then, or a restart would resend it under the
+// id and send the live one again under another.
+func (h *bharness) testPacketIDReused(t *testing.T) {
+	dir := t.TempDir()
+	b := h.open(t, dir)
+	for seq := uint64(1); seq <= 4; seq++ {
+		if err := b.Apply(context.Background(), store.Enqueue("c", store.Queued{Seq: seq, MsgID: seq, Msg: FullMessage(seq), QoS: 2})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range [][]store.Change{
+		{store.Sent("c", 1, 7), store.Released("c", 1)},
+		{store.Sent("c", 2, 8)},
+		{store.Sent("c", 3, 7)}, // 7 again: message 1 has ended
+		// Enqueued in flight already (a compaction's rewrite, say): 8
+		// again ends message 2.
+		{store.Enqueue("c", store.Queued{Seq: 5, MsgID: 5, Msg: FullMessage(5), QoS: 2, PacketID: 8})},
+	} {
+		if err := b.Apply(context.Background(), c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(b store.Broker) {
+		t.Helper()
+		st, err := b.Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ss := range st.Sessions {
+			for _, q := range ss.Queue {
+				got = append(got, fmt.Sprintf("%d:%d", q.Seq, q.PacketID))
+			}
+		}
+		if want := []string{"3:7", "4:0", "5:8"}; !slices.Equal(got, want) {
+			t.Fatalf("queue (seq:packet id) %v, want %v", got, want)
+		}
+	}
+	check(b)
+	if h.Durable {
+		b = h.reopen(t, b, dir)
+		check(b)
+	}
+	b.Close()
 }
 
 // testShared: one message in many queues, dequeued one by one, stays
