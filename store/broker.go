@@ -197,6 +197,24 @@ func Retain(topic string, m *message.Message) Change {
 	return Change{Op: OpRetain, Topic: topic, Msg: m}
 }
 
+// Shared is a [Broker] that the nodes of a cluster share (store/redis,
+// store/jetstream): every node applies its changes to one state, so a
+// persistent session can resume on whichever node its client reconnects
+// to. Load still returns everything stored (the conformance suite and the
+// operator tools use it); a broker node on a back plane does not restore
+// every session at start but loads one with LoadSession when its client
+// connects, once it owns the client id cluster-wide (backplane.Owner).
+//
+// Message ids (Queued.MsgID) must be unique across the nodes that share
+// a store: an implementation that numbers them keeps the numbering
+// shared, or the broker qualifies them per node.
+type Shared interface {
+	Broker
+	// LoadSession returns the stored session of clientID; ok is false if
+	// none is stored.
+	LoadSession(ctx context.Context, clientID string) (ss StoredSession, ok bool, err error)
+}
+
 // SessionInfo is a session's own state.
 type SessionInfo struct {
 	// Expiry is the Session Expiry Interval in seconds (0xFFFFFFFF:
