@@ -665,6 +665,18 @@ func TestStoreRestartShared(t *testing.T) {
 				m2.subscribe(1, "$share/g/t/#", 1)
 				m2.send(&packet.Disconnect{})
 				m2.expectClosed()
+				// The socket closes before the session is detached: wait for
+				// m2 to be offline, or m1's hand-over below could pick m2
+				// while still online and m2's own hand-over, a moment later,
+				// give the message back to m1.
+				if !eventually(5*time.Second, func() bool {
+					b.srv.regMu.Lock()
+					s := b.srv.sessions["m2"]
+					b.srv.regMu.Unlock()
+					return s != nil && !s.online.Load()
+				}) {
+					t.Fatal("m2 still online after its DISCONNECT")
+				}
 				pub = dialRaw(t, b.addr, v)
 				pub.connect(&packet.Connect{ClientID: "pub", CleanStart: true})
 				pub.send(&packet.Publish{Topic: "t/y", QoS: 1, PacketID: 1, Payload: []byte("moved")})
