@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/packet"
+)
+
+// side is the writing end of one of a proxied connection's two network
+// connections. Packets are forwarded by the goroutine reading the other
+// side and answered (a drop's acknowledgement) by the one reading this
+// side, so the two share a lock; the writes are buffered and flushed
+// when the forwarding goroutine has nothing more to read, which batches
+// the packets of a burst into few system calls.
+type side struct {
+	mu      sync.Mutex
+	nc      net.Conn
+	bw      *bufio.Writer
+	buf     []byte
+	version packet.Version
+	max     uint32 // the peer's MQTT 5 Maximum Packet Size; 0: none
+	timeout time.Duration
+	err     error // sticky write error
+	connack bool  // a CONNACK has been written (client side)
+}
+
+func newSide(nc net.Conn, timeout time.Duration) *side {
+	return &side{nc: nc, bw: bufio.NewWriterSize(nc, 4096), timeout: timeout}
+}
+
+func (w *side) setVersion(v packet.Version) {
+	w.mu.Lock()
+	w.version = v
+	w.mu.Unlock()
+}
+
+func (w *side) setMax(m uint32) {
+	w.mu.Lock()
+	w.max = m
+	w.mu.Unlock()
+}
+
+// write encodes p (within the peer's Maximum Packet Size, dropping its
+// Reason String and User Properties if that makes it fit
+// [v5 MQTT-3.1.2-24] [v5 MQTT-3.2.2-15]) into the buffer, and flushes
+// it if flush is set. An encoding error (a packet too large, one a filter
+// made unencodable) writes nothing and is returned; a write error is
+// sticky.
+func (w *side) write(p packet.Packet, flush bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writeLocked(p, flush)
+}
+
+func (w *side) writeLocked(p packet.Packet, flush bool) error {
+	if w.err != nil {
+		return w.err
+	}
+	b, err := packet.AppendFitting(w.buf[:0], p, w.version, w.max)
+	if cap(b) <= 64<<10 {
+		w.buf = b[:0]
+	}
+	if err != nil {
+		return err
+	}
+	if _, ok := p.(*packet.Connack); ok {
+		w.connack = true
+	}
+	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	if _, err = w.bw.Write(b); err == nil && flush {
+		err = w.bw.Flush()
+	}
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// flush writes out what is buffered.
+func (w *side) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil || w.bw.Buffered() == 0 {
+		return w.err
+	}
+	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	if err := w.bw.Flush(); err != nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// last writes the final packet that build returns (given whether a
+// CONNACK went out already; nil: none) and flushes, within a short
+// deadline: the connection is about to be closed.
+func (w *side) last(build func(connack bool) packet.Packet) {
+	w.nc.SetWriteDeadline(time.Now().Add(2 * time.Second)) // unblocks a write in progress
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := build(w.connack)
+	if p == nil || w.err != nil {
+		return
+	}
+	w.timeout = 2 * time.Second
+	w.writeLocked(p, true)
+}
