@@ -256,11 +256,8 @@ func (c *Conn) handshake() bool {
 // upLoop forwards the client's packets upstream.
 func (c *Conn) upLoop() {
 	for {
-		if c.cr.Buffered() == 0 {
-			if err := c.uw.flush(); err != nil {
-				c.end(endQuiet, 0, "upstream write: "+err.Error())
-				return
-			}
+		if c.cr.Buffered() == 0 && !c.flushBoth() {
+			return
 		}
 		p, err := c.cr.ReadPacket()
 		if err != nil {
@@ -276,11 +273,8 @@ func (c *Conn) upLoop() {
 // downLoop forwards the upstream's packets to the client.
 func (c *Conn) downLoop() {
 	for {
-		if c.ur.Buffered() == 0 {
-			if err := c.cw.flush(); err != nil {
-				c.end(endQuiet, 0, "client write: "+err.Error())
-				return
-			}
+		if c.ur.Buffered() == 0 && !c.flushBoth() {
+			return
 		}
 		p, err := c.ur.ReadPacket()
 		if err != nil {
@@ -291,6 +285,20 @@ func (c *Conn) downLoop() {
 			return
 		}
 	}
+}
+
+// flushBoth writes out both sides' buffers before a loop waits to read:
+// what it forwarded, and the answers it gave its own source.
+func (c *Conn) flushBoth() bool {
+	if err := c.uw.flush(); err != nil {
+		c.end(endQuiet, 0, "upstream write: "+err.Error())
+		return false
+	}
+	if err := c.cw.flush(); err != nil {
+		c.end(endQuiet, 0, "client write: "+err.Error())
+		return false
+	}
+	return true
 }
 
 // readFailed ends the connection after a read error on d's source: a
