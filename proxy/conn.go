@@ -30,12 +30,11 @@ type Conn struct {
 	version    packet.Version
 	authMethod bool // the CONNECT has an Authentication Method
 
-	endMu    sync.Mutex // guards up, upURL, ended
-	up       net.Conn
-	upURL    string
-	ended    bool
-	endOnce  sync.Once
-	upDialed atomic.Bool
+	endMu   sync.Mutex // guards up, upURL, ended
+	up      net.Conn
+	upURL   string
+	ended   bool
+	endOnce sync.Once
 
 	// The client reader's state.
 	cr            *packet.Reader
@@ -48,6 +47,7 @@ type Conn struct {
 	upAliases   session.InboundAliases
 	ownDown     map[uint16]struct{} // QoS 2 ids from the upstream the proxy answered itself
 	connackSeen bool
+	first       packet.Packet // the upstream's first packet, read by the handshake
 
 	mu   sync.Mutex // guards subs and vals
 	subs map[uint16]*split
@@ -223,35 +223,65 @@ func (c *Conn) handshake() bool {
 		c.upAliases.Reset(cp.Properties.TopicAliasMaximum)
 		c.authMethod = cp.Properties.AuthMethod != ""
 	}
-	nc, u, err := s.dialUpstream(c.ctx)
+	var first packet.Packet // the upstream's answer to the CONNECT
+	err = s.dialUpstream(c.ctx, func(ctx context.Context, nc net.Conn, u string) error {
+		uw := newSide(nc, durOr(s.WriteTimeout, DefaultWriteTimeout))
+		uw.setVersion(cp.Version)
+		ur := packet.NewReader(nc)
+		ur.Version = cp.Version
+		ur.MaxPacketSize = max
+		dl := time.Now().Add(timeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+			dl = d
+		}
+		nc.SetReadDeadline(dl)
+		stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Now()) })
+		defer stop()
+		if err := uw.write(cp, true); err != nil {
+			nc.Close()
+			return err
+		}
+		p, err := ur.ReadPacket()
+		if err != nil {
+			if _, bad := packet.IsProtocolError(err); !bad {
+				nc.Close()
+				return err
+			}
+			// An answer, if a bad one: this upstream is there; the loop
+			// deals with the error.
+			p = nil
+			ur.Reset(errReader{err})
+		}
+		c.endMu.Lock()
+		defer c.endMu.Unlock()
+		if c.ended {
+			nc.Close()
+			return nil // dialUpstream returns; the connection is over
+		}
+		c.up, c.upURL, c.uw, c.ur = nc, u, uw, ur
+		first = p
+		return nil
+	})
 	if err != nil {
 		c.log.Warn("proxy: no upstream", "err", err)
 		c.end(endUpstream, packet.ServerUnavailable, "no upstream reachable")
 		return false
 	}
 	c.endMu.Lock()
-	if c.ended {
-		c.endMu.Unlock()
-		nc.Close()
-		return false
-	}
-	c.up, c.upURL = nc, u
-	c.uw = newSide(nc, durOr(s.WriteTimeout, DefaultWriteTimeout))
-	c.uw.setVersion(cp.Version)
-	c.upDialed.Store(true)
+	ended := c.ended
 	c.endMu.Unlock()
-	c.log.Debug("proxy: connected upstream", "upstream", u, "version", cp.Version)
-
-	c.ur = packet.NewReader(nc)
-	c.ur.Version = cp.Version
-	c.ur.MaxPacketSize = max
-	nc.SetReadDeadline(time.Now().Add(timeout)) // for the CONNACK
-	if err := c.uw.write(cp, true); err != nil {
-		c.end(endUpstream, packet.ServerUnavailable, "writing CONNECT upstream: "+err.Error())
+	if ended {
 		return false
 	}
+	c.log.Debug("proxy: connected upstream", "upstream", c.upURL, "version", cp.Version)
+	c.first = first
 	return true
 }
+
+// errReader returns its error from every Read.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // upLoop forwards the client's packets upstream.
 func (c *Conn) upLoop() {
@@ -272,6 +302,13 @@ func (c *Conn) upLoop() {
 
 // downLoop forwards the upstream's packets to the client.
 func (c *Conn) downLoop() {
+	if c.first != nil {
+		p := c.first
+		c.first = nil
+		if !c.fromUpstream(p) {
+			return
+		}
+	}
 	for {
 		if c.ur.Buffered() == 0 && !c.flushBoth() {
 			return

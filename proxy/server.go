@@ -330,10 +330,12 @@ func (s *Server) stop(code packet.ReasonCode) {
 	}
 }
 
-// dialUpstream reaches an upstream: the preferred one first, then each
-// other in turn, with backoff between rounds, until ctx ends or
-// DialTimeout passes. It returns the connection and its URL.
-func (s *Server) dialUpstream(ctx context.Context) (net.Conn, string, error) {
+// dialUpstream reaches an upstream that answers: the preferred one
+// first, then each other in turn, with backoff between rounds, until ctx
+// ends or DialTimeout passes. try is called with each connection made and
+// its URL; an error from it (no answer to the CONNECT) counts as a failed
+// attempt, and try must then have closed the connection.
+func (s *Server) dialUpstream(ctx context.Context, try func(ctx context.Context, nc net.Conn, u string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, durOr(s.DialTimeout, DefaultDialTimeout))
 	defer cancel()
 	bmin, bmax := durOr(s.BackoffMin, DefaultBackoffMin), durOr(s.BackoffMax, DefaultBackoffMax)
@@ -347,16 +349,18 @@ func (s *Server) dialUpstream(ctx context.Context) (net.Conn, string, error) {
 			u := s.Upstreams[idx]
 			nc, err := transport.Dial(ctx, u, s.Dial)
 			if err == nil {
-				if int(s.preferred.Load()) != idx {
-					s.preferred.Store(int32(idx))
-					s.logger().Info("proxy: upstream now preferred", "upstream", u)
+				if err = try(ctx, nc, u); err == nil {
+					if int(s.preferred.Load()) != idx {
+						s.preferred.Store(int32(idx))
+						s.logger().Info("proxy: upstream now preferred", "upstream", u)
+					}
+					return nil
 				}
-				return nc, u, nil
 			}
 			lastErr = err
-			s.logger().Debug("proxy: upstream unreachable", "upstream", u, "err", err)
+			s.logger().Debug("proxy: upstream failed", "upstream", u, "err", err)
 			if ctx.Err() != nil {
-				return nil, "", fmt.Errorf("no upstream reachable: %w", lastErr)
+				return fmt.Errorf("no upstream reachable: %w", lastErr)
 			}
 		}
 		d := wait/2 + rand.N(wait/2+1)
@@ -364,7 +368,7 @@ func (s *Server) dialUpstream(ctx context.Context) (net.Conn, string, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, "", fmt.Errorf("no upstream reachable: %w", lastErr)
+			return fmt.Errorf("no upstream reachable: %w", lastErr)
 		case <-t.C:
 		}
 		wait = min(2*wait, bmax)

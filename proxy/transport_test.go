@@ -1,0 +1,127 @@
+package proxy_test
+
+import (
+	"crypto/tls"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/internal/testpki"
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/proxy"
+	"github.com/ternmq/tern/transport"
+)
+
+// TestTermination: the proxy terminates TLS, WebSocket and secure
+// WebSocket for a broker that has plain TCP only, and {cert_cn} takes the
+// client certificate's common name as the user name upstream.
+func TestTermination(t *testing.T) {
+	pki, err := testpki.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS, err := (&transport.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile,
+		ClientCAFile: pki.CAFile, ClientAuth: transport.ClientAuthRequest}).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.Client("device-42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mqtttest.StartBroker(t)
+	tap := mqtttest.StartTap(t, b.Addr)
+	ps := &proxy.Server{Upstreams: []string{tap.URL}, Filters: []proxy.Filter{&proxy.Rewrite{Username: "{cert_cn}"}}}
+	listen := func(u string, cfg *tls.Config) net.Listener {
+		l, err := proxy.Listen(u, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	ltls := listen("tls://127.0.0.1:0", srvTLS)
+	lws := listen("ws://127.0.0.1:0/mqtt", nil)
+	lwss := listen("wss://127.0.0.1:0/mqtt", srvTLS)
+	mqtttest.StartProxy(t, ps, ltls)
+	go ps.Serve(lws) // Serve may take several listeners; Shutdown closes them all
+	go ps.Serve(lwss)
+
+	urls := []string{"tls://" + ltls.Addr().String(), "ws://" + lws.Addr().String() + "/mqtt", "wss://" + lwss.Addr().String() + "/mqtt"}
+	sub := mqtttest.Connect(t, client.Config{Servers: []string{b.URL}, ClientID: "direct-sub"})
+	ch := collect(t, sub, "term/#", 1)
+	for _, u := range urls {
+		for _, v := range []packet.Version{packet.V311, packet.V5} {
+			c := mqtttest.Connect(t, client.Config{Servers: []string{u}, ClientID: "term-" + v.String(), Version: v,
+				TLS: pki.ClientConfig(cert), CleanStart: true})
+			publish(t, c, "term/"+v.String(), u, 1)
+			expectMsg(t, ch, "term/"+v.String(), u)
+		}
+	}
+	n := 0
+	for _, p := range tap.Packets(mqtttest.ClientToServer) {
+		if cp, ok := p.(*packet.Connect); ok {
+			n++
+			if want := "device-42"; cp.Username != want && (n <= 2 || n > 4) { // ws:// has no certificate
+				t.Errorf("upstream CONNECT %d user name %q, want %q", n, cp.Username, want)
+			}
+		}
+	}
+	if n != 6 {
+		t.Fatalf("upstream saw %d CONNECTs, want 6", n)
+	}
+}
+
+// TestFailover: when the first upstream dies, clients reconnecting
+// through the proxy reach the second; with both down, CONNACK 0x88.
+func TestFailover(t *testing.T) {
+	b1, b2 := mqtttest.StartBroker(t), mqtttest.StartBroker(t)
+	cut1 := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: b1.Addr})
+	cut2 := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: b2.Addr})
+	px := mqtttest.StartProxy(t, &proxy.Server{Upstreams: []string{cut1.URL, cut2.URL},
+		DialTimeout: time.Second, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond}, nil)
+	cfg := func(id string) client.Config {
+		return client.Config{Servers: []string{px.URL}, ClientID: id, SessionExpiry: 600,
+			BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}
+	}
+	sub := mqtttest.Connect(t, cfg("fo-sub"))
+	ch := collect(t, sub, "fo/#", 1)
+	pub := mqtttest.Connect(t, cfg("fo-pub"))
+	publish(t, pub, "fo/1", "on b1", 1)
+	expectMsg(t, ch, "fo/1", "on b1")
+	if st := b1.Server.Stats(); st.ClientsConnected != 2 {
+		t.Fatalf("b1 has %d clients, want 2", st.ClientsConnected)
+	}
+
+	cut1.Refuse(true)
+	cut1.CutNow() // b1 is gone
+	eventually(t, "both clients on b2", func() bool { return b2.Server.Stats().ClientsConnected == 2 })
+	// The subscriber found no session on b2 and subscribed again.
+	eventually(t, "the subscription on b2", func() bool { return b2.Server.Stats().Subscriptions == 1 })
+	publish(t, pub, "fo/2", "on b2", 1)
+	expectMsg(t, ch, "fo/2", "on b2")
+
+	// Both down: the proxy refuses with Server unavailable.
+	cut2.Refuse(true)
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		c := mqtttest.DialRaw(t, px.Addr, v)
+		c.Timeout = 10 * time.Second
+		c.Send(&packet.Connect{ClientID: "nowhere", CleanStart: true})
+		ack := mqtttest.Expect[*packet.Connack](c)
+		want := packet.ServerUnavailable
+		if v != packet.V5 {
+			want = packet.V3ServerUnavailable
+		}
+		if ack.ReasonCode != want {
+			t.Fatalf("%v: CONNACK %v, want %v", v, ack, want)
+		}
+		c.ExpectClosed()
+	}
+	// b1 is back: new clients go there.
+	cut1.Refuse(false)
+	c := mqtttest.DialRaw(t, px.Addr, packet.V5)
+	c.Timeout = 10 * time.Second
+	c.Connect(&packet.Connect{ClientID: "back", CleanStart: true})
+	eventually(t, "a client on b1 again", func() bool { return b1.Server.Stats().ClientsConnected == 1 })
+}
