@@ -1,7 +1,11 @@
 package proxy_test
 
 import (
+	"context"
+	"errors"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
@@ -67,4 +71,77 @@ func expectDisconnect(t *testing.T, got []packet.Packet, code packet.ReasonCode)
 	if !ok || d.ReasonCode != code {
 		t.Fatalf("got %v, want DISCONNECT %s", got[len(got)-1], code)
 	}
+}
+
+// TestShutdown: Shutdown tells MQTT 5 clients 0x8B, closes 3.1.1 ones,
+// closes the upstream connections so the broker publishes the wills, and
+// leaves no goroutine behind.
+func TestShutdown(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	b := mqtttest.StartBroker(t)
+	watcher := mqtttest.DialRaw(t, b.Addr, packet.V311)
+	watcher.Connect(&packet.Connect{ClientID: "watcher", CleanStart: true})
+	watcher.Subscribe(1, "will/#", 0)
+	ps := &proxy.Server{Upstreams: []string{b.URL}}
+	l, err := proxy.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- ps.Serve(l) }()
+	var cs []*mqtttest.RawClient
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		c := mqtttest.DialRaw(t, l.Addr().String(), v)
+		c.Connect(&packet.Connect{ClientID: "sd-" + v.String(), CleanStart: true,
+			Will: &packet.Will{Topic: "will/" + v.String(), Payload: []byte("gone")}})
+		cs = append(cs, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ps.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, proxy.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if got := cs[0].ExpectClosed(); len(got) != 0 {
+		t.Fatalf("3.1.1 client got %v", got)
+	}
+	expectDisconnect(t, cs[1].ExpectClosed(), packet.ServerShuttingDown)
+	wills := map[string]bool{}
+	for range 2 {
+		p := watcher.ExpectPublish()
+		wills[p.Topic] = true
+	}
+	if !wills["will/3.1.1"] || !wills["will/5.0"] {
+		t.Fatalf("wills published: %v", wills)
+	}
+	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		t.Fatal("the listener still accepts")
+	}
+}
+
+// TestClientDisconnect: a client's DISCONNECT is passed on, so the broker
+// discards its will; a client that just vanishes leaves its will to be
+// published.
+func TestClientDisconnect(t *testing.T) {
+	e := newEnv(t, nil)
+	watcher := mqtttest.DialRaw(t, e.broker.Addr, packet.V311)
+	watcher.Connect(&packet.Connect{ClientID: "watcher", CleanStart: true})
+	watcher.Subscribe(1, "will/#", 0)
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		clean := mqtttest.DialRaw(t, e.proxy.Addr, v)
+		clean.Connect(&packet.Connect{ClientID: "clean-" + v.String(), CleanStart: true,
+			Will: &packet.Will{Topic: "will/clean", Payload: []byte("x")}})
+		clean.Send(&packet.Disconnect{})
+		clean.ExpectClosed()
+		gone := mqtttest.DialRaw(t, e.proxy.Addr, v)
+		gone.Connect(&packet.Connect{ClientID: "gone-" + v.String(), CleanStart: true,
+			Will: &packet.Will{Topic: "will/gone", Payload: []byte(v.String())}})
+		gone.Close()
+		if p := watcher.ExpectPublish(); p.Topic != "will/gone" || string(p.Payload) != v.String() {
+			t.Fatalf("got %v, want the will of gone-%v", p, v)
+		}
+	}
+	watcher.NoPacket(100 * time.Millisecond)
 }
