@@ -88,3 +88,25 @@ func TestProxyBinary(t *testing.T) {
 	p.cmd.Process.Signal(os.Interrupt)
 	p.waitLog(`msg=stopped`)
 }
+
+// TestREADMEProxyConfig: the configuration in README.md's MQTT proxy
+// section has only known keys, of the right types.
+func TestREADMEProxyConfig(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "\n## MQTT proxy\n")
+	_, block, ok2 := strings.Cut(sec, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no MQTT proxy section with a yaml block")
+	}
+	f, err := loadProxyFile(writeFile(t, "proxy.yaml", block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Upstreams) != 2 || f.RateLimit.OverLimit != "disconnect" || f.Limits.DialTimeout != 5*time.Second {
+		t.Fatalf("decoded %+v", f)
+	}
+}
