@@ -224,6 +224,10 @@ type RateLimit struct {
 	Messages float64
 	Bytes    float64
 	Policy   Policy
+
+	// For tests: the clock and the wait (nil: time.Now and a timer).
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 type buckets struct {
@@ -248,7 +252,11 @@ func (r *RateLimit) Filter(ctx context.Context, c *Conn, d Direction, p packet.P
 	if !ok || d != Up || (r.Messages <= 0 && r.Bytes <= 0) {
 		return Forward
 	}
-	now := time.Now()
+	clock := r.now
+	if clock == nil {
+		clock = time.Now
+	}
+	now := clock()
 	v, _ := c.Load(r)
 	b, _ := v.(*buckets)
 	if b == nil {
@@ -282,14 +290,14 @@ func (r *RateLimit) Filter(ctx context.Context, c *Conn, d Direction, p packet.P
 	}
 	if wait > 0 {
 		c.Flush(Up) // what came before is not held back
-		t := time.NewTimer(time.Duration(wait * float64(time.Second)))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return Verdict{Action: Drop, Reason: "connection ended while delayed"}
-		case <-t.C:
+		sleep := r.sleep
+		if sleep == nil {
+			sleep = sleepCtx
 		}
-		b.last = time.Now()
+		if !sleep(ctx, time.Duration(wait*float64(time.Second))) {
+			return Verdict{Action: Drop, Reason: "connection ended while delayed"}
+		}
+		b.last = clock()
 		// the tokens earned while waiting paid the debt
 		if r.Messages > 0 {
 			b.msgs = max(b.msgs+wait*r.Messages, 0)
@@ -299,6 +307,18 @@ func (r *RateLimit) Filter(ctx context.Context, c *Conn, d Direction, p packet.P
 		}
 	}
 	return Forward
+}
+
+// sleepCtx waits for d or until ctx ends; false if ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // PacketLog logs every packet that crosses the proxy, with its direction,
