@@ -1,10 +1,16 @@
 package proxy_test
 
 import (
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/broker/auth"
+	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/proxy"
@@ -86,5 +92,41 @@ func TestTooLargeForClient(t *testing.T) {
 	up.Send(&packet.Publish{Topic: "small", QoS: 1, PacketID: 7, Payload: []byte("fits")})
 	if p := c.ExpectPublish(); p.Topic != "small" {
 		t.Fatalf("client got %v, want the small message", p)
+	}
+}
+
+// TestEnhancedAuth: MQTT 5 enhanced authentication (SCRAM, with AUTH
+// packets before the CONNACK and a re-authentication on the live
+// connection) passes through the proxy untouched.
+func TestEnhancedAuth(t *testing.T) {
+	passwd := filepath.Join(t.TempDir(), "passwd")
+	if err := auth.PasswdCommand(auth.PasswdArgs{File: passwd, Create: true, Batch: true, User: "alice", Password: "s3cret", Cost: 4}, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := auth.LoadPasswordFile(passwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, &broker.Server{SysInterval: -1, Authenticator: pf, AuthMethods: pf.SCRAMMethods()})
+	c := mqtttest.Connect(t, client.Config{Servers: []string{e.proxy.URL}, Auth: client.SCRAM("SCRAM-SHA-256", "alice", "s3cret")})
+	if err := c.Reauthenticate(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, c, "scram", "x", 1)
+	bad, _ := client.New(client.Config{Servers: []string{e.proxy.URL}, Auth: client.SCRAM("SCRAM-SHA-256", "alice", "wrong"),
+		Logger: slog.New(slog.DiscardHandler)})
+	defer bad.Disconnect(ctxT(t))
+	var ce *client.ConnectError
+	if _, err := bad.Connect(ctxT(t)); !errors.As(err, &ce) {
+		t.Fatalf("wrong password: %v, want a ConnectError", err)
+	}
+	auths := 0
+	for _, p := range e.tap.Packets(mqtttest.ClientToServer) {
+		if p.Type() == packet.AUTH {
+			auths++
+		}
+	}
+	if auths < 3 { // the first exchange, the re-authentication, the bad one
+		t.Fatalf("the upstream got %d AUTH packets", auths)
 	}
 }
