@@ -31,7 +31,7 @@ func TestMosquittoUpstream(t *testing.T) {
 		}
 	})
 	_, port, _ := strings.Cut(px.Addr, ":")
-	for _, ver := range []string{"mqttv311", "mqttv5"} {
+	for _, ver := range []string{"mqttv31", "mqttv311", "mqttv5"} {
 		t.Run(ver, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

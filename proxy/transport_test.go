@@ -2,10 +2,13 @@ package proxy_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/internal/testpki"
 	"github.com/ternmq/tern/mqtttest"
@@ -124,4 +127,40 @@ func TestFailover(t *testing.T) {
 	c.Timeout = 10 * time.Second
 	c.Connect(&packet.Connect{ClientID: "back", CleanStart: true})
 	eventually(t, "a client on b1 again", func() bool { return b1.Server.Stats().ClientsConnected == 1 })
+}
+
+// TestUpstreamTransports: the proxy reaches brokers over every transport:
+// TCP, TLS (verifying the broker's certificate), WebSocket, secure
+// WebSocket and a unix socket.
+func TestUpstreamTransports(t *testing.T) {
+	pki, err := testpki.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "mqtt.sock")
+	tlsCfg := &transport.TLSConfig{CertFile: pki.CertFile, KeyFile: pki.KeyFile}
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1, Listeners: []broker.Listener{
+		{Type: "tcp", Addr: "127.0.0.1:0"},
+		{Type: "tls", Addr: "127.0.0.1:0", TLS: tlsCfg},
+		{Type: "ws", Addr: "127.0.0.1:0"},
+		{Type: "wss", Addr: "127.0.0.1:0", TLS: tlsCfg},
+		{Type: "unix", Addr: sock},
+	}}})
+	urls := []string{
+		"tcp://" + b.Addrs[0].String(),
+		"tls://" + b.Addrs[1].String(),
+		"ws://" + b.Addrs[2].String() + "/mqtt",
+		"wss://" + b.Addrs[3].String() + "/mqtt",
+		"unix://" + sock,
+	}
+	sub := mqtttest.Connect(t, client.Config{Servers: []string{b.URL}, ClientID: "up-sub"})
+	ch := collect(t, sub, "upt/#", 1)
+	for i, u := range urls {
+		px := mqtttest.StartProxy(t, &proxy.Server{Upstreams: []string{u}, Dial: transport.DialOptions{TLS: pki.ClientConfig()}}, nil)
+		for _, v := range []packet.Version{packet.V311, packet.V5} {
+			c := mqtttest.Connect(t, client.Config{Servers: []string{px.URL}, ClientID: fmt.Sprintf("upt-%d-%s", i, v), Version: v, CleanStart: true})
+			publish(t, c, "upt/"+v.String(), u, 2)
+			expectMsg(t, ch, "upt/"+v.String(), u)
+		}
+	}
 }
