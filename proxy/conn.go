@@ -286,8 +286,16 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 // upLoop forwards the client's packets upstream.
 func (c *Conn) upLoop() {
 	for {
-		if c.cr.Buffered() == 0 && !c.flushBoth() {
-			return
+		if c.cr.Buffered() == 0 {
+			if !c.flushBoth() {
+				return
+			}
+			// Wait on a shallow stack: an idle connection's goroutine
+			// then needs the smallest stack.
+			if err := c.cr.Fill(); err != nil {
+				c.readFailed(Up, err)
+				return
+			}
 		}
 		p, err := c.cr.ReadPacket()
 		if err != nil {
@@ -310,8 +318,14 @@ func (c *Conn) downLoop() {
 		}
 	}
 	for {
-		if c.ur.Buffered() == 0 && !c.flushBoth() {
-			return
+		if c.ur.Buffered() == 0 {
+			if !c.flushBoth() {
+				return
+			}
+			if err := c.ur.Fill(); err != nil {
+				c.readFailed(Down, err)
+				return
+			}
 		}
 		p, err := c.ur.ReadPacket()
 		if err != nil {

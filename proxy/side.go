@@ -9,6 +9,10 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
+// writerPool holds the write buffers of sides that have nothing to
+// write: an idle connection holds none.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
 // side is the writing end of one of a proxied connection's two network
 // connections. Packets are forwarded by the goroutine reading the other
 // side and answered (a drop's acknowledgement) by the one reading this
@@ -18,7 +22,7 @@ import (
 type side struct {
 	mu      sync.Mutex
 	nc      net.Conn
-	bw      *bufio.Writer
+	bw      *bufio.Writer // from writerPool while there is something to write; nil when idle
 	buf     []byte
 	version packet.Version
 	max     uint32 // the peer's MQTT 5 Maximum Packet Size; 0: none
@@ -28,7 +32,7 @@ type side struct {
 }
 
 func newSide(nc net.Conn, timeout time.Duration) *side {
-	return &side{nc: nc, bw: bufio.NewWriterSize(nc, 4096), timeout: timeout}
+	return &side{nc: nc, timeout: timeout}
 }
 
 func (w *side) setVersion(v packet.Version) {
@@ -69,9 +73,13 @@ func (w *side) writeLocked(p packet.Packet, flush bool) error {
 	if _, ok := p.(*packet.Connack); ok {
 		w.connack = true
 	}
+	if w.bw == nil {
+		w.bw = writerPool.Get().(*bufio.Writer)
+		w.bw.Reset(w.nc)
+	}
 	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 	if _, err = w.bw.Write(b); err == nil && flush {
-		err = w.bw.Flush()
+		err = w.flushLocked()
 	}
 	if err != nil {
 		w.err = err
@@ -79,15 +87,26 @@ func (w *side) writeLocked(p packet.Packet, flush bool) error {
 	return err
 }
 
+// flushLocked writes the buffer out and gives it back to the pool.
+func (w *side) flushLocked() error {
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	w.bw.Reset(nil)
+	writerPool.Put(w.bw)
+	w.bw = nil
+	return nil
+}
+
 // flush writes out what is buffered.
 func (w *side) flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil || w.bw.Buffered() == 0 {
+	if w.err != nil || w.bw == nil {
 		return w.err
 	}
 	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
-	if err := w.bw.Flush(); err != nil {
+	if err := w.flushLocked(); err != nil {
 		w.err = err
 	}
 	return w.err
