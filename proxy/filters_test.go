@@ -191,6 +191,8 @@ func TestRateLimitDisconnect(t *testing.T) {
 			}
 		})
 	}
+	eventually(t, "2 PUBLISHes upstream, one per client", func() bool { return len(e.upstreamTopics()) == 2 })
+	time.Sleep(50 * time.Millisecond)
 	if n := len(e.upstreamTopics()); n != 2 {
 		t.Fatalf("upstream got %d PUBLISHes, want 2 (one per client)", n)
 	}

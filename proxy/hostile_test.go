@@ -195,7 +195,7 @@ var badUTF8 = []string{"ok/\xed\xa0\x80", "ok/\xc0\xaf", "ok/\x80", "ok/\x00"}
 // closes the connection; the proxy does not even dial the upstream.
 func TestHostileBeforeConnect(t *testing.T) {
 	e := newHostileEnv(t)
-	connects := len(e.tap.Packets(mqtttest.ClientToServer))
+	const setup = 5 // the healthy clients' 3 CONNECTs and 2 SUBSCRIBEs
 	cases := map[string][]byte{
 		"PUBLISH":                  mustEncode(t, &packet.Publish{Topic: "ok/pre", QoS: 1, PacketID: 1}, packet.V311),
 		"SUBSCRIBE":                mustEncode(t, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "#"}}}, packet.V311),
@@ -236,10 +236,10 @@ func TestHostileBeforeConnect(t *testing.T) {
 	})
 	e.check()
 	// The check's 3 PUBLISHes and 3+3 PUBACKs, nothing else.
-	eventually(t, "9 packets upstream", func() bool { return len(e.tap.Packets(mqtttest.ClientToServer))-connects == 9 })
+	eventually(t, "9 packets upstream", func() bool { return len(e.tap.Packets(mqtttest.ClientToServer))-setup >= 9 })
 	time.Sleep(50 * time.Millisecond)
-	if n := len(e.tap.Packets(mqtttest.ClientToServer)); n-connects != 9 {
-		t.Fatalf("the upstream got %d packets during the attacks, want 9", n-connects)
+	if n := len(e.tap.Packets(mqtttest.ClientToServer)); n-setup != 9 {
+		t.Fatalf("the upstream got %d packets besides the healthy clients' set-up, want 9: %v", n-setup, e.tap.Packets(mqtttest.ClientToServer))
 	}
 }
 

@@ -28,6 +28,7 @@ func TestPassThrough(t *testing.T) {
 			}
 		})
 	}
+	eventually(t, "9 PUBLISHes upstream", func() bool { return len(e.upstreamTopics()) >= 9 })
 	if n := len(e.upstreamTopics()); n != 9 {
 		t.Fatalf("upstream got %d PUBLISHes, want 9", n)
 	}

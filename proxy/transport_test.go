@@ -54,14 +54,23 @@ func TestTermination(t *testing.T) {
 	urls := []string{"tls://" + ltls.Addr().String(), "ws://" + lws.Addr().String() + "/mqtt", "wss://" + lwss.Addr().String() + "/mqtt"}
 	sub := mqtttest.Connect(t, client.Config{Servers: []string{b.URL}, ClientID: "direct-sub"})
 	ch := collect(t, sub, "term/#", 1)
-	for _, u := range urls {
+	for i, u := range urls {
 		for _, v := range []packet.Version{packet.V311, packet.V5} {
-			c := mqtttest.Connect(t, client.Config{Servers: []string{u}, ClientID: "term-" + v.String(), Version: v,
+			c := mqtttest.Connect(t, client.Config{Servers: []string{u}, ClientID: fmt.Sprintf("term-%d-%s", i, v), Version: v,
 				TLS: pki.ClientConfig(cert), CleanStart: true})
 			publish(t, c, "term/"+v.String(), u, 1)
 			expectMsg(t, ch, "term/"+v.String(), u)
 		}
 	}
+	connects := func() (n int) {
+		for _, p := range tap.Packets(mqtttest.ClientToServer) {
+			if _, ok := p.(*packet.Connect); ok {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "6 CONNECTs upstream", func() bool { return connects() >= 6 })
 	n := 0
 	for _, p := range tap.Packets(mqtttest.ClientToServer) {
 		if cp, ok := p.(*packet.Connect); ok {

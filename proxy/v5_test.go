@@ -120,13 +120,16 @@ func TestEnhancedAuth(t *testing.T) {
 	if _, err := bad.Connect(ctxT(t)); !errors.As(err, &ce) {
 		t.Fatalf("wrong password: %v, want a ConnectError", err)
 	}
-	auths := 0
-	for _, p := range e.tap.Packets(mqtttest.ClientToServer) {
-		if p.Type() == packet.AUTH {
-			auths++
+	auths := func() (n int) {
+		for _, p := range e.tap.Packets(mqtttest.ClientToServer) {
+			if p.Type() == packet.AUTH {
+				n++
+			}
 		}
+		return n
 	}
-	if auths < 3 { // the first exchange, the re-authentication, the bad one
+	eventually(t, "AUTH packets upstream", func() bool { return auths() >= 3 })
+	if auths := auths(); auths < 3 { // the first exchange, the re-authentication, the bad one
 		t.Fatalf("the upstream got %d AUTH packets", auths)
 	}
 }
