@@ -406,7 +406,7 @@ func (c *Conn) end(kind endKind, code packet.ReasonCode, reason string) {
 					if v != packet.V5 { // [v3 MQTT-3.2.2-4] [v3 MQTT-3.2.2-5]
 						return &packet.Connack{ReasonCode: v3Connack(code)}
 					}
-					return &packet.Connack{ReasonCode: connackCodes.pick(code, packet.UnspecifiedError)} // [v5 MQTT-3.2.2-6]
+					return &packet.Connack{ReasonCode: connackCodes.pick(code, packet.UnspecifiedError)} // [v5 MQTT-3.2.2-6] [v5 MQTT-3.2.2-8], then closed [v5 MQTT-3.2.2-7]
 				}
 				if v != packet.V5 {
 					return nil
@@ -640,7 +640,7 @@ func (c *Conn) dropUp(p packet.Packet, code packet.ReasonCode) bool {
 	switch p := p.(type) {
 	case *packet.Publish:
 		switch p.QoS {
-		case 1: // the PUBACK ends the exchange [v5 MQTT-4.3.2-5] [v3 MQTT-4.3.2-2]
+		case 1: // the PUBACK ends the exchange [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
 			return c.answer(c.cw, &packet.Puback{PacketID: p.PacketID, ReasonCode: pubackCodes.pick(code, packet.UnspecifiedError)})
 		case 2: // PUBREC [v5 MQTT-4.3.3-8] [v3 MQTT-4.3.3-2]
 			rc := pubackCodes.pick(code, packet.UnspecifiedError)
@@ -683,7 +683,7 @@ func (c *Conn) dropUp(p packet.Packet, code packet.ReasonCode) bool {
 func (c *Conn) dropDown(p packet.Packet, code packet.ReasonCode) bool {
 	if p, ok := p.(*packet.Publish); ok {
 		switch p.QoS {
-		case 1: // [v5 MQTT-4.3.2-5] [v3 MQTT-4.3.2-2]
+		case 1: // [v5 MQTT-4.3.2-4] [v3 MQTT-4.3.2-2]
 			return c.answer(c.uw, &packet.Puback{PacketID: p.PacketID, ReasonCode: pubackCodes.pick(code, packet.UnspecifiedError)})
 		case 2: // [v5 MQTT-4.3.3-8] [v3 MQTT-4.3.3-2]
 			rc := pubackCodes.pick(code, packet.UnspecifiedError)
