@@ -176,8 +176,19 @@ func (c *Conn) handshake() bool {
 	c.cr.MaxPacketSize = s.maxPacket()
 	p, err := c.cr.ReadPacket()
 	if err != nil {
-		// A CONNECT that does not conform closes the connection without
-		// a CONNACK [v5 MQTT-3.1.4-1] [v3 MQTT-3.1.4-1].
+		var pe *packet.ProtocolError
+		if !errors.Is(err, packet.ErrProtocolName) && errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion {
+			// An MQTT CONNECT of a level the proxy does not speak gets
+			// return code 1 [v3 MQTT-3.1.2-2] (0x84 is optional in 5.0
+			// [v5 MQTT-3.1.2-2]); the level is unknown, so the 3.1.1 form
+			// is sent, which every client can read.
+			c.cw.setVersion(packet.V311)
+			c.cw.last(func(bool) packet.Packet {
+				return &packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion}
+			})
+		}
+		// Any other CONNECT that does not conform closes the connection
+		// without a CONNACK [v5 MQTT-3.1.4-1] [v3 MQTT-3.1.4-1].
 		c.log.Debug("proxy: no valid CONNECT", "err", err)
 		return false
 	}
@@ -210,6 +221,10 @@ func (c *Conn) handshake() bool {
 	cp, ok = q.(*packet.Connect)
 	if !ok {
 		c.end(endClient, packet.ImplementationSpecificError, "a filter replaced the CONNECT by "+q.Type().String())
+		return false
+	}
+	if _, err := packet.Encode(cp, cp.Version); err != nil {
+		c.end(endClient, packet.ImplementationSpecificError, "a filter made the CONNECT unencodable: "+err.Error())
 		return false
 	}
 	max := s.maxPacket()
@@ -263,6 +278,9 @@ func (c *Conn) handshake() bool {
 		return nil
 	})
 	if err != nil {
+		if c.ctx.Err() != nil {
+			return false // ended meanwhile (Shutdown)
+		}
 		c.log.Warn("proxy: no upstream", "err", err)
 		c.end(endUpstream, packet.ServerUnavailable, "no upstream reachable")
 		return false

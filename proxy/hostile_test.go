@@ -8,6 +8,7 @@ package proxy_test
 // clients behind it must not notice.
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -384,4 +385,22 @@ func TestHostileUpstream(t *testing.T) {
 		})
 	}
 	eventually(t, "no connection left", func() bool { return px.Server.Conns() == 0 })
+}
+
+// TestUnsupportedLevel: a CONNECT of protocol level 6 gets CONNACK
+// return code 1 [v3 MQTT-3.1.2-2] and nothing is dialed.
+func TestUnsupportedLevel(t *testing.T) {
+	e := newEnv(t, nil)
+	nc, err := net.Dial("tcp", e.proxy.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	writeRaw(nc, rawPkt(0x10, rawStr("MQTT"), []byte{6, 0x02}, rawU16(0), rawStr("c")))
+	if got := readUntilClosed(t, nc, 5*time.Second); !bytes.Equal(got, []byte{0x20, 0x02, 0x00, 0x01}) {
+		t.Fatalf("got % x, want CONNACK return code 1", got)
+	}
+	if n := len(e.tap.Packets(mqtttest.ClientToServer)); n != 0 {
+		t.Fatalf("the upstream got %d packets", n)
+	}
 }
