@@ -40,6 +40,12 @@
 // others are forwarded and the proxy merges its failure codes into the
 // upstream's SUBACK, in the SUBSCRIBE's order.
 //
+// The proxy's own answers last as long as the connection: after the
+// client reconnects, a PUBREL for a QoS 2 message the proxy dropped goes
+// to the broker, which completes it (MQTT 5: PUBCOMP 0x92 Packet
+// Identifier not found), and a QoS 1 or 2 message sent again is filtered
+// again.
+//
 // # Upstreams
 //
 // Server.Upstreams lists brokers; each new client connection goes to the
