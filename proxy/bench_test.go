@@ -3,8 +3,8 @@ package proxy_test
 import (
 	"bufio"
 	"fmt"
-	"runtime"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
