@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -125,3 +126,5 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func name(v packet.Version, s string) string { return fmt.Sprintf("%s/%s", v, s) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
