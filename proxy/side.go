@@ -27,8 +27,9 @@ type side struct {
 	version packet.Version
 	max     uint32 // the peer's MQTT 5 Maximum Packet Size; 0: none
 	timeout time.Duration
-	err     error // sticky write error
-	connack bool  // a CONNACK has been written (client side)
+	armed   time.Time // when the write deadline was last set
+	err     error     // sticky write error
+	connack bool      // a CONNACK has been written (client side)
 }
 
 func newSide(nc net.Conn, timeout time.Duration) *side {
@@ -77,7 +78,7 @@ func (w *side) writeLocked(p packet.Packet, flush bool) error {
 		w.bw = writerPool.Get().(*bufio.Writer)
 		w.bw.Reset(w.nc)
 	}
-	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.arm()
 	if _, err = w.bw.Write(b); err == nil && flush {
 		err = w.flushLocked()
 	}
@@ -85,6 +86,18 @@ func (w *side) writeLocked(p packet.Packet, flush bool) error {
 		w.err = err
 	}
 	return err
+}
+
+// arm sets the write deadline to WriteTimeout from now, but at most
+// every quarter of it for long timeouts: a write then has between three
+// quarters of the timeout and all of it, and a busy connection does not
+// reset its timer for every packet.
+func (w *side) arm() {
+	now := time.Now()
+	if w.timeout < 4*time.Second || now.Sub(w.armed) > w.timeout/4 {
+		w.nc.SetWriteDeadline(now.Add(w.timeout))
+		w.armed = now
+	}
 }
 
 // flushLocked writes the buffer out and gives it back to the pool.
@@ -105,7 +118,7 @@ func (w *side) flush() error {
 	if w.err != nil || w.bw == nil {
 		return w.err
 	}
-	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.arm()
 	if err := w.flushLocked(); err != nil {
 		w.err = err
 	}
