@@ -281,3 +281,44 @@ func TestCustomFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestDropSuccessV5: a filter that swallows MQTT 5 messages with a
+// non-error code (0x10 No matching subscribers): the QoS 2 exchange goes
+// on to PUBREL and PUBCOMP, answered by the proxy.
+func TestDropSuccessV5(t *testing.T) {
+	quiet := proxy.FilterFunc(func(_ context.Context, _ *proxy.Conn, d proxy.Direction, p packet.Packet) proxy.Verdict {
+		if pub, ok := p.(*packet.Publish); ok && d == proxy.Up && strings.HasPrefix(pub.Topic, "quiet/") {
+			return proxy.DropWith(packet.NoMatchingSubscribers, "quiet")
+		}
+		return proxy.Forward
+	})
+	e := newEnv(t, nil, quiet)
+	c := e.raw(t, "quiet", packet.V5)
+	c.Send(&packet.Publish{Topic: "quiet/1", QoS: 1, PacketID: 1})
+	if ack := mqtttest.Expect[*packet.Puback](c); ack.ReasonCode != packet.NoMatchingSubscribers {
+		t.Fatalf("got %v, want PUBACK 0x10", ack)
+	}
+	c.Send(&packet.Publish{Topic: "quiet/2", QoS: 2, PacketID: 2})
+	if rec := mqtttest.Expect[*packet.Pubrec](c); rec.ReasonCode != packet.NoMatchingSubscribers {
+		t.Fatalf("got %v, want PUBREC 0x10", rec)
+	}
+	c.Send(&packet.Pubrel{PacketID: 2})
+	if comp := mqtttest.Expect[*packet.Pubcomp](c); comp.PacketID != 2 || comp.ReasonCode != 0 {
+		t.Fatalf("got %v, want PUBCOMP 2", comp)
+	}
+	if ts := e.upstreamTopics(); len(ts) != 0 {
+		t.Fatalf("upstream got %v", ts)
+	}
+}
+
+// TestValidateFilters: Server.Validate runs the filters' own checks.
+func TestValidateFilters(t *testing.T) {
+	s := &proxy.Server{Upstreams: []string{"tcp://127.0.0.1:1883"},
+		Filters: []proxy.Filter{&proxy.TopicFilter{Up: proxy.Rules{Deny: []string{"a/#/b"}}}}}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "Filters[0]") {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := (&proxy.Server{}).Validate(); err == nil || !strings.Contains(err.Error(), "Upstreams") {
+		t.Fatalf("Validate of the zero Server: %v", err)
+	}
+}

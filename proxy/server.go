@@ -82,7 +82,8 @@ type Server struct {
 	preferred atomic.Int32 // index of the upstream that answered last
 }
 
-// Validate reports the first field that makes the Server unusable.
+// Validate reports the first field that makes the Server unusable,
+// including a filter whose own Validate method fails.
 func (s *Server) Validate() error {
 	if len(s.Upstreams) == 0 {
 		return errors.New("proxy: Upstreams is empty: give at least one broker URL such as tcp://127.0.0.1:1883")
@@ -98,6 +99,11 @@ func (s *Server) Validate() error {
 	for i, f := range s.Filters {
 		if f == nil {
 			return fmt.Errorf("proxy: Filters[%d] is nil", i)
+		}
+		if v, ok := f.(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				return fmt.Errorf("proxy: Filters[%d] (%T): %w", i, f, err)
+			}
 		}
 	}
 	return nil
