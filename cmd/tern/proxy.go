@@ -160,7 +160,7 @@ Signals: SIGINT and SIGTERM shut down (MQTT 5 clients are told 0x8B).`,
 	fl.BoolVar(&o.exampleConfig, "example-config", false, "print a configuration file with every key and exit")
 	fl.StringArrayVarP(&o.listen, "listen", "l", nil, "listener `URL` (repeatable; replaces the file's): tcp://, tls://, ws://, wss://, unix:// [listen]")
 	fl.StringArrayVarP(&o.upstreams, "upstream", "u", nil, "upstream broker `URL` (repeatable, the first preferred; replaces the file's) [upstreams]")
-	fl.StringVar(&o.logLevel, "log-level", "", "`LEVEL`: debug, info, warn or error [log_level]")
+	fl.StringVar(&o.logLevel, "log-level", "", "log `LEVEL`: debug, info, warn or error [log_level]")
 	return cmd
 }
 
