@@ -3,9 +3,15 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/message"
 
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
@@ -145,4 +151,59 @@ func TestClientDisconnect(t *testing.T) {
 		}
 	}
 	watcher.NoPacket(100 * time.Millisecond)
+}
+
+// TestManyClients: 20 publishers of every version send 50 QoS 1 and 2
+// messages each at once through the proxy, with denied ones mixed in;
+// one subscriber gets every allowed message.
+func TestManyClients(t *testing.T) {
+	e := newEnv(t, &broker.Server{SysInterval: -1, MaxQueuedMessages: 10000},
+		&proxy.TopicFilter{Up: proxy.Rules{Deny: []string{"many/denied/#"}}})
+	sub := e.connect(t, "many-sub", packet.V5)
+	ch := make(chan string, 2000)
+	if _, err := sub.Subscribe(ctxT(t), "many/#", 2, func(m *client.Message) { ch <- string(m.Payload) }); err != nil {
+		t.Fatal(err)
+	}
+	const pubs, each = 20, 50
+	var wg sync.WaitGroup
+	errc := make(chan error, pubs)
+	for i := range pubs {
+		c := e.connect(t, fmt.Sprintf("many-%d", i), versions[i%3])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				topic := "many/ok"
+				if j%5 == 0 {
+					topic = "many/denied/x"
+				}
+				_, err := c.Publish(ctxT(t), &message.Message{Topic: topic, Payload: []byte(fmt.Sprintf("%d-%d", i, j)), QoS: byte(1 + j%2)})
+				if err != nil && topic == "many/ok" {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < pubs*each*4/5 {
+		select {
+		case p := <-ch:
+			got[p] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d of %d messages", len(got), pubs*each*4/5)
+		}
+	}
+	for p := range got {
+		var i, j int
+		fmt.Sscanf(p, "%d-%d", &i, &j)
+		if j%5 == 0 {
+			t.Fatalf("a denied message arrived: %s", p)
+		}
+	}
 }
