@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -133,9 +134,13 @@ func (w *side) last(build func(connack bool) packet.Packet) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p := build(w.connack)
-	if p == nil || w.err != nil {
-		return
+	if p != nil && w.err == nil {
+		w.timeout = 2 * time.Second
+		w.writeLocked(p, true)
 	}
-	w.timeout = 2 * time.Second
-	w.writeLocked(p, true)
+	if w.err == nil {
+		w.err = errEnded // nothing may follow the last packet
+	}
 }
+
+var errEnded = errors.New("proxy: connection ended")
