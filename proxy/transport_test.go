@@ -173,3 +173,66 @@ func TestUpstreamTransports(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverSilentUpstream: an upstream that accepts connections but
+// never answers the CONNECT is skipped after ConnectTimeout.
+func TestFailoverSilentUpstream(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			nc, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, nc) // read nothing, answer nothing
+		}
+	}()
+	t.Cleanup(func() {
+		silent.Close()
+		<-done
+		for _, nc := range held {
+			nc.Close()
+		}
+	})
+	b := mqtttest.StartBroker(t)
+	px := mqtttest.StartProxy(t, &proxy.Server{Upstreams: []string{"tcp://" + silent.Addr().String(), b.URL},
+		ConnectTimeout: 300 * time.Millisecond}, nil)
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		c := mqtttest.DialRaw(t, px.Addr, v)
+		c.Connect(&packet.Connect{ClientID: "past-silent-" + v.String(), CleanStart: true})
+	}
+	if n := b.Server.Stats().ClientsConnected; n != 2 {
+		t.Fatalf("the broker has %d clients, want 2", n)
+	}
+}
+
+// TestSlowReader: a client that stops reading while the broker floods it
+// is disconnected after WriteTimeout; the proxy holds no queue for it, and
+// other clients go on.
+func TestSlowReader(t *testing.T) {
+	b := mqtttest.StartBroker(t)
+	px := mqtttest.StartProxy(t, &proxy.Server{Upstreams: []string{b.URL}, WriteTimeout: 500 * time.Millisecond}, nil)
+	slow := mqtttest.DialRaw(t, px.Addr, packet.V311)
+	slow.Connect(&packet.Connect{ClientID: "slow", CleanStart: true})
+	slow.Subscribe(1, "flood/#", 0)
+	healthy := mqtttest.DialRaw(t, px.Addr, packet.V5)
+	healthy.Connect(&packet.Connect{ClientID: "healthy", CleanStart: true})
+	healthy.Subscribe(1, "ok", 0)
+	payload := make([]byte, 32<<10)
+	eventually(t, "the slow client cut off", func() bool {
+		for range 50 {
+			b.Server.Publish("flood/x", payload, 0, false)
+		}
+		return px.Server.Conns() == 1
+	})
+	b.Server.Publish("ok", []byte("still here"), 0, false)
+	if p := healthy.ExpectPublish(); string(p.Payload) != "still here" {
+		t.Fatalf("healthy client got %v", p)
+	}
+}
