@@ -34,8 +34,23 @@ type hostileEnv struct {
 
 func newHostileEnv(t *testing.T) *hostileEnv {
 	t.Helper()
-	e := &hostileEnv{t: t, env: newEnvP(t, &broker.Server{SysInterval: -1},
-		&proxy.Server{MaxPacketSize: 1024, ConnectTimeout: 500 * time.Millisecond})}
+	return newHostileEnvOn(t, "")
+}
+
+// newHostileEnvOn is newHostileEnv with the upstream at addr: "" for a
+// Tern broker of its own.
+func newHostileEnvOn(t *testing.T, addr string) *hostileEnv {
+	t.Helper()
+	ps := &proxy.Server{MaxPacketSize: 1024, ConnectTimeout: 500 * time.Millisecond}
+	var e *hostileEnv
+	if addr == "" {
+		e = &hostileEnv{t: t, env: newEnvP(t, &broker.Server{SysInterval: -1}, ps)}
+	} else {
+		en := &env{tap: mqtttest.StartTap(t, addr)}
+		ps.Upstreams = []string{en.tap.URL}
+		en.proxy = mqtttest.StartProxy(t, ps, nil)
+		e = &hostileEnv{t: t, env: en}
+	}
 	for _, v := range []packet.Version{packet.V311, packet.V5} {
 		by := mqtttest.DialRaw(t, e.proxy.Addr, v)
 		by.Connect(&packet.Connect{ClientID: "bystander-" + v.String(), CleanStart: true})
@@ -309,26 +324,33 @@ func TestHostileAfterConnect(t *testing.T) {
 				b: func(v packet.Version) []byte { return rawPublish(v, 0x02, "ok/up", 5, rawUserProp("k", bad), "x") }},
 		)
 	}
-	for _, v := range []packet.Version{packet.V311, packet.V5} {
-		t.Run(v.String(), func(t *testing.T) {
-			e := newHostileEnv(t)
-			for _, c := range cases {
-				if c.v5only && v != packet.V5 {
-					continue
+	upstreams := []string{"tern", "mosquitto"}
+	for _, upName := range upstreams {
+		for _, v := range []packet.Version{packet.V311, packet.V5} {
+			t.Run(upName+"/"+v.String(), func(t *testing.T) {
+				addr := ""
+				if upName == "mosquitto" {
+					addr = mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{}).Addr
 				}
-				t.Run(c.name, func(t *testing.T) {
-					h := e.hostile(v)
-					if err := h.SendBytes(c.b(v)); err != nil {
-						t.Fatal(err)
+				e := newHostileEnvOn(t, addr)
+				for _, c := range cases {
+					if c.v5only && v != packet.V5 {
+						continue
 					}
-					got := h.ExpectClosed()
-					if v == packet.V5 {
-						expectDisconnect(t, got, c.code)
-					}
-					e.check()
-				})
-			}
-		})
+					t.Run(c.name, func(t *testing.T) {
+						h := e.hostile(v)
+						if err := h.SendBytes(c.b(v)); err != nil {
+							t.Fatal(err)
+						}
+						got := h.ExpectClosed()
+						if v == packet.V5 {
+							expectDisconnect(t, got, c.code)
+						}
+						e.check()
+					})
+				}
+			})
+		}
 	}
 }
 
