@@ -85,8 +85,9 @@ type Verdict struct {
 	Reason string
 }
 
-// Forward is the Verdict that passes the packet on unchanged.
-var Forward = Verdict{}
+// Forward returns the Verdict that passes the packet on unchanged (the
+// zero Verdict).
+func Forward() Verdict { return Verdict{} }
 
 // DropWith returns a Verdict that drops the packet; code is the MQTT 5
 // reason code of the proxy's answer to it (see Drop).

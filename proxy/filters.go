@@ -147,7 +147,7 @@ func (f *TopicFilter) Filter(_ context.Context, _ *Conn, d Direction, p packet.P
 			return Verdict{Refused: refused, Reason: "topic filter not allowed"}
 		}
 	}
-	return Forward
+	return Forward()
 }
 
 // Rewrite rewrites the client identifier and the user name of every
@@ -183,7 +183,7 @@ func (r *Rewrite) Validate() error {
 func (r *Rewrite) Filter(_ context.Context, c *Conn, d Direction, p packet.Packet) Verdict {
 	cp, ok := p.(*packet.Connect)
 	if !ok || d != Up {
-		return Forward
+		return Forward()
 	}
 	cn, _ := transport.PeerCommonName(c.NetConn())
 	ip := ""
@@ -202,7 +202,7 @@ func (r *Rewrite) Filter(_ context.Context, c *Conn, d Direction, p packet.Packe
 		// A password needs a user name in 3.1.1 [v3 MQTT-3.1.2-22].
 		cp.UsernameFlag = u != "" || cp.HasPassword()
 	}
-	return Forward
+	return Forward()
 }
 
 // Policy is what RateLimit does with a client over its limit.
@@ -250,7 +250,7 @@ func (r *RateLimit) Validate() error {
 func (r *RateLimit) Filter(ctx context.Context, c *Conn, d Direction, p packet.Packet) Verdict {
 	pub, ok := p.(*packet.Publish)
 	if !ok || d != Up || (r.Messages <= 0 && r.Bytes <= 0) {
-		return Forward
+		return Forward()
 	}
 	clock := r.now
 	if clock == nil {
@@ -306,7 +306,7 @@ func (r *RateLimit) Filter(ctx context.Context, c *Conn, d Direction, p packet.P
 			b.bytes = max(b.bytes+wait*r.Bytes, 0)
 		}
 	}
-	return Forward
+	return Forward()
 }
 
 // sleepCtx waits for d or until ctx ends; false if ctx ended.
@@ -339,10 +339,10 @@ func (l *PacketLog) Filter(ctx context.Context, c *Conn, d Direction, p packet.P
 		log = log.With("conn", c.ID())
 	}
 	if !log.Enabled(ctx, l.Level) {
-		return Forward
+		return Forward()
 	}
 	log.Log(ctx, l.Level, "packet", "dir", d.String(), "packet", describe(p))
-	return Forward
+	return Forward()
 }
 
 // describe renders p for the packet log, without payloads or passwords.

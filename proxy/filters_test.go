@@ -253,7 +253,7 @@ func TestCustomFilter(t *testing.T) {
 	f := proxy.FilterFunc(func(_ context.Context, c *proxy.Conn, d proxy.Direction, p packet.Packet) proxy.Verdict {
 		pub, ok := p.(*packet.Publish)
 		if !ok {
-			return proxy.Forward
+			return proxy.Forward()
 		}
 		if d == proxy.Up && pub.Topic == "admin/reboot" {
 			return proxy.CloseWith(packet.AdministrativeAction, "no reboots from "+c.Connect().ClientID)
@@ -263,7 +263,7 @@ func TestCustomFilter(t *testing.T) {
 			out.Payload = bytes.ToUpper(pub.Payload)
 			return proxy.Verdict{Packet: &out}
 		}
-		return proxy.Forward
+		return proxy.Forward()
 	})
 	e := newEnv(t, nil, f)
 	sub := e.connect(t, "cf-sub", packet.V5)
@@ -290,7 +290,7 @@ func TestDropSuccessV5(t *testing.T) {
 		if pub, ok := p.(*packet.Publish); ok && d == proxy.Up && strings.HasPrefix(pub.Topic, "quiet/") {
 			return proxy.DropWith(packet.NoMatchingSubscribers, "quiet")
 		}
-		return proxy.Forward
+		return proxy.Forward()
 	})
 	e := newEnv(t, nil, quiet)
 	c := e.raw(t, "quiet", packet.V5)
