@@ -19,6 +19,10 @@
 //     break an exchange at every byte; it can also cut or black-hole every
 //     open connection at once and refuse new ones (a server that is down),
 //     and counts the bytes it forwarded each way (Traffic).
+//   - StartProxy runs a Tern MQTT proxy (package proxy) until the test ends;
+//     StartTap is a TCP relay that decodes the MQTT packets it carries, to
+//     check exactly what a server was sent (nothing malformed, nothing
+//     filtered out).
 //   - RawClient speaks MQTT packet by packet, for protocol-level tests.
 //   - StartHTTPProxy and StartSOCKS5 are forward proxies that record what
 //     they were asked to reach, for tests of proxy dialing.

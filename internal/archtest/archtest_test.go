@@ -28,6 +28,7 @@ var layers = map[string][]string{
 	"store/storetest":   {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker suite's reference
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
+	"proxy":             {"packet", "topic", "transport", "message", "session", "store"},                                          // layer 3: the session package brings message and store
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"}, // backplane through broker
 	"cmd/tern":          {"*"},
 	"mqtttest":          {"*"}, // layer 4, the test harness: anything but cmd
