@@ -1,0 +1,84 @@
+package bridge_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/bridge"
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+// Tern ↔ Tern, both directions, QoS 0, 1 and 2, with prefixes.
+func TestTernToTernBothDirections(t *testing.T) {
+	for _, v := range []packet.Version{packet.V5, packet.V311} {
+		t.Run(v.String(), func(t *testing.T) {
+			mqtttest.LeakCheck(t)
+			a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+			b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+			br := startBridge(t, a.Server, bridge.Config{
+				Name: "ab", Remote: b.URL, Version: v, Logger: quietLogger(t),
+				Topics: []bridge.Mapping{
+					{Topic: "up/#", Direction: bridge.Out, QoS: 2, RemotePrefix: "site1/"},
+					{Topic: "down/#", Direction: bridge.In, QoS: 2, RemotePrefix: "site1/", LocalPrefix: "cloud/"},
+				},
+			})
+			waitConnected(t, br)
+			onB := subscribe(t, b.URL, "site1/up/#", 2, packet.V5)
+			onA := subscribe(t, a.URL, "cloud/down/#", 2, packet.V5)
+			pa, pb := publisher(t, a.URL, packet.V5), publisher(t, b.URL, packet.V5)
+			const n = 30
+			for qos := byte(0); qos <= 2; qos++ {
+				for i := range n {
+					publish(t, pa, fmt.Sprintf("up/q%d/x", qos), fmt.Sprintf("a%d-%d", qos, i), qos)
+					publish(t, pb, fmt.Sprintf("site1/down/q%d", qos), fmt.Sprintf("b%d-%d", qos, i), qos)
+				}
+			}
+			waitUntil(t, "messages on B", func() bool { return onB.count() >= 3*n })
+			waitUntil(t, "messages on A", func() bool { return onA.count() >= 3*n })
+			for qos := range 3 {
+				checkPayloads(t, onB.payloads(), fmt.Sprintf("a%d-", qos), n, true)
+				checkPayloads(t, onA.payloads(), fmt.Sprintf("b%d-", qos), n, true)
+			}
+			if ts := onB.topics(); ts[0] != "site1/up/q0/x" {
+				t.Errorf("topic on B %q, want site1/up/q0/x", ts[0])
+			}
+			if ts := onA.topics(); ts[0] != "cloud/down/q0" {
+				t.Errorf("topic on A %q, want cloud/down/q0", ts[0])
+			}
+			st := br.Status()
+			if st.In != 3*n || st.Out != 3*n || st.Dropped != 0 {
+				t.Errorf("status %+v, want in %d out %d dropped 0", st, 3*n, 3*n)
+			}
+		})
+	}
+}
+
+// The bridge's state and counters are published under $SYS.
+func TestSysTopics(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	b := mqtttest.StartBroker(t)
+	br := startBridge(t, a.Server, bridge.Config{
+		Name: "sys", Remote: b.URL, SysInterval: 50 * time.Millisecond, Logger: quietLogger(t),
+		Topics: []bridge.Mapping{{Topic: "t/#", QoS: 1}},
+	})
+	waitConnected(t, br)
+	sys := subscribe(t, a.URL, "$SYS/broker/bridges/sys/#", 0, packet.V5)
+	publish(t, publisher(t, a.URL, packet.V5), "t/1", "x", 1)
+	last := func(topic string) string {
+		sys.mu.Lock()
+		defer sys.mu.Unlock()
+		v := ""
+		for _, m := range sys.msgs {
+			if m.Topic == topic {
+				v = string(m.Payload)
+			}
+		}
+		return v
+	}
+	waitUntil(t, "state connected", func() bool { return last("$SYS/broker/bridges/sys/state") == "connected" })
+	waitUntil(t, "out counter 1", func() bool { return last("$SYS/broker/bridges/sys/messages/out") == "1" })
+}
