@@ -2,10 +2,10 @@ package bridge_test
 
 import (
 	"bytes"
-	"log/slog"
-	"os"
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,8 +16,8 @@ import (
 	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
-	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/store/disk"
 )

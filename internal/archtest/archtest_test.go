@@ -28,7 +28,7 @@ var layers = map[string][]string{
 	"store/storetest":   {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker suite's reference
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
-	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"}, // backplane through broker
+	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"},                                         // backplane through broker
 	"bridge":            {"broker", "client", "packet", "topic", "transport", "message", "session", "store", "store/memory", "store/disk", "backplane", "internal/scram"}, // layer 3½: a broker's client of another broker
 	"cmd/tern":          {"*"},
 	"mqtttest":          {"*"}, // layer 4, the test harness: anything but cmd
