@@ -1,0 +1,101 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/bridge"
+	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+// persistentSub connects a client with a persistent session to url and
+// subscribes it; it reconnects by itself across a restart of the broker.
+func persistentSub(t *testing.T, url, id, filter string, qos byte) *collector {
+	t.Helper()
+	col := &collector{}
+	c := mqtttest.Connect(t, client.Config{Servers: []string{url}, ClientID: id, SessionExpiry: 0xFFFFFFFF,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, OnMessage: col.handle})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := c.Subscribe(ctx, filter, qos, col.handle); err != nil {
+		t.Fatal(err)
+	}
+	return col
+}
+
+// publishBurst publishes n messages without waiting and returns their
+// tokens.
+func publishBurst(c *client.Client, topicName, prefix string, from, n int, qos byte) []*client.Token {
+	var toks []*client.Token
+	for i := from; i < from+n; i++ {
+		toks = append(toks, c.PublishAsync(&message.Message{Topic: topicName, Payload: []byte(fmt.Sprintf("%s%d", prefix, i)), QoS: qos}))
+	}
+	return toks
+}
+
+func waitTokens(t *testing.T, toks []*client.Token) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	for i, tok := range toks {
+		if _, err := tok.Wait(ctx); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+}
+
+// The remote, a Tern broker with a durable store, is shut down while the
+// bridge carries messages both ways, stays down while more are published
+// locally, and comes back on its data directory: every message published
+// and acknowledged arrives, QoS 2 exactly once.
+func TestTernRemoteRestart(t *testing.T) {
+	for _, tc := range []struct {
+		v   packet.Version
+		qos byte
+	}{{packet.V5, 1}, {packet.V5, 2}, {packet.V311, 1}, {packet.V311, 2}} {
+		t.Run(fmt.Sprintf("%v-qos%d", tc.v, tc.qos), func(t *testing.T) {
+			mqtttest.LeakCheck(t)
+			a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+			remote := startTernNode(t)
+			br := startBridge(t, a.Server, bridge.Config{Name: "r", Remote: remote.url(), Version: tc.v, Logger: quietLogger(t),
+				Topics: []bridge.Mapping{
+					{Topic: "out/#", Direction: bridge.Out, QoS: tc.qos},
+					{Topic: "in/#", Direction: bridge.In, QoS: tc.qos},
+				}})
+			waitConnected(t, br)
+			onRemote := persistentSub(t, remote.url(), "sub-remote", "out/#", tc.qos)
+			onLocal := subscribe(t, a.URL, "in/#", tc.qos, packet.V5)
+			pa := publisher(t, a.URL, packet.V5)
+			pr := mqtttest.Connect(t, client.Config{Servers: []string{remote.url()}, ClientID: "pub-remote", SessionExpiry: 0xFFFFFFFF,
+				BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+
+			const n = 100
+			// Mid-flow: a burst each way, and the remote goes down under it.
+			toks := publishBurst(pa, "out/x", "o", 0, n, tc.qos)
+			rtoks := publishBurst(pr, "in/x", "i", 0, n, tc.qos)
+			waitTokens(t, toks)
+			remote.stop()
+			waitUntil(t, "the bridge to see the remote gone", func() bool { return !br.Status().Connected })
+			// Published locally while the remote is down.
+			waitTokens(t, publishBurst(pa, "out/x", "o", n, n, tc.qos))
+			remote.start()
+			waitConnected(t, br)
+			waitTokens(t, rtoks)
+			waitTokens(t, publishBurst(pa, "out/x", "o", 2*n, n, tc.qos))
+			waitTokens(t, publishBurst(pr, "in/x", "i", n, n, tc.qos))
+
+			waitUntil(t, "every message on the remote", func() bool { return len(onRemote.payloads()) >= 3*n })
+			waitUntil(t, "every message on the local broker", func() bool { return len(onLocal.payloads()) >= 2*n })
+			time.Sleep(200 * time.Millisecond) // duplicates, if any, have time to arrive
+			checkPayloads(t, onRemote.payloads(), "o", 3*n, tc.qos == 2)
+			checkPayloads(t, onLocal.payloads(), "i", 2*n, tc.qos == 2)
+			t.Logf("status %+v; remote subscriber got %d for %d, local %d for %d", br.Status(), onRemote.count(), 3*n, onLocal.count(), 2*n)
+		})
+	}
+}
