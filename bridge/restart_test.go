@@ -80,6 +80,8 @@ func TestTernRemoteRestart(t *testing.T) {
 			toks := publishBurst(pa, "out/x", "o", 0, n, tc.qos)
 			rtoks := publishBurst(pr, "in/x", "i", 0, n, tc.qos)
 			waitTokens(t, toks)
+			waitUntil(t, "the flow to start both ways", func() bool { return onRemote.count() >= 10 && onLocal.count() >= 10 })
+			t.Logf("stopping the remote with %d of %d out and %d of %d in delivered", onRemote.count(), n, onLocal.count(), n)
 			remote.stop()
 			waitUntil(t, "the bridge to see the remote gone", func() bool { return !br.Status().Connected })
 			// Published locally while the remote is down.
