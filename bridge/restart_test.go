@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -100,4 +101,48 @@ func TestTernRemoteRestart(t *testing.T) {
 			t.Logf("status %+v; remote subscriber got %d for %d, local %d for %d", br.Status(), onRemote.count(), 3*n, onLocal.count(), 2*n)
 		})
 	}
+}
+
+// The local broker, durable, restarts with its bridge (Config.Dir in its
+// data directory) while the remote is down: the messages published
+// locally before the restart, queued in the bridge's session, reach the
+// remote when it comes back.
+func TestLocalRestartWithDir(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	remote := startTernNode(t)
+	onRemote := persistentSub(t, remote.url(), "sub-remote", "out/#", 2)
+	local := startTernNode(t)
+	cfg := bridge.Config{Name: "durable", Remote: remote.url(), Dir: filepath.Join(local.dir, "bridges", "durable"), Logger: quietLogger(t),
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Topics: []bridge.Mapping{{Topic: "out/#", QoS: 2}}}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	br, err := bridge.Start(ctx, local.srv, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, br)
+	pub := mqtttest.Connect(t, client.Config{Servers: []string{local.url()}, ClientID: "pub-local", SessionExpiry: 0xFFFFFFFF,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	const n = 50
+	waitTokens(t, publishBurst(pub, "out/x", "o", 0, n, 2))
+	waitUntil(t, "the first messages on the remote", func() bool { return onRemote.count() >= n })
+	remote.stop()
+	waitUntil(t, "the bridge to see the remote gone", func() bool { return !br.Status().Connected })
+	waitTokens(t, publishBurst(pub, "out/x", "o", n, n, 2))
+	if err := br.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	local.stop()
+	local.start()
+	br, err = bridge.Start(ctx, local.srv, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { br.Close(context.Background()) })
+	remote.start()
+	waitConnected(t, br)
+	waitUntil(t, "every message on the remote", func() bool { return len(onRemote.payloads()) >= 2*n })
+	time.Sleep(200 * time.Millisecond)
+	checkPayloads(t, onRemote.payloads(), "o", 2*n, true)
 }
