@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -206,5 +207,26 @@ bridges:
 		case <-ctx.Done():
 			t.Fatalf("no command from the remote\n%s", local)
 		}
+	}
+}
+
+// The example of README.md's section Bridges decodes.
+func TestREADMEBridgesExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Bridges\n")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no section Bridges with a yaml block")
+	}
+	c := newBrokerConfig()
+	if err := c.loadFile(writeFile(t, "tern.yaml", block)); err != nil {
+		t.Fatalf("README.md's bridges example: %v", err)
+	}
+	if len(c.Bridges) != 1 || len(c.Bridges[0].Topics) != 2 {
+		t.Errorf("decoded %+v", c.Bridges)
 	}
 }
