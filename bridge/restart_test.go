@@ -146,3 +146,37 @@ func TestLocalRestartWithDir(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	checkPayloads(t, onRemote.payloads(), "o", 2*n, true)
 }
+
+// While the remote is down, what the bridge has not taken waits in its
+// session on the local broker, bounded by MaxQueuedMessages: beyond it the
+// broker's QueuePolicy drops (here the newest), counted; what was kept
+// arrives when the remote is back, and received + dropped = published.
+func TestQueueBoundWhileRemoteDown(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	remote := startTernNode(t)
+	onRemote := persistentSub(t, remote.url(), "sub-remote", "out/#", 1)
+	remote.stop()
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1, MaxQueuedMessages: 10, MaxInflight: 5}})
+	br := startBridge(t, a.Server, bridge.Config{Name: "bounded", Remote: remote.url(), Logger: quietLogger(t),
+		Topics: []bridge.Mapping{{Topic: "out/#", QoS: 1}}})
+	pub := publisher(t, a.URL, packet.V5)
+	const n = 50
+	waitTokens(t, publishBurst(pub, "out/x", "o", 0, n, 1))
+	waitUntil(t, "drops", func() bool { return a.Server.Stats().DroppedQueueFull > 0 })
+	remote.start()
+	waitConnected(t, br)
+	waitUntil(t, "the kept messages on the remote", func() bool {
+		return uint64(len(onRemote.payloads()))+a.Server.Stats().DroppedQueueFull >= n
+	})
+	time.Sleep(200 * time.Millisecond)
+	got, dropped := onRemote.payloads(), a.Server.Stats().DroppedQueueFull
+	if uint64(len(got))+dropped != n {
+		t.Errorf("%d received + %d dropped, want %d", len(got), dropped, n)
+	}
+	for i := range 5 { // the first ones went into the window before the queue filled
+		if got[fmt.Sprintf("o%d", i)] == 0 {
+			t.Errorf("o%d lost: %v", i, got)
+		}
+	}
+	t.Logf("%d of %d carried, %d dropped by the local broker's full queue", len(got), n, dropped)
+}
