@@ -60,6 +60,8 @@ type Bridge struct {
 	log    *slog.Logger
 	remote *client.Client
 	local  *client.Client
+	// With Config.Dir, the two sides' stores (else nil): see handoverStore.
+	localStore, remoteStore *handoverStore
 	lis    *transport.MemListener
 	echo   *echoTable
 
@@ -137,15 +139,19 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 
 	var localStore, remoteStore store.Session
 	if cfg.Dir != "" {
-		if localStore, err = disk.Open(filepath.Join(cfg.Dir, "local"), disk.Options{Logger: b.log}); err != nil {
+		ls, err := disk.Open(filepath.Join(cfg.Dir, "local"), disk.Options{Sync: cfg.Sync, Logger: b.log})
+		if err != nil {
 			b.cancel()
 			return nil, fmt.Errorf("bridge %q: local session store: %w", cfg.Name, err)
 		}
-		if remoteStore, err = disk.Open(filepath.Join(cfg.Dir, "remote"), disk.Options{Logger: b.log}); err != nil {
-			localStore.Close()
+		rs, err := disk.Open(filepath.Join(cfg.Dir, "remote"), disk.Options{Sync: cfg.Sync, Logger: b.log})
+		if err != nil {
+			ls.Close()
 			b.cancel()
 			return nil, fmt.Errorf("bridge %q: remote session store: %w", cfg.Name, err)
 		}
+		b.localStore, b.remoteStore = newHandoverStore(ls), newHandoverStore(rs)
+		localStore, remoteStore = b.localStore, b.remoteStore
 	}
 
 	// The remote side exists (and queues) before the local side delivers
@@ -455,7 +461,7 @@ func (b *Bridge) fromLocal(m *client.Message) {
 			b.echo.sent(name, m.Payload)
 		}
 	}
-	b.carry(m, b.remote, om, true)
+	b.carry(m, b.remote, om, true, b.localStore)
 }
 
 // fromRemote carries a message of the remote broker to the local one.
@@ -471,19 +477,22 @@ func (b *Bridge) fromRemote(m *client.Message) {
 		return
 	}
 	name := mp.LocalPrefix + strings.TrimPrefix(m.Topic, mp.RemotePrefix)
-	b.carry(m, b.local, b.outgoing(m, name, mp.QoS, true), false)
+	b.carry(m, b.local, b.outgoing(m, name, mp.QoS, true), false, b.remoteStore)
 }
 
 // carry publishes om on c and hands it to ackLoop, which acknowledges src
 // once c's broker acknowledged om. A full queue on c (the remote down for
 // long) holds the handler, and so the source broker's flow, until there is
-// room.
-func (b *Bridge) carry(src *client.Message, c *client.Client, om *message.Message, out bool) {
+// room. from is the store of src's side, told when a QoS 2 src is in c's
+// store (nil without Config.Dir).
+func (b *Bridge) carry(src *client.Message, c *client.Client, om *message.Message, out bool, from *handoverStore) {
 	for {
 		tok := c.PublishAsync(om)
+		accepted := true
 		select {
 		case <-tok.Done():
-			if _, err := tok.Wait(b.ctx); errors.Is(err, client.ErrQueueFull) {
+			_, err := tok.Wait(b.ctx)
+			if errors.Is(err, client.ErrQueueFull) {
 				t := time.NewTimer(50 * time.Millisecond)
 				select {
 				case <-t.C:
@@ -493,7 +502,14 @@ func (b *Bridge) carry(src *client.Message, c *client.Client, om *message.Messag
 					return
 				}
 			}
-		default:
+			accepted = err == nil
+		default: // accepted, and on its way
+		}
+		if accepted && from != nil && src.QoS == 2 && om.QoS > 0 {
+			// om is in c's store now.
+			if err := from.handedOver(src.PacketID); err != nil {
+				b.log.Error("store: recording a QoS 2 message handed over", "err", err)
+			}
 		}
 		acks := b.acksIn
 		if out {

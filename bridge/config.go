@@ -117,6 +117,11 @@ type Config struct {
 	// broker sets it to <data_dir>/bridges/<Name> when its store is
 	// durable. Empty: memory.
 	Dir string
+	// Sync makes the stores of Dir fsync every change (store/disk's
+	// Options.Sync), so that what they hold survives a power loss, not
+	// only a crash of the process. tern broker sets it with store.sync
+	// always.
+	Sync bool
 	// MaxQueued bounds the messages the remote side holds that the remote
 	// has not taken yet (client.Config.MaxQueued). Default 1000. Beyond it
 	// the bridge stops taking messages from the local broker, which then

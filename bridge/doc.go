@@ -39,7 +39,12 @@
 // way. QoS 0 messages taken while the remote is down are dropped and
 // counted (Status.Dropped). With Config.Dir the bridge's two client
 // sessions are kept in store/disk logs, so a restart of the broker with
-// its durable store resumes them too.
+// its durable store resumes them too. The packet identifier of a QoS 2
+// message received is stored only once the message is in the other side's
+// store (see handoverStore): after a restart the source broker's resend of
+// a message not handed over yet is carried, and that of one handed over is
+// acknowledged without carrying it again. Only a crash between the two
+// store writes can carry a QoS 2 message twice.
 //
 // # Loops
 //

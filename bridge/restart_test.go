@@ -112,7 +112,10 @@ func TestLocalRestartWithDir(t *testing.T) {
 	remote := startTernNode(t)
 	onRemote := persistentSub(t, remote.url(), "sub-remote", "out/#", 2)
 	local := startTernNode(t)
-	cfg := bridge.Config{Name: "durable", Remote: remote.url(), Dir: filepath.Join(local.dir, "bridges", "durable"), Logger: quietLogger(t),
+	// MaxQueued 5: while the remote is down, most of the messages the
+	// bridge took from the local broker wait in its subscription, not yet
+	// handed to the remote side when the broker restarts.
+	cfg := bridge.Config{Name: "durable", Remote: remote.url(), Dir: filepath.Join(local.dir, "bridges", "durable"), Logger: quietLogger(t), MaxQueued: 5,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Topics: []bridge.Mapping{{Topic: "out/#", QoS: 2}}}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)

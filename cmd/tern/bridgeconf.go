@@ -276,6 +276,7 @@ func (st *brokerSetup) startBridges(ctx context.Context, dataDir string) ([]*bri
 		}
 		if dataDir != "" {
 			cfg.Dir = filepath.Join(dataDir, "bridges", cfg.Name)
+			cfg.Sync = st.cfg.Store.Sync == "always"
 		}
 		b, err := bridge.Start(ctx, st.srv, cfg)
 		if err != nil {
