@@ -62,8 +62,8 @@ type Bridge struct {
 	local  *client.Client
 	// With Config.Dir, the two sides' stores (else nil): see handoverStore.
 	localStore, remoteStore *handoverStore
-	lis    *transport.MemListener
-	echo   *echoTable
+	lis                     *transport.MemListener
+	echo                    *echoTable
 
 	ctx    context.Context
 	cancel context.CancelFunc
