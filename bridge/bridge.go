@@ -228,6 +228,8 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 	var outFilters []client.Filter
 	for _, m := range cfg.Topics {
 		if m.Direction.out() {
+			// The bridge's own publications (In) do not come back [v5 MQTT-3.8.3-3];
+			// retained ones go out retained [v5 MQTT-3.3.1-13].
 			outFilters = append(outFilters, client.Filter{Topic: m.LocalPrefix + m.Topic, QoS: m.QoS, NoLocal: true, RetainAsPublished: true})
 		}
 	}
@@ -348,6 +350,7 @@ func (b *Bridge) connectLoop() {
 	v5 := b.cfg.Version == packet.V5
 	for _, m := range b.cfg.Topics {
 		if m.Direction.in() {
+			// [v5 MQTT-3.8.3-3] [v5 MQTT-3.3.1-13]; 3.1.1 has neither (the echo table stands in for No Local).
 			inFilters = append(inFilters, client.Filter{Topic: m.RemotePrefix + m.Topic, QoS: m.QoS, NoLocal: v5, RetainAsPublished: v5})
 		}
 	}
@@ -437,6 +440,8 @@ func (b *Bridge) outgoing(m *client.Message, topicName string, qos byte, v5 bool
 		p := m.Properties
 		p.SubscriptionIDs = nil
 		p.TopicAlias = 0
+		// The message's own User Properties, in order, then the marker,
+		// which brokers forward unchanged [v5 MQTT-3.3.2-17] [v5 MQTT-3.3.2-18].
 		p.User = append(append([]packet.UserProperty(nil), p.User...), packet.UserProperty{Key: MarkerKey, Value: b.cfg.Name})
 		out.Properties = p
 	}
