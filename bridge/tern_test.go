@@ -1,12 +1,14 @@
 package bridge_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
@@ -83,4 +85,42 @@ func TestSysTopics(t *testing.T) {
 	}
 	waitUntil(t, "state connected", func() bool { return last("$SYS/broker/bridges/sys/state") == "connected" })
 	waitUntil(t, "out counter 1", func() bool { return last("$SYS/broker/bridges/sys/messages/out") == "1" })
+}
+
+// MQTT 5 properties cross the bridge, the bridge's marker added after the
+// message's own User Properties; a retained message stays retained on the
+// remote.
+func TestPropertiesAndRetain(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	br := startBridge(t, a.Server, bridge.Config{Name: "props", Remote: b.URL, Logger: quietLogger(t),
+		Topics: []bridge.Mapping{{Topic: "p/#", QoS: 1}}})
+	waitConnected(t, br)
+	onB := subscribe(t, b.URL, "p/#", 1, packet.V5)
+	pa := publisher(t, a.URL, packet.V5)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	m := &message.Message{Topic: "p/1", Payload: []byte("x"), QoS: 1, Properties: packet.Properties{
+		ContentType: "text/plain", ResponseTopic: "p/reply", CorrelationData: []byte{1, 2}, MessageExpiry: 3600,
+		User: []packet.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}}}}
+	if _, err := pa.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pa.Publish(ctx, &message.Message{Topic: "p/retained", Payload: []byte("r"), QoS: 1, Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "both messages on B", func() bool { return onB.count() >= 2 })
+	got := onB.msgs[0]
+	p := got.Properties
+	wantUser := []packet.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}, {Key: bridge.MarkerKey, Value: "props"}}
+	if p.ContentType != "text/plain" || p.ResponseTopic != "p/reply" || string(p.CorrelationData) != "\x01\x02" ||
+		p.MessageExpiry == 0 || p.MessageExpiry > 3600 || fmt.Sprint(p.User) != fmt.Sprint(wantUser) {
+		t.Errorf("properties on B: %+v", p)
+	}
+	late := subscribe(t, b.URL, "p/retained", 1, packet.V5)
+	waitUntil(t, "the retained message for a later subscriber on B", func() bool { return late.count() == 1 })
+	if !late.msgs[0].Retain || string(late.msgs[0].Payload) != "r" {
+		t.Errorf("retained on B: %+v", late.msgs[0])
+	}
 }
