@@ -60,18 +60,21 @@ func TestTernToTernBothDirections(t *testing.T) {
 	}
 }
 
-// The bridge's state and counters are published under $SYS.
+// The bridge's state and counters are published under $SYS: connected,
+// then disconnected when the remote goes, with a QoS 0 message taken
+// meanwhile counted as dropped, and connected again.
 func TestSysTopics(t *testing.T) {
 	mqtttest.LeakCheck(t)
 	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
-	b := mqtttest.StartBroker(t)
+	remote := startTernNode(t)
 	br := startBridge(t, a.Server, bridge.Config{
-		Name: "sys", Remote: b.URL, SysInterval: 50 * time.Millisecond, Logger: quietLogger(t),
+		Name: "sys", Remote: remote.url(), SysInterval: 50 * time.Millisecond, Logger: quietLogger(t),
 		Topics: []bridge.Mapping{{Topic: "t/#", QoS: 1}},
 	})
 	waitConnected(t, br)
 	sys := subscribe(t, a.URL, "$SYS/broker/bridges/sys/#", 0, packet.V5)
-	publish(t, publisher(t, a.URL, packet.V5), "t/1", "x", 1)
+	pa := publisher(t, a.URL, packet.V5)
+	publish(t, pa, "t/1", "x", 1)
 	last := func(topic string) string {
 		sys.mu.Lock()
 		defer sys.mu.Unlock()
@@ -83,8 +86,18 @@ func TestSysTopics(t *testing.T) {
 		}
 		return v
 	}
-	waitUntil(t, "state connected", func() bool { return last("$SYS/broker/bridges/sys/state") == "connected" })
-	waitUntil(t, "out counter 1", func() bool { return last("$SYS/broker/bridges/sys/messages/out") == "1" })
+	const prefix = "$SYS/broker/bridges/sys/"
+	waitUntil(t, "state connected", func() bool { return last(prefix+"state") == "connected" })
+	waitUntil(t, "out 1", func() bool { return last(prefix+"messages/out") == "1" })
+	remote.stop()
+	waitUntil(t, "state disconnected", func() bool { return last(prefix+"state") == "disconnected" })
+	publish(t, pa, "t/2", "lost", 0)
+	waitUntil(t, "dropped 1", func() bool { return last(prefix+"messages/dropped") == "1" })
+	remote.start()
+	waitUntil(t, "state connected again", func() bool { return last(prefix+"state") == "connected" })
+	if st := br.Status(); st.Out != 1 || st.Dropped != 1 || !st.Connected {
+		t.Errorf("status %+v, want connected, out 1, dropped 1", st)
+	}
 }
 
 // MQTT 5 properties cross the bridge, the bridge's marker added after the
