@@ -156,7 +156,11 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 
 	// The remote side exists (and queues) before the local side delivers
 	// anything to it.
-	var expiry uint32 = 0xFFFFFFFF
+	expiry := uint32(7 * 24 * 3600)
+	if cfg.SessionExpiry > 0 {
+		expiry = uint32((cfg.SessionExpiry + time.Second - 1) / time.Second)
+	}
+	localExpiry := expiry
 	if cfg.CleanSession {
 		expiry = 0
 	}
@@ -206,7 +210,7 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 		ClientID:      "tern-bridge-" + cfg.Name,
 		Username:      cfg.LocalUsername,
 		Password:      passwordBytes(cfg.LocalPassword),
-		SessionExpiry: 0xFFFFFFFF,
+		SessionExpiry: localExpiry,
 		Store:         localStore,
 		BackoffMin:    10 * time.Millisecond,
 		BackoffMax:    time.Second,

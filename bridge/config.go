@@ -103,6 +103,14 @@ type Config struct {
 	// Default false: a persistent session, so that what the remote holds
 	// for the bridge's subscriptions waits for it across reconnects.
 	CleanSession bool
+	// SessionExpiry is how long each of the bridge's two sessions (on the
+	// local broker and on the remote) outlives a disconnection of the
+	// bridge: while the bridge is stopped, or cut from the remote, what
+	// its subscriptions match waits in them for this long. Default 7 days,
+	// whole seconds; ignored with CleanSession on the remote, and for
+	// MQTT 3.1.1 remotes, whose persistent sessions last as the remote
+	// says (Mosquitto's persistent_client_expiration).
+	SessionExpiry time.Duration
 	// KeepAlive is the keep alive interval with the remote. Default 60 s.
 	KeepAlive time.Duration
 	// BackoffMin and BackoffMax bound the wait between reconnection
@@ -205,6 +213,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.BackoffMin < 0 || cfg.BackoffMax < 0 || cfg.BackoffMax != 0 && cfg.BackoffMin > cfg.BackoffMax {
 		return bad("BackoffMin", "%v to %v is not a range: the minimum must be at most the maximum, neither negative", cfg.BackoffMin, cfg.BackoffMax)
+	}
+	if cfg.SessionExpiry < 0 || cfg.SessionExpiry > 0xFFFFFFFE*time.Second {
+		return bad("SessionExpiry", "%v is outside 0 to 4294967294s (0 for the default, 7 days)", cfg.SessionExpiry)
 	}
 	if cfg.MaxQueued < 0 {
 		return bad("MaxQueued", "%d is negative: use a positive bound, or 0 for 1000", cfg.MaxQueued)

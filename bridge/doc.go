@@ -15,7 +15,10 @@
 // the broker.Server itself, over an in-memory connection (no socket), with
 // a persistent MQTT 5 session; the remote one connects to Config.Remote on
 // any transport the client dials (mqtt, mqtts, ws, wss, unix), with a
-// persistent session unless Config.CleanSession. A mapping Out subscribes
+// persistent session unless Config.CleanSession. Both sessions outlive a
+// disconnection by Config.SessionExpiry (7 days by default), so that a
+// bridge removed from the configuration does not leave a session filling
+// forever. A mapping Out subscribes
 // the local side to LocalPrefix+Topic and publishes what arrives on the
 // remote as RemotePrefix+rest; In does the reverse; Both does both. Each
 // message goes at the lower of its QoS and the mapping's, with its retain

@@ -29,6 +29,7 @@ bridges:
     password: s3cret
     protocol_version: 3.1.1
     clean_session: true
+    session_expiry: 48h
     keep_alive: 30s
     backoff_min: 50ms
     backoff_max: 5s
@@ -64,7 +65,7 @@ bridges:
 	dir := filepath.Dir(cfg)
 	want := []bridge.Config{{
 		Name: "cloud", Remote: "mqtts://cloud.example:8883", ClientID: "edge-1", Username: "edge", Password: "s3cret",
-		Version: packet.V311, CleanSession: true, KeepAlive: 30 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 5 * time.Second,
+		Version: packet.V311, CleanSession: true, SessionExpiry: 48 * time.Hour, KeepAlive: 30 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 5 * time.Second,
 		MaxQueued: 500, LocalUsername: "br", LocalPassword: "pw",
 		TLS: &bridge.TLS{CAFile: filepath.Join(dir, "ca.pem"), CertFile: "/abs/client.pem", KeyFile: filepath.Join(dir, "client.key"),
 			ServerName: "cloud.example", Insecure: true, InsecurePassword: true},

@@ -54,6 +54,8 @@ var bridgeKeys = []*bridgeKey{
 		}},
 	{key: key{path: "clean_session", kind: kBool}, field: "CleanSession",
 		set: func(b *bridge.Config, _ *bridge.Mapping, v any) { b.CleanSession = v.(bool) }},
+	{key: key{path: "session_expiry", kind: kDuration, ranged: true, min: 0, max: int64(0xFFFFFFFE * time.Second)}, field: "SessionExpiry",
+		set: func(b *bridge.Config, _ *bridge.Mapping, v any) { b.SessionExpiry = v.(time.Duration) }},
 	{key: key{path: "keep_alive", kind: kDuration, ranged: true, min: 0, max: int64(65535 * time.Second)}, field: "KeepAlive",
 		set: func(b *bridge.Config, _ *bridge.Mapping, v any) { b.KeepAlive = v.(time.Duration) }},
 	{key: key{path: "backoff_min", kind: kDuration, ranged: true, min: 0, max: int64(24 * time.Hour)}, field: "BackoffMin",
