@@ -56,7 +56,9 @@
 // side (always on the local broker), and never carries a message that
 // has it: a message crosses at most one bridge (split horizon). So two
 // bridges in opposite directions on the same topics, one on each broker,
-// carry each message once and no further. With an MQTT 5 remote the
+// carry each message once and no further. (Carry each topic each way once:
+// a mapping Both on each of two brokers would have both bridges carry every
+// message, twice, though not in a loop.) With an MQTT 5 remote the
 // remote subscriptions also use No Local, so the bridge's own messages do
 // not come back.
 //
