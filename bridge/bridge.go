@@ -44,8 +44,11 @@ type Status struct {
 	// broker, Out those carried from the local broker to the remote.
 	In, Out uint64
 	// Dropped counts the messages the bridge took and could not carry:
-	// QoS 0 ones while the remote was down, and those either broker
-	// refused (an MQTT 5 reason code of 0x80 or above, a bad topic).
+	// QoS 0 ones while the remote was down or while the bridge was
+	// behind (more than client.Config.MaxBuffered, 1000, waiting), and
+	// those either broker refused (an MQTT 5 reason code of 0x80 or
+	// above, a bad topic). QoS 1 and 2 messages are not dropped by the
+	// bridge: they wait (see the package documentation).
 	Dropped uint64
 	// Suppressed counts the messages not carried to stop a loop: ones
 	// that came over a bridge already, and, with MQTT 3.1.1 remotes, the
@@ -73,6 +76,8 @@ type Bridge struct {
 	acksOut, acksIn chan pending
 
 	in, out, dropped, suppressed atomic.Uint64
+	outSub                       atomic.Pointer[client.Subscription] // the local subscription of the Out mappings
+	inSub                        atomic.Pointer[client.Subscription] // the remote one of the In mappings
 
 	mu        sync.Mutex
 	connected bool
@@ -238,7 +243,9 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 		}
 	}
 	if len(outFilters) > 0 {
-		if _, err := b.local.SubscribeWith(ctx, client.SubscribeOptions{Filters: outFilters, Handler: b.fromLocal}); err != nil {
+		sub, err := b.local.SubscribeWith(ctx, client.SubscribeOptions{Filters: outFilters, Handler: b.fromLocal})
+		b.outSub.Store(sub)
+		if err != nil {
 			b.remote.Disconnect(ctx)
 			b.local.Disconnect(ctx)
 			b.abort()
@@ -277,8 +284,20 @@ func (b *Bridge) Status() Status {
 	defer b.mu.Unlock()
 	return Status{
 		Name: b.cfg.Name, Remote: b.cfg.Remote, Connected: b.connected, Since: b.since, LastError: b.lastErr,
-		In: b.in.Load(), Out: b.out.Load(), Dropped: b.dropped.Load(), Suppressed: b.suppressed.Load(),
+		In: b.in.Load(), Out: b.out.Load(), Dropped: b.dropped.Load() + b.bufferDrops(), Suppressed: b.suppressed.Load(),
 	}
+}
+
+// bufferDrops counts the QoS 0 messages the two clients dropped because
+// the bridge had not taken the earlier ones yet (client.Config.MaxBuffered).
+func (b *Bridge) bufferDrops() uint64 {
+	n := b.local.Dropped() + b.remote.Dropped()
+	for _, s := range []*client.Subscription{b.outSub.Load(), b.inSub.Load()} {
+		if s != nil {
+			n += s.Dropped()
+		}
+	}
+	return n
 }
 
 // Close stops the bridge: it disconnects from the remote and from the
@@ -370,6 +389,7 @@ func (b *Bridge) connectLoop() {
 		sub, err := b.remote.SubscribeWith(ctx, client.SubscribeOptions{Filters: inFilters, Handler: b.fromRemote})
 		cancel()
 		if err == nil {
+			b.inSub.Store(sub)
 			for i, c := range sub.Codes {
 				if c >= 0x80 {
 					b.log.Error("the remote refused a subscription", "filter", inFilters[i].Topic, "code", c)

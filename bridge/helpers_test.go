@@ -227,3 +227,5 @@ func quietLogger(t *testing.T) *slog.Logger {
 	})
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
