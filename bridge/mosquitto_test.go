@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +9,8 @@ import (
 	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
+	"github.com/ternmq/tern/internal/testpki"
+	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
 )
@@ -112,4 +115,36 @@ func TestMosquittoRestart(t *testing.T) {
 			t.Logf("status %+v; mosquitto subscriber got %d for %d, Tern %d for %d", br.Status(), onRemote.count(), 3*n, onLocal.count(), 2*n)
 		})
 	}
+}
+
+// The bridge reaches mosquitto over TLS, verifying its certificate
+// against a CA file, and authenticates with a user name and password.
+func TestMosquittoTLS(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	pki, err := testpki.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mosq := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{
+		Listener: []string{"cafile " + pki.CAFile, "certfile " + pki.CertFile, "keyfile " + pki.KeyFile},
+		Users:    map[string]string{"bridge": "s3cret", "sub": "sub"},
+	})
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	br := startBridge(t, a.Server, bridge.Config{Name: "tls", Remote: "mqtts://" + mosq.Addr, Username: "bridge", Password: "s3cret",
+		TLS: &bridge.TLS{CAFile: pki.CAFile}, Logger: quietLogger(t), Topics: []bridge.Mapping{{Topic: "t/#", Direction: bridge.Both, QoS: 1}}})
+	waitConnected(t, br)
+	col := &collector{}
+	sub := mqtttest.Connect(t, client.Config{Servers: []string{"mqtts://" + mosq.Addr}, TLS: pki.ClientConfig(), Username: "sub", Password: []byte("sub")})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := sub.Subscribe(ctx, "t/#", 1, col.handle); err != nil {
+		t.Fatal(err)
+	}
+	onTern := subscribe(t, a.URL, "t/#", 1, packet.V5)
+	publish(t, publisher(t, a.URL, packet.V5), "t/up", "up", 1)
+	if _, err := sub.Publish(ctx, &message.Message{Topic: "t/down", Payload: []byte("down"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "up on mosquitto", func() bool { return col.payloads()["up"] == 1 })
+	waitUntil(t, "down on Tern", func() bool { return onTern.payloads()["down"] == 1 })
 }
