@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/bridge"
+	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/client"
 	"github.com/ternmq/tern/internal/testpki"
 	"github.com/ternmq/tern/message"
@@ -229,5 +231,89 @@ func TestREADMEBridgesExample(t *testing.T) {
 	}
 	if len(c.Bridges) != 1 || len(c.Bridges[0].Topics) != 2 {
 		t.Errorf("decoded %+v", c.Bridges)
+	}
+}
+
+// tern broker, with a bridge to a remote that is down, takes QoS 2
+// messages, is killed with SIGKILL and started again on its data
+// directory; when the remote comes up every message reaches it, once.
+// max_queued 5 leaves most of the messages the bridge had taken in its
+// subscription, not yet handed to the remote side, when it is killed.
+func TestBridgeKill9(t *testing.T) {
+	dir := t.TempDir()
+	port, remotePort := freePort(t), freePort(t)
+	cfg := writeIn(t, dir, "tern.yaml", fmt.Sprintf(`
+listeners:
+  - addr: 127.0.0.1:%s
+store:
+  data_dir: data
+bridges:
+  - name: up
+    remote: mqtt://127.0.0.1:%s
+    backoff_min: 20ms
+    backoff_max: 200ms
+    max_queued: 5
+    topics:
+      - topic: out/#
+        qos: 2
+`, port, remotePort))
+	local := startBroker(t, dir, "-c", cfg)
+	local.waitLog(`msg="bridge started" bridge=up`)
+	localURL := "tcp://127.0.0.1:" + port
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := client.New(client.Config{Servers: []string{localURL}, ClientID: "k9-pub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	for i := range n {
+		if _, err := pub.Publish(ctx, &message.Message{Topic: "out/x", Payload: []byte(fmt.Sprint(i)), QoS: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub.Disconnect(ctx)
+	t.Logf("published %d; killing", n)
+	local.kill()
+	local = startBroker(t, dir, "-c", cfg)
+	local.waitLog(`msg="bridge started" bridge=up`)
+
+	// The remote, with its subscriber there before the bridge can connect.
+	got := make(chan string, 2*n)
+	remote := &broker.Server{Listeners: []broker.Listener{{Addr: "127.0.0.1:" + remotePort}}, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)}
+	if _, err := remote.Subscribe("out/#", 2, func(m *broker.Message) { got <- string(m.Payload) }); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- remote.ListenAndServe() }()
+	defer func() {
+		local.stop() // the bridge first, then its remote
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		remote.Shutdown(sctx)
+		<-errc
+	}()
+	seen := map[string]int{}
+	for len(seen) < n {
+		select {
+		case p := <-got:
+			seen[p]++
+		case <-ctx.Done():
+			t.Fatalf("%d of %d messages reached the remote\n%s", len(seen), n, local)
+		}
+	}
+	t.Logf("all %d on the remote", n)
+	time.Sleep(200 * time.Millisecond) // duplicates, if any, have time to arrive
+	for len(got) > 0 {
+		seen[<-got]++
+	}
+	for p, c := range seen {
+		if c != 1 {
+			t.Errorf("message %s arrived %d times", p, c)
+		}
 	}
 }
