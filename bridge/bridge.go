@@ -129,6 +129,9 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 		if host != "" {
 			b.cfg.ClientID += "-" + host
 		}
+		if cfg.Version == packet.V31 && len(b.cfg.ClientID) > 23 {
+			b.cfg.ClientID = b.cfg.ClientID[:23]
+		}
 	}
 	if b.cfg.Version == 0 {
 		b.cfg.Version = packet.V5

@@ -85,7 +85,8 @@ type Config struct {
 	// package transport (a tunnel, a test proxy); it is given Remote.
 	Dial func(ctx context.Context, remote string) (net.Conn, error)
 	// ClientID is the bridge's client identifier on the remote. Default
-	// "tern-bridge-<Name>-<host name>".
+	// "tern-bridge-<Name>-<host name>" (for MQTT 3.1, which allows 23
+	// bytes, the first 23 bytes of it).
 	ClientID string
 	// Username and Password are the credentials sent to the remote.
 	Username string
@@ -204,6 +205,10 @@ func (cfg *Config) Validate() error {
 	case 0, packet.V31, packet.V311, packet.V5:
 	default:
 		return bad("Version", "%d is not an MQTT protocol level: use 5 (MQTT 5), 4 (3.1.1) or 3 (3.1)", cfg.Version)
+	}
+	if cfg.Version == packet.V31 && len(cfg.ClientID) > 23 {
+		// MQTT 3.1 servers may refuse longer identifiers (3.1, section 3.1).
+		return bad("ClientID", "%q is %d bytes: MQTT 3.1 allows 23 at most", cfg.ClientID, len(cfg.ClientID))
 	}
 	if cfg.TLS != nil && (cfg.TLS.CertFile == "") != (cfg.TLS.KeyFile == "") {
 		return bad("TLS.CertFile", "a client certificate needs both its certificate and its key file")

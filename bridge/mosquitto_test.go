@@ -15,10 +15,10 @@ import (
 	"github.com/ternmq/tern/packet"
 )
 
-// Tern ↔ Debian's mosquitto, both directions, QoS 0, 1 and 2, MQTT 5 and
-// 3.1.1, with a mapping "both" whose messages must not come back.
+// Tern ↔ Debian's mosquitto, both directions, QoS 0, 1 and 2, MQTT 5,
+// 3.1.1 and 3.1, with a mapping "both" whose messages must not come back.
 func TestMosquittoBothDirections(t *testing.T) {
-	for _, v := range []packet.Version{packet.V5, packet.V311} {
+	for _, v := range []packet.Version{packet.V5, packet.V311, packet.V31} {
 		t.Run(v.String(), func(t *testing.T) {
 			mqtttest.LeakCheck(t)
 			mosq := mqtttest.StartMosquitto(t, mqtttest.MosquittoOptions{})

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
@@ -197,6 +198,8 @@ func TestValidate(t *testing.T) {
 		{"TLS.CertFile", func(c *bridge.Config) { c.TLS = &bridge.TLS{CertFile: "c.pem"} }},
 		{"BackoffMin", func(c *bridge.Config) { c.BackoffMin, c.BackoffMax = 2, 1 }},
 		{"KeepAlive", func(c *bridge.Config) { c.KeepAlive = -1 }},
+		{"ClientID", func(c *bridge.Config) { c.Version, c.ClientID = packet.V31, "a-client-id-longer-than-23" }},
+		{"SessionExpiry", func(c *bridge.Config) { c.SessionExpiry = -time.Second }},
 	} {
 		c := ok
 		c.Topics = append([]bridge.Mapping(nil), ok.Topics...)
