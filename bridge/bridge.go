@@ -235,7 +235,12 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 		b.remote.Disconnect(ctx)
 		b.local.Disconnect(ctx)
 		b.abort()
-		return nil, fmt.Errorf("bridge %q: connecting to the local broker (set LocalUsername and LocalPassword if it asks for credentials): %w", cfg.Name, err)
+		var ce *client.ConnectError
+		if errors.As(err, &ce) {
+			return nil, &FieldError{Bridge: cfg.Name, Field: "LocalUsername",
+				Err: fmt.Errorf("the broker refused the bridge's own connection (%v): give the bridge a user name and password that the broker accepts", err)}
+		}
+		return nil, fmt.Errorf("bridge %q: connecting to the local broker: %w", cfg.Name, err)
 	}
 	var outFilters []client.Filter
 	for _, m := range cfg.Topics {

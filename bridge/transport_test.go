@@ -164,7 +164,8 @@ func TestLocalCredentials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	_, err := bridge.Start(ctx, local.Server, bridge.Config{Name: "nocreds", Remote: remote.URL, Logger: quietLogger(t), Topics: []bridge.Mapping{{Topic: "t/#"}}})
-	if err == nil || !strings.Contains(err.Error(), "LocalUsername") {
+	var fe *bridge.FieldError
+	if !errors.As(err, &fe) || fe.Field != "LocalUsername" {
 		t.Fatalf("Start without local credentials: %v, want an error naming LocalUsername", err)
 	}
 	br := startBridge(t, local.Server, bridge.Config{Name: "creds", Remote: remote.URL, LocalUsername: "br", LocalPassword: "pw", Logger: quietLogger(t),

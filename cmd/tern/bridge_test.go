@@ -317,3 +317,30 @@ bridges:
 		}
 	}
 }
+
+// A broker with a password file refuses a bridge without local
+// credentials: tern broker says which key to set, and exits; with them it
+// runs.
+func TestBridgeLocalCredentials(t *testing.T) {
+	dir := t.TempDir()
+	writeIn(t, dir, "passwd", passwordLine(t, "bridge", "pw", false))
+	conf := func(extra string) string {
+		return writeIn(t, dir, "tern.yaml", `
+listeners:
+  - addr: 127.0.0.1:0
+auth:
+  password_file: passwd
+bridges:
+  - name: up
+    remote: mqtt://127.0.0.1:1
+`+extra+`    topics:
+      - topic: t/#
+`)
+	}
+	_, stderr, code := runTern(t, dir, "broker", "--in-memory", "-c", conf(""))
+	if code == 0 || !strings.Contains(stderr, "tern.yaml:7: bridges[0].local_username: the broker refused the bridge's own connection") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	b := startBroker(t, dir, "--in-memory", "-c", conf("    local_username: bridge\n    local_password: pw\n"))
+	b.waitLog(`msg="bridge started" bridge=up`)
+}
