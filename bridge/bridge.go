@@ -101,7 +101,9 @@ type pending struct {
 // remote, retrying with backoff until it answers. Start returns once the
 // local side is connected; the remote side connects in the background
 // (Status, and $SYS/broker/bridges/<Name>/state, tell when). ctx bounds
-// the start only. Close stops the bridge.
+// the start only. Close stops the bridge; call it before srv's Shutdown,
+// so that the bridge leaves its sessions as they are rather than retrying
+// its local connection until Close.
 //
 // The bridge is a package above broker and client, not a field of
 // broker.Server, because the broker must not depend on the client (the
