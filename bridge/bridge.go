@@ -76,6 +76,14 @@ type Bridge struct {
 	acksOut, acksIn chan pending
 
 	in, out, dropped, suppressed atomic.Uint64
+	// What each side's MQTT 5 CONNACK allows: Maximum QoS and Retain
+	// Available (the remote's from its last CONNACK).
+	localLimits, remoteLimits atomic.Pointer[limits]
+	// firstUp is closed at the first connection to the remote: until
+	// then messages for it wait in the local broker, as the remote's
+	// limits are not known.
+	firstUp     chan struct{}
+	firstUpOnce sync.Once
 	outSub                       atomic.Pointer[client.Subscription] // the local subscription of the Out mappings
 	inSub                        atomic.Pointer[client.Subscription] // the remote one of the In mappings
 
@@ -84,6 +92,23 @@ type Bridge struct {
 	since     time.Time
 	lastErr   string
 	closed    bool
+}
+
+// limits is what a server's CONNACK allows [v5 MQTT-3.2.2-11] [v5 MQTT-3.2.2-14].
+type limits struct {
+	maxQoS   byte
+	noRetain bool
+}
+
+func limitsOf(ack *client.Connack) *limits {
+	l := &limits{maxQoS: 2}
+	if ack.Properties.Has(packet.PropMaximumQoS) {
+		l.maxQoS = ack.Properties.MaximumQoS
+	}
+	if ack.Properties.Has(packet.PropRetainAvailable) && ack.Properties.RetainAvailable == 0 {
+		l.noRetain = true
+	}
+	return l
 }
 
 // pending is a message taken from one side and published on the other:
@@ -119,7 +144,7 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 	if err != nil {
 		return nil, err
 	}
-	b := &Bridge{cfg: cfg, srv: srv, echo: newEchoTable(), since: time.Now()}
+	b := &Bridge{cfg: cfg, srv: srv, echo: newEchoTable(), since: time.Now(), firstUp: make(chan struct{})}
 	b.log = cfg.Logger
 	if b.log == nil {
 		b.log = slog.Default()
@@ -233,7 +258,12 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 		b.abort()
 		return nil, fmt.Errorf("bridge %q: local client: %w", cfg.Name, err)
 	}
-	if _, err := b.local.Connect(ctx); err != nil {
+	b.remoteLimits.Store(&limits{maxQoS: 2})
+	lack, err := b.local.Connect(ctx)
+	if err == nil {
+		b.localLimits.Store(limitsOf(lack))
+	}
+	if err != nil {
 		b.remote.Disconnect(ctx)
 		b.local.Disconnect(ctx)
 		b.abort()
@@ -418,6 +448,8 @@ func (b *Bridge) connectLoop() {
 }
 
 func (b *Bridge) up(ack *client.Connack) {
+	b.remoteLimits.Store(limitsOf(ack))
+	b.firstUpOnce.Do(func() { close(b.firstUp) })
 	b.mu.Lock()
 	b.connected, b.since, b.lastErr = true, time.Now(), ""
 	b.mu.Unlock()
@@ -467,9 +499,14 @@ func marked(p *packet.Properties) bool {
 	return false
 }
 
-// outgoing builds the message to publish from one received.
-func (b *Bridge) outgoing(m *client.Message, topicName string, qos byte, v5 bool) *message.Message {
+// outgoing builds the message to publish from one received, within what
+// the receiving server allows (lim, nil before its first CONNACK).
+func (b *Bridge) outgoing(m *client.Message, topicName string, qos byte, v5 bool, lim *limits) *message.Message {
 	out := &message.Message{Topic: topicName, Payload: m.Payload, QoS: min(m.QoS, qos), Retain: m.Retain}
+	if lim != nil {
+		out.QoS = min(out.QoS, lim.maxQoS)
+		out.Retain = out.Retain && !lim.noRetain
+	}
 	if v5 {
 		p := m.Properties
 		p.SubscriptionIDs = nil
@@ -492,9 +529,14 @@ func (b *Bridge) fromLocal(m *client.Message) {
 		m.Ack()
 		return
 	}
+	select {
+	case <-b.firstUp:
+	case <-b.ctx.Done():
+		return // not acknowledged: the local broker sends it again
+	}
 	name := mp.RemotePrefix + strings.TrimPrefix(m.Topic, mp.LocalPrefix)
 	v5 := b.cfg.Version == packet.V5
-	om := b.outgoing(m, name, mp.QoS, v5)
+	om := b.outgoing(m, name, mp.QoS, v5, b.remoteLimits.Load())
 	if !v5 {
 		if _, back := b.mappingFor(name, false); back {
 			b.echo.sent(name, m.Payload)
@@ -516,7 +558,7 @@ func (b *Bridge) fromRemote(m *client.Message) {
 		return
 	}
 	name := mp.LocalPrefix + strings.TrimPrefix(m.Topic, mp.RemotePrefix)
-	b.carry(m, b.local, b.outgoing(m, name, mp.QoS, true), false, b.remoteStore)
+	b.carry(m, b.local, b.outgoing(m, name, mp.QoS, true, b.localLimits.Load()), false, b.remoteStore)
 }
 
 // carry publishes om on c and hands it to ackLoop, which acknowledges src

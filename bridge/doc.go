@@ -39,8 +39,11 @@
 // acknowledged (DUP, or PUBREL for QoS 2, so QoS 2 stays exactly once with
 // a persistent remote session), then the rest follows. Messages in the
 // other direction wait in the bridge's session on the remote in the same
-// way. QoS 0 messages taken while the remote is down are dropped and
-// counted (Status.Dropped). With Config.Dir the bridge's two client
+// way. Until the bridge first reaches the remote it takes nothing from the
+// local broker (whose queue holds every QoS then), so that each message is
+// sent within what the remote's CONNACK allows (Maximum QoS, Retain
+// Available). QoS 0 messages taken while the remote is down later are
+// dropped and counted (Status.Dropped). With Config.Dir the bridge's two client
 // sessions are kept in store/disk logs, so a restart of the broker with
 // its durable store resumes them too. The packet identifier of a QoS 2
 // message received is stored only once the message is in the other side's

@@ -137,3 +137,24 @@ func TestPropertiesAndRetain(t *testing.T) {
 		t.Errorf("retained on B: %+v", late.msgs[0])
 	}
 }
+
+// A remote whose CONNACK says Maximum QoS 1 and Retain Available 0 gets
+// the messages at QoS 1 and without the retain flag, not refused.
+func TestRemoteLimits(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1, MaximumQoS: broker.QoS(1), RetainUnavailable: true}})
+	br := startBridge(t, a.Server, bridge.Config{Name: "limits", Remote: b.URL, Logger: quietLogger(t),
+		Topics: []bridge.Mapping{{Topic: "l/#", QoS: 2}}})
+	waitConnected(t, br)
+	onB := subscribe(t, b.URL, "l/#", 1, packet.V5)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := publisher(t, a.URL, packet.V5).Publish(ctx, &message.Message{Topic: "l/1", Payload: []byte("x"), QoS: 2, Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the message on B", func() bool { return onB.count() == 1 })
+	if st := br.Status(); st.Dropped != 0 {
+		t.Errorf("status %+v", st)
+	}
+}
