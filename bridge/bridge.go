@@ -84,8 +84,8 @@ type Bridge struct {
 	// limits are not known.
 	firstUp     chan struct{}
 	firstUpOnce sync.Once
-	outSub                       atomic.Pointer[client.Subscription] // the local subscription of the Out mappings
-	inSub                        atomic.Pointer[client.Subscription] // the remote one of the In mappings
+	outSub      atomic.Pointer[client.Subscription] // the local subscription of the Out mappings
+	inSub       atomic.Pointer[client.Subscription] // the remote one of the In mappings
 
 	mu        sync.Mutex
 	connected bool
