@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,7 +17,6 @@ import (
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/packet"
-	"github.com/ternmq/tern/store/disk"
 )
 
 const waitFor = 20 * time.Second
@@ -64,54 +61,14 @@ func waitConnected(t *testing.T, b *bridge.Bridge) {
 	waitUntil(t, "bridge "+b.Name()+" to connect", func() bool { return b.Status().Connected })
 }
 
-// collector records the messages a subscription receives.
-type collector struct {
-	mu   sync.Mutex
-	msgs []*client.Message
-}
-
-func (c *collector) handle(m *client.Message) {
-	c.mu.Lock()
-	c.msgs = append(c.msgs, m)
-	c.mu.Unlock()
-}
-
-func (c *collector) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.msgs)
-}
-
-// payloads returns how many times each payload arrived.
-func (c *collector) payloads() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := map[string]int{}
-	for _, m := range c.msgs {
-		n[string(m.Payload)]++
-	}
-	return n
-}
-
-func (c *collector) topics() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ts []string
-	for _, m := range c.msgs {
-		ts = append(ts, m.Topic)
-	}
-	sort.Strings(ts)
-	return ts
-}
-
 // subscribe connects a client to url and subscribes it to filter.
-func subscribe(t *testing.T, url, filter string, qos byte, v packet.Version) *collector {
+func subscribe(t *testing.T, url, filter string, qos byte, v packet.Version) *mqtttest.Collector {
 	t.Helper()
 	c := mqtttest.Connect(t, client.Config{Servers: []string{url}, Version: v})
-	col := &collector{}
+	col := &mqtttest.Collector{}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := c.Subscribe(ctx, filter, qos, col.handle); err != nil {
+	if _, err := c.Subscribe(ctx, filter, qos, col.Handle); err != nil {
 		t.Fatalf("subscribe %s on %s: %v", filter, url, err)
 	}
 	return col
@@ -149,55 +106,6 @@ func checkPayloads(t *testing.T, got map[string]int, prefix string, n int, exact
 	if len(missing) > 0 || len(dup) > 0 {
 		t.Fatalf("%s: %d missing %v, %d duplicated %v", prefix, len(missing), missing, len(dup), dup)
 	}
-}
-
-// ternNode is a Tern broker with a durable store that a test can stop and
-// start again on the same address and data directory.
-type ternNode struct {
-	t    *testing.T
-	addr string
-	dir  string
-	srv  *broker.Server
-	st   *disk.Broker
-	done chan error
-}
-
-func startTernNode(t *testing.T) *ternNode {
-	n := &ternNode{t: t, addr: mqtttest.FreeAddr(t), dir: filepath.Join(t.TempDir(), "data")}
-	n.start()
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *ternNode) url() string { return "tcp://" + n.addr }
-
-func (n *ternNode) start() {
-	n.t.Helper()
-	st, err := disk.OpenBroker(n.dir, disk.BrokerOptions{})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	n.st = st
-	n.srv = &broker.Server{Store: st, Listeners: []broker.Listener{{Addr: n.addr}}, SysInterval: -1, Logger: quietLogger(n.t)}
-	n.done = make(chan error, 1)
-	go func(srv *broker.Server, done chan error) { done <- srv.ListenAndServe() }(n.srv, n.done)
-	select {
-	case <-n.srv.Ready():
-	case err := <-n.done:
-		n.t.Fatalf("broker on %s: %v", n.addr, err)
-	}
-}
-
-func (n *ternNode) stop() {
-	if n.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	n.srv.Shutdown(ctx)
-	<-n.done
-	n.st.Close()
-	n.srv = nil
 }
 
 // logBuf is a log kept in memory and printed if the test fails (or

@@ -14,12 +14,12 @@ import (
 // quiet waits a while for stray messages (a loop would make them) and
 // checks that col got exactly n. The wait only gives a loop time to
 // show; the test passes or fails on counts.
-func expectExactly(t *testing.T, what string, col *collector, n int) {
+func expectExactly(t *testing.T, what string, col *mqtttest.Collector, n int) {
 	t.Helper()
-	waitUntil(t, what, func() bool { return col.count() >= n })
+	waitUntil(t, what, func() bool { return col.Count() >= n })
 	time.Sleep(300 * time.Millisecond)
-	if got := col.count(); got != n {
-		t.Errorf("%s: %d messages, want exactly %d (a loop?): %v", what, got, n, col.payloads())
+	if got := col.Count(); got != n {
+		t.Errorf("%s: %d messages, want exactly %d (a loop?): %v", what, got, n, col.Payloads())
 	}
 }
 
@@ -45,10 +45,10 @@ func TestNoLoopTwoBridges(t *testing.T) {
 	}
 	expectExactly(t, "messages on A", onA, 2*n)
 	expectExactly(t, "messages on B", onB, 2*n)
-	checkPayloads(t, onA.payloads(), "a", n, true)
-	checkPayloads(t, onA.payloads(), "b", n, true)
-	checkPayloads(t, onB.payloads(), "a", n, true)
-	checkPayloads(t, onB.payloads(), "b", n, true)
+	checkPayloads(t, onA.Payloads(), "a", n, true)
+	checkPayloads(t, onA.Payloads(), "b", n, true)
+	checkPayloads(t, onB.Payloads(), "a", n, true)
+	checkPayloads(t, onB.Payloads(), "b", n, true)
 	for _, br := range []*bridge.Bridge{ab, ba} {
 		waitUntil(t, br.Name()+"'s counters", func() bool { st := br.Status(); return st.Out == n && st.Suppressed == n })
 	}

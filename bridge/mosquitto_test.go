@@ -46,13 +46,13 @@ func TestMosquittoBothDirections(t *testing.T) {
 				publish(t, pa, "chat/tern", fmt.Sprintf("ct%d", qos), qos)
 				publish(t, pm, "chat/mosq", fmt.Sprintf("cm%d", qos), qos)
 			}
-			waitUntil(t, "messages on mosquitto", func() bool { return onMosq.count() >= 3*n })
-			waitUntil(t, "messages on Tern", func() bool { return onTern.count() >= 3*n })
+			waitUntil(t, "messages on mosquitto", func() bool { return onMosq.Count() >= 3*n })
+			waitUntil(t, "messages on Tern", func() bool { return onTern.Count() >= 3*n })
 			for qos := range 3 {
-				checkPayloads(t, onMosq.payloads(), fmt.Sprintf("a%d-", qos), n, true)
-				checkPayloads(t, onTern.payloads(), fmt.Sprintf("m%d-", qos), n, true)
+				checkPayloads(t, onMosq.Payloads(), fmt.Sprintf("a%d-", qos), n, true)
+				checkPayloads(t, onTern.Payloads(), fmt.Sprintf("m%d-", qos), n, true)
 			}
-			if ts := onMosq.topics(); ts[0] != "site1/up/q0" {
+			if ts := onMosq.Topics(); ts[0] != "site1/up/q0" {
 				t.Errorf("topic on mosquitto %q, want site1/up/q0", ts[0])
 			}
 			expectExactly(t, "chat on mosquitto", chatMosq, 6)
@@ -96,8 +96,8 @@ func TestMosquittoRestart(t *testing.T) {
 			toks := publishBurst(pa, "out/x", "o", 0, n, tc.qos)
 			rtoks := publishBurst(pr, "in/x", "i", 0, n, tc.qos)
 			waitTokens(t, toks)
-			waitUntil(t, "the flow to start both ways", func() bool { return onRemote.count() >= 10 && onLocal.count() >= 10 })
-			t.Logf("stopping the remote with %d of %d out and %d of %d in delivered", onRemote.count(), n, onLocal.count(), n)
+			waitUntil(t, "the flow to start both ways", func() bool { return onRemote.Count() >= 10 && onLocal.Count() >= 10 })
+			t.Logf("stopping the remote with %d of %d out and %d of %d in delivered", onRemote.Count(), n, onLocal.Count(), n)
 			mosq.Kill()
 			waitUntil(t, "the bridge to see mosquitto gone", func() bool { return !br.Status().Connected })
 			waitTokens(t, publishBurst(pa, "out/x", "o", n, n, tc.qos))
@@ -107,12 +107,12 @@ func TestMosquittoRestart(t *testing.T) {
 			waitTokens(t, publishBurst(pa, "out/x", "o", 2*n, n, tc.qos))
 			waitTokens(t, publishBurst(pr, "in/x", "i", n, n, tc.qos))
 
-			waitUntil(t, "every message on mosquitto", func() bool { return len(onRemote.payloads()) >= 3*n })
-			waitUntil(t, "every message on Tern", func() bool { return len(onLocal.payloads()) >= 2*n })
+			waitUntil(t, "every message on mosquitto", func() bool { return len(onRemote.Payloads()) >= 3*n })
+			waitUntil(t, "every message on Tern", func() bool { return len(onLocal.Payloads()) >= 2*n })
 			time.Sleep(200 * time.Millisecond)
-			checkPayloads(t, onRemote.payloads(), "o", 3*n, tc.qos == 2)
-			checkPayloads(t, onLocal.payloads(), "i", 2*n, tc.qos == 2)
-			t.Logf("status %+v; mosquitto subscriber got %d for %d, Tern %d for %d", br.Status(), onRemote.count(), 3*n, onLocal.count(), 2*n)
+			checkPayloads(t, onRemote.Payloads(), "o", 3*n, tc.qos == 2)
+			checkPayloads(t, onLocal.Payloads(), "i", 2*n, tc.qos == 2)
+			t.Logf("status %+v; mosquitto subscriber got %d for %d, Tern %d for %d", br.Status(), onRemote.Count(), 3*n, onLocal.Count(), 2*n)
 		})
 	}
 }
@@ -133,11 +133,11 @@ func TestMosquittoTLS(t *testing.T) {
 	br := startBridge(t, a.Server, bridge.Config{Name: "tls", Remote: "mqtts://" + mosq.Addr, Username: "bridge", Password: "s3cret",
 		TLS: &bridge.TLS{CAFile: pki.CAFile}, Logger: quietLogger(t), Topics: []bridge.Mapping{{Topic: "t/#", Direction: bridge.Both, QoS: 1}}})
 	waitConnected(t, br)
-	col := &collector{}
+	col := &mqtttest.Collector{}
 	sub := mqtttest.Connect(t, client.Config{Servers: []string{"mqtts://" + mosq.Addr}, TLS: pki.ClientConfig(), Username: "sub", Password: []byte("sub")})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := sub.Subscribe(ctx, "t/#", 1, col.handle); err != nil {
+	if _, err := sub.Subscribe(ctx, "t/#", 1, col.Handle); err != nil {
 		t.Fatal(err)
 	}
 	onTern := subscribe(t, a.URL, "t/#", 1, packet.V5)
@@ -145,6 +145,6 @@ func TestMosquittoTLS(t *testing.T) {
 	if _, err := sub.Publish(ctx, &message.Message{Topic: "t/down", Payload: []byte("down"), QoS: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "up on mosquitto", func() bool { return col.payloads()["up"] == 1 })
-	waitUntil(t, "down on Tern", func() bool { return onTern.payloads()["down"] == 1 })
+	waitUntil(t, "up on mosquitto", func() bool { return col.Payloads()["up"] == 1 })
+	waitUntil(t, "down on Tern", func() bool { return onTern.Payloads()["down"] == 1 })
 }

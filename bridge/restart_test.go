@@ -17,14 +17,14 @@ import (
 
 // persistentSub connects a client with a persistent session to url and
 // subscribes it; it reconnects by itself across a restart of the broker.
-func persistentSub(t *testing.T, url, id, filter string, qos byte) *collector {
+func persistentSub(t *testing.T, url, id, filter string, qos byte) *mqtttest.Collector {
 	t.Helper()
-	col := &collector{}
+	col := &mqtttest.Collector{}
 	c := mqtttest.Connect(t, client.Config{Servers: []string{url}, ClientID: id, SessionExpiry: 0xFFFFFFFF,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, OnMessage: col.handle})
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, OnMessage: col.Handle})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := c.Subscribe(ctx, filter, qos, col.handle); err != nil {
+	if _, err := c.Subscribe(ctx, filter, qos, col.Handle); err != nil {
 		t.Fatal(err)
 	}
 	return col
@@ -63,17 +63,17 @@ func TestTernRemoteRestart(t *testing.T) {
 		t.Run(fmt.Sprintf("%v-qos%d", tc.v, tc.qos), func(t *testing.T) {
 			mqtttest.LeakCheck(t)
 			a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
-			remote := startTernNode(t)
-			br := startBridge(t, a.Server, bridge.Config{Name: "r", Remote: remote.url(), Version: tc.v, Logger: quietLogger(t),
+			remote := mqtttest.StartDurableBroker(t, quietLogger(t))
+			br := startBridge(t, a.Server, bridge.Config{Name: "r", Remote: remote.URL, Version: tc.v, Logger: quietLogger(t),
 				Topics: []bridge.Mapping{
 					{Topic: "out/#", Direction: bridge.Out, QoS: tc.qos},
 					{Topic: "in/#", Direction: bridge.In, QoS: tc.qos},
 				}})
 			waitConnected(t, br)
-			onRemote := persistentSub(t, remote.url(), "sub-remote", "out/#", tc.qos)
+			onRemote := persistentSub(t, remote.URL, "sub-remote", "out/#", tc.qos)
 			onLocal := subscribe(t, a.URL, "in/#", tc.qos, packet.V5)
 			pa := publisher(t, a.URL, packet.V5)
-			pr := mqtttest.Connect(t, client.Config{Servers: []string{remote.url()}, ClientID: "pub-remote", SessionExpiry: 0xFFFFFFFF,
+			pr := mqtttest.Connect(t, client.Config{Servers: []string{remote.URL}, ClientID: "pub-remote", SessionExpiry: 0xFFFFFFFF,
 				BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
 
 			const n = 100
@@ -81,24 +81,24 @@ func TestTernRemoteRestart(t *testing.T) {
 			toks := publishBurst(pa, "out/x", "o", 0, n, tc.qos)
 			rtoks := publishBurst(pr, "in/x", "i", 0, n, tc.qos)
 			waitTokens(t, toks)
-			waitUntil(t, "the flow to start both ways", func() bool { return onRemote.count() >= 10 && onLocal.count() >= 10 })
-			t.Logf("stopping the remote with %d of %d out and %d of %d in delivered", onRemote.count(), n, onLocal.count(), n)
-			remote.stop()
+			waitUntil(t, "the flow to start both ways", func() bool { return onRemote.Count() >= 10 && onLocal.Count() >= 10 })
+			t.Logf("stopping the remote with %d of %d out and %d of %d in delivered", onRemote.Count(), n, onLocal.Count(), n)
+			remote.Stop()
 			waitUntil(t, "the bridge to see the remote gone", func() bool { return !br.Status().Connected })
 			// Published locally while the remote is down.
 			waitTokens(t, publishBurst(pa, "out/x", "o", n, n, tc.qos))
-			remote.start()
+			remote.Start()
 			waitConnected(t, br)
 			waitTokens(t, rtoks)
 			waitTokens(t, publishBurst(pa, "out/x", "o", 2*n, n, tc.qos))
 			waitTokens(t, publishBurst(pr, "in/x", "i", n, n, tc.qos))
 
-			waitUntil(t, "every message on the remote", func() bool { return len(onRemote.payloads()) >= 3*n })
-			waitUntil(t, "every message on the local broker", func() bool { return len(onLocal.payloads()) >= 2*n })
+			waitUntil(t, "every message on the remote", func() bool { return len(onRemote.Payloads()) >= 3*n })
+			waitUntil(t, "every message on the local broker", func() bool { return len(onLocal.Payloads()) >= 2*n })
 			time.Sleep(200 * time.Millisecond) // duplicates, if any, have time to arrive
-			checkPayloads(t, onRemote.payloads(), "o", 3*n, tc.qos == 2)
-			checkPayloads(t, onLocal.payloads(), "i", 2*n, tc.qos == 2)
-			t.Logf("status %+v; remote subscriber got %d for %d, local %d for %d", br.Status(), onRemote.count(), 3*n, onLocal.count(), 2*n)
+			checkPayloads(t, onRemote.Payloads(), "o", 3*n, tc.qos == 2)
+			checkPayloads(t, onLocal.Payloads(), "i", 2*n, tc.qos == 2)
+			t.Logf("status %+v; remote subscriber got %d for %d, local %d for %d", br.Status(), onRemote.Count(), 3*n, onLocal.Count(), 2*n)
 		})
 	}
 }
@@ -109,45 +109,45 @@ func TestTernRemoteRestart(t *testing.T) {
 // remote when it comes back.
 func TestLocalRestartWithDir(t *testing.T) {
 	mqtttest.LeakCheck(t)
-	remote := startTernNode(t)
-	onRemote := persistentSub(t, remote.url(), "sub-remote", "out/#", 2)
-	local := startTernNode(t)
+	remote := mqtttest.StartDurableBroker(t, quietLogger(t))
+	onRemote := persistentSub(t, remote.URL, "sub-remote", "out/#", 2)
+	local := mqtttest.StartDurableBroker(t, quietLogger(t))
 	// MaxQueued 5: while the remote is down, most of the messages the
 	// bridge took from the local broker wait in its subscription, not yet
 	// handed to the remote side when the broker restarts.
-	cfg := bridge.Config{Name: "durable", Remote: remote.url(), Dir: filepath.Join(local.dir, "bridges", "durable"), Logger: quietLogger(t), MaxQueued: 5,
+	cfg := bridge.Config{Name: "durable", Remote: remote.URL, Dir: filepath.Join(local.Dir, "bridges", "durable"), Logger: quietLogger(t), MaxQueued: 5,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Topics: []bridge.Mapping{{Topic: "out/#", QoS: 2}}}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	br, err := bridge.Start(ctx, local.srv, cfg)
+	br, err := bridge.Start(ctx, local.Server, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitConnected(t, br)
-	pub := mqtttest.Connect(t, client.Config{Servers: []string{local.url()}, ClientID: "pub-local", SessionExpiry: 0xFFFFFFFF,
+	pub := mqtttest.Connect(t, client.Config{Servers: []string{local.URL}, ClientID: "pub-local", SessionExpiry: 0xFFFFFFFF,
 		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
 	const n = 50
 	waitTokens(t, publishBurst(pub, "out/x", "o", 0, n, 2))
-	waitUntil(t, "the first messages on the remote", func() bool { return onRemote.count() >= n })
-	remote.stop()
+	waitUntil(t, "the first messages on the remote", func() bool { return onRemote.Count() >= n })
+	remote.Stop()
 	waitUntil(t, "the bridge to see the remote gone", func() bool { return !br.Status().Connected })
 	waitTokens(t, publishBurst(pub, "out/x", "o", n, n, 2))
 	if err := br.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	local.stop()
-	local.start()
-	br, err = bridge.Start(ctx, local.srv, cfg)
+	local.Stop()
+	local.Start()
+	br, err = bridge.Start(ctx, local.Server, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { br.Close(context.Background()) })
-	remote.start()
+	remote.Start()
 	waitConnected(t, br)
-	waitUntil(t, "every message on the remote", func() bool { return len(onRemote.payloads()) >= 2*n })
+	waitUntil(t, "every message on the remote", func() bool { return len(onRemote.Payloads()) >= 2*n })
 	time.Sleep(200 * time.Millisecond)
-	checkPayloads(t, onRemote.payloads(), "o", 2*n, true)
+	checkPayloads(t, onRemote.Payloads(), "o", 2*n, true)
 }
 
 // While the remote is down, what the bridge has not taken waits in its
@@ -156,23 +156,23 @@ func TestLocalRestartWithDir(t *testing.T) {
 // arrives when the remote is back, and received + dropped = published.
 func TestQueueBoundWhileRemoteDown(t *testing.T) {
 	mqtttest.LeakCheck(t)
-	remote := startTernNode(t)
-	onRemote := persistentSub(t, remote.url(), "sub-remote", "out/#", 1)
-	remote.stop()
+	remote := mqtttest.StartDurableBroker(t, quietLogger(t))
+	onRemote := persistentSub(t, remote.URL, "sub-remote", "out/#", 1)
+	remote.Stop()
 	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1, MaxQueuedMessages: 10, MaxInflight: 5}})
-	br := startBridge(t, a.Server, bridge.Config{Name: "bounded", Remote: remote.url(), Logger: quietLogger(t),
+	br := startBridge(t, a.Server, bridge.Config{Name: "bounded", Remote: remote.URL, Logger: quietLogger(t),
 		Topics: []bridge.Mapping{{Topic: "out/#", QoS: 1}}})
 	pub := publisher(t, a.URL, packet.V5)
 	const n = 50
 	waitTokens(t, publishBurst(pub, "out/x", "o", 0, n, 1))
 	waitUntil(t, "drops", func() bool { return a.Server.Stats().DroppedQueueFull > 0 })
-	remote.start()
+	remote.Start()
 	waitConnected(t, br)
 	waitUntil(t, "the kept messages on the remote", func() bool {
-		return uint64(len(onRemote.payloads()))+a.Server.Stats().DroppedQueueFull >= n
+		return uint64(len(onRemote.Payloads()))+a.Server.Stats().DroppedQueueFull >= n
 	})
 	time.Sleep(200 * time.Millisecond)
-	got, dropped := onRemote.payloads(), a.Server.Stats().DroppedQueueFull
+	got, dropped := onRemote.Payloads(), a.Server.Stats().DroppedQueueFull
 	if uint64(len(got))+dropped != n {
 		t.Errorf("%d received + %d dropped, want %d", len(got), dropped, n)
 	}

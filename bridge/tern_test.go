@@ -38,16 +38,16 @@ func TestTernToTernBothDirections(t *testing.T) {
 					publish(t, pb, fmt.Sprintf("site1/down/q%d", qos), fmt.Sprintf("b%d-%d", qos, i), qos)
 				}
 			}
-			waitUntil(t, "messages on B", func() bool { return onB.count() >= 3*n })
-			waitUntil(t, "messages on A", func() bool { return onA.count() >= 3*n })
+			waitUntil(t, "messages on B", func() bool { return onB.Count() >= 3*n })
+			waitUntil(t, "messages on A", func() bool { return onA.Count() >= 3*n })
 			for qos := range 3 {
-				checkPayloads(t, onB.payloads(), fmt.Sprintf("a%d-", qos), n, true)
-				checkPayloads(t, onA.payloads(), fmt.Sprintf("b%d-", qos), n, true)
+				checkPayloads(t, onB.Payloads(), fmt.Sprintf("a%d-", qos), n, true)
+				checkPayloads(t, onA.Payloads(), fmt.Sprintf("b%d-", qos), n, true)
 			}
-			if ts := onB.topics(); ts[0] != "site1/up/q0/x" {
+			if ts := onB.Topics(); ts[0] != "site1/up/q0/x" {
 				t.Errorf("topic on B %q, want site1/up/q0/x", ts[0])
 			}
-			if ts := onA.topics(); ts[0] != "cloud/down/q0" {
+			if ts := onA.Topics(); ts[0] != "cloud/down/q0" {
 				t.Errorf("topic on A %q, want cloud/down/q0", ts[0])
 			}
 			// The counters follow the acknowledgements, which may come
@@ -66,9 +66,9 @@ func TestTernToTernBothDirections(t *testing.T) {
 func TestSysTopics(t *testing.T) {
 	mqtttest.LeakCheck(t)
 	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
-	remote := startTernNode(t)
+	remote := mqtttest.StartDurableBroker(t, quietLogger(t))
 	br := startBridge(t, a.Server, bridge.Config{
-		Name: "sys", Remote: remote.url(), SysInterval: 50 * time.Millisecond, Logger: quietLogger(t),
+		Name: "sys", Remote: remote.URL, SysInterval: 50 * time.Millisecond, Logger: quietLogger(t),
 		Topics: []bridge.Mapping{{Topic: "t/#", QoS: 1}},
 	})
 	waitConnected(t, br)
@@ -76,10 +76,8 @@ func TestSysTopics(t *testing.T) {
 	pa := publisher(t, a.URL, packet.V5)
 	publish(t, pa, "t/1", "x", 1)
 	last := func(topic string) string {
-		sys.mu.Lock()
-		defer sys.mu.Unlock()
 		v := ""
-		for _, m := range sys.msgs {
+		for _, m := range sys.Messages() {
 			if m.Topic == topic {
 				v = string(m.Payload)
 			}
@@ -89,11 +87,11 @@ func TestSysTopics(t *testing.T) {
 	const prefix = "$SYS/broker/bridges/sys/"
 	waitUntil(t, "state connected", func() bool { return last(prefix+"state") == "connected" })
 	waitUntil(t, "out 1", func() bool { return last(prefix+"messages/out") == "1" })
-	remote.stop()
+	remote.Stop()
 	waitUntil(t, "state disconnected", func() bool { return last(prefix+"state") == "disconnected" })
 	publish(t, pa, "t/2", "lost", 0)
 	waitUntil(t, "dropped 1", func() bool { return last(prefix+"messages/dropped") == "1" })
-	remote.start()
+	remote.Start()
 	waitUntil(t, "state connected again", func() bool { return last(prefix+"state") == "connected" })
 	if st := br.Status(); st.Out != 1 || st.Dropped != 1 || !st.Connected {
 		t.Errorf("status %+v, want connected, out 1, dropped 1", st)
@@ -123,8 +121,8 @@ func TestPropertiesAndRetain(t *testing.T) {
 	if _, err := pa.Publish(ctx, &message.Message{Topic: "p/retained", Payload: []byte("r"), QoS: 1, Retain: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "both messages on B", func() bool { return onB.count() >= 2 })
-	got := onB.msgs[0]
+	waitUntil(t, "both messages on B", func() bool { return onB.Count() >= 2 })
+	got := onB.Messages()[0]
 	p := got.Properties
 	wantUser := []packet.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}, {Key: bridge.MarkerKey, Value: "props"}}
 	if p.ContentType != "text/plain" || p.ResponseTopic != "p/reply" || string(p.CorrelationData) != "\x01\x02" ||
@@ -132,9 +130,9 @@ func TestPropertiesAndRetain(t *testing.T) {
 		t.Errorf("properties on B: %+v", p)
 	}
 	late := subscribe(t, b.URL, "p/retained", 1, packet.V5)
-	waitUntil(t, "the retained message for a later subscriber on B", func() bool { return late.count() == 1 })
-	if !late.msgs[0].Retain || string(late.msgs[0].Payload) != "r" {
-		t.Errorf("retained on B: %+v", late.msgs[0])
+	waitUntil(t, "the retained message for a later subscriber on B", func() bool { return late.Count() == 1 })
+	if m := late.Messages()[0]; !m.Retain || string(m.Payload) != "r" {
+		t.Errorf("retained on B: %+v", m)
 	}
 }
 
@@ -153,7 +151,7 @@ func TestRemoteLimits(t *testing.T) {
 	if _, err := publisher(t, a.URL, packet.V5).Publish(ctx, &message.Message{Topic: "l/1", Payload: []byte("x"), QoS: 2, Retain: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the message on B", func() bool { return onB.count() == 1 })
+	waitUntil(t, "the message on B", func() bool { return onB.Count() == 1 })
 	if st := br.Status(); st.Dropped != 0 {
 		t.Errorf("status %+v", st)
 	}

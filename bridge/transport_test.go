@@ -84,10 +84,10 @@ func TestRemoteTransports(t *testing.T) {
 		waitConnected(t, br)
 		publish(t, pub, name+"/x", name, 1)
 	}
-	waitUntil(t, "a message over each transport", func() bool { return onRemote.count() >= len(names) })
+	waitUntil(t, "a message over each transport", func() bool { return onRemote.Count() >= len(names) })
 	for _, name := range names {
-		if onRemote.payloads()[name] != 1 {
-			t.Errorf("%s: got %v", name, onRemote.payloads())
+		if onRemote.Payloads()[name] != 1 {
+			t.Errorf("%s: got %v", name, onRemote.Payloads())
 		}
 	}
 }
