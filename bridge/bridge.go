@@ -65,6 +65,7 @@ type Bridge struct {
 	local  *client.Client
 	// With Config.Dir, the two sides' stores (else nil): see handoverStore.
 	localStore, remoteStore *handoverStore
+	filters                 *filterFile // with Config.Dir: what each side subscribed to
 	lis                     *transport.MemListener
 	echo                    *echoTable
 
@@ -172,6 +173,10 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.acksOut, b.acksIn = make(chan pending, 1024), make(chan pending, 1024)
 
+	if b.filters, err = openFilterFile(cfg.Dir); err != nil {
+		b.cancel()
+		return nil, fmt.Errorf("bridge %q: %w", cfg.Name, err)
+	}
 	var localStore, remoteStore store.Session
 	if cfg.Dir != "" {
 		ls, err := disk.Open(filepath.Join(cfg.Dir, "local"), disk.Options{Sync: cfg.Sync, Logger: b.log})
@@ -275,12 +280,20 @@ func Start(ctx context.Context, srv *broker.Server, cfg Config) (*Bridge, error)
 		return nil, fmt.Errorf("bridge %q: connecting to the local broker: %w", cfg.Name, err)
 	}
 	var outFilters []client.Filter
+	var outNames []string
 	for _, m := range cfg.Topics {
 		if m.Direction.out() {
 			// The bridge's own publications (In) do not come back [v5 MQTT-3.8.3-3];
 			// retained ones go out retained [v5 MQTT-3.3.1-13].
 			outFilters = append(outFilters, client.Filter{Topic: m.LocalPrefix + m.Topic, QoS: m.QoS, NoLocal: true, RetainAsPublished: true})
+			outNames = append(outNames, m.LocalPrefix+m.Topic)
 		}
+	}
+	if err := b.filters.replace(ctx, false, outNames, b.unsubscriber(b.local)); err != nil {
+		b.remote.Disconnect(ctx)
+		b.local.Disconnect(ctx)
+		b.abort()
+		return nil, fmt.Errorf("bridge %q: unsubscribing the local filters of removed mappings: %w", cfg.Name, err)
 	}
 	if len(outFilters) > 0 {
 		sub, err := b.local.SubscribeWith(ctx, client.SubscribeOptions{Filters: outFilters, Handler: b.fromLocal})
@@ -410,11 +423,25 @@ func (b *Bridge) connectLoop() {
 		}
 	}
 	var inFilters []client.Filter
+	var inNames []string
 	v5 := b.cfg.Version == packet.V5
 	for _, m := range b.cfg.Topics {
 		if m.Direction.in() {
 			// [v5 MQTT-3.8.3-3] [v5 MQTT-3.3.1-13]; 3.1.1 has neither (the echo table stands in for No Local).
 			inFilters = append(inFilters, client.Filter{Topic: m.RemotePrefix + m.Topic, QoS: m.QoS, NoLocal: v5, RetainAsPublished: v5})
+			inNames = append(inNames, m.RemotePrefix+m.Topic)
+		}
+	}
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		err := b.filters.replace(ctx, true, inNames, b.unsubscriber(b.remote))
+		cancel()
+		if err == nil || b.ctx.Err() != nil {
+			break
+		}
+		b.log.Warn("cannot unsubscribe the remote filters of removed mappings; retrying", "err", err, "in", backoff)
+		if !wait() {
+			return
 		}
 	}
 	if len(inFilters) == 0 {
@@ -444,6 +471,15 @@ func (b *Bridge) connectLoop() {
 		if !wait() {
 			return
 		}
+	}
+}
+
+// unsubscriber returns c's Unsubscribe for filterFile.replace.
+func (b *Bridge) unsubscriber(c *client.Client) func(ctx context.Context, filters ...string) error {
+	return func(ctx context.Context, filters ...string) error {
+		b.log.Info("unsubscribing the filters of removed mappings", "filters", filters, "remote", c == b.remote)
+		_, err := c.Unsubscribe(ctx, filters...)
+		return err
 	}
 }
 

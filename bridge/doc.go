@@ -18,7 +18,9 @@
 // persistent session unless Config.CleanSession. Both sessions outlive a
 // disconnection by Config.SessionExpiry (7 days by default), so that a
 // bridge removed from the configuration does not leave a session filling
-// forever. A mapping Out subscribes
+// forever. With Config.Dir the bridge also remembers the filters it
+// subscribed to on each side (filters.json), and unsubscribes, at the next
+// Start, those of mappings removed meanwhile. A mapping Out subscribes
 // the local side to LocalPrefix+Topic and publishes what arrives on the
 // remote as RemotePrefix+rest; In does the reverse; Both does both. Each
 // message goes at the lower of its QoS and the mapping's, with its retain

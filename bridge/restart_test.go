@@ -183,3 +183,44 @@ func TestQueueBoundWhileRemoteDown(t *testing.T) {
 	}
 	t.Logf("%d of %d carried, %d dropped by the local broker's full queue", len(got), n, dropped)
 }
+
+// A mapping removed between two starts (Config.Dir kept) has its
+// subscription removed from the bridge's persistent sessions, on both
+// sides.
+func TestRemovedMappingUnsubscribed(t *testing.T) {
+	mqtttest.LeakCheck(t)
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{SysInterval: -1}})
+	dir := t.TempDir()
+	run := func(out, in string) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		br, err := bridge.Start(ctx, a.Server, bridge.Config{Name: "m", Remote: b.URL, Dir: dir, Logger: quietLogger(t),
+			BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+			Topics: []bridge.Mapping{{Topic: out, Direction: bridge.Out, QoS: 1}, {Topic: in, Direction: bridge.In, QoS: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitConnected(t, br)
+		waitUntil(t, "one subscription on each side", func() bool {
+			return a.Server.Stats().Subscriptions == 1 && b.Server.Stats().Subscriptions == 1
+		})
+		if err := br.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("a/#", "x/#")
+	run("b/#", "y/#")
+	// Only the new mappings are carried.
+	onB := subscribe(t, b.URL, "#", 1, packet.V5)
+	br := startBridge(t, a.Server, bridge.Config{Name: "m", Remote: b.URL, Dir: dir, Logger: quietLogger(t),
+		Topics: []bridge.Mapping{{Topic: "b/#", Direction: bridge.Out, QoS: 1}, {Topic: "y/#", Direction: bridge.In, QoS: 1}}})
+	waitConnected(t, br)
+	pa := publisher(t, a.URL, packet.V5)
+	publish(t, pa, "a/1", "old", 1)
+	publish(t, pa, "b/1", "new", 1)
+	waitUntil(t, "the new mapping's message", func() bool { return onB.Count() >= 1 })
+	if got := onB.Payloads(); got["old"] != 0 || got["new"] != 1 {
+		t.Errorf("on B: %v", got)
+	}
+}
