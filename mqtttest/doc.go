@@ -31,6 +31,10 @@
 //   - StartRefuser is a fake server that answers every CONNECT with a
 //     chosen CONNACK reason code (and, in MQTT 5, a Server Reference), for
 //     client tests of refusals and redirection.
+//   - StartDurableBroker runs a Tern broker on a store/disk data directory
+//     that the test can Stop and Start again on the same address, as a
+//     broker process restarted on its data; Collector records what a
+//     client subscription receives.
 //   - VerifyNone, LeakCheck and VerifyTestMain wrap go.uber.org/goleak
 //     with the options the project needs.
 //

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/broker/auth"
 )
@@ -440,6 +441,29 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
+	var bridges []*bridge.Bridge // bridgeconf.go
+	if len(st.cfg.Bridges) > 0 {
+		select {
+		case <-srv.Ready():
+		case err := <-errc:
+			return err
+		}
+		bdir := ""
+		if ds != nil {
+			bdir = dir
+		}
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		bridges, err = st.startBridges(bctx, bdir)
+		cancel()
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			srv.Shutdown(sctx)
+			cancel()
+			<-errc
+			return err
+		}
+	}
+	defer func() { closeBridges(bridges) }()
 	for {
 		select {
 		case err := <-errc:
@@ -451,6 +475,8 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 			st.reload()
 		case <-ctx.Done():
 			log.Info("shutting down")
+			closeBridges(bridges) // first, so that they leave their sessions as they are
+			bridges = nil
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := srv.Shutdown(sctx)
 			cancel()

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ternmq/tern/bridge"
 	"github.com/ternmq/tern/broker"
 	"github.com/ternmq/tern/packet"
 	"github.com/ternmq/tern/transport"
@@ -98,6 +99,8 @@ type brokerConfig struct {
 	Cluster struct {
 		URL, Node string
 	}
+	Bridges     []bridge.Config  // bridgeconf.go
+	bridgeLines []map[string]int // the line of each key of each bridge
 
 	file string            // the configuration file as given; "" for none
 	abs  string            // its absolute path
@@ -510,6 +513,20 @@ func (c *brokerConfig) decodeMapping(n *yaml.Node, prefix string, i int) error {
 			full = prefix + "." + kn.Value
 		}
 		path := concrete(full, i)
+		if full == "bridges" {
+			if first, dup := seen[kn.Value]; dup {
+				return fmt.Errorf("%s:%d: bridges is set twice (first on line %d)", c.file, kn.Line, first)
+			}
+			seen[kn.Value] = kn.Line
+			if vn.Kind == yaml.ScalarNode && vn.Tag == "!!null" {
+				continue
+			}
+			c.set[path] = origin{line: kn.Line}
+			if err := c.decodeBridges(vn); err != nil {
+				return err
+			}
+			continue
+		}
 		k := keyIndex[full]
 		if k == nil {
 			return c.unknownKey(kn, prefix, i)
@@ -600,6 +617,9 @@ func (c *brokerConfig) unknownKey(kn *yaml.Node, prefix string, i int) error {
 				best, guess = d, concrete(k.path, i)
 			}
 		}
+	}
+	if prefix == "" && guess == "" && editDistance(kn.Value, "bridges") < 3 {
+		guess = "bridges"
 	}
 	if guess == "" {
 		for _, k := range keys { // the right key in the wrong section

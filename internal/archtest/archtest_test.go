@@ -28,8 +28,9 @@ var layers = map[string][]string{
 	"store/storetest":   {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker suite's reference
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
-	"proxy":             {"packet", "topic", "transport", "message", "session", "store"},                                          // layer 3: the session package brings message and store
-	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"}, // backplane through broker
+	"proxy":             {"packet", "topic", "transport", "message", "session", "store"},                                                                                  // layer 3: the session package brings message and store
+	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"},                                         // backplane through broker
+	"bridge":            {"broker", "client", "packet", "topic", "transport", "message", "session", "store", "store/memory", "store/disk", "backplane", "internal/scram"}, // layer 3½: a broker's client of another broker
 	"cmd/tern":          {"*"},
 	"mqtttest":          {"*"}, // layer 4, the test harness: anything but cmd
 	"topic":             {},
