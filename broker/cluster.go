@@ -55,6 +55,14 @@ func (srv *Server) joinBackplane() error {
 	srv.bp = node
 	srv.stats.bpReachable.Store(true)
 	srv.cfg.log.Info("joined the back plane", "node", node.ID())
+	if srv.shStore != nil {
+		// The messages by which other nodes let sessions go to this one.
+		if err := node.Subscribe(ctx, handoffPrefix+node.ID()+"/#"); err != nil {
+			node.Close(ctx)
+			srv.bp = nil
+			return fmt.Errorf("broker: Backplane: %w", err)
+		}
+	}
 	// The restored sessions' subscriptions, once each.
 	srv.regMu.Lock()
 	ss := make([]*session, 0, len(srv.sessions))
@@ -352,6 +360,10 @@ func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) 
 	if !srv.joined(ctx) {
 		return
 	}
+	if srv.shStore != nil {
+		srv.onSharedTakeover(ctx, t.ClientID, t.By)
+		return
+	}
 	srv.regMu.Lock()
 	s := srv.sessions[t.ClientID]
 	srv.regMu.Unlock()
@@ -376,7 +388,7 @@ func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) 
 // retained messages.
 func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
 	m := d.Message
-	if m == nil || !srv.joined(ctx) || srv.closing.Load() {
+	if m == nil || !srv.joined(ctx) || srv.closing.Load() || srv.onHandoff(m) {
 		return
 	}
 	srv.stats.msgsIn.Add(1)

@@ -607,9 +607,10 @@ func (srv *Server) forget(s *session, seq uint64) {
 
 // lazyChanges are changes written in the background (see forget).
 type lazyChanges struct {
-	mu   sync.Mutex
-	ts   []store.Target // dequeues: ClientID and Seq
-	wake chan struct{}
+	writeMu sync.Mutex // held while a batch is written (flushLazy waits for it)
+	mu      sync.Mutex
+	ts      []store.Target // dequeues: ClientID and Seq
+	wake    chan struct{}
 }
 
 // lazyLoop writes the background changes in batches until the server
@@ -625,6 +626,7 @@ func (srv *Server) lazyLoop() {
 		case <-srv.ctx.Done():
 			stopping = true
 		}
+		l.writeMu.Lock()
 		l.mu.Lock()
 		batch := l.ts
 		l.ts = spare
@@ -632,6 +634,7 @@ func (srv *Server) lazyLoop() {
 		if len(batch) > 0 {
 			srv.persist("completed deliveries", store.DequeueAll(batch))
 		}
+		l.writeMu.Unlock()
 		clear(batch)
 		spare = batch[:0]
 		if stopping {
@@ -665,7 +668,9 @@ func (srv *Server) connectStore(id string, cleanStart bool, expiry uint32, versi
 	old := srv.sessions[id]
 	srv.regMu.Unlock()
 	var cs []store.Change
-	if (cleanStart || expiry == 0) && old != nil && old.durable.Load() {
+	// A shared store may hold the session although this node did not
+	// (sharedsession.go): it goes cluster-wide.
+	if (cleanStart || expiry == 0) && (srv.shStore != nil || old != nil && old.durable.Load()) {
 		cs = append(cs, store.DeleteSession(id))
 	}
 	if expiry != 0 {

@@ -212,6 +212,10 @@ type Server struct {
 	started    time.Time
 	bp         backplane.Node // joined through Backplane; nil without
 	bpJoined   chan struct{}  // closed once bp is set: the back plane's handlers wait for it
+	shStore    store.Shared   // Store, when the nodes of the back plane share it (sharedsession.go)
+	handoffMu  sync.Mutex
+	handoffs   map[string]chan struct{} // client id → closed when the node that had it let it go
+	handoffWG  sync.WaitGroup           // sessions being let go to other nodes (started by the back plane's handler)
 }
 
 func (s *Server) init() error {
@@ -230,8 +234,13 @@ func (s *Server) init() error {
 		s.sessions = map[string]*session{}
 		s.retained.init()
 		s.started = time.Now()
+		s.shStore = s.sharedStore()
 		if s.Store != nil {
-			if err := s.restore(); err != nil {
+			restore := s.restore
+			if s.shStore != nil {
+				restore = s.startShared // sessions load when their clients connect
+			}
+			if err := restore(); err != nil {
 				s.initErr = err
 				s.cancel()
 				s.markReady()
@@ -546,7 +555,8 @@ func (s *Server) finish() {
 	}
 	s.bgWG.Wait()
 	s.leaveBackplane()
-	s.finishDrops() // the drops not yet logged
+	s.handoffWG.Wait() // after the back plane, whose handler starts them, is closed
+	s.finishDrops()    // the drops not yet logged
 }
 
 // observe tells every observer about e.
