@@ -349,6 +349,18 @@ func (srv *Server) clusterDisconnected(c *conn) {
 	if c.kicked.Load() == uint32(packet.SessionTakenOver) {
 		return // another node claimed the id
 	}
+	if srv.shStore != nil {
+		s.mu.Lock()
+		kept := !s.removed
+		s.mu.Unlock()
+		if kept {
+			// A session the nodes share stays this node's while it is
+			// here, offline: a node that claims the id is told, and takes
+			// the session over (sharedsession.go). It is released when the
+			// session ends.
+			return
+		}
+	}
 	if err := srv.bp.Release(ctx, id); err != nil && !errors.Is(err, backplane.ErrClosed) {
 		srv.cfg.log.Warn("back plane: client id not released", "client", id, "err", err)
 	}

@@ -607,10 +607,10 @@ func (srv *Server) forget(s *session, seq uint64) {
 
 // lazyChanges are changes written in the background (see forget).
 type lazyChanges struct {
-	writeMu sync.Mutex // held while a batch is written (flushLazy waits for it)
-	mu      sync.Mutex
-	ts      []store.Target // dequeues: ClientID and Seq
-	wake    chan struct{}
+	flush chan chan struct{} // flushLazy's requests: written at once, then the channel is closed
+	mu    sync.Mutex
+	ts    []store.Target // dequeues: ClientID and Seq
+	wake  chan struct{}
 }
 
 // lazyLoop writes the background changes in batches until the server
@@ -621,12 +621,13 @@ func (srv *Server) lazyLoop() {
 	var spare []store.Target // the buffer not in l.ts: the two are swapped
 	for {
 		stopping := false
+		var flushed chan struct{}
 		select {
 		case <-l.wake:
+		case flushed = <-l.flush:
 		case <-srv.ctx.Done():
 			stopping = true
 		}
-		l.writeMu.Lock()
 		l.mu.Lock()
 		batch := l.ts
 		l.ts = spare
@@ -634,7 +635,9 @@ func (srv *Server) lazyLoop() {
 		if len(batch) > 0 {
 			srv.persist("completed deliveries", store.DequeueAll(batch))
 		}
-		l.writeMu.Unlock()
+		if flushed != nil {
+			close(flushed)
+		}
 		clear(batch)
 		spare = batch[:0]
 		if stopping {

@@ -247,6 +247,7 @@ func (s *Server) init() error {
 				return
 			}
 			s.lazy.wake = make(chan struct{}, 1)
+			s.lazy.flush = make(chan chan struct{})
 			s.bgWG.Add(1)
 			go s.lazyLoop()
 		}

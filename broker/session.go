@@ -350,6 +350,7 @@ func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 	if durable {
 		srv.persist("session end", store.DeleteSession(s.id))
 	}
+	srv.sharedEnded(s.id)
 	if checkGen {
 		srv.cfg.log.Debug("session expired", "client", s.id)
 	}

@@ -38,10 +38,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/message"
 	mqttsession "github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/store"
@@ -143,7 +143,7 @@ func (srv *Server) sharedClaim(id string, cleanStart bool) (*session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loading the session: %w", err)
 		}
-		if ok {
+		if ok && !storedExpired(&pre.Info, time.Now()) {
 			s = srv.registerMoving(id, pre)
 		}
 	}
@@ -188,6 +188,17 @@ func (srv *Server) sharedClaim(id string, cleanStart bool) (*session, error) {
 	ss, ok, err := srv.shStore.LoadSession(lctx, id)
 	if err != nil {
 		return fail(fmt.Errorf("loading the session: %w", err))
+	}
+	if ok && storedExpired(&ss.Info, time.Now()) {
+		// It expired while no node had it (the last one stopped): it
+		// ends now, and its end sends the will (section 3.1.2.5).
+		if err := srv.persist("expired session", store.DeleteSession(id)); err != nil {
+			return fail(err)
+		}
+		if w := ss.Info.Will; w != nil && w.Msg != nil {
+			srv.sendWill(&lastWill{msg: w.Msg})
+		}
+		ok = false
 	}
 	if !ok {
 		if s != nil {
@@ -426,18 +437,37 @@ func (srv *Server) letGo(s *session) {
 	srv.regMu.Unlock()
 }
 
-// flushLazy writes the dequeues waiting for the background writer now,
-// and waits for a write of it under way.
+// flushLazy has the background writer write the dequeues waiting for it
+// now, and waits until they are written (and any write of it under way).
 func (srv *Server) flushLazy() {
-	l := &srv.lazy
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
-	l.mu.Lock()
-	batch := slices.Clone(l.ts)
-	clear(l.ts)
-	l.ts = l.ts[:0]
-	l.mu.Unlock()
-	if len(batch) > 0 {
-		srv.persist("completed deliveries", store.DequeueAll(batch))
+	done := make(chan struct{})
+	select {
+	case srv.lazy.flush <- done:
+		<-done // bounded by one store write
+	case <-srv.ctx.Done(): // the writer writes what is left as it stops
 	}
+}
+
+// sharedEnded gives up the client id of a session that ended on a node
+// of a shared store: the node kept it while the session was here,
+// offline too (see clusterDisconnected).
+func (srv *Server) sharedEnded(id string) {
+	if srv.shStore == nil || srv.bp == nil {
+		return
+	}
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	if err := srv.bp.Release(ctx, id); err != nil && !errors.Is(err, backplane.ErrClosed) {
+		srv.cfg.log.Warn("back plane: client id not released", "client", id, "err", err)
+	}
+}
+
+// storedExpired reports whether a stored offline session's expiry
+// interval has passed at now. A session stored as online (its node
+// stopped or died with its connection) counts as not expired.
+func storedExpired(info *store.SessionInfo, now time.Time) bool {
+	if info.Expiry == neverExpire || info.Disconnected.IsZero() {
+		return false
+	}
+	return now.Sub(info.Disconnected) >= time.Duration(info.Expiry)*time.Second
 }
