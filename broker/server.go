@@ -157,6 +157,11 @@ type Server struct {
 	// persistent session only once the store has kept it (see the README,
 	// "Persistence"). The server does not close the store: its owner does,
 	// after Shutdown or Close.
+	//
+	// With a Backplane and a store.Shared (store/redis) the nodes share
+	// the store: the server does not load it at start, and a persistent
+	// session moves to whichever node its client connects to (see
+	// sharedsession.go and the README's "Sessions on Redis").
 	Store store.Broker
 
 	// Backplane, when set, makes the server one node of several that

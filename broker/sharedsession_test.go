@@ -163,7 +163,8 @@ func TestSharedSessionRedis(t *testing.T) {
 			sr := startSharedRedis(t, cluster)
 			for _, v := range []packet.Version{packet.V5, packet.V311} {
 				t.Run(v.String()+"-resume", func(t *testing.T) { testSharedResume(t, sr, v) })
-				t.Run(v.String()+"-takeover", func(t *testing.T) { testSharedTakeover(t, sr, v) })
+				t.Run(v.String()+"-takeover", func(t *testing.T) { testSharedTakeover(t, sr, v, false) })
+				t.Run(v.String()+"-move-offline", func(t *testing.T) { testSharedTakeover(t, sr, v, true) })
 			}
 			t.Run("qos2-both-ways", func(t *testing.T) { testSharedQoS2(t, sr) })
 			t.Run("clean-start", func(t *testing.T) { testSharedCleanStart(t, sr) })
@@ -229,14 +230,19 @@ func drain(t *testing.T, r *receiver) {
 	}
 }
 
-// testSharedTakeover: the subscriber is connected to A while messages
-// flow at QoS 2 from C and connects to B: A closes its connection (0x8E
-// for MQTT 5) and B has the session, with every message exactly once and
-// in order, those published during the move included.
-func testSharedTakeover(t *testing.T, sr sharedRedis, v packet.Version) {
+// testSharedTakeover: the subscriber is connected to A (or, offline,
+// has its session there) while messages flow at QoS 2 from C and
+// connects to B: A closes its connection (0x8E for MQTT 5) and B has the
+// session, with every message exactly once and in order, those published
+// during the move included.
+func testSharedTakeover(t *testing.T, sr sharedRedis, v packet.Version, offline bool) {
 	bs := sr.three(t)
 	old, _ := persistentConnect(t, bs[0].Addr, v, "taken")
 	old.Subscribe(1, "take/#", 2)
+	if offline {
+		old.Send(&packet.Disconnect{})
+		old.ExpectClosed()
+	}
 	settle(t, bs[2], bs[0])
 
 	const n = 60
@@ -265,8 +271,11 @@ func testSharedTakeover(t *testing.T, sr sharedRedis, v packet.Version) {
 	if !ack.SessionPresent {
 		t.Fatal("session not present on node B")
 	}
-	got := old.ExpectClosed()
-	if v == packet.V5 {
+	var got []packet.Packet
+	if !offline {
+		got = old.ExpectClosed()
+	}
+	if v == packet.V5 && !offline {
 		var last packet.Packet
 		if len(got) > 0 {
 			last = got[len(got)-1]
