@@ -32,6 +32,7 @@ func startSharedRedis(t *testing.T, cluster bool) sharedRedis {
 			t.Skip("a Redis Cluster takes seconds to form")
 		}
 		rc := mqtttest.StartRedisCluster(t, 3)
+		rc.WaitAllOK(t)
 		return sharedRedis{prefix: prefix, client: func() goredis.UniversalClient {
 			return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: rc.Addrs, DialTimeout: time.Second,
 				ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})

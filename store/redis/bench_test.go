@@ -28,6 +28,7 @@ func BenchmarkApply(b *testing.B) {
 			var rdb goredis.UniversalClient
 			if cluster {
 				rc := mqtttest.StartRedisCluster(b, 3)
+				rc.WaitAllOK(b)
 				rdb = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: rc.Addrs})
 			} else {
 				r := mqtttest.StartRedis(b, mqtttest.RedisOptions{})

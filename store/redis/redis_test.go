@@ -46,6 +46,7 @@ func TestBrokerSuiteCluster(t *testing.T) {
 		t.Skip("a Redis Cluster takes seconds to form")
 	}
 	rc := mqtttest.StartRedisCluster(t, 3)
+	rc.WaitAllOK(t)
 	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: rc.Addrs})
 	t.Cleanup(func() { rdb.Close() })
 	runSuite(t, rdb)
