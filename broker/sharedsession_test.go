@@ -23,6 +23,7 @@ import (
 type sharedRedis struct {
 	client func() goredis.UniversalClient
 	prefix string
+	addr   string // a single Redis's address; "" for a cluster
 }
 
 func startSharedRedis(t *testing.T, cluster bool) sharedRedis {
@@ -39,7 +40,7 @@ func startSharedRedis(t *testing.T, cluster bool) sharedRedis {
 		}}
 	}
 	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
-	return sharedRedis{prefix: prefix, client: func() goredis.UniversalClient {
+	return sharedRedis{prefix: prefix, addr: r.Addr, client: func() goredis.UniversalClient {
 		return goredis.NewClient(&goredis.Options{Addr: r.Addr, DialTimeout: time.Second,
 			ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	}}
@@ -48,7 +49,11 @@ func startSharedRedis(t *testing.T, cluster bool) sharedRedis {
 // node starts a Tern node with the Redis back plane and the Redis
 // session store.
 func (sr sharedRedis) node(t *testing.T, name, prefix string) *mqtttest.Broker {
-	rdb := sr.client()
+	return sr.nodeOn(t, name, prefix, sr.client())
+}
+
+// nodeOn is node with its own Redis client.
+func (sr sharedRedis) nodeOn(t *testing.T, name, prefix string, rdb goredis.UniversalClient) *mqtttest.Broker {
 	t.Cleanup(func() { rdb.Close() }) // after the broker and the store
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -169,6 +174,9 @@ func TestSharedSessionRedis(t *testing.T) {
 			}
 			t.Run("qos2-both-ways", func(t *testing.T) { testSharedQoS2(t, sr) })
 			t.Run("clean-start", func(t *testing.T) { testSharedCleanStart(t, sr) })
+			if !cluster {
+				t.Run("old-node-cut-off", func(t *testing.T) { testSharedNodeCutOff(t, sr) })
+			}
 		})
 	}
 }
@@ -367,4 +375,68 @@ func testSharedCleanStart(t *testing.T, sr sharedRedis) {
 	if ack.SessionPresent {
 		t.Fatal("session present on B after a clean start on C")
 	}
+}
+
+// testSharedNodeCutOff: the node that has an offline session is cut off
+// from Redis (as if it died) after it stored a message for the session;
+// the client reconnects to B, which waits for the old node at most
+// handoffTimeout and then resumes the session as stored, the message
+// included: acknowledged on C, kept by A, delivered by B.
+func testSharedNodeCutOff(t *testing.T, sr sharedRedis) {
+	p := fmt.Sprintf("%s-%d", sr.prefix, time.Now().UnixNano())
+	proxy := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: sr.addr})
+	a := sr.nodeOn(t, "a", p, goredis.NewClient(&goredis.Options{Addr: proxy.Addr, DialTimeout: time.Second,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1}))
+	t.Cleanup(func() { proxy.Refuse(false) }) // before A shuts down
+	b, c := sr.node(t, "b", p), sr.node(t, "c", p)
+
+	sub, _ := persistentConnect(t, a.Addr, packet.V5, "cut")
+	sub.Subscribe(1, "cut/#", 1)
+	sub.Send(&packet.Disconnect{})
+	sub.ExpectClosed()
+	settle(t, c, a)
+	pub := mqtttest.DialRaw(t, c.Addr, packet.V5)
+	pub.Connect(&packet.Connect{ClientID: "cut-pub", CleanStart: true, KeepAlive: 60})
+	publish(t, pub, 1, "cut/x", "kept", 1)
+
+	// A queues it for the offline session in Redis (asynchronously: C's
+	// PUBACK means the back plane has it). Wait until it is stored.
+	rdb := sr.client()
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := storeredis.Open(ctx, rdb, storeredis.Config{Prefix: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for {
+		ss, ok, err := st.LoadSession(ctx, "cut")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && len(ss.Queue) == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the message was never stored for the offline session")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	proxy.Refuse(true)
+	proxy.CutNow()
+
+	sub = mqtttest.DialRaw(t, b.Addr, packet.V5)
+	sub.Timeout = 15 * time.Second // B waits for A up to handoffTimeout (5s)
+	cp := &packet.Connect{ClientID: "cut", KeepAlive: 60}
+	cp.Properties.SessionExpiry = 3600
+	if ack := sub.Connect(cp); !ack.SessionPresent {
+		t.Fatal("session not present on B")
+	}
+	got := sub.ExpectPublish()
+	if string(got.Payload) != "kept" {
+		t.Fatalf("got %v", got)
+	}
+	sub.Send(&packet.Puback{PacketID: got.PacketID})
 }
