@@ -44,6 +44,7 @@ func (srv *Server) joinBackplane() error {
 	node, err := srv.Backplane(ctx, backplane.Config{
 		OnMessage:  srv.onClusterMessage,
 		OnTakeover: srv.onClusterTakeover,
+		OnNodeGone: srv.onNodeGone, // sharedsession.go
 		Logger:     srv.cfg.log.With("component", "backplane"),
 	})
 	if err != nil {

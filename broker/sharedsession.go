@@ -471,3 +471,103 @@ func storedExpired(info *store.SessionInfo, now time.Time) bool {
 	}
 	return now.Sub(info.Disconnected) >= time.Duration(info.Expiry)*time.Second
 }
+
+// onNodeGone adopts the sessions of a dead node, when this node is the
+// one the back plane told (exactly one is): each client id the dead node
+// owned is claimed from it (not from a node the client reconnected to
+// meanwhile), its stored session loaded and kept here offline, with its
+// subscriptions announced, its expiry counted from its disconnection and
+// its delayed will waiting, as if this node had restarted with it. A
+// session that was online on the dead node counts from now; its will is
+// the back plane's to publish.
+func (srv *Server) onNodeGone(ctx context.Context, g backplane.NodeGone) {
+	if srv.shStore == nil || !srv.joined(ctx) || len(g.ClientIDs) == 0 {
+		return
+	}
+	ad, ok := srv.bp.(backplane.Adopter)
+	if !ok {
+		return
+	}
+	srv.handoffWG.Add(1)
+	go func() {
+		defer srv.handoffWG.Done()
+		n := 0
+		for _, id := range g.ClientIDs {
+			if srv.ctx.Err() != nil {
+				return
+			}
+			if srv.adoptOne(ad, g.Node, id) {
+				n++
+			}
+		}
+		srv.cfg.log.Info("adopted the sessions of a dead node", "dead", g.Node, "sessions", n, "client_ids", len(g.ClientIDs))
+	}()
+}
+
+// adoptOne adopts the session of client id from the dead node; it
+// reports whether it did.
+func (srv *Server) adoptOne(ad backplane.Adopter, dead, id string) bool {
+	srv.regMu.Lock()
+	local := srv.sessions[id]
+	srv.regMu.Unlock()
+	if local != nil {
+		return false // here already
+	}
+	ctx, cancel := context.WithTimeout(srv.ctx, clusterTimeout)
+	defer cancel()
+	won, err := ad.ClaimFrom(ctx, id, dead)
+	if err != nil || !won {
+		if err != nil {
+			srv.cfg.log.Warn("back plane: a dead node's client id not adopted", "client", id, "dead", dead, "err", err)
+		}
+		return false
+	}
+	ss, ok, err := srv.shStore.LoadSession(ctx, id)
+	if err != nil {
+		srv.cfg.log.Warn("store: a dead node's session not loaded", "client", id, "dead", dead, "err", err)
+	}
+	now := time.Now()
+	if !ok || err != nil || ss.Info.Expiry == 0 {
+		srv.sharedEnded(id)
+		return false
+	}
+	off := ss.Info.Disconnected
+	online := off.IsZero()
+	if online {
+		off = now // it was connected to the dead node: disconnected at its death
+	}
+	if storedExpired(&store.SessionInfo{Expiry: ss.Info.Expiry, Disconnected: off}, now) {
+		srv.persist("expired session", store.DeleteSession(id))
+		if w := ss.Info.Will; w != nil && w.Msg != nil && !online {
+			srv.sendWill(&lastWill{msg: w.Msg})
+		}
+		srv.sharedEnded(id)
+		return false
+	}
+	s := srv.registerMoving(id, ss)
+	if err := srv.adopt(s, &ss); err != nil {
+		srv.letGo(s)
+		srv.sharedEnded(id)
+		return false
+	}
+	s.mu.Lock()
+	s.offSince = off
+	gen := s.gen
+	if ss.Info.Expiry != neverExpire {
+		left := time.Duration(ss.Info.Expiry)*time.Second - now.Sub(off)
+		s.expTimer = time.AfterFunc(left, func() { srv.expire(s, gen) })
+	}
+	s.mu.Unlock()
+	if w := ss.Info.Will; w != nil && w.Msg != nil && !online {
+		// The will of an offline session waiting for its delay: the back
+		// plane does not have it (it was settled on the dead node).
+		lw := &lastWill{msg: w.Msg, delay: w.Delay}
+		if due := off.Add(time.Duration(w.Delay) * time.Second); due.After(now) {
+			srv.delayWill(s, lw, due.Sub(now))
+		} else {
+			srv.sendWill(lw)
+			srv.storeSession(s, off, nil)
+		}
+	}
+	return true
+}

@@ -24,6 +24,7 @@ type sharedRedis struct {
 	client func() goredis.UniversalClient
 	prefix string
 	addr   string // a single Redis's address; "" for a cluster
+	lease  time.Duration
 }
 
 func startSharedRedis(t *testing.T, cluster bool) sharedRedis {
@@ -66,6 +67,9 @@ func (sr sharedRedis) nodeOn(t *testing.T, name, prefix string, rdb goredis.Univ
 	return mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{
 		Backplane: func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
 			cfg.ID = id
+			if sr.lease > 0 {
+				cfg.Lease = sr.lease
+			}
 			return bpredis.Join(ctx, rdb, bpredis.Config{Config: cfg, Prefix: prefix})
 		},
 		Store:       st,
@@ -176,6 +180,7 @@ func TestSharedSessionRedis(t *testing.T) {
 			t.Run("clean-start", func(t *testing.T) { testSharedCleanStart(t, sr) })
 			if !cluster {
 				t.Run("old-node-cut-off", func(t *testing.T) { testSharedNodeCutOff(t, sr) })
+				t.Run("dead-node-adopted", func(t *testing.T) { testSharedAdopt(t, sr) })
 			}
 		})
 	}
@@ -439,4 +444,74 @@ func testSharedNodeCutOff(t *testing.T, sr sharedRedis) {
 		t.Fatalf("got %v", got)
 	}
 	sub.Send(&packet.Puback{PacketID: got.PacketID})
+}
+
+// testSharedAdopt: node A, with an offline session, dies (cut off from
+// Redis for good); the node that finds the death adopts the session:
+// messages published afterwards on C are queued for it, and the client
+// gets them on B.
+func testSharedAdopt(t *testing.T, sr sharedRedis) {
+	sr.lease = 600 * time.Millisecond
+	p := fmt.Sprintf("%s-%d", sr.prefix, time.Now().UnixNano())
+	proxy := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: sr.addr})
+	a := sr.nodeOn(t, "a", p, goredis.NewClient(&goredis.Options{Addr: proxy.Addr, DialTimeout: time.Second,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1}))
+	t.Cleanup(func() { proxy.Refuse(false) }) // before A shuts down
+	b, c := sr.node(t, "b", p), sr.node(t, "c", p)
+
+	sub, _ := persistentConnect(t, a.Addr, packet.V5, "orphan")
+	sub.Subscribe(1, "adopt/#", 1)
+	sub.Send(&packet.Disconnect{})
+	sub.ExpectClosed()
+	proxy.Refuse(true)
+	proxy.CutNow()
+
+	rdb := sr.client()
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := storeredis.Open(ctx, rdb, storeredis.Config{Prefix: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	queued := func() int {
+		ss, _, err := st.LoadSession(ctx, "orphan")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ss.Queue)
+	}
+	// Without adoption nobody has the session's subscription and nothing
+	// is queued: publish until something is.
+	var sent []string
+	for queued() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("no node adopted the dead node's session: nothing queued for it")
+		}
+		m := fmt.Sprint("p", len(sent))
+		if err := c.Server.Publish("adopt/x", []byte(m), 1, false); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, m)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := c.Server.Publish("adopt/x", []byte("final"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	sub, ack := persistentConnect(t, b.Addr, packet.V5, "orphan")
+	if !ack.SessionPresent {
+		t.Fatal("adopted session not present on B")
+	}
+	r := newReceiver(sub)
+	for len(r.got) == 0 || r.got[len(r.got)-1] != "final" {
+		r.recv(t, len(r.got)+1, 10*time.Second)
+	}
+	seen := map[string]bool{}
+	for _, m := range r.got {
+		if seen[m] {
+			t.Fatalf("%s twice in %v", m, r.got)
+		}
+		seen[m] = true
+	}
 }
