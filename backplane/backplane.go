@@ -171,8 +171,10 @@ type Config struct {
 	// OnNodeGone, if set, is told on one surviving node (the one that
 	// found the death, which also publishes its wills) that a node died,
 	// with the client ids it owned then, so that this node can adopt their
-	// sessions (with ClaimFrom, see Adopter). Engines that cannot tell
-	// never call it.
+	// sessions (with ClaimFrom, see Adopter). A node that finds it was
+	// itself taken for dead (cut off longer than its Lease) is told too,
+	// with its own ID and no client ids: what it owned may be another
+	// node's now. Engines that cannot tell never call it.
 	OnNodeGone func(ctx context.Context, g NodeGone)
 	// Lease is how long the engine waits without a heartbeat from the node
 	// before it deems the node dead and publishes its wills. The node

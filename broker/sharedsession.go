@@ -32,6 +32,16 @@ package broker
 //
 // A clean start claims X, waits for A in the same way and deletes the
 // stored session cluster-wide.
+//
+// A node keeps the client ids of the sessions it has, offline ones too,
+// until they end or move. When a node dies, the node that finds the death
+// (the back plane tells exactly one, OnNodeGone) adopts its sessions: it
+// claims each client id from the dead node alone (backplane.Adopter: not
+// from a node the client reconnected to meanwhile), loads the session and
+// keeps it offline, its subscriptions announced, its expiry and delayed
+// will counted from its disconnection. A node that finds it was taken for
+// dead (cut off from the engine longer than its lease) closes its
+// connections and lets its sessions go: they may be another node's now.
 
 import (
 	"context"
@@ -481,7 +491,14 @@ func storedExpired(info *store.SessionInfo, now time.Time) bool {
 // session that was online on the dead node counts from now; its will is
 // the back plane's to publish.
 func (srv *Server) onNodeGone(ctx context.Context, g backplane.NodeGone) {
-	if srv.shStore == nil || !srv.joined(ctx) || len(g.ClientIDs) == 0 {
+	if srv.shStore == nil || !srv.joined(ctx) {
+		return
+	}
+	if g.Node == srv.bp.ID() {
+		srv.declaredDead()
+		return
+	}
+	if len(g.ClientIDs) == 0 {
 		return
 	}
 	ad, ok := srv.bp.(backplane.Adopter)
@@ -570,4 +587,43 @@ func (srv *Server) adoptOne(ad backplane.Adopter, dead, id string) bool {
 		}
 	}
 	return true
+}
+
+// declaredDead runs when the back plane took this node for dead (it was
+// cut off longer than its lease) and it is back: other nodes may have
+// adopted its sessions and own its client ids, so it keeps none of them.
+// Its connections are closed (DISCONNECT 0x8E for MQTT 5: the session
+// may be elsewhere now) and its sessions let go, not ended: the store
+// keeps them for whichever node the clients reach next.
+func (srv *Server) declaredDead() {
+	srv.cfg.log.Warn("the back plane took this node for dead: closing its connections and letting its sessions go")
+	srv.regMu.Lock()
+	all := make([]*session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		if s.inline == nil {
+			all = append(all, s)
+		}
+	}
+	srv.regMu.Unlock()
+	srv.handoffWG.Add(1)
+	go func() {
+		defer srv.handoffWG.Done()
+		for _, s := range all {
+			s.mu.Lock()
+			c := s.conn
+			s.mu.Unlock()
+			if c != nil {
+				c.takenOver()
+				t := time.NewTimer(handoffTimeout)
+				select {
+				case <-c.done:
+				case <-t.C:
+				case <-srv.ctx.Done():
+				}
+				t.Stop()
+			}
+			srv.letGo(s)
+		}
+		srv.flushLazy()
+	}()
 }

@@ -514,4 +514,15 @@ func testSharedAdopt(t *testing.T, sr sharedRedis) {
 		}
 		seen[m] = true
 	}
+
+	// A comes back: taken for dead, it keeps none of its sessions (the
+	// one it had is another node's now).
+	sub.Close()
+	proxy.Refuse(false)
+	for deadline := time.Now().Add(15 * time.Second); a.Server.Stats().Sessions > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("node A still holds %d sessions after it came back", a.Server.Stats().Sessions)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -451,6 +451,18 @@ func (n *Node) beat() {
 		return
 	}
 	if !member.Val() || n.needResync.Load() || n.down.Load() {
+		if !member.Val() {
+			// Another node found this one dead (its lease lapsed) and took
+			// its wills and client ids, or Redis restarted empty: what the
+			// node owned may be another's now. Its handler is told first.
+			if h := n.cfg.OnNodeGone; h != nil {
+				g := backplane.NodeGone{Node: id}
+				n.post(func(ctx context.Context) { h(ctx, g) })
+			}
+			n.mu.Lock()
+			clear(n.owned)
+			n.mu.Unlock()
+		}
 		n.needResync.Store(false)
 		if err := n.resync(ctx); err != nil {
 			n.needResync.Store(true)
