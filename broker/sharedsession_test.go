@@ -176,7 +176,8 @@ func TestSharedSessionRedis(t *testing.T) {
 				t.Run(v.String()+"-takeover", func(t *testing.T) { testSharedTakeover(t, sr, v, false) })
 				t.Run(v.String()+"-move-offline", func(t *testing.T) { testSharedTakeover(t, sr, v, true) })
 			}
-			t.Run("qos2-both-ways", func(t *testing.T) { testSharedQoS2(t, sr) })
+			t.Run("qos2-both-ways-5.0", func(t *testing.T) { testSharedQoS2(t, sr, packet.V5) })
+			t.Run("qos2-both-ways-3.1.1", func(t *testing.T) { testSharedQoS2(t, sr, packet.V311) })
 			t.Run("clean-start", func(t *testing.T) { testSharedCleanStart(t, sr) })
 			if !cluster {
 				t.Run("old-node-cut-off", func(t *testing.T) { testSharedNodeCutOff(t, sr) })
@@ -316,14 +317,14 @@ func testSharedTakeover(t *testing.T, sr sharedRedis, v packet.Version, offline 
 // client got on A and PUBREC'd is released on B with PUBREL, not sent
 // again. Inbound: a QoS 2 PUBLISH the client sent on A and not released
 // is a duplicate on B: delivered once.
-func testSharedQoS2(t *testing.T, sr sharedRedis) {
+func testSharedQoS2(t *testing.T, sr sharedRedis, v packet.Version) {
 	bs := sr.three(t)
 	watch := mqtttest.DialRaw(t, bs[2].Addr, packet.V5)
 	watch.Connect(&packet.Connect{ClientID: "q2-watch", CleanStart: true, KeepAlive: 60})
 	watch.Subscribe(1, "up/#", 2)
 	settle(t, bs[0], bs[2])
 
-	c, _ := persistentConnect(t, bs[0].Addr, packet.V5, "q2")
+	c, _ := persistentConnect(t, bs[0].Addr, v, "q2")
 	c.Subscribe(1, "down/#", 2)
 	// Inbound: PUBLISH, PUBREC, and the connection drops before PUBREL.
 	c.Send(&packet.Publish{Topic: "up/1", QoS: 2, PacketID: 7, Payload: []byte("once")})
@@ -338,7 +339,7 @@ func testSharedQoS2(t *testing.T, sr sharedRedis) {
 	time.Sleep(100 * time.Millisecond) // the PUBREC stored (written before the PUBREL is sent, asserted either way)
 	c.Close()
 
-	c, ack := persistentConnect(t, bs[1].Addr, packet.V5, "q2")
+	c, ack := persistentConnect(t, bs[1].Addr, v, "q2")
 	if !ack.SessionPresent {
 		t.Fatal("session not present on node B")
 	}
