@@ -35,7 +35,15 @@ type Store struct {
 	cluster bool
 	p       string
 	closed  atomic.Bool
+	// maxKept is the largest message id known to be below the stored
+	// maxmsgid: batches under it need not raise it.
+	maxKept atomic.Uint64
 }
+
+// maxIDStep rounds the stored largest message id up, so that one write
+// of it covers the next maxIDStep ids (BrokerState.MaxMsgID may exceed
+// the largest id stored, never fall short).
+const maxIDStep = 1024
 
 var _ store.Shared = (*Store)(nil)
 
@@ -274,9 +282,11 @@ func (s *Store) Apply(ctx context.Context, changes ...store.Change) error {
 			return err
 		}
 	}
-	if b.maxID > 0 {
+	var raised uint64
+	if b.maxID > s.maxKept.Load() {
+		raised = (b.maxID/maxIDStep + 1) * maxIDStep
 		k := s.maxIDKey()
-		b.group(k, k).add("X", k, strconv.FormatUint(b.maxID, 10))
+		b.group(k, k).add("X", k, strconv.FormatUint(raised, 10))
 	}
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	if !s.cluster {
@@ -284,7 +294,11 @@ func (s *Store) Apply(ctx context.Context, changes ...store.Change) error {
 			return nil
 		}
 		g := b.groups[0]
-		return s.fail("apply", applyScript.Run(ctx, s.rdb, []string{g.key}, append([]any{s.p, now}, g.args...)...).Err())
+		if err := s.fail("apply", applyScript.Run(ctx, s.rdb, []string{g.key}, append([]any{s.p, now}, g.args...)...).Err()); err != nil {
+			return err
+		}
+		s.kept(raised)
+		return nil
 	}
 	// Redis Cluster: the groups of one phase run at once, on their
 	// shards; the groups that record received QoS 2 ids and dequeue
@@ -300,7 +314,18 @@ func (s *Store) Apply(ctx context.Context, changes ...store.Change) error {
 			return err
 		}
 	}
+	s.kept(raised)
 	return nil
+}
+
+// kept records that the stored largest message id is at least v.
+func (s *Store) kept(v uint64) {
+	for {
+		cur := s.maxKept.Load()
+		if v <= cur || s.maxKept.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
 
 // run runs the script for each group, pipelined (the cluster client
