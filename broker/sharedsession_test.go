@@ -210,10 +210,12 @@ func testSharedResume(t *testing.T, sr sharedRedis, v packet.Version) {
 		want = append(want, p)
 	}
 
+	began := time.Now()
 	sub, ack = persistentConnect(t, bs[1].Addr, v, "resume")
 	if !ack.SessionPresent {
 		t.Fatal("session not present on node B")
 	}
+	t.Logf("CONNACK of the moved session (offline on A, %d messages queued) after %v", len(want), time.Since(began))
 	r := newReceiver(sub)
 	r.recv(t, len(want), 5*time.Second)
 	if fmt.Sprint(r.got) != fmt.Sprint(want) {
@@ -282,10 +284,12 @@ func testSharedTakeover(t *testing.T, sr sharedRedis, v packet.Version, offline 
 	}()
 	close(start)
 	time.Sleep(20 * time.Millisecond) // some messages before the move, some during and after; asserted either way
+	began := time.Now()
 	nw, ack := persistentConnect(t, bs[1].Addr, v, "taken")
 	if !ack.SessionPresent {
 		t.Fatal("session not present on node B")
 	}
+	t.Logf("CONNACK of the moved session (offline %v) after %v", offline, time.Since(began))
 	var got []packet.Packet
 	if !offline {
 		got = old.ExpectClosed()
