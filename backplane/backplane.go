@@ -68,6 +68,21 @@ type Takeover struct {
 	By       string // the node that claimed the client
 }
 
+// NodeGone is a node found dead, and the client ids it owned.
+type NodeGone struct {
+	Node      string
+	ClientIDs []string
+}
+
+// Adopter is an optional capability of a Node: claiming a client id only
+// from a given owner, so that a node adopting the sessions of a dead node
+// does not take a client that has reconnected elsewhere meanwhile.
+type Adopter interface {
+	// ClaimFrom makes this node the owner of clientID if from owns it (or
+	// nobody does), and reports whether it did. Nobody is told.
+	ClaimFrom(ctx context.Context, clientID, from string) (bool, error)
+}
+
 // Interest announces and withdraws the node's interest in topic filters.
 // Calls are reference-counted per node: n Subscribe calls for a filter need n
 // Unsubscribe calls before the node stops receiving messages for it. A filter
@@ -153,6 +168,14 @@ type Config struct {
 	OnMessage func(ctx context.Context, d Delivery)
 	// OnTakeover is told when another node claimed a client this node owns.
 	OnTakeover func(ctx context.Context, t Takeover)
+	// OnNodeGone, if set, is told on one surviving node (the one that
+	// found the death, which also publishes its wills) that a node died,
+	// with the client ids it owned then, so that this node can adopt their
+	// sessions (with ClaimFrom, see Adopter). A node that finds it was
+	// itself taken for dead (cut off longer than its Lease) is told too,
+	// with its own ID and no client ids: what it owned may be another
+	// node's now. Engines that cannot tell never call it.
+	OnNodeGone func(ctx context.Context, g NodeGone)
 	// Lease is how long the engine waits without a heartbeat from the node
 	// before it deems the node dead and publishes its wills. The node
 	// heartbeats every Lease/3. Default 5s.

@@ -44,6 +44,7 @@ func (srv *Server) joinBackplane() error {
 	node, err := srv.Backplane(ctx, backplane.Config{
 		OnMessage:  srv.onClusterMessage,
 		OnTakeover: srv.onClusterTakeover,
+		OnNodeGone: srv.onNodeGone, // sharedsession.go
 		Logger:     srv.cfg.log.With("component", "backplane"),
 	})
 	if err != nil {
@@ -55,6 +56,14 @@ func (srv *Server) joinBackplane() error {
 	srv.bp = node
 	srv.stats.bpReachable.Store(true)
 	srv.cfg.log.Info("joined the back plane", "node", node.ID())
+	if srv.shStore != nil {
+		// The messages by which other nodes let sessions go to this one.
+		if err := node.Subscribe(ctx, handoffPrefix+node.ID()+"/#"); err != nil {
+			node.Close(ctx)
+			srv.bp = nil
+			return fmt.Errorf("broker: Backplane: %w", err)
+		}
+	}
 	// The restored sessions' subscriptions, once each.
 	srv.regMu.Lock()
 	ss := make([]*session, 0, len(srv.sessions))
@@ -341,6 +350,18 @@ func (srv *Server) clusterDisconnected(c *conn) {
 	if c.kicked.Load() == uint32(packet.SessionTakenOver) {
 		return // another node claimed the id
 	}
+	if srv.shStore != nil {
+		s.mu.Lock()
+		kept := !s.removed
+		s.mu.Unlock()
+		if kept {
+			// A session the nodes share stays this node's while it is
+			// here, offline: a node that claims the id is told, and takes
+			// the session over (sharedsession.go). It is released when the
+			// session ends.
+			return
+		}
+	}
 	if err := srv.bp.Release(ctx, id); err != nil && !errors.Is(err, backplane.ErrClosed) {
 		srv.cfg.log.Warn("back plane: client id not released", "client", id, "err", err)
 	}
@@ -350,6 +371,10 @@ func (srv *Server) clusterDisconnected(c *conn) {
 // another node [v5 MQTT-3.1.4-3]: DISCONNECT 0x8E for MQTT 5.
 func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) {
 	if !srv.joined(ctx) {
+		return
+	}
+	if srv.shStore != nil {
+		srv.onSharedTakeover(ctx, t.ClientID, t.By)
 		return
 	}
 	srv.regMu.Lock()
@@ -376,7 +401,7 @@ func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) 
 // retained messages.
 func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
 	m := d.Message
-	if m == nil || !srv.joined(ctx) || srv.closing.Load() {
+	if m == nil || !srv.joined(ctx) || srv.closing.Load() || srv.onHandoff(m) {
 		return
 	}
 	srv.stats.msgsIn.Add(1)

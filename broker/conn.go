@@ -368,6 +368,14 @@ func (c *conn) connect() bool {
 	// Clean Start handling [v5 MQTT-3.1.4-4], in the session of this
 	// client id [v5 MQTT-3.1.3-2].
 	// resume or start afresh, as CleanSession says [v3 MQTT-3.1.4-3].
+	if srv.shStore != nil {
+		// A session the nodes share: this node owns the client id and
+		// has the session (taken over from the node that had it) before
+		// it is stored as this CONNECT asks (sharedsession.go).
+		if _, err := srv.sharedClaim(c.info.ClientID, cp.CleanStart); err != nil {
+			return refuse(packet.ServerUnavailable, "the broker could not take the session over from its other nodes: "+err.Error())
+		}
+	}
 	if srv.Store != nil {
 		// The session is kept as the CONNECT asks before the CONNACK
 		// says so.
@@ -384,8 +392,10 @@ func (c *conn) connect() bool {
 	}
 	// Cluster-wide, the client id is this node's before the CONNACK
 	// (cluster.go); the node that had it closes its connection.
-	if err := srv.clusterClaim(c.info.ClientID); err != nil {
-		return refuse(packet.ServerUnavailable, "the back plane could not give this node the client identifier: "+err.Error())
+	if srv.shStore == nil {
+		if err := srv.clusterClaim(c.info.ClientID); err != nil {
+			return refuse(packet.ServerUnavailable, "the back plane could not give this node the client identifier: "+err.Error())
+		}
 	}
 	s, present := srv.attach(c, c.info.ClientID, cp.CleanStart)
 	if c.isKicked() {

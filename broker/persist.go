@@ -607,9 +607,10 @@ func (srv *Server) forget(s *session, seq uint64) {
 
 // lazyChanges are changes written in the background (see forget).
 type lazyChanges struct {
-	mu   sync.Mutex
-	ts   []store.Target // dequeues: ClientID and Seq
-	wake chan struct{}
+	flush chan chan struct{} // flushLazy's requests: written at once, then the channel is closed
+	mu    sync.Mutex
+	ts    []store.Target // dequeues: ClientID and Seq
+	wake  chan struct{}
 }
 
 // lazyLoop writes the background changes in batches until the server
@@ -620,8 +621,10 @@ func (srv *Server) lazyLoop() {
 	var spare []store.Target // the buffer not in l.ts: the two are swapped
 	for {
 		stopping := false
+		var flushed chan struct{}
 		select {
 		case <-l.wake:
+		case flushed = <-l.flush:
 		case <-srv.ctx.Done():
 			stopping = true
 		}
@@ -631,6 +634,9 @@ func (srv *Server) lazyLoop() {
 		l.mu.Unlock()
 		if len(batch) > 0 {
 			srv.persist("completed deliveries", store.DequeueAll(batch))
+		}
+		if flushed != nil {
+			close(flushed)
 		}
 		clear(batch)
 		spare = batch[:0]
@@ -665,7 +671,9 @@ func (srv *Server) connectStore(id string, cleanStart bool, expiry uint32, versi
 	old := srv.sessions[id]
 	srv.regMu.Unlock()
 	var cs []store.Change
-	if (cleanStart || expiry == 0) && old != nil && old.durable.Load() {
+	// A shared store may hold the session although this node did not
+	// (sharedsession.go): it goes cluster-wide.
+	if (cleanStart || expiry == 0) && (srv.shStore != nil || old != nil && old.durable.Load()) {
 		cs = append(cs, store.DeleteSession(id))
 	}
 	if expiry != 0 {

@@ -157,6 +157,11 @@ type Server struct {
 	// persistent session only once the store has kept it (see the README,
 	// "Persistence"). The server does not close the store: its owner does,
 	// after Shutdown or Close.
+	//
+	// With a Backplane and a store.Shared (store/redis) the nodes share
+	// the store: the server does not load it at start, and a persistent
+	// session moves to whichever node its client connects to (see
+	// sharedsession.go and the README's "Sessions on Redis").
 	Store store.Broker
 
 	// Backplane, when set, makes the server one node of several that
@@ -212,6 +217,10 @@ type Server struct {
 	started    time.Time
 	bp         backplane.Node // joined through Backplane; nil without
 	bpJoined   chan struct{}  // closed once bp is set: the back plane's handlers wait for it
+	shStore    store.Shared   // Store, when the nodes of the back plane share it (sharedsession.go)
+	handoffMu  sync.Mutex
+	handoffs   map[string]chan struct{} // client id → closed when the node that had it let it go
+	handoffWG  sync.WaitGroup           // sessions being let go to other nodes (started by the back plane's handler)
 }
 
 func (s *Server) init() error {
@@ -230,14 +239,20 @@ func (s *Server) init() error {
 		s.sessions = map[string]*session{}
 		s.retained.init()
 		s.started = time.Now()
+		s.shStore = s.sharedStore()
 		if s.Store != nil {
-			if err := s.restore(); err != nil {
+			restore := s.restore
+			if s.shStore != nil {
+				restore = s.startShared // sessions load when their clients connect
+			}
+			if err := restore(); err != nil {
 				s.initErr = err
 				s.cancel()
 				s.markReady()
 				return
 			}
 			s.lazy.wake = make(chan struct{}, 1)
+			s.lazy.flush = make(chan chan struct{})
 			s.bgWG.Add(1)
 			go s.lazyLoop()
 		}
@@ -546,7 +561,8 @@ func (s *Server) finish() {
 	}
 	s.bgWG.Wait()
 	s.leaveBackplane()
-	s.finishDrops() // the drops not yet logged
+	s.handoffWG.Wait() // after the back plane, whose handler starts them, is closed
+	s.finishDrops()    // the drops not yet logged
 }
 
 // observe tells every observer about e.

@@ -61,6 +61,10 @@ type session struct {
 	in       mqttsession.Inbound            // QoS 2 packet ids received and not yet released, the client's send quota
 	drops    *dropLog                       // messages dropped, for the warning; nil until the first
 	offSince time.Time                      // when it went offline, for the store
+	// adopted are the stored sequence numbers of a session loaded from a
+	// shared store (sharedsession.go): a delivery stored before the load
+	// and queued after it is queued already.
+	adopted map[uint64]struct{}
 }
 
 func newSession(id string, seq uint64) *session {
@@ -113,6 +117,12 @@ func (s *session) hasRoom(srv *Server) bool {
 func (s *session) deliverOpt(srv *Server, d delivery, force bool) (ok bool, why error) {
 	s.mu.Lock()
 	c := s.conn
+	if s.adopted != nil && d.seq != 0 {
+		if _, ok := s.adopted[d.seq]; ok {
+			s.mu.Unlock()
+			return true, nil // loaded with the session already
+		}
+	}
 	// An offline persistent session keeps QoS 1 and 2 messages
 	// [v3 MQTT-3.1.2-5]; QoS 0 only if so configured.
 	if c == nil && s.inline == nil && d.qos == 0 && !srv.QueueQoS0 {
@@ -340,6 +350,7 @@ func (srv *Server) endSession(s *session, gen uint64, checkGen bool) {
 	if durable {
 		srv.persist("session end", store.DeleteSession(s.id))
 	}
+	srv.sharedEnded(s.id)
 	if checkGen {
 		srv.cfg.log.Debug("session expired", "client", s.id)
 	}

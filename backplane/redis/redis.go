@@ -19,6 +19,7 @@
 //	P:{P:n:N}:alive         the node's lease (PX Lease, renewed every Lease/3)
 //	P:{P:n:N}:interest      SET of the node's filters
 //	P:{P:n:N}:wills         HASH client id → will (a wire frame)
+//	P:{P:n:N}:owned         SET of the client ids the node claimed (for OnNodeGone)
 //	P:{P:n:N}:in            the node's channel (SPUBLISH)
 //	P:{P:r:K}:retained      HASH topic → message, K = FNV-1a(first level) mod 64
 //	P:owner:CLIENTID        STRING: the node that owns the client id
@@ -222,6 +223,10 @@ func (n *Node) resync(ctx context.Context) error {
 		}
 		wills[cid] = f
 	}
+	owned := make([]string, 0, len(n.owned))
+	for cid := range n.owned {
+		owned = append(owned, cid)
+	}
 	n.mu.Unlock()
 	_, err := n.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Set(ctx, n.kNode(id, "alive"), "1", n.cfg.Lease)
@@ -231,6 +236,9 @@ func (n *Node) resync(ctx context.Context) error {
 		}
 		if len(wills) > 0 {
 			p.HSet(ctx, n.kNode(id, "wills"), wills)
+		}
+		if len(owned) > 0 {
+			p.SAdd(ctx, n.kNode(id, "owned"), toAny(owned)...)
 		}
 		return nil
 	})
@@ -443,6 +451,18 @@ func (n *Node) beat() {
 		return
 	}
 	if !member.Val() || n.needResync.Load() || n.down.Load() {
+		if !member.Val() {
+			// Another node found this one dead (its lease lapsed) and took
+			// its wills and client ids, or Redis restarted empty: what the
+			// node owned may be another's now. Its handler is told first.
+			if h := n.cfg.OnNodeGone; h != nil {
+				g := backplane.NodeGone{Node: id}
+				n.post(func(ctx context.Context) { h(ctx, g) })
+			}
+			n.mu.Lock()
+			clear(n.owned)
+			n.mu.Unlock()
+		}
 		n.needResync.Store(false)
 		if err := n.resync(ctx); err != nil {
 			n.needResync.Store(true)
@@ -462,8 +482,9 @@ func (n *Node) beat() {
 var takeWills = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local w = redis.call('HGETALL', KEYS[2])
-redis.call('DEL', KEYS[2], KEYS[3])
-return w
+local o = redis.call('SMEMBERS', KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+return {w, o}
 `)
 
 // reap publishes the wills of members whose lease lapsed.
@@ -476,7 +497,7 @@ func (n *Node) reap(ctx context.Context) {
 		if m == n.cfg.ID {
 			continue
 		}
-		r, err := takeWills.Run(ctx, n.rdb, []string{n.kNode(m, "alive"), n.kNode(m, "wills"), n.kNode(m, "interest")}).Result()
+		r, err := takeWills.Run(ctx, n.rdb, []string{n.kNode(m, "alive"), n.kNode(m, "wills"), n.kNode(m, "interest"), n.kNode(m, "owned")}).Result()
 		if errors.Is(err, goredis.Nil) || err != nil {
 			continue // alive, or an error to retry at the next beat
 		}
@@ -485,7 +506,23 @@ func (n *Node) reap(ctx context.Context) {
 		n.syncMu.Lock()
 		n.table.Drop(m)
 		n.syncMu.Unlock()
-		kv, _ := r.([]any)
+		both, _ := r.([]any)
+		var kv []any
+		var owned []string
+		if len(both) == 2 {
+			kv, _ = both[0].([]any)
+			os, _ := both[1].([]any)
+			for _, o := range os {
+				if cid, ok := o.(string); ok {
+					owned = append(owned, cid)
+				}
+			}
+		}
+		if h := n.cfg.OnNodeGone; h != nil {
+			sort.Strings(owned)
+			g := backplane.NodeGone{Node: m, ClientIDs: owned}
+			n.post(func(ctx context.Context) { h(ctx, g) })
+		}
 		var cids []string
 		frames := map[string]string{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -752,6 +789,9 @@ func (n *Node) Claim(ctx context.Context, clientID string) (string, error) {
 	n.mu.Lock()
 	n.owned[clientID] = struct{}{}
 	n.mu.Unlock()
+	if err := n.rdb.SAdd(ctx, n.kNode(n.cfg.ID, "owned"), clientID).Err(); err != nil {
+		return prev, n.fail("claim", err)
+	}
 	if prev != "" && prev != n.cfg.ID {
 		if err := n.rdb.SPublish(ctx, n.kNode(prev, "in"), "T"+clientID+"\x00"+n.cfg.ID).Err(); err != nil {
 			return prev, n.fail("takeover notice", err)
@@ -773,7 +813,38 @@ func (n *Node) Release(ctx context.Context, clientID string) error {
 	n.mu.Lock()
 	delete(n.owned, clientID)
 	n.mu.Unlock()
+	if err := n.rdb.SRem(ctx, n.kNode(n.cfg.ID, "owned"), clientID).Err(); err != nil {
+		return n.fail("release", err)
+	}
 	return n.fail("release", release.Run(ctx, n.rdb, []string{n.kOwner(clientID)}, n.cfg.ID).Err())
+}
+
+var claimFrom = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] and cur ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`)
+
+var _ backplane.Adopter = (*Node)(nil)
+
+// ClaimFrom implements backplane.Adopter: n owns clientID afterwards if
+// from owned it, or nobody did.
+func (n *Node) ClaimFrom(ctx context.Context, clientID, from string) (bool, error) {
+	if err := n.check("claim"); err != nil {
+		return false, err
+	}
+	won, err := claimFrom.Run(ctx, n.rdb, []string{n.kOwner(clientID)}, from, n.cfg.ID).Int()
+	if err != nil {
+		return false, n.fail("claim", err)
+	}
+	if won == 0 {
+		return false, nil
+	}
+	n.mu.Lock()
+	n.owned[clientID] = struct{}{}
+	n.mu.Unlock()
+	return true, n.fail("claim", n.rdb.SAdd(ctx, n.kNode(n.cfg.ID, "owned"), clientID).Err())
 }
 
 // SetWill registers the will of clientID. It is kept by the node too, to be
@@ -829,7 +900,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.mu.Unlock()
 	var errs []error
 	_, err := n.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.Del(ctx, n.kNode(id, "alive"), n.kNode(id, "interest"), n.kNode(id, "wills"))
+		p.Del(ctx, n.kNode(id, "alive"), n.kNode(id, "interest"), n.kNode(id, "wills"), n.kNode(id, "owned"))
 		return nil
 	})
 	errs = append(errs, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ternmq/tern/store/disk"
 	"io"
 	"log/slog"
 	"net"
@@ -408,11 +409,19 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 	}
 	srv, log := st.srv, st.srv.Logger
 	broker.Version = versionString()
-	ds, dir, err := st.openStore()
-	if err != nil {
+	var ds *disk.Broker
+	var dir string
+	if st.cfg.Cluster.SessionStore != "redis" { // else setCluster opens the Redis session store
+		if ds, dir, err = st.openStore(); err != nil {
+			return err
+		}
+	} else if err := st.checkSharedStore(); err != nil {
 		return err
 	}
-	if ds != nil {
+	switch {
+	case st.cfg.Cluster.SessionStore == "redis":
+		// setCluster opens the store and says where it is (st.data).
+	case ds != nil:
 		srv.Store = ds
 		defer func() {
 			if err := ds.Close(); err != nil {
@@ -420,7 +429,7 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 			}
 		}()
 		st.data = fmt.Sprintf("%s (durable, sync %s)", dir, st.cfg.Store.Sync)
-	} else {
+	default:
 		st.data = "in memory only (--in-memory): sessions, queued and retained messages are lost when the broker stops"
 	}
 	closeCluster, err := st.setCluster() // cluster.go

@@ -12,6 +12,7 @@ import (
 	"github.com/ternmq/tern/backplane"
 	bpnats "github.com/ternmq/tern/backplane/nats"
 	bpredis "github.com/ternmq/tern/backplane/redis"
+	storeredis "github.com/ternmq/tern/store/redis"
 )
 
 // setCluster wires the back plane of cluster.url (--cluster) into the
@@ -22,6 +23,9 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 	c := st.cfg
 	closeClient = func() {}
 	if c.Cluster.URL == "" {
+		if c.Cluster.SessionStore == "redis" {
+			return closeClient, fmt.Errorf("%s redis keeps sessions on the cluster's Redis, but there is no cluster: give it with cluster.url (--cluster redis://host:port), or drop the session store", c.where("cluster.session_store"))
+		}
 		if c.Cluster.Node != "" {
 			return closeClient, fmt.Errorf("%s names a node but no cluster: give the engine with cluster.url (--cluster redis://host:port or nats://host:port), or drop the node name", c.where("cluster.node"))
 		}
@@ -47,6 +51,22 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 		opts.MaxRetries = 1
 		rdb := goredis.NewClient(opts)
+		closeRedis := func() { rdb.Close() }
+		if c.Cluster.SessionStore == "redis" {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ss, err := storeredis.Open(ctx, rdb, storeredis.Config{})
+			cancel()
+			if err != nil {
+				rdb.Close()
+				return closeClient, fmt.Errorf("%s (%s; is Redis running there?): %w", where, c.where("cluster.session_store"), err)
+			}
+			st.srv.Store = ss
+			st.data = fmt.Sprintf("on Redis at %s (%s redis): shared by the cluster's nodes, as durable as that Redis's appendfsync", u.Host, c.where("cluster.session_store"))
+			closeRedis = func() {
+				ss.Close()
+				rdb.Close()
+			}
+		}
 		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
 			cfg.ID = node
 			n, err := bpredis.Join(ctx, rdb, bpredis.Config{Config: cfg})
@@ -56,8 +76,11 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 			return n, nil
 		}
 		st.cluster = "redis " + u.Host
-		return func() { rdb.Close() }, nil
+		return closeRedis, nil
 	case "nats", "tls":
+		if c.Cluster.SessionStore == "redis" {
+			return closeClient, fmt.Errorf("%s redis needs a Redis cluster.url, not %s: use --cluster redis://host:port, or session_store local", c.where("cluster.session_store"), where)
+		}
 		var nc *natsgo.Conn
 		servers := c.Cluster.URL
 		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
@@ -90,3 +113,15 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 
 // redact is u without its password, for messages.
 func redact(u *url.URL) string { return u.Redacted() }
+
+// checkSharedStore refuses a configuration that keeps sessions on Redis
+// and names a local store too.
+func (st *brokerSetup) checkSharedStore() error {
+	c := st.cfg
+	for _, k := range []string{"store.data_dir", "store.in_memory"} {
+		if _, ok := c.set[k]; ok {
+			return fmt.Errorf("%s and %s redis contradict each other: sessions are kept on Redis, drop %s", c.where(k), c.where("cluster.session_store"), c.where(k))
+		}
+	}
+	return nil
+}

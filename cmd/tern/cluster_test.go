@@ -104,3 +104,59 @@ func TestBrokerClusterBadURL(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
 }
+
+// TestBrokerClusterSessionStore runs two tern broker processes with
+// --session-store redis on one real redis-server: a persistent session
+// made on the first, offline while a QoS 1 message is published on the
+// second, resumes on the second with Session Present and the message.
+func TestBrokerClusterSessionStore(t *testing.T) {
+	r := mqtttest.StartRedis(t, mqtttest.RedisOptions{})
+	a := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--cluster", r.URL, "--node", "one", "--session-store", "redis")
+	b := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--cluster", r.URL, "--node", "two", "--session-store", "redis")
+	a.waitLog(`msg="joined the back plane" .*node=one`)
+	b.waitLog(`msg="joined the back plane" .*node=two`)
+
+	connect := func(addr string) (*mqtttest.RawClient, *packet.Connack) {
+		c := mqtttest.DialRaw(t, addr, packet.V5)
+		cp := &packet.Connect{ClientID: "roamer", KeepAlive: 60}
+		cp.Properties.SessionExpiry = 600
+		return c, c.Connect(cp)
+	}
+	sub, _ := connect(a.addr())
+	sub.Subscribe(1, "roam/#", 1)
+	sub.Send(&packet.Disconnect{})
+	sub.Close()
+
+	host, port, err := net.SplitHostPort(b.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The subscription reaches the second broker asynchronously (the
+	// README's window is milliseconds): three messages 50ms apart, of
+	// which the first to arrive is checked.
+	for range 3 {
+		if out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-q", "1", "-t", "roam/x", "-m", "queued"); code != 0 {
+			t.Fatalf("tern pub: exit %d\n%s%s", code, out, errOut)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sub, ack := connect(b.addr())
+	if !ack.SessionPresent {
+		t.Fatal("the session made on the first broker is not present on the second")
+	}
+	got := sub.ExpectPublish()
+	if got.Topic != "roam/x" || string(got.Payload) != "queued" {
+		t.Fatalf("got %v", got)
+	}
+	sub.Send(&packet.Puback{PacketID: got.PacketID})
+
+	// A bad combination is refused with the keys named.
+	_, errOut, code := runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--session-store", "redis")
+	if code == 0 || !strings.Contains(errOut, "--session-store") || !strings.Contains(errOut, "--cluster redis://") {
+		t.Fatalf("--session-store redis without --cluster: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", r.URL, "--session-store", "redis")
+	if code == 0 || !strings.Contains(errOut, "--in-memory") || !strings.Contains(errOut, "contradict") {
+		t.Fatalf("--session-store redis with --in-memory: exit %d, %s", code, errOut)
+	}
+}

@@ -97,7 +97,7 @@ type brokerConfig struct {
 		CommitWindow time.Duration
 	}
 	Cluster struct {
-		URL, Node string
+		URL, Node, SessionStore string
 	}
 	Bridges     []bridge.Config  // bridgeconf.go
 	bridgeLines []map[string]int // the line of each key of each bridge
@@ -290,6 +290,9 @@ var keys = []*key{
 	{path: "cluster.node", kind: kString, flag: "node", example: "node-1",
 		doc: "this broker's name in the cluster, unique among the running brokers (default: node- and 8 random hex digits)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Node }},
+	{path: "cluster.session_store", kind: kString, flag: "session-store", def: "local", choices: []string{"local", "redis"},
+		doc: "where persistent sessions are kept: local (this node's store.data_dir; a client that reconnects to another node starts afresh) or redis (on the cluster.url Redis, shared by the nodes: a session resumes on whichever node its client reconnects to; store.data_dir is not used)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.SessionStore }},
 }
 
 // sharedStrategies lists the names of broker.SharedStrategy values.

@@ -26,6 +26,7 @@ var layers = map[string][]string{
 	"store/memory":      {"packet", "message", "store"},
 	"store/disk":        {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker store's index
 	"store/storetest":   {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker suite's reference
+	"store/redis":       {"packet", "message", "store"},
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
 	"proxy":             {"packet", "topic", "transport", "message", "session", "store"},                                                                                  // layer 3: the session package brings message and store
