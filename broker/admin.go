@@ -250,3 +250,32 @@ func (a addrString) String() string  { return a.addr }
 // for ClientInfo.RemoteAddr of clients that do not come through the
 // broker's listeners (HTTP users).
 func Addr(network, address string) net.Addr { return addrString{network, address} }
+
+// PublishAs publishes m for the client of info that does not come
+// through an MQTT listener (an HTTP user of package httpapi), with the
+// checks a PUBLISH gets: a valid topic name, the Authorizer (a refusal
+// is ErrNotAuthorized), the Maximum QoS (a *Refusal with 0x9B QoS not
+// supported) and Retain Available (0x9A Retain not supported). It returns
+// once the message is accepted: kept by the Store, if there is one, and
+// in the queues of its subscribers. matched is the number of sessions and
+// shared groups it went to (with a back plane, one more: the other
+// nodes). The broker takes ownership of m.
+func (s *Server) PublishAs(info *ClientInfo, m *Message) (matched int, err error) {
+	if err := s.init(); err != nil {
+		return 0, err
+	}
+	if err := topic.ValidateName(m.Topic); err != nil {
+		return 0, &Refusal{Code: packet.TopicNameInvalid, Reason: fmt.Sprintf("topic %q: %v", m.Topic, err)}
+	}
+	if m.QoS > s.cfg.maxQoS {
+		return 0, &Refusal{Code: packet.QoSNotSupported, Reason: fmt.Sprintf("QoS %d is above the broker's maximum QoS %d", m.QoS, s.cfg.maxQoS)}
+	}
+	if m.Retain && s.RetainUnavailable {
+		return 0, &Refusal{Code: packet.RetainNotSupported, Reason: "the broker does not keep retained messages"}
+	}
+	if !s.Authorize(info, ActionPublish, m.Topic) {
+		return 0, ErrNotAuthorized
+	}
+	m.From = info.ClientID
+	return s.publishInline(m, info)
+}
