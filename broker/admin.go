@@ -279,3 +279,23 @@ func (s *Server) PublishAs(info *ClientInfo, m *Message) (matched int, err error
 	m.From = info.ClientID
 	return s.publishInline(m, info)
 }
+
+// AuthorizeReceive asks the Authorizer, when it is a ReceiveAuthorizer,
+// whether the client of info may receive a message on topic, as the
+// broker asks before each delivery to an MQTT client; true when it is
+// not one.
+func (s *Server) AuthorizeReceive(info *ClientInfo, topic string) (ok bool) {
+	if s.init() != nil {
+		return false
+	}
+	ra := s.cfg.recvAuthz
+	if ra == nil {
+		return true
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+		}
+	}()
+	return s.authorizeReceive(ra, info, topic)
+}
