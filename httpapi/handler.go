@@ -147,9 +147,10 @@ func New(srv *broker.Server, cfg Config) (*Handler, error) {
 		}
 	}
 
-	metrics := promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{ErrorLog: slogPromLogger{h.log}})
+	prom := promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{ErrorLog: slogPromLogger{h.log}})
+	metrics := prom
 	if cfg.ProtectMetrics {
-		metrics = h.authed(func(w http.ResponseWriter, r *http.Request, _ *broker.ClientInfo) { metrics.ServeHTTP(w, r) })
+		metrics = h.authed(func(w http.ResponseWriter, r *http.Request, _ *broker.ClientInfo) { prom.ServeHTTP(w, r) })
 	}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

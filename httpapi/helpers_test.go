@@ -32,9 +32,8 @@ user bob
 topic readwrite bob/#
 `
 
-// fixture starts a broker with a password file and an ACL file, and its
-// HTTP API with a token for bob and alice as the administrator.
-func fixture(t *testing.T, srv *broker.Server, cfg httpapi.Config) *mqtttest.HTTPBroker {
+// withAuth gives srv a password file and an ACL file for alice and bob.
+func withAuth(t *testing.T, srv *broker.Server) {
 	t.Helper()
 	dir := t.TempDir()
 	var pw bytes.Buffer
@@ -60,13 +59,20 @@ func fixture(t *testing.T, srv *broker.Server, cfg httpapi.Config) *mqtttest.HTT
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv == nil {
-		srv = &broker.Server{}
-	}
 	srv.Authenticator, srv.Authorizer = pf, acl
 	if srv.SysInterval == 0 {
 		srv.SysInterval = -1
 	}
+}
+
+// fixture starts a broker with a password file and an ACL file, and its
+// HTTP API with a token for bob and alice as the administrator.
+func fixture(t *testing.T, srv *broker.Server, cfg httpapi.Config) *mqtttest.HTTPBroker {
+	t.Helper()
+	if srv == nil {
+		srv = &broker.Server{}
+	}
+	withAuth(t, srv)
 	if cfg.Tokens == nil {
 		cfg.Tokens = map[string]string{"bob-token": "bob"}
 	}
