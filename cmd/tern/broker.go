@@ -30,6 +30,7 @@ type brokerOptions struct {
 	config        string
 	listen        []string
 	ports         []string
+	http          []string
 	exampleConfig bool
 	flags         []*keyFlag
 }
@@ -55,6 +56,8 @@ Listeners on the command line (each replaces the file's listeners):
   --listen tcp://HOST:PORT   plain MQTT (0.0.0.0 for every interface)
   --listen ws://HOST:PORT/PATH   MQTT over WebSocket (path default /mqtt)
   --listen unix:///PATH/TO/SOCKET   unix socket
+  --http HOST:PORT           the HTTP API, Prometheus metrics (/metrics) and
+                             health (/healthz, /readyz), added to the others
 TLS and secure WebSocket listeners need certificates: configure them in the
 YAML file (listeners[].tls.cert_file, key_file, client_ca_file, client_auth).
 
@@ -63,6 +66,7 @@ MQTT 5 clients are told 0x8B); SIGHUP reloads the password and ACL files.`,
 		Example: `  tern broker
   tern broker -p 1884
   tern broker --listen tcp://0.0.0.0:1883 --listen ws://0.0.0.0:8080/mqtt
+  tern broker --http 127.0.0.1:8080
   tern broker --example-config > tern.yaml
   tern broker --config tern.yaml --log-level trace`,
 		Args: cobra.NoArgs,
@@ -76,6 +80,7 @@ MQTT 5 clients are told 0x8B); SIGHUP reloads the password and ACL files.`,
 	fl.BoolVar(&o.exampleConfig, "example-config", false, "print a configuration file with every key, its default and its flag, and exit")
 	fl.StringArrayVarP(&o.listen, "listen", "l", nil, "listener `URL` (repeatable): tcp://HOST:PORT, ws://HOST:PORT/PATH, unix:///PATH [listeners]")
 	fl.StringArrayVarP(&o.ports, "port", "p", nil, "listen on 127.0.0.1:`PORT` (repeatable), like mosquitto -p [listeners]")
+	fl.StringArrayVar(&o.http, "http", nil, "serve the HTTP API, metrics and health on `ADDR` (host:port, repeatable), besides the MQTT listeners [listeners, type http]")
 	o.flags = addKeyFlags(fl)
 	return cmd
 }
@@ -171,6 +176,9 @@ func buildServer(o *brokerOptions, stderr io.Writer) (*brokerSetup, error) {
 	if err := st.setAuth(); err != nil {
 		return nil, err
 	}
+	if err := st.setHTTP(); err != nil { // httpconf.go
+		return nil, err
+	}
 	if err := srv.Validate(); err != nil {
 		return nil, c.explain(err)
 	}
@@ -235,9 +243,22 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 			c.set[concrete("listeners[]", i)] = origin{flag: f}
 		}
 	}
-	if len(c.Listeners) == 0 {
-		c.Listeners = []broker.Listener{{Type: "tcp", Addr: broker.DefaultAddr}}
+	mqtt := 0
+	for _, l := range c.Listeners {
+		if l.Type != "http" && l.Type != "https" {
+			mqtt++
+		}
+	}
+	if mqtt == 0 {
+		c.Listeners = append(c.Listeners, broker.Listener{Type: "tcp", Addr: broker.DefaultAddr})
 		st.defaultListener = true
+	}
+	for _, a := range o.http {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("--http %q: want HOST:PORT, e.g. 127.0.0.1:8080 (0.0.0.0:8080 for every interface)", a)
+		}
+		c.set[concrete("listeners[]", len(c.Listeners))] = origin{flag: "--http " + a}
+		c.Listeners = append(c.Listeners, broker.Listener{Type: "http", Addr: a})
 	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -248,7 +269,7 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 		if o, ok := c.set[concrete("listeners[].addr", i)]; ok && o.line > 0 && l.Type == "unix" && l.Addr != "" && !filepath.IsAbs(l.Addr) {
 			l.Addr = filepath.Join(c.dir, l.Addr)
 		}
-		if (l.Type == "tls" || l.Type == "wss") && l.TLS == nil {
+		if (l.Type == "tls" || l.Type == "wss" || l.Type == "https") && l.TLS == nil {
 			item := concrete("listeners[]", i)
 			return fmt.Errorf("%s: a %s listener needs a certificate: set %s.tls.cert_file and %s.tls.key_file", c.where(item), l.Type, item, item)
 		}

@@ -80,7 +80,7 @@ func TestConfigErrors(t *testing.T) {
 
 		// Listeners: errors name listeners[i] and the key, never a Go field.
 		{"listener type", "listeners:\n  - type: quic\n    addr: x:1\n", nil,
-			`tern.yaml:2: listeners[0].type: "quic" is not one of tcp, tls, ws, wss, unix`},
+			`tern.yaml:2: listeners[0].type: "quic" is not one of tcp, tls, ws, wss, unix, http, https`},
 		{"tls without certificate", "listeners:\n  - type: tcp\n    addr: 127.0.0.1:0\n  - type: tls\n    addr: 127.0.0.1:0\n", nil,
 			`tern.yaml:4: listeners[1]: a tls listener needs a certificate: set listeners[1].tls.cert_file and listeners[1].tls.key_file`},
 		{"missing certificate", "listeners:\n  - type: tls\n    addr: 127.0.0.1:0\n    tls:\n      cert_file: certs/missing.pem\n      key_file: certs/missing.key\n", nil,
