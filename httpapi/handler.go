@@ -31,6 +31,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -59,6 +61,13 @@ type Config struct {
 	// WebSocket) holds for a slow reader before it drops them (and says
 	// how many). Default 256.
 	StreamBuffer int
+	// AuthCacheTTL is how long a user name and password that the
+	// Authenticator accepted are accepted again without asking it (a
+	// password hash check costs tens of milliseconds by design, too much
+	// for every request). A changed password file takes effect for
+	// passwords already seen after this long. Default 1 minute; negative:
+	// ask the Authenticator on every request.
+	AuthCacheTTL time.Duration
 	// Console, when set, is served under /console/ behind the same
 	// authentication (the web console).
 	Console http.Handler
@@ -74,6 +83,7 @@ type Handler struct {
 	srv    *broker.Server
 	cfg    Config
 	tokens []tokenEntry
+	cache  authCache
 	mux    *http.ServeMux
 	log    *slog.Logger
 	reg    *prometheus.Registry
@@ -123,6 +133,9 @@ func New(srv *broker.Server, cfg Config) (*Handler, error) {
 	}
 	if cfg.StreamBuffer == 0 {
 		cfg.StreamBuffer = 256
+	}
+	if cfg.AuthCacheTTL == 0 {
+		cfg.AuthCacheTTL = time.Minute
 	}
 	h := &Handler{srv: srv, cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, reg: cfg.Registry}
 	if h.log == nil {
@@ -238,6 +251,12 @@ func (h *Handler) authenticate(r *http.Request) (who *broker.ClientInfo, status 
 	}
 	info.Username = user
 	info.ClientID = "http:" + user
+	key := cacheKey(user, pass, basic)
+	if name, ok := h.cache.get(key, time.Now()); ok {
+		info.Username = name
+		info.ClientID = "http:" + name
+		return info, 0, ""
+	}
 	req := &broker.AuthRequest{ClientInfo: *info}
 	if basic {
 		req.Password = []byte(pass)
@@ -254,6 +273,9 @@ func (h *Handler) authenticate(r *http.Request) (who *broker.ClientInfo, status 
 	}
 	info.Username = req.Username // the hook may have changed it
 	info.ClientID = "http:" + info.Username
+	if h.cfg.AuthCacheTTL > 0 {
+		h.cache.put(key, info.Username, time.Now().Add(h.cfg.AuthCacheTTL))
+	}
 	return info, 0, ""
 }
 
@@ -290,3 +312,62 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type slogPromLogger struct{ l *slog.Logger }
 
 func (s slogPromLogger) Println(v ...any) { s.l.Warn("metrics: " + fmt.Sprint(v...)) }
+
+// authCache remembers the credentials the Authenticator accepted, by a
+// hash of user name and password (the password itself is not kept).
+type authCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]cachedAuth
+}
+
+type cachedAuth struct {
+	user    string
+	expires time.Time
+}
+
+// maxCached bounds the cache: past it, expired entries are dropped, and
+// if that is not enough, all of them.
+const maxCached = 1024
+
+func cacheKey(user, pass string, basic bool) [32]byte {
+	h := sha256.New()
+	if basic {
+		h.Write([]byte{1})
+	}
+	h.Write([]byte(user))
+	h.Write([]byte{0})
+	h.Write([]byte(pass))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (c *authCache) get(k [32]byte, now time.Time) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || now.After(e.expires) {
+		return "", false
+	}
+	return e.user, true
+}
+
+func (c *authCache) put(k [32]byte, user string, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[[32]byte]cachedAuth{}
+	}
+	if len(c.m) >= maxCached {
+		now := time.Now()
+		for k, e := range c.m {
+			if now.After(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCached {
+			clear(c.m)
+		}
+	}
+	c.m[k] = cachedAuth{user, expires}
+}
