@@ -149,6 +149,7 @@ func readEvents(r io.Reader) <-chan sseEvent {
 	go func() {
 		defer close(ch)
 		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 		var ev sseEvent
 		for sc.Scan() {
 			line := sc.Text()

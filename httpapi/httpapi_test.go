@@ -432,3 +432,47 @@ func TestHealth(t *testing.T) {
 	}
 	srv.Close()
 }
+
+// TestSSESlowReader: a stream whose reader does not keep up loses
+// messages beyond its buffer instead of holding the broker up, and is
+// told how many with a "dropped" event.
+func TestSSESlowReader(t *testing.T) {
+	t.Parallel()
+	b := mqtttest.StartHTTPBroker(t, &broker.Server{SysInterval: -1}, httpapi.Config{StreamBuffer: 1})
+	resp := do(t, "GET", b.HTTP+"/api/v1/subscribe?filter=big", "", nil)
+	defer resp.Body.Close()
+	events := readEvents(resp.Body)
+	if ev := nextEvent(t, events); ev.name != "subscribed" {
+		t.Fatalf("first event %+v", ev)
+	}
+	// The reader stalls behind its events channel (64) and the sockets'
+	// buffers: 400 messages of 64 KiB are more than they hold.
+	payload := make([]byte, 64<<10)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	for range 400 {
+		if err := b.Server.Publish("big", payload, 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("the stream ended without a dropped event")
+			}
+			if ev.name == "dropped" {
+				var d struct{ Count uint64 }
+				if err := json.Unmarshal([]byte(ev.data), &d); err != nil || d.Count == 0 {
+					t.Fatalf("dropped event %q", ev.data)
+				}
+				t.Logf("dropped %d", d.Count)
+				return
+			}
+		case <-deadline:
+			t.Fatal("no dropped event")
+		}
+	}
+}
