@@ -164,6 +164,18 @@ func TestPublishBadRequests(t *testing.T) {
 	if resp.StatusCode != 415 {
 		t.Errorf("a form body: %d, want 415", resp.StatusCode)
 	}
+	// No Content-Type at all (what a cross-site page can send without a
+	// preflight) is refused too.
+	req, _ = http.NewRequest("POST", b.HTTP+"/api/v1/publish", strings.NewReader(`{"topic":"public/a"}`))
+	req.SetBasicAuth("alice", "alice-pw")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 415 {
+		t.Errorf("no Content-Type: %d, want 415", resp.StatusCode)
+	}
 }
 
 // TestPublishLimits: the broker's Maximum QoS and Retain Available hold

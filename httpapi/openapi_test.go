@@ -143,6 +143,7 @@ func TestOpenAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
 		setAuth(r.Header, user)
 		rec.wrap(h).ServeHTTP(httptest.NewRecorder(), r)
 	}
