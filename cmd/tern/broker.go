@@ -224,6 +224,13 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 			if len(o.ports) > 0 {
 				given = append(given, "-p")
 			}
+			web := 0
+			for _, l := range c.Listeners {
+				if l.Type == "http" || l.Type == "https" {
+					web++
+				}
+			}
+			n -= web
 			verb, what := "replaces", fmt.Sprintf("the %d listeners", n)
 			if len(given) > 1 {
 				verb = "replace"
@@ -231,7 +238,26 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 			if n == 1 {
 				what = "the listener"
 			}
-			st.srv.Logger.Info(fmt.Sprintf("%s %s %s of %s", strings.Join(given, " and "), verb, what, c.file))
+			msg := fmt.Sprintf("%s %s %s of %s", strings.Join(given, " and "), verb, what, c.file)
+			if web > 0 {
+				msg += " (its http listeners stay)"
+			}
+			st.srv.Logger.Info(msg)
+		}
+		// The file's http listeners stay, after those of the command
+		// line, with where they were set.
+		kept := map[string]origin{}
+		for j, l := range c.Listeners {
+			if l.Type != "http" && l.Type != "https" {
+				continue
+			}
+			old, now := concrete("listeners[]", j), concrete("listeners[]", len(cli))
+			for p, o := range c.set {
+				if p == old || strings.HasPrefix(p, old+".") {
+					kept[now+strings.TrimPrefix(p, old)] = o
+				}
+			}
+			cli = append(cli, l)
 		}
 		for p := range c.set {
 			if p == "listeners" || strings.HasPrefix(p, "listeners[") {
@@ -241,6 +267,9 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 		c.Listeners = cli
 		for i, f := range from {
 			c.set[concrete("listeners[]", i)] = origin{flag: f}
+		}
+		for p, o := range kept {
+			c.set[p] = o
 		}
 	}
 	mqtt := 0

@@ -132,3 +132,25 @@ func dialMQTT(t *testing.T, addr, id, filter string) func() string {
 		}
 	}
 }
+
+// TestBrokerHTTPKeptByFlags: -p and --listen replace the file's MQTT
+// listeners, not its http listener.
+func TestBrokerHTTPKeptByFlags(t *testing.T) {
+	cfg := writeFile(t, "tern.yaml", `
+listeners:
+  - type: tcp
+    addr: 127.0.0.1:1999
+  - type: http
+    addr: 127.0.0.1:0
+`)
+	srv, logs, err := buildLogged(t, "--config", cfg, "-p", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Listeners) != 2 || srv.Listeners[0].Addr != "127.0.0.1:0" || srv.Listeners[1].Type != "http" || srv.HTTPHandler == nil {
+		t.Fatalf("listeners %+v", srv.Listeners)
+	}
+	if !strings.Contains(logs, "-p replaces the listener of") {
+		t.Errorf("log: %s", logs)
+	}
+}
