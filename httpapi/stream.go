@@ -210,7 +210,12 @@ type WSEvent struct {
 	Count   uint64   `json:"count,omitempty"`
 }
 
-// websocket is GET /api/v1/ws: a WebSocket of JSON text messages.
+// websocket is GET /api/v1/ws: a WebSocket of JSON text messages. The
+// stream ends when the client closes it or when the request's context
+// ends (the broker is stopping: the client is told 1001 going away).
+// Reads and writes use contexts of their own, not the request's: a
+// cancelled context would make the library drop the connection before
+// the close handshake.
 func (h *Handler) websocket(w http.ResponseWriter, r *http.Request, who *broker.ClientInfo) {
 	c, err := websocket.Accept(w, r, nil) // same origin only
 	if err != nil {
@@ -218,36 +223,36 @@ func (h *Handler) websocket(w http.ResponseWriter, r *http.Request, who *broker.
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(h.cfg.MaxBody)
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
 	st := h.newStream(who)
 	defer st.close()
 
 	var wmu sync.Mutex
 	send := func(ev WSEvent) error {
 		b, _ := json.Marshal(ev)
-		wctx, wcancel := context.WithTimeout(ctx, streamWriteTimeout)
+		wctx, wcancel := context.WithTimeout(context.Background(), streamWriteTimeout)
 		defer wcancel()
 		wmu.Lock()
 		defer wmu.Unlock()
 		return c.Write(wctx, websocket.MessageText, b)
 	}
 
-	readDone := make(chan error, 1)
+	// The reader ends when the connection does: closed by the client, or
+	// by this handler (Close, CloseNow).
+	readDone := make(chan struct{})
 	go func() {
-		defer cancel()
+		defer close(readDone)
 		for {
-			typ, b, err := c.Read(ctx)
+			typ, b, err := c.Read(context.Background())
 			if err != nil {
-				readDone <- err
 				return
 			}
 			if typ != websocket.MessageText {
-				send(WSEvent{Type: "error", Error: "send JSON text messages", Status: http.StatusBadRequest})
+				if send(WSEvent{Type: "error", Error: "send JSON text messages", Status: http.StatusBadRequest}) != nil {
+					return
+				}
 				continue
 			}
-			if err := send(h.wsCommand(st, who, b)); err != nil {
-				readDone <- err
+			if send(h.wsCommand(st, who, b)) != nil {
 				return
 			}
 		}
@@ -259,7 +264,9 @@ func (h *Handler) websocket(w http.ResponseWriter, r *http.Request, who *broker.
 loop:
 	for {
 		select {
-		case <-ctx.Done():
+		case <-r.Context().Done():
+			break loop
+		case <-readDone:
 			break loop
 		case m := <-st.ch:
 			if n := st.dropped.Load(); n != told {
@@ -273,7 +280,7 @@ loop:
 				break loop
 			}
 		case <-ping.C:
-			pctx, pcancel := context.WithTimeout(ctx, streamWriteTimeout)
+			pctx, pcancel := context.WithTimeout(context.Background(), streamWriteTimeout)
 			err := c.Ping(pctx)
 			pcancel()
 			if err != nil {
@@ -282,10 +289,10 @@ loop:
 		}
 	}
 	if r.Context().Err() != nil {
+		// The close handshake: bounded by the library (5 s at most).
 		c.Close(websocket.StatusGoingAway, "the broker is shutting down")
 	}
 	c.CloseNow()
-	cancel()
 	<-readDone
 }
 
