@@ -46,7 +46,8 @@ func (in *inlineSink) stopDraining() {
 // matching subscriber gets it. It does not block on slow subscribers.
 // With a Backplane, the message also goes to the other nodes; an error
 // wrapping backplane.ErrUnreachable says it could not (it was delivered
-// on this node).
+// on this node). With a Store, an error says the store did not keep the
+// message, and it was not published.
 func (s *Server) Publish(topicName string, payload []byte, qos byte, retain bool) error {
 	return s.PublishMessage(&Message{Topic: topicName, Payload: payload, QoS: qos, Retain: retain})
 }
