@@ -21,6 +21,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
@@ -222,8 +223,18 @@ func (h *Handler) authed(next authedFunc) http.Handler {
 			writeError(w, status, msg)
 			return
 		}
-		next(w, r, who)
+		next(w, r.WithContext(context.WithValue(r.Context(), userKey{}, who)), who)
 	})
+}
+
+type userKey struct{}
+
+// User returns the authenticated user of a request the handler passed
+// on (to Config.Console): the ClientInfo the Authorizer is asked about;
+// nil for a request that was not authenticated.
+func User(ctx context.Context) *broker.ClientInfo {
+	who, _ := ctx.Value(userKey{}).(*broker.ClientInfo)
+	return who
 }
 
 func (h *Handler) authenticate(r *http.Request) (who *broker.ClientInfo, status int, msg string) {
