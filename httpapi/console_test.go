@@ -13,7 +13,9 @@ import (
 // API's authentication, with the user's name at hand.
 func TestConsoleMount(t *testing.T) {
 	t.Parallel()
-	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, httpapi.User(r.Context()).Username+" "+r.URL.Path) })
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, httpapi.User(r.Context()).Username+" "+r.URL.Path)
+	})
 	b := fixture(t, &broker.Server{}, httpapi.Config{Console: console})
 	if code, body := call(t, "GET", b.HTTP+"/console/index.html", "alice", nil); code != 200 || string(body) != "alice /console/index.html" {
 		t.Errorf("alice: %d %s", code, body)
