@@ -404,7 +404,7 @@ func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
 	if m == nil || !srv.joined(ctx) || srv.closing.Load() || srv.onHandoff(m) {
 		return
 	}
-	srv.stats.msgsIn.Add(1)
+	srv.stats.countIn(m)
 	if d.Node != srv.bp.ID() {
 		srv.stats.bpReceived.Add(1) // not a shared delivery this node's own Forward picked it for
 	}

@@ -16,14 +16,16 @@ type Listener struct {
 	// Name identifies the listener in logs and to hooks (ClientInfo.Listener).
 	// Default: the type and address, e.g. "tcp 127.0.0.1:1883".
 	Name string
-	// Type is "tcp" (default), "tls", "ws", "wss" or "unix".
+	// Type is "tcp" (default), "tls", "ws", "wss" or "unix" for MQTT, or
+	// "http" (with TLS: HTTPS) or "https" for Server.HTTPHandler.
 	Type string
 	// Addr is host:port, or the socket path for "unix". Default for tcp:
 	// 127.0.0.1:1883 (like Mosquitto 2, local only until configured).
 	Addr string
 	// Path is the HTTP path of a WebSocket listener. Default "/mqtt".
 	Path string
-	// TLS configures "tls" and "wss" listeners.
+	// TLS configures "tls", "wss" and "https" listeners, and makes an
+	// "http" listener serve HTTPS.
 	TLS *transport.TLSConfig
 	// UseCertCommonName makes the verified client certificate's common
 	// name the client's user name (Mosquitto's use_identity_as_username).
@@ -111,6 +113,7 @@ const (
 	DefaultMaxInflight    = 20
 	DefaultSysInterval    = 10 * time.Second
 	DefaultWebSocketPath  = "/mqtt"
+	DefaultHTTPAddr       = "127.0.0.1:8080" // of an http listener without an address
 	DefaultReceiveMaximum = 65535
 	// DefaultTopicAliasMaximum is the number of topic aliases a client
 	// may set when Server.TopicAliasMaximum is nil. Each holds a topic
@@ -200,6 +203,17 @@ func (s *Server) Validate() error {
 		field := fmt.Sprintf("Listeners[%d]", i)
 		switch l.Type {
 		case "", "tcp", "ws", "unix":
+		case "http", "https":
+			if s.HTTPHandler == nil {
+				bad(field+".Type", "an %s listener needs Server.HTTPHandler (package httpapi's New serves the HTTP API, metrics and health)", l.Type)
+			}
+			if l.Type == "https" && l.TLS == nil {
+				bad(field+".TLS", "an https listener needs a certificate and key (TLS.CertFile, TLS.KeyFile)")
+			} else if l.TLS != nil {
+				if err := l.TLS.Validate(); err != nil {
+					bad(field+".TLS", "%v", err)
+				}
+			}
 		case "tls", "wss":
 			if l.TLS == nil {
 				bad(field+".TLS", "a %s listener needs a certificate and key (TLS.CertFile, TLS.KeyFile)", l.Type)
@@ -207,13 +221,13 @@ func (s *Server) Validate() error {
 				bad(field+".TLS", "%v", err)
 			}
 		default:
-			bad(field+".Type", "unknown listener type %q; use tcp, tls, ws, wss or unix", l.Type)
+			bad(field+".Type", "unknown listener type %q; use tcp, tls, ws, wss, unix, http or https", l.Type)
 		}
 		if l.Type == "unix" && l.Addr == "" {
 			bad(field+".Addr", "a unix listener needs a socket path")
 		}
-		if l.TLS != nil && l.Type != "tls" && l.Type != "wss" {
-			bad(field+".TLS", "only tls and wss listeners use TLS; remove it or make the listener tls or wss")
+		if l.TLS != nil && l.Type != "tls" && l.Type != "wss" && l.Type != "http" && l.Type != "https" {
+			bad(field+".TLS", "only tls, wss, http and https listeners use TLS; remove it or make the listener tls or wss")
 		}
 		if l.Path != "" && l.Type != "ws" && l.Type != "wss" {
 			bad(field+".Path", "only ws and wss listeners have a path; remove it or make the listener ws or wss")

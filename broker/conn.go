@@ -47,7 +47,9 @@ type conn struct {
 	maxOut    uint32         // the client's maximum packet size, 0 for none
 	problem   bool           // MQTT 5: the client wants reason strings
 	trace     bool
-	expiry0   bool // the CONNECT's Session Expiry Interval was 0
+	expiry0   bool      // the CONNECT's Session Expiry Interval was 0
+	kaSecs    uint16    // the keep alive in force, seconds (set before the session is attached; read by Server.Clients)
+	since     time.Time // when the CONNECT was accepted (same)
 
 	// MQTT 5 state of the reader.
 	aliasIn    mqttsession.InboundAliases // topic aliases the client set
@@ -207,6 +209,7 @@ func (c *conn) connect() bool {
 
 	user := cp.Username // as the client presented it (or its certificate's name), for the logs
 	refuse := func(code packet.ReasonCode, reason string) bool {
+		srv.stats.refusedCode(code)
 		c.log.Info("connection refused", "client", c.info.ClientID, userAttr(user), "remote", logAddr{c.info.RemoteAddr},
 			"code", code.String(), "reason", reason)
 		ack := &packet.Connack{ReasonCode: code}
@@ -336,7 +339,9 @@ func (c *conn) connect() bool {
 		c.keepAlive = time.Duration(keepAlive) * 1500 * time.Millisecond
 		c.kaSlack = min(time.Second, c.keepAlive/12)
 	}
-	c.will = cp.Will // stored with the connection, and with the session once it ends [v5 MQTT-3.1.2-7]
+	c.will = cp.Will     // stored with the connection, and with the session once it ends [v5 MQTT-3.1.2-7]
+	c.kaSecs = keepAlive // for Server.Clients
+	c.since = time.Now()
 
 	// The CONNACK is built and encoded before the session is touched. One
 	// that does not fit the client's Maximum Packet Size, even without its
@@ -529,23 +534,29 @@ func (c *conn) connectFailed(err error) {
 	case errors.Is(err, packet.ErrProtocolName):
 		// Not MQTT [v3 MQTT-3.1.2-1]: closed without a CONNACK, as every
 		// CONNECT that does not conform to section 3.1 [v3 MQTT-3.1.4-1].
+		c.srv.stats.failed[preNotMQTT].Add(1)
 		c.log.Info("connection closed: not an MQTT protocol name", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion:
 		// [v3 MQTT-3.1.2-2] answer return code 1 and close; a 5.0 server
 		// may answer 0x84 [v5 MQTT-3.1.2-2]. The level is unknown, so the
 		// 3.1.1 form is sent, which every client can read.
+		c.srv.stats.failed[preBadVersion].Add(1)
 		c.writeDirect(&packet.Connack{ReasonCode: packet.V3UnacceptableProtocolVersion})
 		c.log.Info("connection refused: unsupported protocol", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case errors.As(err, &pe):
 		// A CONNECT that does not match section 3.1: closed
 		// [v5 MQTT-3.1.4-1] [v5 MQTT-4.13.1-1].
 		// [v3 MQTT-3.1.4-1] no CONNACK for a CONNECT that does not conform.
+		c.srv.stats.failed[preBadConnect].Add(1)
 		c.log.Info("connection closed: bad CONNECT", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	case isTimeout(err):
+		c.srv.stats.failed[preTimeout].Add(1)
 		c.log.Info("connection closed: no CONNECT in time", "remote", logAddr{c.info.RemoteAddr}, "timeout", c.srv.cfg.connectTimeout)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		c.srv.stats.failed[preClosed].Add(1)
 		c.log.Debug("connection closed before CONNECT", "remote", logAddr{c.info.RemoteAddr})
 	default:
+		c.srv.stats.failed[preOther].Add(1)
 		c.log.Info("connection closed before CONNECT", "remote", logAddr{c.info.RemoteAddr}, "err", err)
 	}
 }

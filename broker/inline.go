@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -45,25 +46,35 @@ func (in *inlineSink) stopDraining() {
 // matching subscriber gets it. It does not block on slow subscribers.
 // With a Backplane, the message also goes to the other nodes; an error
 // wrapping backplane.ErrUnreachable says it could not (it was delivered
-// on this node).
+// on this node). With a Store, an error says the store did not keep the
+// message, and it was not published.
 func (s *Server) Publish(topicName string, payload []byte, qos byte, retain bool) error {
 	return s.PublishMessage(&Message{Topic: topicName, Payload: payload, QoS: qos, Retain: retain})
 }
 
 // PublishMessage is Publish with MQTT 5 properties: m.Properties are
-// passed on to MQTT 5 subscribers. The broker takes ownership of m.
+// passed on to MQTT 5 subscribers. The broker takes ownership of m. With
+// a Store, an error says the message could not be kept, and it was not
+// published.
 func (s *Server) PublishMessage(m *Message) error {
+	_, err := s.publishInline(m, nil)
+	return err
+}
+
+// publishInline publishes m for the client of info (nil: the broker
+// itself) and returns the number of sessions and groups it went to.
+func (s *Server) publishInline(m *Message, info *ClientInfo) (int, error) {
 	if err := s.init(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := topic.ValidateName(m.Topic); err != nil {
-		return err
+		return 0, err
 	}
 	if m.QoS > 2 {
-		return errors.New("broker: QoS must be 0, 1 or 2")
+		return 0, errors.New("broker: QoS must be 0, 1 or 2")
 	}
 	if s.isClosed() {
-		return ErrServerClosed
+		return 0, ErrServerClosed
 	}
 	if m.Created.IsZero() {
 		m.Created = time.Now()
@@ -71,13 +82,22 @@ func (s *Server) PublishMessage(m *Message) error {
 	if m.Expires.IsZero() && m.Properties.MessageExpiry > 0 {
 		m.Expires = m.Created.Add(time.Duration(m.Properties.MessageExpiry) * time.Second)
 	}
-	s.stats.msgsIn.Add(1)
-	s.publishStored(m, nil, nil)
-	err := s.clusterPublish(m) // cluster.go
-	if len(s.Observers) > 0 {
-		s.observe(Event{Kind: EventPublish, Client: inlineInfo(), Topic: m.Topic, QoS: m.QoS, Message: m})
+	s.stats.countIn(m)
+	n, err := s.publishStored(m, nil, nil)
+	if err != nil {
+		return 0, fmt.Errorf("broker: the store did not keep the message: %w", err)
 	}
-	return err
+	err = s.clusterPublish(m) // cluster.go
+	if s.bp != nil {
+		n++ // other nodes may have subscribers
+	}
+	if len(s.Observers) > 0 {
+		if info == nil {
+			info = inlineInfo()
+		}
+		s.observe(Event{Kind: EventPublish, Client: info, Topic: m.Topic, QoS: m.QoS, Message: m})
+	}
+	return n, err
 }
 
 // inlineInfo returns the ClientInfo of the broker's in-process client.

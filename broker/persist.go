@@ -61,7 +61,9 @@ func (srv *Server) persist(what string, cs ...store.Change) error {
 	if len(cs) == 0 {
 		return nil
 	}
+	t0 := time.Now()
 	err := srv.Store.Apply(storeCtx(), cs...)
+	srv.stats.appliedStore(time.Since(t0), err)
 	if err != nil {
 		srv.cfg.log.Warn("store: "+what+" not kept", "err", err)
 	}
@@ -230,6 +232,7 @@ func (srv *Server) commitRoute(r *routing) int {
 		}
 		srv.deliverShared(m, st.g, st.members, st.start, st.pick, delivery{})
 	}
+	srv.stats.routed(m)
 	return r.n + len(r.shared)
 }
 

@@ -23,7 +23,9 @@ func protocolError(t packet.Type, spec, msg string) error {
 // onPublish handles a PUBLISH from the client.
 func (c *conn) onPublish(p *packet.Publish) error {
 	srv := c.srv
-	srv.stats.msgsIn.Add(1)
+	q := qosIndex(p.QoS)
+	srv.stats.msgsIn[q].Add(1)
+	srv.stats.payloadIn[q].Add(uint64(len(p.Payload)))
 	v5 := c.version == packet.V5
 	if v5 {
 		// A Topic Alias sets or names the topic, for this connection
@@ -236,6 +238,7 @@ func (srv *Server) route(m *Message, from *session) int {
 	if srv.sharedSubs.Load() > 0 && srv.bp == nil { // with a back plane they come through onClusterMessage
 		n += srv.routeShared(m)
 	}
+	srv.stats.routed(m)
 	return n
 }
 

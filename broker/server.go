@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,6 +165,13 @@ type Server struct {
 	// sharedsession.go and the README's "Sessions on Redis").
 	Store store.Broker
 
+	// HTTPHandler serves the listeners of type "http" and "https": package
+	// httpapi's New is the HTTP API, the Prometheus metrics and the health
+	// endpoints. The server tracks its requests, streams and hijacked
+	// connections (WebSocket) and ends them at Shutdown and Close: their
+	// contexts are cancelled when the server stops (see HTTPListener).
+	HTTPHandler http.Handler
+
 	// Backplane, when set, makes the server one node of several that
 	// serve one topic space (see cluster.go and package backplane): it
 	// joins when the server starts and leaves at Shutdown or Close. Nil:
@@ -198,6 +206,11 @@ type Server struct {
 	bgWG       sync.WaitGroup // background goroutines ($SYS, inline delivery)
 
 	inlines map[*session]struct{} // in-process subscriptions, guarded by mu
+
+	httpServers map[*http.Server]struct{} // serving the http listeners, guarded by mu
+	httpWG      sync.WaitGroup            // HTTPHandler calls running; Add under mu while !closed
+	httpCtx     context.Context           // of every HTTP request; cancelled when the server stops
+	httpCancel  context.CancelFunc
 
 	regMu    sync.Mutex // guards sessions
 	sessions map[string]*session
@@ -234,6 +247,8 @@ func (s *Server) init() error {
 		s.cfg = s.resolve()
 		s.authnFast, s.authzFast = nonBlocking(s.cfg.authn), nonBlocking(s.cfg.authz)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.httpCtx, s.httpCancel = context.WithCancel(context.Background())
+		s.httpServers = map[*http.Server]struct{}{}
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
 		s.sessions = map[string]*session{}
@@ -310,6 +325,10 @@ func (s *Server) ListenAndServe() error {
 			l.Name = listenerName(Listener{Type: l.Type, Addr: nl.Addr().String()})
 		}
 		s.cfg.log.Info("listening", "listener", l.Name, "addr", nl.Addr().String())
+		if l.Type == "http" || l.Type == "https" {
+			go func() { errc <- s.serveHTTP(nl, l) }() // httplistener.go
+			continue
+		}
 		go func() { errc <- s.serve(nl, l) }()
 	}
 	// Every socket is bound and listening: a client that connects now
@@ -387,6 +406,18 @@ func Listen(l Listener) (net.Listener, error) {
 		return transport.ListenWebSocket(addr, opts)
 	case "unix":
 		return transport.ListenUnix(addr)
+	case "http", "https":
+		if addr == "" {
+			addr = DefaultHTTPAddr
+		}
+		if l.TLS == nil {
+			return transport.ListenTCP(addr)
+		}
+		tc, err := l.TLS.Build()
+		if err != nil {
+			return nil, err
+		}
+		return transport.ListenTLS(addr, tc)
 	}
 	return nil, fmt.Errorf("unknown listener type %q", l.Type)
 }
@@ -495,6 +526,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.shutdown(packet.ServerShuttingDown)
 	}
+	httpErr := s.shutdownHTTP(ctx) // httplistener.go
 	done := make(chan struct{})
 	go func() {
 		s.connWG.Wait()
@@ -511,7 +543,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	s.finish()
-	return nil
+	return httpErr
 }
 
 // Close stops the server at once: listeners and connections are closed
@@ -523,6 +555,7 @@ func (s *Server) Close() error {
 	for _, c := range s.stop() {
 		c.nc.Close()
 	}
+	s.closeHTTP() // httplistener.go
 	s.connWG.Wait()
 	s.finish()
 	return nil
@@ -543,6 +576,7 @@ func (s *Server) stop() []*conn {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	s.httpCancel() // HTTP streams end; their handlers return
 	return conns
 }
 

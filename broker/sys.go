@@ -15,14 +15,24 @@ var Version = "tern dev"
 type stats struct {
 	connected     atomic.Int64
 	total         atomic.Uint64
-	msgsIn        atomic.Uint64
-	msgsOut       atomic.Uint64
+	msgsIn        [3]atomic.Uint64 // by QoS
+	msgsOut       [3]atomic.Uint64 // by QoS
+	payloadIn     [3]atomic.Uint64 // payload bytes of msgsIn
+	payloadOut    [3]atomic.Uint64 // payload bytes of msgsOut
 	bytesIn       atomic.Uint64
 	bytesOut      atomic.Uint64
 	subscriptions atomic.Int64
 	dropped       atomic.Uint64
 	droppedBy     [nDropReasons]atomic.Uint64
 	offlineQoS0   atomic.Uint64
+
+	refused       [256]atomic.Uint64         // CONNECTs refused, by reason code
+	failed        [nPreReasons]atomic.Uint64 // connections ended before their CONNECT was judged
+	routeLatency  latencyHist                // arrival to the subscribers' queues
+	storeApplies  atomic.Uint64              // calls of Store.Apply
+	storeFailures atomic.Uint64              // those that failed
+	storeLatency  latencyHist                // their durations
+	storeClosed   atomic.Bool                // the last Apply said the store is closed
 
 	// The node's view of its back plane (cluster.go).
 	bpReachable atomic.Bool
@@ -50,6 +60,24 @@ type Stats struct {
 	DroppedTooLarge      uint64 // larger than the client's Maximum Packet Size
 	DroppedNotAuthorized uint64 // the ReceiveAuthorizer refused it, or did not answer in time
 	DroppedNoMember      uint64 // no member of a shared subscription group could take it
+	DroppedOffline       uint64 // a QoS 0 message for an offline client (not counted in Dropped)
+
+	// The same counts by QoS (index 0, 1, 2), and the payload bytes of
+	// those messages.
+	MessagesReceivedByQoS [3]uint64
+	MessagesSentByQoS     [3]uint64
+	PayloadReceivedByQoS  [3]uint64
+	PayloadSentByQoS      [3]uint64
+
+	// RouteLatency is the time from a message's arrival (its Created) to
+	// its place in every subscriber's queue, the store's write included.
+	RouteLatency Histogram
+
+	// The Store's batches (all zero without a Store): Apply calls, those
+	// that failed, and their durations.
+	StoreApplies  uint64
+	StoreFailures uint64
+	StoreLatency  Histogram
 
 	// ConnGoroutines counts the goroutines of client connections (readers,
 	// writers) still running. It drops to 0 once Shutdown or Close has
@@ -79,19 +107,30 @@ func (s *Server) Stats() Stats {
 		Uptime:           time.Since(s.started),
 		ClientsConnected: s.stats.connected.Load(),
 		ClientsTotal:     s.stats.total.Load(),
-		MessagesReceived: s.stats.msgsIn.Load(),
-		MessagesSent:     s.stats.msgsOut.Load(),
-		BytesReceived:    s.stats.bytesIn.Load(),
-		BytesSent:        s.stats.bytesOut.Load(),
-		Subscriptions:    s.stats.subscriptions.Load(),
-		Retained:         s.retained.userLen(),
-		Dropped:          s.stats.dropped.Load(),
-		Sessions:         sessions,
+		MessagesReceived: sum3(&s.stats.msgsIn),
+		MessagesSent:     sum3(&s.stats.msgsOut),
+
+		MessagesReceivedByQoS: load3(&s.stats.msgsIn),
+		MessagesSentByQoS:     load3(&s.stats.msgsOut),
+		PayloadReceivedByQoS:  load3(&s.stats.payloadIn),
+		PayloadSentByQoS:      load3(&s.stats.payloadOut),
+		RouteLatency:          s.stats.routeLatency.snapshot(),
+		StoreApplies:          s.stats.storeApplies.Load(),
+		StoreFailures:         s.stats.storeFailures.Load(),
+		StoreLatency:          s.stats.storeLatency.snapshot(),
+
+		BytesReceived: s.stats.bytesIn.Load(),
+		BytesSent:     s.stats.bytesOut.Load(),
+		Subscriptions: s.stats.subscriptions.Load(),
+		Retained:      s.retained.userLen(),
+		Dropped:       s.stats.dropped.Load(),
+		Sessions:      sessions,
 
 		DroppedQueueFull:     s.stats.droppedBy[dropQueueFull].Load(),
 		DroppedTooLarge:      s.stats.droppedBy[dropTooLarge].Load(),
 		DroppedNotAuthorized: s.stats.droppedBy[dropDenied].Load(),
 		DroppedNoMember:      s.stats.droppedBy[dropNoMember].Load(),
+		DroppedOffline:       s.stats.offlineQoS0.Load(),
 
 		ConnGoroutines: s.live.Load(),
 

@@ -352,7 +352,7 @@ func (c *conn) appendOut(buf []byte, o *out, now time.Time) []byte {
 		c.log.Debug("message not sent", "client", c.info.ClientID, "topic", o.d.msg.Topic, "err", err)
 		return buf[:start]
 	}
-	c.srv.stats.msgsOut.Add(1)
+	c.srv.stats.countOut(o.d.qos, len(o.d.msg.Payload))
 	if c.trace {
 		c.log.Log(context.Background(), LevelTrace, "send", "client", c.info.ClientID, "packet", p.String())
 	}

@@ -32,6 +32,7 @@ type brokerOptions struct {
 	config        string
 	listen        []string
 	ports         []string
+	http          []string
 	exampleConfig bool
 	flags         []*keyFlag
 }
@@ -57,6 +58,8 @@ Listeners on the command line (each replaces the file's listeners):
   --listen tcp://HOST:PORT   plain MQTT (0.0.0.0 for every interface)
   --listen ws://HOST:PORT/PATH   MQTT over WebSocket (path default /mqtt)
   --listen unix:///PATH/TO/SOCKET   unix socket
+  --http HOST:PORT           the HTTP API, Prometheus metrics (/metrics) and
+                             health (/healthz, /readyz), added to the others
 TLS and secure WebSocket listeners need certificates: configure them in the
 YAML file (listeners[].tls.cert_file, key_file, client_ca_file, client_auth).
 
@@ -65,6 +68,7 @@ MQTT 5 clients are told 0x8B); SIGHUP reloads the password and ACL files.`,
 		Example: `  tern broker
   tern broker -p 1884
   tern broker --listen tcp://0.0.0.0:1883 --listen ws://0.0.0.0:8080/mqtt
+  tern broker --http 127.0.0.1:8080
   tern broker --example-config > tern.yaml
   tern broker --config tern.yaml --log-level trace`,
 		Args: cobra.NoArgs,
@@ -78,6 +82,7 @@ MQTT 5 clients are told 0x8B); SIGHUP reloads the password and ACL files.`,
 	fl.BoolVar(&o.exampleConfig, "example-config", false, "print a configuration file with every key, its default and its flag, and exit")
 	fl.StringArrayVarP(&o.listen, "listen", "l", nil, "listener `URL` (repeatable): tcp://HOST:PORT, ws://HOST:PORT/PATH, unix:///PATH [listeners]")
 	fl.StringArrayVarP(&o.ports, "port", "p", nil, "listen on 127.0.0.1:`PORT` (repeatable), like mosquitto -p [listeners]")
+	fl.StringArrayVar(&o.http, "http", nil, "serve the HTTP API, metrics and health on `ADDR` (host:port, repeatable), besides the MQTT listeners [listeners, type http]")
 	o.flags = addKeyFlags(fl)
 	return cmd
 }
@@ -173,6 +178,9 @@ func buildServer(o *brokerOptions, stderr io.Writer) (*brokerSetup, error) {
 	if err := st.setAuth(); err != nil {
 		return nil, err
 	}
+	if err := st.setHTTP(); err != nil { // httpconf.go
+		return nil, err
+	}
 	if err := srv.Validate(); err != nil {
 		return nil, c.explain(err)
 	}
@@ -218,6 +226,13 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 			if len(o.ports) > 0 {
 				given = append(given, "-p")
 			}
+			web := 0
+			for _, l := range c.Listeners {
+				if l.Type == "http" || l.Type == "https" {
+					web++
+				}
+			}
+			n -= web
 			verb, what := "replaces", fmt.Sprintf("the %d listeners", n)
 			if len(given) > 1 {
 				verb = "replace"
@@ -225,7 +240,26 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 			if n == 1 {
 				what = "the listener"
 			}
-			st.srv.Logger.Info(fmt.Sprintf("%s %s %s of %s", strings.Join(given, " and "), verb, what, c.file))
+			msg := fmt.Sprintf("%s %s %s of %s", strings.Join(given, " and "), verb, what, c.file)
+			if web > 0 {
+				msg += " (its http listeners stay)"
+			}
+			st.srv.Logger.Info(msg)
+		}
+		// The file's http listeners stay, after those of the command
+		// line, with where they were set.
+		kept := map[string]origin{}
+		for j, l := range c.Listeners {
+			if l.Type != "http" && l.Type != "https" {
+				continue
+			}
+			old, now := concrete("listeners[]", j), concrete("listeners[]", len(cli))
+			for p, o := range c.set {
+				if p == old || strings.HasPrefix(p, old+".") {
+					kept[now+strings.TrimPrefix(p, old)] = o
+				}
+			}
+			cli = append(cli, l)
 		}
 		for p := range c.set {
 			if p == "listeners" || strings.HasPrefix(p, "listeners[") {
@@ -236,10 +270,26 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 		for i, f := range from {
 			c.set[concrete("listeners[]", i)] = origin{flag: f}
 		}
+		for p, o := range kept {
+			c.set[p] = o
+		}
 	}
-	if len(c.Listeners) == 0 {
-		c.Listeners = []broker.Listener{{Type: "tcp", Addr: broker.DefaultAddr}}
+	mqtt := 0
+	for _, l := range c.Listeners {
+		if l.Type != "http" && l.Type != "https" {
+			mqtt++
+		}
+	}
+	if mqtt == 0 {
+		c.Listeners = append(c.Listeners, broker.Listener{Type: "tcp", Addr: broker.DefaultAddr})
 		st.defaultListener = true
+	}
+	for _, a := range o.http {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("--http %q: want HOST:PORT, e.g. 127.0.0.1:8080 (0.0.0.0:8080 for every interface)", a)
+		}
+		c.set[concrete("listeners[]", len(c.Listeners))] = origin{flag: "--http " + a}
+		c.Listeners = append(c.Listeners, broker.Listener{Type: "http", Addr: a})
 	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -250,7 +300,7 @@ func (st *brokerSetup) setListeners(o *brokerOptions) error {
 		if o, ok := c.set[concrete("listeners[].addr", i)]; ok && o.line > 0 && l.Type == "unix" && l.Addr != "" && !filepath.IsAbs(l.Addr) {
 			l.Addr = filepath.Join(c.dir, l.Addr)
 		}
-		if (l.Type == "tls" || l.Type == "wss") && l.TLS == nil {
+		if (l.Type == "tls" || l.Type == "wss" || l.Type == "https") && l.TLS == nil {
 			item := concrete("listeners[]", i)
 			return fmt.Errorf("%s: a %s listener needs a certificate: set %s.tls.cert_file and %s.tls.key_file", c.where(item), l.Type, item, item)
 		}

@@ -101,6 +101,12 @@ type brokerConfig struct {
 	}
 	Bridges     []bridge.Config  // bridgeconf.go
 	bridgeLines []map[string]int // the line of each key of each bridge
+	HTTP struct {
+		TokensFile     string
+		Admins         string
+		ProtectMetrics bool
+		MaxBody        int
+	}
 
 	file string            // the configuration file as given; "" for none
 	abs  string            // its absolute path
@@ -128,8 +134,8 @@ var keys = []*key{
 	{path: "listeners", kind: kList, flag: "listen", field: "Listeners",
 		doc: "where clients connect; default: one tcp listener on " + broker.DefaultAddr + ", local only"},
 	{path: "listeners[].type", kind: kString, example: "tcp", show: true, field: "Listeners[].Type",
-		choices: []string{"tcp", "tls", "ws", "wss", "unix"},
-		doc:     "tcp, tls (MQTT over TLS), ws, wss (WebSocket, secure WebSocket) or unix (default tcp)",
+		choices: []string{"tcp", "tls", "ws", "wss", "unix", "http", "https"},
+		doc:     "tcp, tls (MQTT over TLS), ws, wss (WebSocket, secure WebSocket), unix (default tcp); or http, https: the HTTP API, metrics and health (see the http section)",
 		ptr:     func(c *brokerConfig, i int) any { return &c.Listeners[i].Type }},
 	{path: "listeners[].addr", kind: kString, example: broker.DefaultAddr, show: true, field: "Listeners[].Addr",
 		doc: "host:port (0.0.0.0:1883 for every interface, port 0 for any free one); unix: the socket's path",
@@ -144,7 +150,7 @@ var keys = []*key{
 		doc: "tls and wss only: a verified client certificate's common name is the user name",
 		ptr: func(c *brokerConfig, i int) any { return &c.Listeners[i].UseCertCommonName }},
 	{path: "listeners[].tls", kind: kSection, field: "Listeners[].TLS",
-		doc: "tls and wss only, required there: the certificate, and client certificates"},
+		doc: "tls, wss and https (required there), and http (which it makes https): the certificate, and client certificates"},
 	{path: "listeners[].tls.cert_file", kind: kPath, example: "server.pem", field: "Listeners[].TLS.CertFile",
 		doc: "PEM certificate (chain) of the server",
 		ptr: func(c *brokerConfig, i int) any { return &c.Listeners[i].TLS.CertFile }},
@@ -282,6 +288,21 @@ var keys = []*key{
 		ranged: true, min: 0, max: int64(100 * time.Millisecond),
 		doc: "with sync always: how long a write waits for others to share its fsync, 0s to 100ms (0s: only those that arrive meanwhile)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Store.CommitWindow }},
+
+	{path: "http", kind: kSection,
+		doc: "the HTTP API, metrics and health served on the http listeners (--http ADDR, or listeners of type http)"},
+	{path: "http.tokens_file", kind: kPath, flag: "http-tokens-file", example: "tokens",
+		doc: "bearer tokens for the HTTP API: one user:token per line (# comments), a token of 16 characters or more acting as its user (default: none; basic authentication with the password file)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.HTTP.TokensFile }},
+	{path: "http.admins", kind: kString, flag: "http-admins", example: "alice,bob",
+		doc: "users (comma-separated) who may list and disconnect clients over HTTP (default: none)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.HTTP.Admins }},
+	{path: "http.protect_metrics", kind: kBool, flag: "http-protect-metrics", def: "false",
+		doc: "require authentication for /metrics too",
+		ptr: func(c *brokerConfig, _ int) any { return &c.HTTP.ProtectMetrics }},
+	{path: "http.max_body", kind: kInt, flag: "http-max-body", def: "1048576", ranged: true, min: 64, max: packet.MaxPacketSize,
+		doc: "largest body of a publish request, in bytes",
+		ptr: func(c *brokerConfig, _ int) any { return &c.HTTP.MaxBody }},
 
 	{path: "cluster", kind: kSection},
 	{path: "cluster.url", kind: kString, flag: "cluster", example: "redis://127.0.0.1:6379", field: "Backplane",

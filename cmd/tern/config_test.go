@@ -80,7 +80,7 @@ func TestConfigErrors(t *testing.T) {
 
 		// Listeners: errors name listeners[i] and the key, never a Go field.
 		{"listener type", "listeners:\n  - type: quic\n    addr: x:1\n", nil,
-			`tern.yaml:2: listeners[0].type: "quic" is not one of tcp, tls, ws, wss, unix`},
+			`tern.yaml:2: listeners[0].type: "quic" is not one of tcp, tls, ws, wss, unix, http, https`},
 		{"tls without certificate", "listeners:\n  - type: tcp\n    addr: 127.0.0.1:0\n  - type: tls\n    addr: 127.0.0.1:0\n", nil,
 			`tern.yaml:4: listeners[1]: a tls listener needs a certificate: set listeners[1].tls.cert_file and listeners[1].tls.key_file`},
 		{"missing certificate", "listeners:\n  - type: tls\n    addr: 127.0.0.1:0\n    tls:\n      cert_file: certs/missing.pem\n      key_file: certs/missing.key\n", nil,
@@ -92,7 +92,7 @@ func TestConfigErrors(t *testing.T) {
 			"\n      key_file: " + pki.CAFile + "\n", nil,
 			`tern.yaml:4: listeners[0].tls: cert_file "` + pki.CertFile + `", key_file "` + pki.CAFile + `": tls: found a certificate rather than a key in the PEM for the private key`},
 		{"tls on tcp", "listeners:\n  - type: tcp\n    addr: 127.0.0.1:0\n    tls:\n      cert_file: " + pki.CertFile + "\n      key_file: " + pki.KeyFile + "\n", nil,
-			`tern.yaml:4: listeners[0].tls: only tls and wss listeners use TLS; remove it or make the listener tls or wss`},
+			`tern.yaml:4: listeners[0].tls: only tls, wss, http and https listeners use TLS; remove it or make the listener tls or wss`},
 		{"path on tcp", "listeners:\n  - type: tcp\n    addr: 127.0.0.1:0\n    path: /mqtt\n", nil,
 			`tern.yaml:4: listeners[0].path: only ws and wss listeners have a path; remove it or make the listener ws or wss`},
 		{"path without slash", "listeners:\n  - type: ws\n    addr: 127.0.0.1:0\n    path: mqtt\n", nil,
@@ -203,7 +203,7 @@ func TestExampleConfig(t *testing.T) {
 // transport.TLSConfig is set by a configuration key, or is one that only
 // a program can set.
 func TestConfigTableCoversServer(t *testing.T) {
-	programOnly := map[string]bool{"Logger": true, "Observers": true}
+	programOnly := map[string]bool{"Logger": true, "Observers": true, "HTTPHandler": true} // HTTPHandler: set from the http listeners (httpapi)
 	check := func(typ reflect.Type, prefix string) {
 		for i := 0; i < typ.NumField(); i++ {
 			f := typ.Field(i)
