@@ -101,7 +101,7 @@ type brokerConfig struct {
 	}
 	Bridges     []bridge.Config  // bridgeconf.go
 	bridgeLines []map[string]int // the line of each key of each bridge
-	HTTP struct {
+	HTTP        struct {
 		TokensFile     string
 		Admins         string
 		ProtectMetrics bool
