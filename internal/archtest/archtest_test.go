@@ -30,8 +30,9 @@ var layers = map[string][]string{
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"}, // backplane through broker
 	"cmd/tern":          {"*"},
-	"mqtttest":          {"*"},                                                                                  // layer 4, the test harness: anything but cmd
-	"httpapi":           {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane"}, // layer 4, the broker's HTTP face
+	"mqtttest":          {"*"},                                                                                             // layer 4, the test harness: anything but cmd
+	"httpapi":           {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane"},            // layer 4, the broker's HTTP face
+	"console":           {"httpapi", "broker", "packet", "topic", "transport", "message", "session", "store", "backplane"}, // layer 4, beside httpapi: the web console it mounts
 	"topic":             {},
 	"transport":         {},
 	"internal/archtest": {},
