@@ -94,7 +94,7 @@ func New(srv *broker.Server, cfg Config) (*Handler, error) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeFileFS(w, r, static, "index.html")
 	})
-	h.mux.Handle("GET /console/assets/", http.StripPrefix("/console/assets/", noIndex(files)))
+	h.mux.Handle("GET /console/assets/", http.StripPrefix("/console/assets/", onlyFiles(static, files)))
 	h.mux.HandleFunc("GET /console/api/whoami", h.whoami)
 	h.mux.HandleFunc("GET /console/api/stats", h.stats)
 	h.mux.HandleFunc("GET /console/api/stats/stream", h.statsStream)
@@ -119,14 +119,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// noIndex refuses directory listings of the assets.
-func noIndex(next http.Handler) http.Handler {
+// onlyFiles serves the files of static and answers every other path
+// (a directory, a missing file) with a JSON 404.
+func onlyFiles(static fs.FS, files http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "" || r.URL.Path[len(r.URL.Path)-1] == '/' {
+		if fi, err := fs.Stat(static, r.URL.Path); err != nil || !fi.Mode().IsRegular() {
 			writeError(w, http.StatusNotFound, "no such asset: "+r.URL.Path)
 			return
 		}
-		next.ServeHTTP(w, r)
+		files.ServeHTTP(w, r)
 	})
 }
 
