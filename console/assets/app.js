@@ -94,6 +94,7 @@ function route() {
 // Clients: a table refreshed every two seconds, a search, a disconnect.
 {
   let timer = null, clients = [];
+  const armed = new Map(); // client id: the timer that disarms its button
   const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
   function matches(c, q) {
     if (!q) return true;
@@ -105,8 +106,9 @@ function route() {
     const shown = clients.filter((c) => matches(c, q));
     $("#client-count").textContent = `${shown.length} of ${clients.length} clients`;
     const rows = shown.map((c) => {
+      const isArmed = armed.has(c.client_id);
       const btn = c.connected
-        ? h("button", { class: "danger", type: "button", dataset: { action: "disconnect", client: c.client_id } }, "Disconnect")
+        ? h("button", { class: "danger" + (isArmed ? " confirm" : ""), type: "button", dataset: { action: "disconnect", client: c.client_id } }, isArmed ? "Confirm" : "Disconnect")
         : h("span", { class: "muted" }, "offline");
       if (c.connected) btn.addEventListener("click", () => disconnect(btn, c.client_id));
       return h("tr", { class: c.connected ? "" : "offline", dataset: { client: c.client_id } },
@@ -129,14 +131,16 @@ function route() {
     }
     render();
   }
-  // Two clicks: the first arms the button, the second disconnects.
+  // Two clicks: the first arms the client's button for five seconds (kept
+  // across the refreshes of the table), the second disconnects.
   async function disconnect(btn, id) {
-    if (!btn.classList.contains("confirm")) {
-      btn.classList.add("confirm");
-      btn.textContent = "Confirm";
-      setTimeout(() => { btn.classList.remove("confirm"); btn.textContent = "Disconnect"; }, 5000);
+    if (!armed.has(id)) {
+      armed.set(id, setTimeout(() => { armed.delete(id); render(); }, 5000));
+      render();
       return;
     }
+    clearTimeout(armed.get(id));
+    armed.delete(id);
     btn.disabled = true;
     try {
       await getJSON(api("clients/" + encodeURIComponent(id)), { method: "DELETE" });
