@@ -87,12 +87,12 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#retained-form button`)))
 	br.waitFor("three retained messages", `document.querySelectorAll("#retained-table tbody tr").length === 3`)
 	for expr, want := range map[string]string{
-		`document.querySelector('tr[data-topic="public/sensors/kitchen"] .payload').textContent`: `{"t":21.5}`,
-		`document.querySelector('tr[data-topic="public/sensors/hall"] .payload').textContent`:    "/wD+",
-		`document.querySelector('tr[data-topic="public/sensors/hall"] .payload').className`:      "payload b64",
-		`document.querySelector('tr[data-topic="public/sensors/long"] .payload').textContent`:    strings.Repeat("x", 300) + "…",
+		`document.querySelector('tr[data-topic="public/sensors/kitchen"] .payload').textContent`:     `{"t":21.5}`,
+		`document.querySelector('tr[data-topic="public/sensors/hall"] .payload').textContent`:        "/wD+",
+		`document.querySelector('tr[data-topic="public/sensors/hall"] .payload').className`:          "payload b64",
+		`document.querySelector('tr[data-topic="public/sensors/long"] .payload').textContent`:        strings.Repeat("x", 300) + "…",
 		`document.querySelector('tr[data-topic="public/sensors/long"] td:nth-child(3)').textContent`: "1000 B",
-		`document.querySelector("#retained-count").textContent`:                                  "3 messages",
+		`document.querySelector("#retained-count").textContent`:                                      "3 messages",
 	} {
 		if got := eval[string](br, expr); got != want {
 			t.Errorf("%s = %q, want %q", expr, got, want)
@@ -149,11 +149,11 @@ func TestConsoleInChromium(t *testing.T) {
 	br.do(chromedp.Click(chromedp.CSS(`nav a[data-page="clients"]`)))
 	br.waitFor("the clients", `document.querySelectorAll("#clients-table tbody tr").length === 3`)
 	for expr, want := range map[string]string{
-		`document.querySelector('tr[data-client="victim-1"] td:nth-child(3)').textContent`: "bob",
-		`document.querySelector('tr[data-client="victim-1"] td:nth-child(4)').textContent`: packet.V5.String(),
-		`document.querySelector('tr[data-client="victim-1"] td:nth-child(6)').textContent`: "30s",
+		`document.querySelector('tr[data-client="victim-1"] td:nth-child(3)').textContent`:   "bob",
+		`document.querySelector('tr[data-client="victim-1"] td:nth-child(4)').textContent`:   packet.V5.String(),
+		`document.querySelector('tr[data-client="victim-1"] td:nth-child(6)').textContent`:   "30s",
 		`document.querySelector('tr[data-client="listener-1"] td:nth-child(7)').textContent`: "public/from-console/# (QoS 1)",
-		`document.querySelector("#client-count").textContent`:                             "3 of 3 clients",
+		`document.querySelector("#client-count").textContent`:                                "3 of 3 clients",
 	} {
 		if got := eval[string](br, expr); got != want {
 			t.Errorf("%s = %q, want %q", expr, got, want)
@@ -189,8 +189,8 @@ func TestConsoleInChromium(t *testing.T) {
 	br.do(chromedp.Click(chromedp.CSS(`nav a[data-page="subscriptions"]`)))
 	br.waitFor("the topic tree", `document.querySelector('li[data-filter="public/sensors/+/temp"]') !== null`)
 	for expr, want := range map[string]string{
-		`document.querySelector('li[data-filter="public/sensors/+/temp"] .subs').textContent`: "sensor-1 (QoS 0)",
-		`document.querySelector('li[data-filter="public/from-console/#"] .subs').textContent`: "listener-1 (QoS 1)",
+		`document.querySelector('li[data-filter="public/sensors/+/temp"] .subs').textContent`:       "sensor-1 (QoS 0)",
+		`document.querySelector('li[data-filter="public/from-console/#"] .subs').textContent`:       "listener-1 (QoS 1)",
 		`document.querySelector('li[data-filter="public"] > details > summary .level').textContent`: "public",
 		`document.querySelector("#subscriptions-count").textContent`:                                "2 subscriptions",
 	} {
