@@ -258,3 +258,33 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact(nil) = %v, %v", out, err)
 	}
 }
+
+// TestConsoleStatsStreamEndsAtShutdown: the broker's Shutdown ends the
+// stats stream (its request's context) and does not wait for it until
+// its deadline.
+func TestConsoleStatsStreamEndsAtShutdown(t *testing.T) {
+	b := fixture(t, console.Config{Interval: 20 * time.Millisecond})
+	resp := open(t, b.HTTP+"/console/api/stats/stream", "bob")
+	defer resp.Body.Close()
+	ch := samples(resp.Body)
+	select {
+	case <-ch:
+	case <-time.After(mqtttest.DefaultTimeout):
+		t.Fatal("no sample")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mqtttest.DefaultTimeout)
+	defer cancel()
+	if err := b.Server.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a console stream open: %v", err)
+	}
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-time.After(mqtttest.DefaultTimeout):
+			t.Fatal("the stream did not end at the broker's shutdown")
+		}
+	}
+}
