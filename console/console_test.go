@@ -72,6 +72,10 @@ func TestConsoleAssets(t *testing.T) {
 	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
 		t.Errorf("Content-Security-Policy %q: want default-src 'self'", csp)
 	}
+	// /console is redirected to /console/.
+	if status, _, body := get(t, b.HTTP+"/console", "bob"); status != http.StatusOK || !strings.Contains(string(body), "Tern console") {
+		t.Errorf("GET /console: %d %.100s, want the console after a redirect", status, body)
+	}
 	for path, ctype := range map[string]string{
 		"/console/assets/app.js":    "javascript",
 		"/console/assets/plot.js":   "javascript",

@@ -13,7 +13,7 @@ const Hidden = "(hidden)"
 // secretWords are the words of a key that make its value a secret: a
 // key "password_file", "tokens_file", "tls.key_file", "secret" or
 // "api-token" is one; "keep_alive" is not ("keep" is not "key").
-var secretWords = []string{"password", "passwd", "pass", "passphrase", "secret", "token", "tokens", "key", "keys", "credential", "credentials", "auth_token", "apikey", "private"}
+var secretWords = []string{"password", "passwd", "pass", "passphrase", "secret", "token", "tokens", "key", "keys", "credential", "credentials", "apikey", "private"}
 
 // isSecretKey says whether a configuration key names a secret: one of
 // its words (split at anything but a letter or a digit) is a secret word.
