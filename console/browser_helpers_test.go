@@ -151,6 +151,13 @@ func (b *browser) clear(id string) {
 	eval[bool](b, fmt.Sprintf(`(document.getElementById(%s).value = "", true)`, jsString(id)))
 }
 
+// authChallenges is the number of authentication challenges answered.
+func (b *browser) authChallenges() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.challenges
+}
+
 func (b *browser) pageExceptions() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -40,7 +40,7 @@ func TestConsoleInChromium(t *testing.T) {
 	br.do(chromedp.Navigate(b.HTTP + "/console/"))
 	br.waitFor("the console to start", `document.body.dataset.ready === "1"`)
 	br.waitFor("the user's name", `document.querySelector("#whoami").textContent === "alice (administrator)"`)
-	if br.challenges == 0 {
+	if br.authChallenges() == 0 {
 		t.Error("the browser was not asked to authenticate")
 	}
 	br.waitFor("the stats stream", `document.querySelector("#stream-status").textContent.startsWith("live")`)
