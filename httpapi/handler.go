@@ -183,7 +183,9 @@ func New(srv *broker.Server, cfg Config) (*Handler, error) {
 	h.mux.Handle("DELETE /api/v1/clients/{id}", h.authed(h.admin(h.disconnect)))
 	h.mux.Handle("GET /api/v1/subscriptions", h.authed(h.admin(h.subscriptions)))
 	if cfg.Console != nil {
-		h.mux.Handle("/console/", h.authed(func(w http.ResponseWriter, r *http.Request, _ *broker.ClientInfo) { cfg.Console.ServeHTTP(w, r) }))
+		h.mux.Handle("/console/", h.authed(func(w http.ResponseWriter, r *http.Request, who *broker.ClientInfo) {
+			cfg.Console.ServeHTTP(w, r.WithContext(withUser(r.Context(), who, h.isAdmin(who)))) // console.go
+		}))
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// The mux answers 405 for a known path with another method; this
@@ -293,7 +295,7 @@ func (h *Handler) authenticate(r *http.Request) (who *broker.ClientInfo, status 
 // admin lets only Config.Admins in.
 func (h *Handler) admin(next authedFunc) authedFunc {
 	return func(w http.ResponseWriter, r *http.Request, who *broker.ClientInfo) {
-		if who.Username == "" || !slices.Contains(h.cfg.Admins, who.Username) {
+		if !h.isAdmin(who) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("user %q is not an administrator (http.admins)", who.Username))
 			return
 		}

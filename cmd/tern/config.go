@@ -106,6 +106,7 @@ type brokerConfig struct {
 		Admins         string
 		ProtectMetrics bool
 		MaxBody        int
+		Console        bool
 	}
 
 	file string            // the configuration file as given; "" for none
@@ -303,6 +304,9 @@ var keys = []*key{
 	{path: "http.max_body", kind: kInt, flag: "http-max-body", def: "1048576", ranged: true, min: 64, max: packet.MaxPacketSize,
 		doc: "largest body of a publish request, in bytes",
 		ptr: func(c *brokerConfig, _ int) any { return &c.HTTP.MaxBody }},
+	{path: "http.console", kind: kBool, flag: "no-http-console", invert: true, def: "true",
+		doc: "serve the web console at /console/ on the http listeners, for the users the HTTP API admits (clients, subscriptions and the configuration for http.admins)", flagDoc: "turn the web console off",
+		ptr: func(c *brokerConfig, _ int) any { return &c.HTTP.Console }},
 
 	{path: "cluster", kind: kSection},
 	{path: "cluster.url", kind: kString, flag: "cluster", example: "redis://127.0.0.1:6379", field: "Backplane",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ternmq/tern/console"
 	"github.com/ternmq/tern/httpapi"
 )
 
@@ -37,6 +38,13 @@ func (st *brokerSetup) setHTTP() error {
 			return fmt.Errorf("%s: %w", c.where("http.tokens_file"), err)
 		}
 		cfg.Tokens = toks
+	}
+	if c.HTTP.Console {
+		con, err := console.New(srv, console.Config{Settings: c.effective(), Logger: srv.Logger}) // consoleconf.go
+		if err != nil {
+			return err
+		}
+		cfg.Console = con
 	}
 	h, err := httpapi.New(srv, cfg)
 	if err != nil {

@@ -33,8 +33,9 @@ var layers = map[string][]string{
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"},                                         // backplane through broker
 	"bridge":            {"broker", "client", "packet", "topic", "transport", "message", "session", "store", "store/memory", "store/disk", "backplane", "internal/scram"}, // layer 3½: a broker's client of another broker
 	"cmd/tern":          {"*"},
-	"mqtttest":          {"*"},                                                                                  // layer 4, the test harness: anything but cmd
-	"httpapi":           {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane"}, // layer 4, the broker's HTTP face
+	"mqtttest":          {"*"},                                                                                             // layer 4, the test harness: anything but cmd
+	"httpapi":           {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane"},            // layer 4, the broker's HTTP face
+	"console":           {"httpapi", "broker", "packet", "topic", "transport", "message", "session", "store", "backplane"}, // layer 4, beside httpapi: the web console it mounts
 	"topic":             {},
 	"transport":         {},
 	"internal/archtest": {},
