@@ -225,18 +225,17 @@ func (h *Handler) authed(next authedFunc) http.Handler {
 			writeError(w, status, msg)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), userKey{}, who)), who)
+		next(w, r.WithContext(withUser(r.Context(), who, h.isAdmin(who))), who)
 	})
 }
 
-type userKey struct{}
-
 // User returns the authenticated user of a request the handler passed
 // on (to Config.Console): the ClientInfo the Authorizer is asked about;
-// nil for a request that was not authenticated.
+// nil for a request that was not authenticated. UserFrom tells whether
+// the user is an administrator too.
 func User(ctx context.Context) *broker.ClientInfo {
-	who, _ := ctx.Value(userKey{}).(*broker.ClientInfo)
-	return who
+	u, _ := UserFrom(ctx)
+	return u.Info
 }
 
 func (h *Handler) authenticate(r *http.Request) (who *broker.ClientInfo, status int, msg string) {
