@@ -297,6 +297,9 @@ func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 		}
 		b.cond.Wait()
 	}
+	if b.err != nil { // what is written is unknown: as every Apply, refuse
+		return nil, b.err
+	}
 	st, err := b.index.Load(ctx)
 	if err != nil {
 		return nil, err
