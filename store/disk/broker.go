@@ -107,9 +107,9 @@ type Broker struct {
 	// beyond it, Apply waits for the compaction, so that a store written
 	// faster than it can be compacted stays bounded.
 	compactLimit int64
-	compactErr  error              // the last compaction's
-	compactHook func(phase string) // for tests: called by the compaction at each phase
-	writeHook   func([]byte) error // for tests: replaces the write
+	compactErr   error              // the last compaction's
+	compactHook  func(phase string) // for tests: called by the compaction at each phase
+	writeHook    func([]byte) error // for tests: replaces the write
 }
 
 // bwaiter is one Apply call waiting for its batch to be written.
