@@ -28,6 +28,10 @@ const (
 	brokerLockName    = "broker.lock"
 )
 
+// ErrLocked is wrapped by the error of OpenBroker and Open when another
+// process, or another open store of this one, holds the directory.
+var ErrLocked = errors.New("store/disk: directory locked")
+
 // SyncMode says when a broker store's Apply returns.
 type SyncMode uint8
 
