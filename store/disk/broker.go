@@ -120,11 +120,12 @@ type Broker struct {
 type bwaiter struct {
 	rec     []byte
 	changes []store.Change
+	lazy    bool // ApplyLazy: needs no fsync of its own
 	done    bool
 	err     error
 }
 
-var _ store.Broker = (*Broker)(nil)
+var _ store.LazyApplier = (*Broker)(nil)
 
 // OpenBroker opens the broker store in dir, creating dir and an empty
 // store if there is none. It replays broker.log into memory, drops a torn
@@ -333,6 +334,18 @@ var encPool = sync.Pool{New: func() any { return new(encoder) }}
 // returns an error wrapping store.ErrFull and is not kept; the store
 // takes later batches once there is room again.
 func (b *Broker) Apply(ctx context.Context, changes ...store.Change) error {
+	return b.apply(false, changes)
+}
+
+// ApplyLazy implements [store.LazyApplier]: it returns once the batch is
+// written with write(2), which survives the process being killed; with
+// SyncAlways it is fsynced with the next batch that needs it (or at
+// Close), and a batch of lazy changes alone costs no fsync.
+func (b *Broker) ApplyLazy(ctx context.Context, changes ...store.Change) error {
+	return b.apply(true, changes)
+}
+
+func (b *Broker) apply(lazy bool, changes []store.Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -349,7 +362,7 @@ func (b *Broker) Apply(ctx context.Context, changes ...store.Change) error {
 		encPool.Put(e)
 		return err
 	}
-	w := &bwaiter{rec: rec, changes: changes}
+	w := &bwaiter{rec: rec, changes: changes, lazy: lazy}
 	b.mu.Lock()
 	if b.closed || b.err != nil {
 		err := b.err
@@ -391,9 +404,10 @@ func (b *Broker) writeBatch() {
 		b.finish(batch, b.err)
 		return
 	}
-	size := 0
+	size, sync := 0, false
 	for _, w := range batch {
 		size += len(w.rec)
+		sync = sync || !w.lazy
 	}
 	buf := make([]byte, 0, size)
 	for _, w := range batch {
@@ -401,7 +415,7 @@ func (b *Broker) writeBatch() {
 	}
 	from := b.end
 	b.mu.Unlock()
-	err := b.write(buf)
+	err := b.write(buf, sync)
 	b.mu.Lock()
 	if err != nil {
 		err = b.writeFailed(from, err)
@@ -409,7 +423,7 @@ func (b *Broker) writeBatch() {
 		return
 	}
 	b.end += int64(len(buf))
-	if b.opts.Sync == SyncAlways {
+	if b.opts.Sync == SyncAlways && sync {
 		b.synced.Store(b.end)
 	}
 	b.saved = time.Now()
@@ -429,7 +443,8 @@ func (b *Broker) finish(batch []*bwaiter, err error) {
 	b.cond.Broadcast()
 }
 
-func (b *Broker) write(buf []byte) error {
+// write writes buf and, with SyncAlways and sync set, fsyncs the log.
+func (b *Broker) write(buf []byte, sync bool) error {
 	if b.writeHook != nil {
 		if err := b.writeHook(buf); err != nil {
 			return err
@@ -437,7 +452,7 @@ func (b *Broker) write(buf []byte) error {
 	} else if _, err := b.f.Write(buf); err != nil {
 		return err
 	}
-	if b.opts.Sync == SyncAlways {
+	if b.opts.Sync == SyncAlways && sync {
 		if err := b.f.Sync(); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages: nothing written since the last good one is known to

@@ -17,9 +17,12 @@ import (
 // Compaction rewrites the log with the live state alone, without
 // stopping the writes. It runs in a goroutine of its own:
 //
-//  1. It notes where the log ends (from) and replays the log up to
-//     there into a state of its own, as an open does: the state the
-//     live index had at from, read from the file, with no lock held.
+//  1. It notes where the log ends (from) and takes the state at that
+//     point: a copy of the index in memory, taken there and then, if
+//     the state is small (the log was under cloneMax after the last
+//     compaction: a copy of a few milliseconds at most); otherwise, so
+//     as not to hold the writes that long, it replays the log up to
+//     from into a state of its own, as an open does, with no lock held.
 //  2. It writes that state to broker.log.compact, then copies after it
 //     the records written to the old log since from (each batch record
 //     stands alone, so it means the same after the snapshot), and
@@ -41,6 +44,11 @@ import (
 // the writes held; more is copied before, with the writes going on.
 const tailInLock = 1 << 20
 
+// cloneMax: a compaction copies the state from the index, with the
+// writes held, if the log was at most this size after the last one;
+// above, it replays the log beside the writes.
+const cloneMax = 8 << 20
+
 // errStopped: Close stopped the compaction.
 var errStopped = errors.New("store/disk: the store is closing")
 
@@ -60,9 +68,13 @@ func (b *Broker) startCompact() {
 	done := make(chan struct{})
 	b.compactDone = done
 	old, from := b.f, b.end
+	var st *store.BrokerState
+	if b.base <= cloneMax {
+		st, _ = b.index.Load(context.Background()) // nil on error: replayed instead
+	}
 	go func() {
 		start := time.Now()
-		size, err := b.compact(old, from)
+		size, err := b.compact(old, from, st)
 		b.mu.Lock()
 		b.compacting, b.compactErr = false, err
 		switch {
@@ -86,21 +98,14 @@ func (b *Broker) hook(phase string) {
 }
 
 // compact is the compaction's goroutine: old is the log, from where it
-// ended when the compaction started. It returns the new log's size.
-func (b *Broker) compact(old *os.File, from int64) (int64, error) {
-	state := memory.NewBroker()
-	_, torn, err := scanBrokerLog(old, from, b.path, func(cs []store.Change) error {
-		return state.Apply(context.Background(), cs...)
-	})
-	if err == nil && torn != "" {
-		err = fmt.Errorf("%s changed under the compaction: %s", b.path, torn)
-	}
-	if err != nil {
-		return 0, err
-	}
-	st, err := state.Load(context.Background())
-	if err != nil {
-		return 0, err
+// ended when the compaction started, st the state there if it was
+// copied (nil: it is replayed from old). It returns the new log's size.
+func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState) (int64, error) {
+	if st == nil {
+		var err error
+		if st, err = replayTo(old, from, b.path); err != nil {
+			return 0, err
+		}
 	}
 	tmpPath := filepath.Join(b.dir, brokerCompactName)
 	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
@@ -115,7 +120,7 @@ func (b *Broker) compact(old *os.File, from int64) (int64, error) {
 		}
 	}()
 	size, err := writeState(&syncingWriter{f: tmp}, st)
-	state, st = nil, nil // the copy of the state can go
+	st = nil // the copy of the state can go
 	if err != nil {
 		return 0, err
 	}
@@ -189,6 +194,21 @@ func (b *Broker) compact(old *os.File, from int64) (int64, error) {
 		return size, b.err
 	}
 	return size, nil
+}
+
+// replayTo returns the state of the first size bytes of log f.
+func replayTo(f *os.File, size int64, path string) (*store.BrokerState, error) {
+	state := memory.NewBroker()
+	_, torn, err := scanBrokerLog(f, size, path, func(cs []store.Change) error {
+		return state.Apply(context.Background(), cs...)
+	})
+	if err == nil && torn != "" {
+		err = fmt.Errorf("%s changed under the compaction: %s", path, torn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return state.Load(context.Background())
 }
 
 // syncingWriter writes to f and fsyncs it after every syncEvery bytes:

@@ -151,3 +151,42 @@ func copyTree(t *testing.T, dir string) string {
 	}
 	return dst
 }
+
+// TestApplyLazy: a lazy batch is written (Load and a copy of the
+// directory, as kill -9 leaves it, have it) without an fsync of its own;
+// the next durable batch's fsync covers it, and Close syncs it too.
+func TestApplyLazy(t *testing.T) {
+	dir := t.TempDir()
+	s := openB(t, dir, nil)
+	defer s.Close()
+	ctx := context.Background()
+	m := storetest.FullMessage(1)
+	if err := s.Apply(ctx, store.Enqueue("c", store.Queued{Seq: 1, MsgID: 1, Msg: m, QoS: 1}),
+		store.Enqueue("c", store.Queued{Seq: 2, MsgID: 2, Msg: m, QoS: 1})); err != nil {
+		t.Fatal(err)
+	}
+	syncs := s.Syncs()
+	if err := s.ApplyLazy(ctx, store.DequeueAll([]store.Target{{ClientID: "c", Seq: 1}})); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Syncs(); got != syncs {
+		t.Fatalf("a lazy batch took %d fsyncs", got-syncs)
+	}
+	if n := queued(t, s); n != 1 {
+		t.Fatalf("%d queued after the lazy dequeue, want 1", n)
+	}
+	b := openB(t, copyTree(t, dir), nil)
+	if n := queued(t, b); n != 1 {
+		t.Fatalf("killed after the lazy dequeue: %d queued, want 1", n)
+	}
+	b.Close()
+	if err := s.Apply(ctx, store.Retain("r", retained(1))); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Syncs(); got != syncs+1 {
+		t.Fatalf("the next durable batch took %d fsyncs, want 1", got-syncs)
+	}
+	if s.synced.Load() != s.Size() {
+		t.Fatalf("synced up to %d of %d bytes after a durable batch", s.synced.Load(), s.Size())
+	}
+}
