@@ -634,7 +634,7 @@ func (srv *Server) lazyLoop() {
 	defer srv.bgWG.Done()
 	l := &srv.lazy
 	lazy, _ := srv.Store.(store.LazyApplier) // detected once
-	var spare []store.Target // the buffer not in l.ts: the two are swapped
+	var spare []store.Target                 // the buffer not in l.ts: the two are swapped
 	for {
 		stopping := false
 		select {
