@@ -83,12 +83,23 @@
 // Changes that later ones made moot (a message queued, sent and
 // completed) stay in the log as dead bytes. Once the log has grown to
 // twice its size after the last compaction plus CompactBytes (4 MiB by
-// default), it is rewritten with the live state alone into
-// broker.log.compact, fsynced, renamed over broker.log, and the
-// directory fsynced. A crash before the rename leaves the old log,
-// complete, and a leftover that the next open removes; after it, the
-// new log. The cost is amortized over the bytes written since the last
-// compaction.
+// default), it is rewritten with the live state alone, beside the
+// writes, which go on: a goroutine takes the state where the log ended
+// (a copy of the index if the state is small, else a replay of the log
+// up to there), writes it to broker.log.compact, copies after it the
+// batches written meanwhile, and holds the writes only to copy the last
+// MiB or less, fsync, rename the new log over broker.log and fsync the
+// directory (see compact.go). A crash before the rename leaves the old
+// log, complete, and a leftover that the next open removes; after it,
+// the new log. While a compaction runs the log may grow by CompactBytes;
+// beyond that Apply waits for it, so the log stays within about twice
+// the live state plus four times CompactBytes. [Broker.Compact] runs
+// one now; `tern store compact` runs one on a stopped broker's
+// directory (a running broker holds the lock and compacts by itself).
+//
+// ApplyLazy writes a batch whose loss to a power failure is harmless
+// (the broker's dequeues of completed deliveries) without an fsync of
+// its own: the next Apply's fsync, or Close, covers it.
 //
 // # Memory
 //
