@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/store/memory"
 	"github.com/ternmq/tern/store/storetest"
@@ -66,7 +67,7 @@ func TestCompactionDoesNotStall(t *testing.T) {
 			store.Dequeue(id, 1))
 	}
 	both(store.DeleteSession("c7"), store.AddIncoming("c8", 9))
-	held := copyTree(t, dir)
+	held := mqtttest.CopyFiles(t, dir)
 	heldWant, _ := model.Load(context.Background())
 	close(resume)
 	select {
@@ -81,7 +82,7 @@ func TestCompactionDoesNotStall(t *testing.T) {
 		t.Fatalf("%d compactions, want 1", n)
 	}
 	both(store.Retain("after", retained(1)), store.Sent("c9", 2, 77))
-	after := copyTree(t, dir)
+	after := mqtttest.CopyFiles(t, dir)
 
 	check := func(what string, b *Broker, want *store.BrokerState) {
 		t.Helper()
@@ -131,27 +132,6 @@ func applyWithin(s *Broker, d time.Duration, cs ...store.Change) error {
 	}
 }
 
-// copyTree copies the files of dir into a new temporary directory, as a
-// process killed at this moment leaves them, and returns it.
-func copyTree(t *testing.T, dir string) string {
-	t.Helper()
-	dst := t.TempDir()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // TestApplyLazy: a lazy batch is written (Load and a copy of the
 // directory, as kill -9 leaves it, have it) without an fsync of its own;
 // the next durable batch's fsync covers it, and Close syncs it too.
@@ -175,7 +155,7 @@ func TestApplyLazy(t *testing.T) {
 	if n := queued(t, s); n != 1 {
 		t.Fatalf("%d queued after the lazy dequeue, want 1", n)
 	}
-	b := openB(t, copyTree(t, dir), nil)
+	b := openB(t, mqtttest.CopyFiles(t, dir), nil)
 	if n := queued(t, b); n != 1 {
 		t.Fatalf("killed after the lazy dequeue: %d queued, want 1", n)
 	}
