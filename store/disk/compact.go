@@ -19,8 +19,8 @@ import (
 //
 //  1. It notes where the log ends (from) and takes the state at that
 //     point: a copy of the index in memory, taken there and then, if
-//     the state is small (the log was under cloneMax after the last
-//     compaction: a copy of a few milliseconds at most); otherwise, so
+//     the state is small (see cloneMax: a copy of a few milliseconds at
+//     most); otherwise, so
 //     as not to hold the writes that long, it replays the log up to
 //     from into a state of its own, as an open does, with no lock held.
 //  2. It writes that state to broker.log.compact, then copies after it
@@ -45,8 +45,9 @@ import (
 const tailInLock = 1 << 20
 
 // cloneMax: a compaction copies the state from the index, with the
-// writes held, if the log was at most this size after the last one;
-// above, it replays the log beside the writes.
+// writes held, if the log was at most this size after the last one (or
+// at open) and is at most four times this size now; otherwise it
+// replays the log beside the writes.
 const cloneMax = 8 << 20
 
 // errStopped: Close stopped the compaction.
@@ -69,7 +70,7 @@ func (b *Broker) startCompact() {
 	b.compactDone = done
 	old, from := b.f, b.end
 	var st *store.BrokerState
-	if b.base <= cloneMax {
+	if b.base <= cloneMax && b.end <= 4*cloneMax {
 		st, _ = b.index.Load(context.Background()) // nil on error: replayed instead
 	}
 	go func() {
