@@ -25,6 +25,11 @@ import (
 // time, as in the Broker (see [OpSent]): giving it to a message ends the
 // earlier message stored under it.
 //
+// It calls b.Load at the start, after a failed write and for each
+// Outgoing, so b must allow Load more than once (store/memory's and
+// store/disk's do); Load's cost is that of everything b stores, which
+// for a Broker kept for one client is that client's session.
+//
 // Changes of one message are to be made one after the other (each call
 // returning before the next one starts), as a client does; changes of
 // different messages may be concurrent, and then share the Broker's
