@@ -400,7 +400,7 @@ func (b *Broker) writeBatch() {
 	}
 	batch := b.pending
 	b.pending = nil
-	if b.err != nil {
+	if b.err != nil || len(batch) == 0 {
 		b.finish(batch, b.err)
 		return
 	}
@@ -409,9 +409,12 @@ func (b *Broker) writeBatch() {
 		size += len(w.rec)
 		sync = sync || !w.lazy
 	}
-	buf := make([]byte, 0, size)
-	for _, w := range batch {
-		buf = append(buf, w.rec...)
+	buf := batch[0].rec // alone (mostly, unless under load): no copy
+	if len(batch) > 1 {
+		buf = make([]byte, 0, size)
+		for _, w := range batch {
+			buf = append(buf, w.rec...)
+		}
 	}
 	from := b.end
 	b.mu.Unlock()
