@@ -13,8 +13,6 @@
 //     StartRedisCluster joins three or more of them into a Redis Cluster
 //     with redis-cli (package redis-tools). For the back plane tests.
 //   - FreePort and FreeAddr pick a free loopback port.
-//   - CopyFiles copies a store's directory as a process killed now
-//     leaves it, for crash tests.
 //   - StartCutProxy puts a TCP proxy in front of a server that cuts the
 //     k-th connection after a chosen number of bytes in one direction, or
 //     turns it into a black hole (a half-open peer), so that a test can

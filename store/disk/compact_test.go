@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/message"
-	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/store"
 	"github.com/ternmq/tern/store/memory"
 	"github.com/ternmq/tern/store/storetest"
@@ -67,7 +66,7 @@ func TestCompactionDoesNotStall(t *testing.T) {
 			store.Dequeue(id, 1))
 	}
 	both(store.DeleteSession("c7"), store.AddIncoming("c8", 9))
-	held := mqtttest.CopyFiles(t, dir)
+	held := copyNow(t, dir)
 	heldWant, _ := model.Load(context.Background())
 	close(resume)
 	select {
@@ -82,7 +81,7 @@ func TestCompactionDoesNotStall(t *testing.T) {
 		t.Fatalf("%d compactions, want 1", n)
 	}
 	both(store.Retain("after", retained(1)), store.Sent("c9", 2, 77))
-	after := mqtttest.CopyFiles(t, dir)
+	after := copyNow(t, dir)
 
 	check := func(what string, b *Broker, want *store.BrokerState) {
 		t.Helper()
@@ -155,7 +154,7 @@ func TestApplyLazy(t *testing.T) {
 	if n := queued(t, s); n != 1 {
 		t.Fatalf("%d queued after the lazy dequeue, want 1", n)
 	}
-	b := openB(t, mqtttest.CopyFiles(t, dir), nil)
+	b := openB(t, copyNow(t, dir), nil)
 	if n := queued(t, b); n != 1 {
 		t.Fatalf("killed after the lazy dequeue: %d queued, want 1", n)
 	}
@@ -169,4 +168,11 @@ func TestApplyLazy(t *testing.T) {
 	if s.synced.Load() != s.Size() {
 		t.Fatalf("synced up to %d of %d bytes after a durable batch", s.synced.Load(), s.Size())
 	}
+}
+
+// copyNow copies dir as a process killed now leaves it.
+func copyNow(t *testing.T, dir string) string {
+	d := t.TempDir()
+	storetest.CopyDir(t, dir, d)
+	return d
 }
