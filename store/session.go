@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -97,13 +98,7 @@ func (s *BrokerSession) load(ctx context.Context) (StoredSession, error) {
 		return StoredSession{}, err
 	}
 	i, ok := slices.BinarySearchFunc(st.Sessions, s.id, func(ss StoredSession, id string) int {
-		switch {
-		case ss.ClientID < id:
-			return -1
-		case ss.ClientID > id:
-			return 1
-		}
-		return 0
+		return strings.Compare(ss.ClientID, id)
 	})
 	if !ok {
 		return StoredSession{ClientID: s.id}, nil
