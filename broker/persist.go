@@ -70,6 +70,22 @@ func (srv *Server) persist(what string, cs ...store.Change) error {
 	return err
 }
 
+// persistLazy applies cs, changes whose loss to a power failure is
+// harmless, without a durable write of their own if the store can
+// (la, the Store as a store.LazyApplier, not nil): they then cost no
+// fsync of their own, and the fsync of the next QoS 1/2 message's batch
+// keeps them too.
+func (srv *Server) persistLazy(la store.LazyApplier, what string, cs ...store.Change) error {
+	if la == nil {
+		return srv.persist(what, cs...)
+	}
+	err := la.ApplyLazy(storeCtx(), cs...)
+	if err != nil {
+		srv.cfg.log.Warn("store: "+what+" not kept", "err", err)
+	}
+	return err
+}
+
 // persistOrNil applies cs if there is a store and changes to keep.
 func (srv *Server) persistOrNil(cs []store.Change) error {
 	if srv.Store == nil || len(cs) == 0 {
@@ -621,7 +637,8 @@ type lazyChanges struct {
 func (srv *Server) lazyLoop() {
 	defer srv.bgWG.Done()
 	l := &srv.lazy
-	var spare []store.Target // the buffer not in l.ts: the two are swapped
+	lazy, _ := srv.Store.(store.LazyApplier) // detected once
+	var spare []store.Target                 // the buffer not in l.ts: the two are swapped
 	for {
 		stopping := false
 		var flushed chan struct{}
@@ -636,7 +653,7 @@ func (srv *Server) lazyLoop() {
 		l.ts = spare
 		l.mu.Unlock()
 		if len(batch) > 0 {
-			srv.persist("completed deliveries", store.DequeueAll(batch))
+			srv.persistLazy(lazy, "completed deliveries", store.DequeueAll(batch))
 		}
 		if flushed != nil {
 			close(flushed)

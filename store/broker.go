@@ -197,6 +197,19 @@ func Retain(topic string, m *message.Message) Change {
 	return Change{Op: OpRetain, Topic: topic, Msg: m}
 }
 
+// LazyApplier is a [Broker] that can also keep changes whose loss to a
+// power failure is harmless (a completed delivery's dequeue: lost, the
+// message is only sent again) without a durable write of their own.
+// The broker detects it once, at start.
+type LazyApplier interface {
+	Broker
+	// ApplyLazy applies changes as Apply does, in the same order with
+	// the other calls, but returns without waiting for them to be
+	// durable beyond the process (a store/disk log: written, not
+	// fsynced): the next Apply's durable write, or Close, makes them so.
+	ApplyLazy(ctx context.Context, changes ...Change) error
+}
+
 // Shared is a [Broker] that the nodes of a cluster share (store/redis,
 // store/jetstream): every node applies its changes to one state, so a
 // persistent session can resume on whichever node its client reconnects

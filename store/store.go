@@ -8,6 +8,9 @@
 // the packet identifier each was sent under and whether its PUBREC has
 // come; and the packet identifiers of QoS 2 messages received and not yet
 // released. The client keeps one Session per client identifier.
+// [BrokerSession] keeps a Session as one session of a Broker, so that
+// the client's stores run on the broker's engines (store/memory's and
+// store/disk's Session are such).
 //
 // A [Broker] is the durable state of a whole broker: its persistent
 // sessions with their subscriptions, wills, queues and in-flight messages
@@ -52,6 +55,11 @@ type Session interface {
 	AddOutgoing(o Outgoing) error
 	// MarkSent records that the message with seq was sent under packet
 	// identifier id (a resend under the same id need not be recorded).
+	// A packet identifier names one flight at a time, as in [Broker]'s
+	// OpSent: another message stored under id has ended (its
+	// DeleteOutgoing may come later, after the id was reused) and is
+	// removed, so that a restart does not send it again. The same holds
+	// for an AddOutgoing with a PacketID.
 	MarkSent(seq uint64, id uint16) error
 	// MarkReleased records that the QoS 2 message with seq got its PUBREC.
 	MarkReleased(seq uint64) error

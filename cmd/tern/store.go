@@ -91,8 +91,10 @@ func newStoreCmd() *cobra.Command {
                                         exits 1 if the store is damaged (a torn last write
                                         is not damage: the broker drops it at its next start)
   tern store compact [--data-dir DIR]   rewrite the log with the live state alone
-                                        (the broker does this on its own as the log grows;
-                                        the broker must be stopped)
+                                        (a running broker does this on its own, without
+                                        stopping its writes, whenever the log has doubled;
+                                        to compact now, stop the broker first: compact
+                                        refuses a directory a broker holds)
 
 Without --data-dir the default data directory is used, as tern broker does.`,
 	}
@@ -119,6 +121,9 @@ Without --data-dir the default data directory is used, as tern broker does.`,
 				return err
 			}
 			s, err := disk.OpenBroker(d, disk.BrokerOptions{Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))})
+			if errors.Is(err, disk.ErrLocked) {
+				return fmt.Errorf("a running broker holds the lock on %s (%s): it compacts the log by itself, beside its writes, whenever the log has doubled since the last compaction; stop the broker to compact now", d, filepath.Join(d, "broker.lock"))
+			}
 			if err != nil {
 				return err
 			}

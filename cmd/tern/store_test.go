@@ -63,7 +63,7 @@ func TestStoreCheckAndCompact(t *testing.T) {
 	port := freePort(t)
 	b := startBroker(t, "", "-p", port, "--data-dir", dir)
 	_, stderr, code = runTern(t, "", "store", "compact", "--data-dir", dir)
-	if code == 0 || !strings.Contains(stderr, "broker.lock") {
+	if code == 0 || !strings.Contains(stderr, "broker.lock") || !strings.Contains(stderr, "running broker holds the lock on "+dir) || !strings.Contains(stderr, "stop the broker to compact now") {
 		t.Fatalf("store compact on an open store: exit %d\n%s", code, stderr)
 	}
 	b.stop()

@@ -28,6 +28,10 @@ const (
 	brokerLockName    = "broker.lock"
 )
 
+// ErrLocked is wrapped by the error of OpenBroker and Open when another
+// process, or another open store of this one, holds the directory.
+var ErrLocked = errors.New("store/disk: directory locked")
+
 // SyncMode says when a broker store's Apply returns.
 type SyncMode uint8
 
@@ -95,18 +99,33 @@ type Broker struct {
 	syncs       atomic.Int64 // fsyncs of batches that completed
 	synced      atomic.Int64 // with SyncAlways: the size of the log known to be fsynced
 	compactions atomic.Int64
-	writeHook   func([]byte) error // for tests: replaces the write
+
+	// Compaction runs in a goroutine of its own, beside the writes (see
+	// compact.go); compacting is set while it does, done is closed when
+	// it ends, and stopping (set by Close) makes it give up.
+	compacting  bool
+	stopping    bool
+	compactDone chan struct{}
+	// compactLimit: while a compaction runs, the log may grow up to this
+	// size (CompactBytes beyond where it was when the compaction began);
+	// beyond it, Apply waits for the compaction, so that a store written
+	// faster than it can be compacted stays bounded.
+	compactLimit int64
+	compactErr   error              // the last compaction's
+	compactHook  func(phase string) // for tests: called by the compaction at each phase
+	writeHook    func([]byte) error // for tests: replaces the write
 }
 
 // bwaiter is one Apply call waiting for its batch to be written.
 type bwaiter struct {
 	rec     []byte
 	changes []store.Change
+	lazy    bool // ApplyLazy: needs no fsync of its own
 	done    bool
 	err     error
 }
 
-var _ store.Broker = (*Broker)(nil)
+var _ store.LazyApplier = (*Broker)(nil)
 
 // OpenBroker opens the broker store in dir, creating dir and an empty
 // store if there is none. It replays broker.log into memory, drops a torn
@@ -297,6 +316,9 @@ func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 		}
 		b.cond.Wait()
 	}
+	if b.err != nil { // what is written is unknown: as every Apply, refuse
+		return nil, b.err
+	}
 	st, err := b.index.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -312,6 +334,18 @@ var encPool = sync.Pool{New: func() any { return new(encoder) }}
 // returns an error wrapping store.ErrFull and is not kept; the store
 // takes later batches once there is room again.
 func (b *Broker) Apply(ctx context.Context, changes ...store.Change) error {
+	return b.apply(false, changes)
+}
+
+// ApplyLazy implements [store.LazyApplier]: it returns once the batch is
+// written with write(2), which survives the process being killed; with
+// SyncAlways it is fsynced with the next batch that needs it (or at
+// Close), and a batch of lazy changes alone costs no fsync.
+func (b *Broker) ApplyLazy(ctx context.Context, changes ...store.Change) error {
+	return b.apply(true, changes)
+}
+
+func (b *Broker) apply(lazy bool, changes []store.Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -328,7 +362,7 @@ func (b *Broker) Apply(ctx context.Context, changes ...store.Change) error {
 		encPool.Put(e)
 		return err
 	}
-	w := &bwaiter{rec: rec, changes: changes}
+	w := &bwaiter{rec: rec, changes: changes, lazy: lazy}
 	b.mu.Lock()
 	if b.closed || b.err != nil {
 		err := b.err
@@ -341,7 +375,7 @@ func (b *Broker) Apply(ctx context.Context, changes ...store.Change) error {
 	}
 	b.pending = append(b.pending, w)
 	for !w.done {
-		if b.writing {
+		if b.writing || b.compacting && b.end >= b.compactLimit {
 			b.cond.Wait()
 			continue
 		}
@@ -366,21 +400,25 @@ func (b *Broker) writeBatch() {
 	}
 	batch := b.pending
 	b.pending = nil
-	if b.err != nil {
+	if b.err != nil || len(batch) == 0 {
 		b.finish(batch, b.err)
 		return
 	}
-	size := 0
+	size, sync := 0, false
 	for _, w := range batch {
 		size += len(w.rec)
+		sync = sync || !w.lazy
 	}
-	buf := make([]byte, 0, size)
-	for _, w := range batch {
-		buf = append(buf, w.rec...)
+	buf := batch[0].rec // alone (mostly, unless under load): no copy
+	if len(batch) > 1 {
+		buf = make([]byte, 0, size)
+		for _, w := range batch {
+			buf = append(buf, w.rec...)
+		}
 	}
 	from := b.end
 	b.mu.Unlock()
-	err := b.write(buf)
+	err := b.write(buf, sync)
 	b.mu.Lock()
 	if err != nil {
 		err = b.writeFailed(from, err)
@@ -388,7 +426,7 @@ func (b *Broker) writeBatch() {
 		return
 	}
 	b.end += int64(len(buf))
-	if b.opts.Sync == SyncAlways {
+	if b.opts.Sync == SyncAlways && sync {
 		b.synced.Store(b.end)
 	}
 	b.saved = time.Now()
@@ -408,7 +446,8 @@ func (b *Broker) finish(batch []*bwaiter, err error) {
 	b.cond.Broadcast()
 }
 
-func (b *Broker) write(buf []byte) error {
+// write writes buf and, with SyncAlways and sync set, fsyncs the log.
+func (b *Broker) write(buf []byte, sync bool) error {
 	if b.writeHook != nil {
 		if err := b.writeHook(buf); err != nil {
 			return err
@@ -416,7 +455,7 @@ func (b *Broker) write(buf []byte) error {
 	} else if _, err := b.f.Write(buf); err != nil {
 		return err
 	}
-	if b.opts.Sync == SyncAlways {
+	if b.opts.Sync == SyncAlways && sync {
 		if err := b.f.Sync(); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages: nothing written since the last good one is known to
@@ -454,11 +493,23 @@ func (b *Broker) writeFailed(from int64, err error) error {
 	return b.err
 }
 
-// Close implements [store.Broker]: it writes what is pending, fsyncs the
-// log (whatever the SyncMode), closes it and unlocks the directory.
+// Close implements [store.Broker]: it stops a compaction that runs (the
+// log stays as it is), writes what is pending, fsyncs the log (whatever
+// the SyncMode), closes it and unlocks the directory.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
+		b.mu.Unlock()
+		return store.ErrClosed
+	}
+	b.stopping = true
+	for b.compacting {
+		done := b.compactDone
+		b.mu.Unlock()
+		<-done
+		b.mu.Lock()
+	}
+	if b.closed { // a concurrent Close did it meanwhile
 		b.mu.Unlock()
 		return store.ErrClosed
 	}
@@ -468,6 +519,10 @@ func (b *Broker) Close() error {
 			continue
 		}
 		b.cond.Wait()
+	}
+	if b.closed { // a concurrent Close did it meanwhile
+		b.mu.Unlock()
+		return store.ErrClosed
 	}
 	b.closed = true
 	err := b.err
@@ -495,132 +550,3 @@ func (b *Broker) Size() int64 {
 // store was opened (0 with SyncNone): with concurrent callers or a
 // CommitWindow, fewer than the Apply calls.
 func (b *Broker) Syncs() int64 { return b.syncs.Load() }
-
-// maybeCompact rewrites the log with the live state once it has grown
-// by CompactBytes beyond twice its size after the last rewrite; mu is
-// held and this goroutine is the writer, which it stays throughout, so
-// batches queue meanwhile and make the next write, to the new log. The
-// cost is amortized over the bytes written since the last compaction.
-func (b *Broker) maybeCompact() error {
-	if b.closed || b.err != nil || b.end < 2*b.base+b.opts.CompactBytes {
-		return nil
-	}
-	b.writing = true
-	b.mu.Unlock()
-	start, from := time.Now(), b.end
-	f, size, err := b.compact()
-	b.mu.Lock()
-	b.writing = false
-	b.cond.Broadcast()
-	if err != nil {
-		b.base = b.end // try again after as much growth again
-		b.log.Warn("store/disk: compacting the broker log failed; it stays as it is", "path", b.path, "err", err)
-		return err
-	}
-	old := b.f
-	b.f, b.end, b.base = f, size, size
-	if b.opts.Sync == SyncAlways {
-		b.synced.Store(size) // compact fsyncs the new log
-	}
-	old.Close()
-	b.compactions.Add(1)
-	if err := syncDir(b.dir); err != nil {
-		b.err = fmt.Errorf("store/disk: syncing %s after a compaction: %w", b.dir, err)
-		return b.err
-	}
-	b.log.Debug("store/disk: compacted the broker log", "path", b.path, "from", from, "to", size, "took", time.Since(start))
-	return nil
-}
-
-// compact writes the live state into broker.log.compact, fsyncs it and
-// renames it over broker.log, returning the new log opened for
-// appending. A crash before the rename leaves the old log (and a
-// leftover OpenBroker removes); after it, the new one.
-func (b *Broker) compact() (*os.File, int64, error) {
-	st, err := b.index.Load(context.Background())
-	if err != nil {
-		return nil, 0, err
-	}
-	tmpPath := filepath.Join(b.dir, brokerCompactName)
-	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, 0, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmpPath)
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	w.Write(brokerHeader())
-	size := int64(headerSize)
-	e := &encoder{seen: map[uint64]struct{}{}}
-	e.buf, e.start = beginRecord(nil, recBatch)
-	n := 0
-	var werr error
-	put := func(c store.Change) {
-		if werr != nil {
-			return
-		}
-		if werr = e.change(&c); werr != nil {
-			return
-		}
-		if n++; len(e.buf) < 1<<20 {
-			return
-		}
-		werr = flushRec(w, e, &size)
-		n = 0
-	}
-	for _, s := range st.Sessions {
-		put(store.PutSession(s.ClientID, s.Info))
-		for f, sub := range s.Subs {
-			put(store.Subscribe(s.ClientID, f, sub))
-		}
-		for _, q := range s.Queue {
-			put(store.Enqueue(s.ClientID, q))
-		}
-		for _, id := range s.Incoming {
-			put(store.AddIncoming(s.ClientID, id))
-		}
-	}
-	for _, m := range st.Retained {
-		put(store.Retain(m.Topic, m))
-	}
-	if werr == nil && n > 0 {
-		werr = flushRec(w, e, &size)
-	}
-	if werr != nil {
-		return nil, 0, werr
-	}
-	if err := w.Flush(); err != nil {
-		return nil, 0, err
-	}
-	// fsync before the rename, whatever the SyncMode: a rename that
-	// reached the disk before the data would turn a power loss into an
-	// empty log.
-	if err := tmp.Sync(); err != nil {
-		return nil, 0, err
-	}
-	if err := os.Rename(tmpPath, b.path); err != nil {
-		return nil, 0, err
-	}
-	ok = true
-	return tmp, size, nil
-}
-
-// flushRec ends the record e holds, writes it to w and begins the next,
-// keeping the messages seen (later records refer to them).
-func flushRec(w io.Writer, e *encoder, size *int64) error {
-	rec, err := e.end()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(rec); err != nil {
-		return err
-	}
-	*size += int64(len(rec))
-	e.buf, e.start = beginRecord(e.buf[:0], recBatch)
-	return nil
-}

@@ -64,29 +64,3 @@ func CheckBroker(dir string) (*BrokerReport, error) {
 	}
 	return rep, nil
 }
-
-// Compact rewrites the log with the live state alone, now, whatever its
-// size, and returns the sizes before and after.
-func (b *Broker) Compact() (before, after int64, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for b.writing || len(b.pending) > 0 {
-		if !b.writing {
-			b.writeBatch()
-			continue
-		}
-		b.cond.Wait()
-	}
-	if b.closed {
-		return 0, 0, store.ErrClosed
-	}
-	if b.err != nil {
-		return 0, 0, b.err
-	}
-	before = b.end
-	b.base = -1 << 62 // makes maybeCompact run now
-	if err := b.maybeCompact(); err != nil {
-		return before, b.end, fmt.Errorf("store/disk: compacting %s: %w", b.path, err)
-	}
-	return before, b.end, nil
-}

@@ -2,57 +2,116 @@ package disk
 
 import (
 	"bufio"
-	"cmp"
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
+
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/store/memory"
 )
 
-// maybeCompact rewrites the log with the live state alone once enough
-// of it is dead; mu is held and this goroutine is the writer. mu stays
-// held throughout, so changes wait for the compaction: its cost is
-// amortized over the CompactBytes written since the last one. A failure
-// leaves the old log in place; it is logged and tried again after
-// CompactBytes more. While Outgoing reads the log it is not compacted.
-func (s *Session) maybeCompact() {
-	dead := s.end - s.live
-	if s.closed || s.err != nil || s.readers > 0 || dead < s.opts.CompactBytes || dead < s.live || s.end < s.retryAt {
+// Compaction rewrites the log with the live state alone, without
+// stopping the writes. It runs in a goroutine of its own:
+//
+//  1. It notes where the log ends (from) and takes the state at that
+//     point: a copy of the index in memory, taken there and then, if
+//     the state is small (see cloneMax: a copy of a few milliseconds at
+//     most); otherwise, so
+//     as not to hold the writes that long, it replays the log up to
+//     from into a state of its own, as an open does, with no lock held.
+//  2. It writes that state to broker.log.compact, then copies after it
+//     the records written to the old log since from (each batch record
+//     stands alone, so it means the same after the snapshot), and
+//     fsyncs. Batches go on being written to the old log meanwhile.
+//  3. Once what is left to copy is small, it takes the writer's role
+//     (batches queue for this moment only), copies the rest, fsyncs,
+//     renames the new log over broker.log, makes it the log and fsyncs
+//     the directory.
+//
+// A crash before the rename leaves the old log, complete, and a
+// leftover the next open removes; after it, the new log. A failure
+// leaves the old log in place; it is logged and tried again after as
+// much growth again. While it runs the log may grow by CompactBytes;
+// beyond that, Apply waits for it (a store written faster than it can
+// be compacted stays bounded: about twice the live state plus four
+// times CompactBytes).
+
+// tailInLock is how much of the old log's tail the switch copies with
+// the writes held; more is copied before, with the writes going on.
+const tailInLock = 1 << 20
+
+// cloneMax: a compaction copies the state from the index, with the
+// writes held, if the log was at most this size after the last one (or
+// at open) and is at most four times this size now; otherwise it
+// replays the log beside the writes.
+const cloneMax = 8 << 20
+
+// errStopped: Close stopped the compaction.
+var errStopped = errors.New("store/disk: the store is closing")
+
+// maybeCompact starts a compaction once the log has grown by
+// CompactBytes beyond twice its size after the last one; mu is held.
+func (b *Broker) maybeCompact() {
+	if b.closed || b.stopping || b.err != nil || b.compacting || b.end < 2*b.base+b.opts.CompactBytes {
 		return
 	}
-	// Records queued while the last batch was written go to the old log
-	// first: their offsets are in it.
-	if err := s.flushMu(false); err != nil {
-		return
-	}
-	start := time.Now()
-	from := s.end
-	if err := s.compact(); err != nil {
-		s.retryAt = s.end + s.opts.CompactBytes
-		s.log.Warn("store/disk: compaction failed; the log stays as it is", "dir", s.dir, "err", err)
-		return
-	}
-	s.compactions.Add(1)
-	s.log.Debug("store/disk: compacted the session log", "dir", s.dir, "from", from, "to", s.end, "took", time.Since(start))
+	b.startCompact()
 }
 
-// compact writes the live state to a new file, fsyncs it, renames it
-// over the log and fsyncs the directory; mu is held, this goroutine is
-// the writer and nothing is pending. Each message's add record is copied from the old log with
-// its current packet id and release flag written into it; the pending
-// incoming ids follow. A crash before the rename leaves the old log and
-// a leftover that Open removes; after it, the new log.
-func (s *Session) compact() (err error) {
-	tmpPath := filepath.Join(s.dir, compactName)
+// startCompact starts a compaction; mu is held and none is running.
+func (b *Broker) startCompact() {
+	b.compacting = true
+	b.compactLimit = b.end + b.opts.CompactBytes
+	done := make(chan struct{})
+	b.compactDone = done
+	old, from := b.f, b.end
+	var st *store.BrokerState
+	if b.base <= cloneMax && b.end <= 4*cloneMax {
+		st, _ = b.index.Load(context.Background()) // nil on error: replayed instead
+	}
+	go func() {
+		start := time.Now()
+		size, err := b.compact(old, from, st)
+		b.mu.Lock()
+		b.compacting, b.compactErr = false, err
+		switch {
+		case errors.Is(err, errStopped):
+		case err != nil:
+			b.base = b.end // try again after as much growth again
+			b.log.Warn("store/disk: compacting the broker log failed; it stays as it is", "path", b.path, "err", err)
+		default:
+			b.log.Debug("store/disk: compacted the broker log", "path", b.path, "from", from, "to", size, "took", time.Since(start))
+		}
+		b.cond.Broadcast() // Apply calls held by compactLimit
+		b.mu.Unlock()
+		close(done)
+	}()
+}
+
+func (b *Broker) hook(phase string) {
+	if b.compactHook != nil {
+		b.compactHook(phase)
+	}
+}
+
+// compact is the compaction's goroutine: old is the log, from where it
+// ended when the compaction started, st the state there if it was
+// copied (nil: it is replayed from old). It returns the new log's size.
+func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState) (int64, error) {
+	if st == nil {
+		var err error
+		if st, err = replayTo(old, from, b.path); err != nil {
+			return 0, err
+		}
+	}
+	tmpPath := filepath.Join(b.dir, brokerCompactName)
 	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	renamed := false
 	defer func() {
@@ -61,111 +120,220 @@ func (s *Session) compact() (err error) {
 			os.Remove(tmpPath)
 		}
 	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	w.Write(fileHeader())
-	off := int64(headerSize)
-
-	// Copy the messages in the order of the old log: the reads are
-	// sequential and one record at a time is in memory.
-	seqs := slices.Collect(maps.Keys(s.out))
-	slices.SortFunc(seqs, func(a, b uint64) int { return cmp.Compare(s.out[a].off, s.out[b].off) })
-	offs := make([]int64, len(seqs))
-	r := chunkReader{f: s.f}
-	for i, seq := range seqs {
-		e := s.out[seq]
-		rec, err := r.read(e.off, int(e.size))
-		if err != nil {
-			return fmt.Errorf("reading seq %d: %w", seq, err)
-		}
-		if typ, _, ok := checkRecord(rec); !ok || typ != recAdd {
-			return fmt.Errorf("the record of seq %d at offset %d fails its checksum: the log was damaged after it was opened", seq, e.off)
-		}
-		body := rec[recHeader+1:]
-		binary.LittleEndian.PutUint16(body[addPacketID:], e.id)
-		if e.released {
-			body[addFlags] |= flagReleased
-		} else {
-			body[addFlags] &^= flagReleased
-		}
-		binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(rec[recHeader:], castagnoli))
-		if _, err := w.Write(rec); err != nil {
-			return err
-		}
-		offs[i] = off
-		off += int64(len(rec))
+	size, err := writeState(&syncingWriter{f: tmp}, st)
+	st = nil // the copy of the state can go
+	if err != nil {
+		return 0, err
 	}
-	var small []byte
-	for _, id := range slices.Sorted(maps.Keys(s.in)) {
-		small = appendIDRecord(small[:0], recAddIn, id)
-		w.Write(small)
-		off += int64(len(small))
+	b.hook("snapshot")
+	// Copy the records written meanwhile, until little is left.
+	pos := from
+	for {
+		b.mu.Lock()
+		end, stop := b.end, b.stopping || b.err != nil
+		b.mu.Unlock()
+		if stop {
+			return 0, errStopped
+		}
+		if end-pos <= tailInLock {
+			break
+		}
+		if err := copyRange(tmp, old, pos, end); err != nil {
+			return 0, err
+		}
+		size += end - pos
+		pos = end
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	// Always fsync before the rename, Sync or not: a rename that reached
-	// the disk before the data would turn a power loss into an empty log.
+	// fsync before the rename, whatever the SyncMode: a rename that
+	// reached the disk before the data would turn a power loss into an
+	// empty log. Most of it is synced here, with the writes going on.
 	if err := tmp.Sync(); err != nil {
-		return err
+		return 0, err
 	}
-	if err := os.Rename(tmpPath, s.path); err != nil {
-		return err
+	b.hook("switch")
+
+	// The switch: the writes wait while the last of the tail is copied.
+	b.mu.Lock()
+	for b.writing {
+		b.cond.Wait()
+	}
+	if b.stopping || b.closed || b.err != nil {
+		b.mu.Unlock()
+		return 0, errStopped
+	}
+	b.writing = true
+	end := b.end
+	b.mu.Unlock()
+	err = copyRange(tmp, old, pos, end)
+	if err == nil {
+		size += end - pos
+		if err = tmp.Sync(); err == nil {
+			err = os.Rename(tmpPath, b.path)
+		}
+	}
+	b.mu.Lock()
+	defer func() {
+		b.writing = false
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	}()
+	if err != nil {
+		return 0, err
 	}
 	renamed = true
-	old := s.f
-	s.f = tmp
-	old.Close()
-	for i, seq := range seqs {
-		e := s.out[seq]
-		e.off = offs[i]
-		s.out[seq] = e
+	b.f, b.end, b.base = tmp, size, size
+	if b.opts.Sync == SyncAlways {
+		b.synced.Store(size)
 	}
-	s.end, s.live = off, off
-	if err := syncDir(s.dir); err != nil {
+	old.Close()
+	b.compactions.Add(1)
+	if err := syncDir(b.dir); err != nil {
 		// The new log is in place but its name may not be durable: a
 		// power loss could bring back the old one, without what is
 		// written from now on. Take no more changes.
-		s.fail(err)
+		b.err = fmt.Errorf("store/disk: syncing %s after a compaction, so the store takes no more changes until it is reopened: %w", b.dir, err)
+		return size, b.err
+	}
+	return size, nil
+}
+
+// replayTo returns the state of the first size bytes of log f.
+func replayTo(f *os.File, size int64, path string) (*store.BrokerState, error) {
+	state := memory.NewBroker()
+	_, torn, err := scanBrokerLog(f, size, path, func(cs []store.Change) error {
+		return state.Apply(context.Background(), cs...)
+	})
+	if err == nil && torn != "" {
+		err = fmt.Errorf("%s changed under the compaction: %s", path, torn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return state.Load(context.Background())
+}
+
+// syncingWriter writes to f and fsyncs it after every syncEvery bytes:
+// a snapshot of hundreds of megabytes flushed by one fsync at the end
+// would hold up, for as long, the fsyncs of the batches written
+// meanwhile (they queue behind it in the device).
+type syncingWriter struct {
+	f       *os.File
+	pending int
+}
+
+const syncEvery = 1 << 20
+
+func (w *syncingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if w.pending += n; err == nil && w.pending >= syncEvery {
+		w.pending, err = 0, w.f.Sync()
+	}
+	return n, err
+}
+
+// copyRange appends bytes [from, to) of src to dst.
+func copyRange(dst io.Writer, src io.ReaderAt, from, to int64) error {
+	if to <= from {
 		return nil
 	}
+	_, err := io.Copy(dst, io.NewSectionReader(src, from, to-from))
+	return err
+}
+
+// writeState writes a log of state st to f: the header, then batches of
+// about 1 MiB. It returns the bytes written.
+func writeState(f io.Writer, st *store.BrokerState) (int64, error) {
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.Write(brokerHeader())
+	size := int64(headerSize)
+	e := &encoder{seen: map[uint64]struct{}{}}
+	e.buf, e.start = beginRecord(nil, recBatch)
+	n := 0
+	var werr error
+	put := func(c store.Change) {
+		if werr != nil {
+			return
+		}
+		if werr = e.change(&c); werr != nil {
+			return
+		}
+		if n++; len(e.buf) < 1<<20 {
+			return
+		}
+		werr = flushRec(w, e, &size)
+		n = 0
+	}
+	for _, s := range st.Sessions {
+		put(store.PutSession(s.ClientID, s.Info))
+		for f, sub := range s.Subs {
+			put(store.Subscribe(s.ClientID, f, sub))
+		}
+		for _, q := range s.Queue {
+			put(store.Enqueue(s.ClientID, q))
+		}
+		for _, id := range s.Incoming {
+			put(store.AddIncoming(s.ClientID, id))
+		}
+	}
+	for _, m := range st.Retained {
+		put(store.Retain(m.Topic, m))
+	}
+	if werr == nil && n > 0 {
+		werr = flushRec(w, e, &size)
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return size, w.Flush()
+}
+
+// flushRec ends the record e holds, writes it to w and begins the next,
+// keeping the messages seen (later records refer to them).
+func flushRec(w io.Writer, e *encoder, size *int64) error {
+	rec, err := e.end()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(rec); err != nil {
+		return err
+	}
+	*size += int64(len(rec))
+	e.buf, e.start = beginRecord(e.buf[:0], recBatch)
 	return nil
 }
 
-// chunkReader reads records at increasing offsets with few system calls:
-// one ReadAt fills a 1 MiB window, from which each record is copied into
-// a buffer of its own (decoded messages alias it, so it must not be
-// shared). A record larger than half the window is read on its own.
-type chunkReader struct {
-	f   *os.File
-	buf []byte
-	off int64 // file offset of buf[0]
-	n   int   // valid bytes in buf
-}
-
-func (c *chunkReader) read(off int64, size int) ([]byte, error) {
-	rec := make([]byte, size)
-	if off >= c.off && off+int64(size) <= c.off+int64(c.n) {
-		copy(rec, c.buf[off-c.off:])
-		return rec, nil
-	}
-	const window = 1 << 20
-	if size > window/2 {
-		if _, err := c.f.ReadAt(rec, off); err != nil {
-			return nil, err
+// Compact rewrites the log with the live state alone, now, whatever its
+// size, and returns the sizes before and after. Apply goes on meanwhile.
+func (b *Broker) Compact() (before, after int64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.writing || len(b.pending) > 0 || b.compacting {
+		switch {
+		case b.compacting:
+			done := b.compactDone
+			b.mu.Unlock()
+			<-done
+			b.mu.Lock()
+		case !b.writing:
+			b.writeBatch()
+		default:
+			b.cond.Wait()
 		}
-		return rec, nil
 	}
-	if c.buf == nil {
-		c.buf = make([]byte, window)
+	if b.closed || b.stopping {
+		return 0, 0, store.ErrClosed
 	}
-	n, err := c.f.ReadAt(c.buf, off)
-	c.off, c.n = off, n
-	if n < size {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+	if b.err != nil {
+		return 0, 0, b.err
 	}
-	copy(rec, c.buf)
-	return rec, nil
+	before = b.end
+	b.startCompact()
+	done := b.compactDone
+	b.mu.Unlock()
+	<-done
+	b.mu.Lock()
+	if b.compactErr != nil {
+		return before, b.end, fmt.Errorf("store/disk: compacting %s: %w", b.path, b.compactErr)
+	}
+	return before, b.end, nil
 }

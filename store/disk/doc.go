@@ -1,111 +1,109 @@
-// Package disk is the durable [store.Session]: one MQTT session kept in
-// one directory, in an append-only log that survives the process being
-// killed and, with [Options.Sync], a power loss.
+// Package disk is Tern's durable store: one append-only log engine,
+// broker.log in a directory, that keeps a broker's whole state
+// ([OpenBroker], a [store.Broker]) or a client's session ([Open], a
+// [store.Session] that is one stored session of that same log: see
+// [store.BrokerSession]). One record format, one group commit, one
+// torn-tail, corruption, disk-full and lock code path serve both ends,
+// and storetest's suites (RunBroker for the engine, Run for the client
+// session over it) check them.
 //
-//	s, err := disk.Open("/var/lib/myapp/session", disk.Options{Sync: true})
+//	b, err := disk.OpenBroker("/var/lib/tern", disk.BrokerOptions{})       // a broker's state
+//	s, err := disk.Open("/var/lib/myapp/session", disk.Options{Sync: true}) // a client's session
 //
 // # Durability
 //
-// Every call returns once its change has been written to the operating
-// system with write(2). What a process killed with SIGKILL (or by a
-// panic, or by the OOM killer) had acknowledged is therefore kept: the
-// kernel has the bytes and writes them back on its own.
+// Apply (and each call of a client Session) returns once its change has
+// been written to the operating system with write(2) and, with SyncAlways
+// (a broker's default; Options.Sync for a client session), fsync(2).
+// What a process killed with SIGKILL had acknowledged is kept either
+// way: the kernel has the bytes. Without fsync, a power loss or an OS
+// crash can lose what the kernel had not written back yet (on Linux, up
+// to about 30 seconds of changes by default); what survives is always a
+// prefix of the batches in the order they were made, never a mix. Close
+// always fsyncs.
 //
-// A power loss or an OS crash can lose what the kernel had not written
-// back yet (on Linux, up to about 30 seconds of changes by default).
-// What survives is always a prefix of the changes in the order they
-// were made, never a mix: replay stops at the first record that is
-// incomplete or fails its checksum. With Options.Sync every call returns
-// only after fsync(2) too, so a power loss keeps every acknowledged
-// change (on a disk that honours flushes). Close always fsyncs, so a
-// session closed in an orderly way survives a power loss either way.
+// An fsync is shared, not paid per call (group commit): one caller at a
+// time writes every batch queued so far with one write(2) and one fsync
+// while the others queue theirs for the next one. BrokerOptions.
+// CommitWindow makes the writer wait a little for more.
 //
-// Sync costs an fsync, but not one per call: concurrent callers share
-// them (group commit). One caller at a time writes every change queued
-// so far with one write(2) and one fsync while the others queue theirs
-// for the next batch; 8 goroutines publishing at once take about 0.7
-// fsyncs per message cycle (add, sent, delete) instead of 3.
-//
-// After a write or fsync fails, every call returns that error until the
-// session is closed and reopened: nothing is acknowledged that may not
-// be kept, and the reopened session has every change acknowledged before.
+// A disk that is full (ENOSPC, EDQUOT) refuses the batch with an error
+// wrapping store.ErrFull and cuts off its partial write; later batches
+// are tried again. Any other failed write or fsync makes every call
+// return that error until the store is reopened: nothing is acknowledged
+// that may not be kept.
 //
 // # Files
 //
-// The directory holds session.log, the log; LOCK, which the session
-// holds locked with flock(2) while it is open, so that a second Open, in
-// this process or another, fails (the kernel drops the lock when the
-// process dies, so a crash leaves no stale lock); and, for a moment
-// during a compaction, session.log.compact. On systems without flock(2)
-// (Windows, Plan 9) there is no lock: open a directory from one process
-// only, and know that the directory fsync after a compaction's rename is
-// not done there.
+// The directory holds broker.log; broker.lock, which the store holds
+// locked with flock(2) while it is open, so that a second open, in this
+// process or another, fails (the kernel drops the lock when the process
+// dies, so a crash leaves no stale lock); and, for a moment during a
+// compaction, broker.log.compact. On systems without flock(2) (Windows,
+// Plan 9) there is no lock: open a directory from one process only.
+//
+// Before this engine served both ends, a client session was kept in its
+// own format, session.log ("TERNSESS"). Open refuses a directory that
+// holds one, naming the file: there were no users of that format to
+// migrate, so move the file away (its unsent messages are lost) or run
+// the Tern that wrote it to send them first.
 //
 // # Format
 //
-// session.log starts with a 16-byte header: "TERNSESS", the format
+// broker.log starts with a 16-byte header: "TERNBRKR", the format
 // version (uint32, now 1) and four zero bytes. Records follow, each
 //
 //	length  uint32  bytes of type and body
 //	crc     uint32  CRC-32C (Castagnoli) of type and body
-//	type    byte
+//	type    byte    1: a batch
 //	body    length-1 bytes
 //
-// with integers little-endian. The types are
+// with integers little-endian. A record is one Apply call's batch, kept
+// whole or not at all; its body is the batch's changes, each the
+// store.Op byte and its fields (strings and numbers as uvarints, a
+// message as its QoS, times, origin and an MQTT 5 PUBLISH of QoS 0 by
+// package packet: topic, retain flag, every property, payload). A
+// message that enters many queues in one batch is written once. A
+// client session is the stored session "client": its messages are
+// that session's queue (message id = Seq), its packet ids OpSent, its
+// QoS 2 ids received the session's incoming ids, Clear an
+// OpDeleteSession.
 //
-//	1 add outgoing  seq uint64, packet id uint16, flags byte (1 released,
-//	                2 Created set, 4 Expires set), QoS byte, Created and
-//	                Expires (int64 Unix seconds, uint32 nanoseconds each),
-//	                From (uint16 length, bytes), and the message encoded
-//	                as an MQTT 5 PUBLISH of QoS 0 by package packet: topic,
-//	                retain flag, every property, payload
-//	2 sent          seq uint64, packet id uint16
-//	3 released      seq uint64
-//	4 delete        seq uint64
-//	5 add incoming  packet id uint16
-//	6 del incoming  packet id uint16
-//	7 clear         (empty)
-//
-// Properties a PUBLISH cannot carry (a message has none) are not kept.
-// Open replays the log into an index in memory. A record cut short or
-// failing its checksum is a write a crash tore: it and everything after
-// it are cut off the file (reported to Options.Logger with the offset
-// and the bytes dropped), and the log goes on from the last whole
-// record. A record whose checksum holds but which does not parse (an
-// unknown type, say) is not a torn write: Open refuses the log rather
-// than drop what follows it.
+// Open replays the log into memory (a store/memory Broker). A record
+// cut short or failing its checksum at the end is a write a crash tore:
+// it is cut off the file (reported to the Logger with the offset and
+// the bytes dropped), and the log goes on from the last whole record.
+// The same damage before the last record, a record whose checksum holds
+// but which does not parse, a file that is not a Tern log, or a newer
+// format version is refused with an error naming the file and what to
+// do. [CheckBroker] reports on a log without opening it.
 //
 // # Compaction
 //
-// Changes that later ones made moot (a message added, sent and
-// deleted) stay in the log as dead bytes. Once there are
-// Options.CompactBytes of them (4 MiB by default) and at least as many
-// as live ones, the writer rewrites the live state into
-// session.log.compact (one add record per message, with its current
-// packet id and release flag, and one record per pending incoming id),
-// fsyncs it, renames it over session.log and fsyncs the directory. A
-// crash before the rename leaves the old log, complete, and a leftover
-// that Open removes; after it, the new log. So the log stays within
-// about twice the live state plus CompactBytes, and its cost is
-// amortized over the bytes written since the last one. Calls wait while
-// it runs; Outgoing holds it off while it reads.
+// Changes that later ones made moot (a message queued, sent and
+// completed) stay in the log as dead bytes. Once the log has grown to
+// twice its size after the last compaction plus CompactBytes (4 MiB by
+// default), it is rewritten with the live state alone, beside the
+// writes, which go on: a goroutine takes the state where the log ended
+// (a copy of the index if the state is small, else a replay of the log
+// up to there), writes it to broker.log.compact, copies after it the
+// batches written meanwhile, and holds the writes only to copy the last
+// MiB or less, fsync, rename the new log over broker.log and fsync the
+// directory (see compact.go). A crash before the rename leaves the old
+// log, complete, and a leftover that the next open removes; after it,
+// the new log. While a compaction runs the log may grow by CompactBytes;
+// beyond that Apply waits for it, so the log stays within about twice
+// the live state plus four times CompactBytes. [Broker.Compact] runs
+// one now; `tern store compact` runs one on a stopped broker's
+// directory (a running broker holds the lock and compacts by itself).
+//
+// ApplyLazy writes a batch whose loss to a power failure is harmless
+// (the broker's dequeues of completed deliveries) without an fsync of
+// its own: the next Apply's fsync, or Close, covers it.
 //
 // # Memory
 //
-// The index keeps about 35 bytes per message (sequence number, offset
-// and size of its add record, packet id, release flag), not the
-// message: Outgoing reads the messages back from the log, in file order
-// with 1 MiB reads, and decodes them. The memory store keeps about 500
-// bytes for a message with a 64-byte payload, so a long offline queue
-// costs this store about a fourteenth of that, and a client, which holds
-// the messages it is sending anyway, does not hold them twice. Reading
-// back is done at a restart and after a reconnect; at about 1 µs per
-// message (100,000 messages in about 0.1 s on a small VM), it is not
-// worth a copy in memory. Opening a session of 100,000 messages takes
-// about 30 ms.
-//
-// The log is meant to be extended (for the broker's sessions,
-// subscriptions and retained messages) and measured against embedded
-// engines such as bbolt or Pebble: new record types fit beside these,
-// and the header's format version guards incompatible changes.
+// The state is held in memory as well (messages by pointer, shared with
+// the broker or client that stored them), so Load and a client
+// session's Outgoing read no file.
 package disk

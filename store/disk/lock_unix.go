@@ -28,7 +28,7 @@ func lockDir(path string) (*os.File, error) {
 	if err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("store/disk: the session in %s is open elsewhere (%s is locked by this or another process): close it there first, or give this one another directory", filepath.Dir(path), path)
+			return nil, fmt.Errorf("store/disk: the store in %s is open elsewhere (%s is locked by this or another process): close it there first, or give this one another directory: %w", filepath.Dir(path), path, ErrLocked)
 		}
 		return nil, fmt.Errorf("store/disk: locking %s: %w", path, err)
 	}

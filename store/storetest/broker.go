@@ -621,7 +621,7 @@ func (h *bharness) testCrash(t *testing.T) {
 		}
 		crashes++
 		snap := filepath.Join(t.TempDir(), "crashed")
-		copyDir(t, dir, snap)
+		CopyDir(t, dir, snap)
 		c := h.open(t, snap)
 		m.check(t, c)
 		cm := bmodel{memory.NewBroker()}

@@ -42,7 +42,22 @@ func (m *model) add(t testing.TB, s store.Session, o store.Outgoing) {
 	if err := s.AddOutgoing(o); err != nil {
 		t.Fatalf("AddOutgoing(seq %d): %v", o.Seq, err)
 	}
+	m.endFlight(o.Seq, o.PacketID)
 	m.out[o.Seq] = o
+}
+
+// endFlight removes the message other than seq stored under packet id
+// id, if any: an id names one flight at a time (see store.Session's
+// MarkSent).
+func (m *model) endFlight(seq uint64, id uint16) {
+	if id == 0 {
+		return
+	}
+	for s, o := range m.out {
+		if s != seq && o.PacketID == id {
+			delete(m.out, s)
+		}
+	}
 }
 
 func (m *model) sent(t testing.TB, s store.Session, seq uint64, id uint16) {
@@ -50,6 +65,7 @@ func (m *model) sent(t testing.TB, s store.Session, seq uint64, id uint16) {
 	if err := s.MarkSent(seq, id); err != nil {
 		t.Fatalf("MarkSent(%d, %d): %v", seq, id, err)
 	}
+	m.endFlight(seq, id)
 	o := m.out[seq]
 	o.PacketID = id
 	m.out[seq] = o

@@ -516,11 +516,16 @@ func trunc(b []byte) []byte {
 	return b
 }
 
-// copyDir copies the regular files under src to dst, as they are at this
-// moment: what a process killed now leaves on disk.
-func copyDir(t testing.TB, src, dst string) {
+// CopyDir copies the regular files under src to dst, as they are at this
+// moment: what a process killed now leaves on disk. A file that is gone
+// by the time it is read (a store's temporary file) is left out, as a
+// crash just after its removal would.
+func CopyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if os.IsNotExist(err) && p != src {
+			return nil // gone meanwhile (a store's temporary file): as a crash after its removal
+		}
 		if err != nil {
 			return err
 		}
@@ -536,6 +541,9 @@ func copyDir(t testing.TB, src, dst string) {
 			return nil
 		}
 		in, err := os.Open(p)
+		if os.IsNotExist(err) {
+			return nil // gone meanwhile, as above
+		}
 		if err != nil {
 			return err
 		}
