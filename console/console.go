@@ -100,7 +100,7 @@ func New(srv *broker.Server, cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /console/api/stats/stream", h.statsStream)
 	h.mux.HandleFunc("GET /console/api/config", h.admin(h.config))
 	h.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such console page: %s %s (the console is at %s)", r.Method, r.URL.Path, Prefix))
+		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such console page: %s %s (the console is at %s)", r.Method, r.URL.Path, Prefix))
 	})
 	return h, nil
 }
@@ -110,7 +110,7 @@ func New(srv *broker.Server, cfg Config) (*Handler, error) {
 // others are refused.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, ok := httpapi.UserFrom(r.Context()); !ok {
-		writeError(w, http.StatusUnauthorized, "the console is served through the HTTP API's handler (httpapi.Config.Console), which authenticates its users")
+		httpapi.WriteError(w, http.StatusUnauthorized, "the console is served through the HTTP API's handler (httpapi.Config.Console), which authenticates its users")
 		return
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -124,7 +124,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func onlyFiles(static fs.FS, files http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if fi, err := fs.Stat(static, r.URL.Path); err != nil || !fi.Mode().IsRegular() {
-			writeError(w, http.StatusNotFound, "no such asset: "+r.URL.Path)
+			httpapi.WriteError(w, http.StatusNotFound, "no such asset: "+r.URL.Path)
 			return
 		}
 		files.ServeHTTP(w, r)
@@ -139,14 +139,14 @@ type Whoami struct {
 
 func (h *Handler) whoami(w http.ResponseWriter, r *http.Request) {
 	u, _ := httpapi.UserFrom(r.Context())
-	writeJSON(w, http.StatusOK, Whoami{User: u.Info.Username, Admin: u.Admin})
+	httpapi.WriteJSON(w, http.StatusOK, Whoami{User: u.Info.Username, Admin: u.Admin})
 }
 
 // admin lets only administrators (httpapi.Config.Admins) in.
 func (h *Handler) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if u, _ := httpapi.UserFrom(r.Context()); !u.Admin {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("user %q is not an administrator (http.admins)", u.Info.Username))
+			httpapi.WriteError(w, http.StatusForbidden, fmt.Sprintf("user %q is not an administrator (http.admins)", u.Info.Username))
 			return
 		}
 		next(w, r)
@@ -159,5 +159,5 @@ type ConfigResponse struct {
 }
 
 func (h *Handler) config(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, ConfigResponse{Settings: h.settings})
+	httpapi.WriteJSON(w, http.StatusOK, ConfigResponse{Settings: h.settings})
 }

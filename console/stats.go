@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ternmq/tern/broker"
+	"github.com/ternmq/tern/httpapi"
 )
 
 // Sample is one sample of the broker's Stats, as GET /console/api/stats
@@ -79,7 +80,7 @@ func (s Sample) withRates(prev Sample) Sample {
 }
 
 func (h *Handler) stats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, sample(h.srv, time.Now()))
+	httpapi.WriteJSON(w, http.StatusOK, sample(h.srv, time.Now()))
 }
 
 // streamWriteTimeout bounds one write of the stream to a slow reader.

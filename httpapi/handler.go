@@ -311,6 +311,14 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{msg})
 }
 
+// WriteError answers with status and the API's error body,
+// {"error": msg}: for handlers mounted beside the API (Config.Console).
+func WriteError(w http.ResponseWriter, status int, msg string) { writeError(w, status, msg) }
+
+// WriteJSON answers with status and v as JSON, not cached, as the API's
+// handlers do.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
