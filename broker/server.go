@@ -212,6 +212,7 @@ type Server struct {
 	started    time.Time
 	bp         backplane.Node // joined through Backplane; nil without
 	bpJoined   chan struct{}  // closed once bp is set: the back plane's handlers wait for it
+	bpMark     backplane.Mark // the last back plane delivery stored (restore, then the back plane's handler goroutine only)
 }
 
 func (s *Server) init() error {
