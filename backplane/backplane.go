@@ -182,6 +182,13 @@ type Config struct {
 	// in arrival order on one goroutine per node; ctx ends when the node
 	// closes. They should not block for long.
 	OnMessage func(ctx context.Context, d Delivery)
+	// OnBatch, if set, receives the deliveries an engine reads from the
+	// node's durable queue in batches (in order, on the same goroutine as
+	// OnMessage), so that a broker can keep a batch with one durable
+	// write; the engine acknowledges them all once it returns. Without
+	// it, or for deliveries that do not come from the queue, OnMessage is
+	// called for each.
+	OnBatch func(ctx context.Context, ds []Delivery)
 	// OnTakeover is told when another node claimed a client this node owns.
 	OnTakeover func(ctx context.Context, t Takeover)
 	// Lease is how long the engine waits without a heartbeat from the node

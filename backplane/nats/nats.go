@@ -196,8 +196,24 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	}
 	// A heartbeat younger than the lease (by this machine's clock: a guard
 	// against a configuration mistake, not a lock) means the ID is in use.
-	if e, err := n.kvNode.Get(ctx, kvToken(bc.ID)); err == nil && string(e.Value()) == bc.ID && time.Since(e.Created()) < bc.Lease {
-		return nil, fmt.Errorf("backplane/nats: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
+	// A node that restarts under its ID after a crash waits for the
+	// heartbeat of its previous incarnation to age past the lease (at most
+	// Lease), as long as ctx allows; a node whose ID is in use keeps it
+	// fresh.
+	for giveUp := time.Now().Add(bc.Lease * 3 / 2); ; {
+		e, err := n.kvNode.Get(ctx, kvToken(bc.ID))
+		if err != nil || string(e.Value()) != bc.ID || time.Since(e.Created()) >= bc.Lease {
+			break
+		}
+		wait := time.NewTimer(bc.Lease / 10)
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+		wait.Stop()
+		if ctx.Err() != nil || time.Now().After(giveUp) {
+			return nil, fmt.Errorf("backplane/nats: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
+		}
 	}
 	if err := n.queues(ctx); err != nil {
 		return nil, err

@@ -180,26 +180,54 @@ func (n *Node) readQueue(c jetstream.Consumer) {
 	}
 }
 
-// handleQueued runs on the handler goroutine: it delivers one message of the
-// node's queue, unless handled already, and acknowledges it.
+// handleQueued runs on the handler goroutine: it delivers q and the
+// messages of the node's queue already waiting behind it (a batch, for
+// OnBatch), skipping those handled already, and acknowledges them.
 func (n *Node) handleQueued(q queued) {
-	seq := q.meta.Sequence.Stream
-	if seq > n.handled.Load() {
-		b := q.msg.Data()
-		if len(b) > 0 && b[0] == 'M' {
-			if h, m, err := wire.Decode(b[1:]); err != nil {
-				n.log.Warn("undecodable message from the back plane", "err", err)
-			} else {
-				n.cfg.OnMessage(n.ctx, backplane.Delivery{Message: m, Node: h.Node, Plain: h.Plain,
-					Groups: h.Groups, Will: h.Will, Mark: backplane.Mark{Lo: seq}})
-			}
+	qs := []queued{q}
+	for len(qs) < queueBatch {
+		select {
+		case q := <-n.qch:
+			qs = append(qs, q)
+			continue
+		default:
 		}
-		if n.ctx.Err() != nil {
-			return // stopping: not acknowledged, delivered again
-		}
-		n.handled.Store(seq)
+		break
 	}
-	_ = q.msg.Ack()
+	var batch []backplane.Delivery
+	last := n.handled.Load()
+	for _, q := range qs {
+		seq := q.meta.Sequence.Stream
+		if seq <= last {
+			continue
+		}
+		last = seq
+		b := q.msg.Data()
+		if len(b) == 0 || b[0] != 'M' {
+			continue
+		}
+		h, m, err := wire.Decode(b[1:])
+		if err != nil {
+			n.log.Warn("undecodable message from the back plane", "err", err)
+			continue
+		}
+		d := backplane.Delivery{Message: m, Node: h.Node, Plain: h.Plain, Groups: h.Groups, Will: h.Will, Mark: backplane.Mark{Lo: seq}}
+		if n.cfg.OnBatch != nil {
+			batch = append(batch, d)
+		} else {
+			n.cfg.OnMessage(n.ctx, d)
+		}
+	}
+	if len(batch) > 0 {
+		n.cfg.OnBatch(n.ctx, batch)
+	}
+	if n.ctx.Err() != nil {
+		return // stopping: not acknowledged, delivered again
+	}
+	n.handled.Store(last)
+	for _, q := range qs {
+		_ = q.msg.Ack()
+	}
 }
 
 // watchInterest keeps the table of every node's interest current from the

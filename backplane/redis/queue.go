@@ -91,6 +91,7 @@ func (n *Node) readQueue() {
 		}
 		ids := make([]string, 0, len(msgs))
 		var fs []func(context.Context)
+		var batch []backplane.Delivery
 		for _, xm := range msgs {
 			ids = append(ids, xm.ID)
 			mk, err := parseID(xm.ID)
@@ -102,9 +103,16 @@ func (n *Node) readQueue() {
 			if f == "" {
 				continue // trimmed away (MAXLEN) while pending
 			}
-			if fn := n.queued(f, mk); fn != nil {
-				fs = append(fs, fn)
+			if d, ok := n.queued(f, mk); ok {
+				if n.cfg.OnBatch != nil {
+					batch = append(batch, d)
+				} else {
+					fs = append(fs, func(ctx context.Context) { n.cfg.OnMessage(ctx, d) })
+				}
 			}
+		}
+		if len(batch) > 0 {
+			fs = append(fs, func(ctx context.Context) { n.cfg.OnBatch(ctx, batch) })
 		}
 		if len(fs) > 0 {
 			done := make(chan struct{})
@@ -128,18 +136,17 @@ func (n *Node) readQueue() {
 	}
 }
 
-// queued decodes one stream entry into its handler call.
-func (n *Node) queued(f string, mk backplane.Mark) func(context.Context) {
+// queued decodes one stream entry.
+func (n *Node) queued(f string, mk backplane.Mark) (backplane.Delivery, bool) {
 	if f[0] != 'M' {
-		return nil
+		return backplane.Delivery{}, false
 	}
 	h, m, err := wire.Decode([]byte(f[1:]))
 	if err != nil {
 		n.log.Warn("undecodable message from the back plane", "err", err)
-		return nil
+		return backplane.Delivery{}, false
 	}
-	d := backplane.Delivery{Message: m, Node: h.Node, Plain: h.Plain, Groups: h.Groups, Will: h.Will, Mark: mk}
-	return func(ctx context.Context) { n.cfg.OnMessage(ctx, d) }
+	return backplane.Delivery{Message: m, Node: h.Node, Plain: h.Plain, Groups: h.Groups, Will: h.Will, Mark: mk}, true
 }
 
 // parseID parses a stream entry id, "ms-seq".

@@ -180,14 +180,29 @@ func Join(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Node, 
 		wills: make(map[string]*message.Message), owned: make(map[string]struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	alive, err := rdb.Exists(ctx, n.kNode(bc.ID, "alive")).Result()
-	if err != nil {
-		n.cancel()
-		return nil, backplane.Unreachable("join", err)
-	}
-	if alive > 0 {
-		n.cancel()
-		return nil, fmt.Errorf("backplane/redis: node ID %q is live in cluster %q (or died less than a lease ago): give each node its own ID", bc.ID, cfg.Prefix)
+	// A node that restarts under its ID after a crash waits for the lease
+	// of its previous incarnation to lapse (at most Lease), as long as ctx
+	// allows; a node whose ID is in use keeps it renewed, and is refused
+	// once the wait passed a lease and a half.
+	for giveUp := time.Now().Add(bc.Lease * 3 / 2); ; {
+		alive, err := rdb.Exists(ctx, n.kNode(bc.ID, "alive")).Result()
+		if err != nil {
+			n.cancel()
+			return nil, backplane.Unreachable("join", err)
+		}
+		if alive == 0 {
+			break
+		}
+		wait := time.NewTimer(bc.Lease / 10)
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+		wait.Stop()
+		if ctx.Err() != nil || time.Now().After(giveUp) {
+			n.cancel()
+			return nil, fmt.Errorf("backplane/redis: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
+		}
 	}
 	// Subscribe before loading, so that no change falls between the two.
 	n.events = rdb.SSubscribe(ctx, n.kEvents())
