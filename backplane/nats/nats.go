@@ -13,7 +13,7 @@
 // interest gets nothing. The subjects belong to the stream
 // Prefix+"_queues" (limits retention: QueueLen messages per node, Keep);
 // each node reads its own subject through its durable consumer
-// "q_"+NODE, with explicit acknowledgement.
+// "q_"+NODE, with explicit acknowledgement (AckAll, one per batch).
 //
 // JetStream key-value buckets hold the rest, named Prefix + "_retained",
 // "_owners", "_wills" and "_nodes": retained messages (one key per topic, a
@@ -45,7 +45,8 @@
 //
 // Forward returns once JetStream acknowledged the message (a PubAck) on
 // the queue subject of every node with matching interest (as the
-// publishing node knew it), for every QoS: the message is then as durable
+// publishing node knew it), for QoS 1 and 2 (a QoS 0 message is written to
+// the connection and not waited for: at most once): the message is then as durable
 // as the stream's storage and replicas make it (file storage with
 // Replicas 3 survives the loss of one server; JetStream writes to disk
 // without an fsync per message, by its sync_interval).

@@ -26,7 +26,7 @@ import (
 // Prefix+".q."+NODE of each node whose interest matches (and of one member
 // node per matching shared group): subjects of the stream Prefix+"_queues".
 // Each node reads its subject through its durable consumer "q_"+NODE with
-// explicit acknowledgement, and acknowledges a message once its handlers
+// acknowledgement (AckAll: one per batch), and acknowledges a message once its handlers
 // returned.
 
 // DefaultQueueLen is the QueueLen of a zero Config.
@@ -85,7 +85,7 @@ func (n *Node) queues(ctx context.Context) error {
 func (n *Node) consumer(ctx context.Context, rewind bool) (jetstream.Consumer, error) {
 	cc := jetstream.ConsumerConfig{
 		Durable: n.consumerName(), FilterSubject: n.queueSubject(n.cfg.ID),
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxAckPending: 4 * queueBatch,
+		AckPolicy: jetstream.AckAllPolicy, AckWait: ackWait, MaxAckPending: 4 * queueBatch,
 		DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: n.cfg.Keep,
 		Replicas: n.jcfg.Replicas,
 	}
@@ -95,7 +95,7 @@ func (n *Node) consumer(ctx context.Context, rewind bool) (jetstream.Consumer, e
 		if err != nil {
 			return nil, backplane.Unreachable("consumer info", err)
 		}
-		if !rewind && info.NumAckPending == 0 {
+		if !rewind && info.NumAckPending == 0 && info.Config.AckPolicy == cc.AckPolicy {
 			return c, nil
 		}
 		floor := max(info.AckFloor.Stream, n.handled.Load())
@@ -225,9 +225,15 @@ func (n *Node) handleQueued(q queued) {
 		return // stopping: not acknowledged, delivered again
 	}
 	n.handled.Store(last)
-	for _, q := range qs {
-		_ = q.msg.Ack()
+	// One acknowledgement for the batch: the consumer's policy is
+	// AckAll, so the latest message's covers those before it.
+	top := qs[0]
+	for _, q := range qs[1:] {
+		if q.meta.Sequence.Stream > top.meta.Sequence.Stream {
+			top = q
+		}
 	}
+	_ = top.msg.Ack()
 }
 
 // watchInterest keeps the table of every node's interest current from the
@@ -401,6 +407,11 @@ func (n *Node) send(ctx context.Context, m *message.Message, from string, will b
 		futures = append(futures, f)
 	}
 	n.pubMu.Unlock()
+	if m.QoS == 0 && !will {
+		// QoS 0 is at most once: written to the connection, in order
+		// with the node's other messages, not waited for.
+		futures = nil
+	}
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
