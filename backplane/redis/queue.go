@@ -128,7 +128,14 @@ func (n *Node) readQueue() {
 				return // not acknowledged: delivered again at the next start
 			}
 		}
-		if err := n.rdb.XAck(n.ctx, key, queueGroup, ids...).Err(); err != nil && n.ctx.Err() == nil {
+		// Acknowledged, and deleted: a stream keeps what it holds until
+		// MAXLEN trims it, and a node's queue need not outlive its use.
+		_, err = n.rdb.Pipelined(n.ctx, func(p goredis.Pipeliner) error {
+			p.XAck(n.ctx, key, queueGroup, ids...)
+			p.XDel(n.ctx, key, ids...)
+			return nil
+		})
+		if err != nil && n.ctx.Err() == nil {
 			n.needResync.Store(true)
 			pending = true
 			n.pause()

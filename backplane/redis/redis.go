@@ -9,7 +9,7 @@
 // stream of each node whose interest matches, and of one member node per
 // matching shared group; a node without matching interest gets nothing.
 // Each node reads its own stream through a consumer group and acknowledges
-// (XACK) entries once its handlers returned. The stream and the node's
+// (XACK, and XDEL to free them) entries once its handlers returned. The stream and the node's
 // control channel (takeover notices, sharded pub/sub) live on the cluster
 // shard of the node's hash tag.
 //
