@@ -81,6 +81,7 @@ func Run(t *testing.T, newCluster func(t *testing.T) Cluster) {
 		{"PartitionAndHeal", testPartitionAndHeal},
 		{"DurableAcrossDeath", testDurableAcrossDeath},
 		{"DurableAcrossPartition", testDurableAcrossPartition},
+		{"ForgottenAfterKeep", testForgottenAfterKeep},
 		{"BadInput", testBadInput},
 	}
 	for _, tt := range tests {
@@ -172,10 +173,13 @@ func (r *Rec) take() []backplane.Delivery {
 	return out
 }
 
-func (e *env) join(id string) *Rec {
+func (e *env) join(id string) *Rec { return e.joinKeep(id, 0) }
+
+// joinKeep is join with Config.Keep set to keep (0: the default).
+func (e *env) joinKeep(id string, keep time.Duration) *Rec {
 	e.t.Helper()
 	r := &Rec{fences: map[string]bool{}, at: map[string]time.Time{}, changed: make(chan struct{}, 1)}
-	cfg := backplane.Config{ID: id, Lease: Lease, OnMessage: r.onMessage, OnTakeover: r.onTakeover}
+	cfg := backplane.Config{ID: id, Lease: Lease, Keep: keep, OnMessage: r.onMessage, OnTakeover: r.onTakeover}
 	if len(e.order)%2 == 1 {
 		// Every other node takes its queue in batches.
 		cfg.OnBatch = func(ctx context.Context, ds []backplane.Delivery) {
@@ -1000,4 +1004,27 @@ func (e *env) fwdMsg(from *Rec, m *message.Message) {
 func (e *env) forget(id string) {
 	delete(e.nodes, id)
 	e.order = slices.DeleteFunc(e.order, func(s string) bool { return s == id })
+}
+
+// Keep is the Keep the forgetting test gives its nodes.
+const Keep = time.Second
+
+// testForgottenAfterKeep: a node dead for longer than Keep is forgotten:
+// nothing is forwarded to it any more, and when it joins again it gets
+// nothing of what was published after that.
+func testForgottenAfterKeep(t *testing.T, e *env) {
+	a, b := e.joinKeep("a", Keep), e.joinKeep("b", Keep)
+	e.sub(b, "k/#")
+	e.sync(b)
+	e.c.Kill(t, "b")
+	e.forget("b")
+	// Its lease lapses, Keep passes, and a beat or two of the survivors
+	// forget it.
+	time.Sleep(Keep + 4*Lease)
+	e.fwdMsg(a, durableQoS1(a, "k/1", 0))
+	b = e.joinKeep("b", Keep)
+	e.fence(a, b)
+	if got := b.take(); len(got) != 0 {
+		t.Errorf("a node forgotten after Keep got %v when it came back", topics(got))
+	}
 }
