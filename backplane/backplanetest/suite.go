@@ -1023,6 +1023,7 @@ func testForgottenAfterKeep(t *testing.T, e *env) {
 	time.Sleep(Keep + 4*Lease)
 	e.fwdMsg(a, durableQoS1(a, "k/1", 0))
 	b = e.joinKeep("b", Keep)
+	e.sync(b) // its interest, forgotten, is new to a
 	e.fence(a, b)
 	if got := b.take(); len(got) != 0 {
 		t.Errorf("a node forgotten after Keep got %v when it came back", topics(got))
