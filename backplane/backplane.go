@@ -58,6 +58,37 @@ type Delivery struct {
 	Groups []Group
 	// Will is set for a will message published because Node died.
 	Will bool
+	// Mark is the delivery's place in this node's durable queue on the
+	// engine; zero for a delivery that did not come through it. Marks
+	// increase in delivery order. The engine acknowledges a delivery once
+	// OnMessage returned, and delivers it again (same Mark) if the node
+	// died before that: a broker with a durable store keeps the last Mark
+	// it stored, in the same write as the message, and skips deliveries
+	// at or below it after a restart, which makes forwarding exactly once
+	// end to end.
+	Mark Mark
+}
+
+// Mark is a position in a node's durable queue on the engine: Redis stream
+// ids (milliseconds, sequence) or a JetStream stream sequence (0, seq).
+type Mark struct{ Hi, Lo uint64 }
+
+// IsZero reports whether m is the zero Mark (no durable queue).
+func (m Mark) IsZero() bool { return m == Mark{} }
+
+// After reports whether m comes after o.
+func (m Mark) After(o Mark) bool { return m.Hi > o.Hi || m.Hi == o.Hi && m.Lo > o.Lo }
+
+// String returns m as "Hi-Lo".
+func (m Mark) String() string { return fmt.Sprintf("%d-%d", m.Hi, m.Lo) }
+
+// ParseMark parses the form String returns.
+func ParseMark(s string) (Mark, error) {
+	var m Mark
+	if _, err := fmt.Sscanf(s, "%d-%d", &m.Hi, &m.Lo); err != nil {
+		return Mark{}, fmt.Errorf("backplane: mark %q: want two numbers joined by '-': %w", s, err)
+	}
+	return m, nil
 }
 
 // Takeover tells a node that a client it owned connected elsewhere: the node
@@ -166,6 +197,13 @@ type Config struct {
 	// in arrival order on one goroutine per node; ctx ends when the node
 	// closes. They should not block for long.
 	OnMessage func(ctx context.Context, d Delivery)
+	// OnBatch, if set, receives the deliveries an engine reads from the
+	// node's durable queue in batches (in order, on the same goroutine as
+	// OnMessage), so that a broker can keep a batch with one durable
+	// write; the engine acknowledges them all once it returns. Without
+	// it, or for deliveries that do not come from the queue, OnMessage is
+	// called for each.
+	OnBatch func(ctx context.Context, ds []Delivery)
 	// OnTakeover is told when another node claimed a client this node owns.
 	OnTakeover func(ctx context.Context, t Takeover)
 	// OnNodeGone, if set, is told on one surviving node (the one that
@@ -180,6 +218,11 @@ type Config struct {
 	// before it deems the node dead and publishes its wills. The node
 	// heartbeats every Lease/3. Default 5s.
 	Lease time.Duration
+	// Keep is how long the engine keeps the interest and the durable queue
+	// of a node that died (its lease lapsed without Close), so that it gets
+	// what was forwarded to it meanwhile when it joins again under the
+	// same ID. After Keep it is forgotten, as after Close. Default 1 hour.
+	Keep time.Duration
 	// Logger receives the node's reports (engine lost, engine back, a dead
 	// node's wills published). Default: slog.Default().
 	Logger *slog.Logger
@@ -187,6 +230,9 @@ type Config struct {
 
 // DefaultLease is the Lease of a zero Config.
 const DefaultLease = 5 * time.Second
+
+// DefaultKeep is the Keep of a zero Config.
+const DefaultKeep = time.Hour
 
 // Validate reports what is wrong with c, naming the field.
 func (c *Config) Validate() error {
@@ -197,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Lease < 0 {
 		return fmt.Errorf("backplane: Config.Lease %v is negative: use 0 for the default %v", c.Lease, DefaultLease)
+	}
+	if c.Keep < 0 {
+		return fmt.Errorf("backplane: Config.Keep %v is negative: use 0 for the default %v", c.Keep, DefaultKeep)
 	}
 	if c.Lease > 0 && c.Lease < 30*time.Millisecond {
 		return fmt.Errorf("backplane: Config.Lease %v is too short: use at least 30ms", c.Lease)
@@ -229,6 +278,9 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.Lease == 0 {
 		c.Lease = DefaultLease
+	}
+	if c.Keep == 0 {
+		c.Keep = DefaultKeep
 	}
 	if c.OnMessage == nil {
 		c.OnMessage = func(context.Context, Delivery) {}

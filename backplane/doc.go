@@ -24,7 +24,8 @@
 //     Delay Interval.
 //
 // Messages and takeover notices arrive through the Config handlers, called
-// in arrival order on one goroutine per node.
+// in arrival order on one goroutine per node. Messages come through each
+// node's durable queue on the engine (see Durable forwarding).
 //
 // # Matching
 //
@@ -43,6 +44,39 @@
 // shared subscriptions on its own when a message is published: every
 // shared delivery, including those that land on the publishing node,
 // arrives through OnMessage.
+//
+// # Durable forwarding
+//
+// Every engine keeps a durable queue per node ID (backplane/redis: a
+// stream per node read through a consumer group; backplane/nats: a
+// JetStream subject per node read through a durable consumer with explicit
+// acknowledgement; backplane/memory: a queue in the Cluster value), for
+// every QoS:
+//
+//   - Forward returns nil only once the engine has the message in the
+//     queue of every node with matching interest (as this node knows the
+//     interest): as durable as the engine's own persistence (Redis: its
+//     appendonly and appendfsync settings; JetStream: the stream's
+//     storage and replicas). The broker acknowledges a QoS 1 or 2 PUBLISH
+//     only after that.
+//   - A receiving node acknowledges a queued message to the engine only
+//     once OnMessage (or OnBatch) returned for it, that is once the broker
+//     stored it (with a store: in the queues of its persistent sessions,
+//     with its Mark, in one write) or delivered it.
+//   - A node that dies (no Close) or is cut off keeps its interest and its
+//     queue on the engine for Config.Keep: what is forwarded to it
+//     meanwhile waits, and the node, or its next process under the same
+//     ID, gets it when it comes back, after what it had been given and not
+//     acknowledged, in order per publishing node. A broker with a durable
+//     store skips deliveries at or below the last Mark it stored, so each
+//     message is taken once. Join waits (as its context allows) for the
+//     lease of the ID's previous process to lapse.
+//   - Limits: a queue holds a bounded number of messages (QueueLen of each
+//     engine; the oldest go first); interest reaches the other nodes
+//     asynchronously, so a message published elsewhere just after a
+//     SUBSCRIBE may miss it; a Close withdraws the node and drops its
+//     queue; a delivery the broker could not store (its store failing) is
+//     acknowledged all the same.
 //
 // # Failures
 //

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/packet"
+	"github.com/ternmq/tern/store"
 )
 
 // BackplaneJoin joins a back plane with cfg and returns the node. The
@@ -43,6 +44,7 @@ func (srv *Server) joinBackplane() error {
 	defer close(srv.bpJoined)
 	node, err := srv.Backplane(ctx, backplane.Config{
 		OnMessage:  srv.onClusterMessage,
+		OnBatch:    srv.onClusterBatch,
 		OnTakeover: srv.onClusterTakeover,
 		OnNodeGone: srv.onNodeGone, // sharedsession.go
 		Logger:     srv.cfg.log.With("component", "backplane"),
@@ -389,6 +391,12 @@ func (srv *Server) onClusterTakeover(ctx context.Context, t backplane.Takeover) 
 	if c == nil {
 		return
 	}
+	// A connection between its CONNACK and c.started would be closed
+	// without the DISCONNECT 0x8E: give it the moment it needs (bounded,
+	// for one that is refused meanwhile).
+	for i := 0; i < 100 && !c.started.Load() && c.kicked.Load() == 0; i++ {
+		time.Sleep(time.Millisecond)
+	}
 	srv.cfg.log.Info("client taken over by another node", "client", t.ClientID, "node", t.By)
 	srv.stats.bpTakeovers.Add(1)
 	c.takenOver()
@@ -408,16 +416,108 @@ func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
 	if d.Node != srv.bp.ID() {
 		srv.stats.bpReceived.Add(1) // not a shared delivery this node's own Forward picked it for
 	}
+	if !d.Mark.IsZero() && srv.Store != nil && !d.Mark.After(srv.bpMark) {
+		// Stored before a crash and not yet acknowledged to the engine,
+		// which delivers it again: taken once [v5 MQTT-4.3.3-3].
+		srv.stats.bpDuplicates.Add(1)
+		return
+	}
 	if d.Plain {
 		// Retained here too (and stored, with a store): the local copy
 		// answers a SUBSCRIBE while the back plane is out of reach.
-		if _, err := srv.publishStored(m, nil, nil); err != nil {
+		if err := srv.clusterStored(m, d.Mark); err != nil {
 			srv.cfg.log.Warn("back plane: forwarded message not stored", "topic", m.Topic, "err", err)
 		}
 	}
 	for _, g := range d.Groups {
 		srv.routeGroup(m, g)
 	}
+	if len(d.Groups) > 0 && !d.Mark.IsZero() && srv.Store != nil && d.Mark.After(srv.bpMark) {
+		// A shared delivery is stored by the member's own write; the mark
+		// follows it (a crash between the two delivers it again).
+		if srv.persist("back plane mark", store.Mark(bpFeed, d.Mark.String())) == nil {
+			srv.bpMark = d.Mark
+		}
+	}
+}
+
+// onClusterBatch takes a batch of messages from the back plane's durable
+// queue: with a store, the runs of plain deliveries are kept with one
+// write (their queues and the last mark), then delivered in order; the
+// rest go through onClusterMessage one by one.
+func (srv *Server) onClusterBatch(ctx context.Context, ds []backplane.Delivery) {
+	if srv.Store == nil || !srv.joined(ctx) {
+		for _, d := range ds {
+			srv.onClusterMessage(ctx, d)
+		}
+		return
+	}
+	var rs []routing
+	var cs []store.Change
+	var mark backplane.Mark
+	flush := func() {
+		if len(cs) > 0 {
+			cs = append(cs, store.Mark(bpFeed, mark.String()))
+			if err := srv.persist("messages", cs...); err != nil {
+				srv.cfg.log.Warn("back plane: forwarded messages not stored", "messages", len(rs), "err", err)
+				rs, cs = rs[:0], nil
+				return
+			}
+			srv.bpMark = mark
+		}
+		for i := range rs {
+			srv.commitRoute(&rs[i])
+		}
+		rs, cs = rs[:0], nil
+	}
+	for _, d := range ds {
+		if d.Message == nil || srv.closing.Load() {
+			continue
+		}
+		if !d.Plain || len(d.Groups) > 0 || d.Mark.IsZero() {
+			flush()
+			srv.onClusterMessage(ctx, d)
+			continue
+		}
+		if !d.Mark.After(srv.bpMark) || !d.Mark.After(mark) {
+			srv.stats.bpDuplicates.Add(1) // kept before a crash: taken once [v5 MQTT-4.3.3-3]
+			continue
+		}
+		srv.stats.countIn(d.Message)
+		if d.Node != srv.bp.ID() {
+			srv.stats.bpReceived.Add(1)
+		}
+		r, more := srv.prepareRoute(d.Message, nil, nil)
+		rs = append(rs, r)
+		cs = append(cs, more...)
+		mark = d.Mark
+	}
+	flush()
+}
+
+// bpFeed names the back plane's mark in the store (store.OpMark).
+const bpFeed = "backplane"
+
+// clusterStored delivers a message forwarded from the back plane, as
+// publishStored does, and with a store keeps the delivery's mark in the
+// same write as the message's queues, so that after a crash the engine's
+// second delivery of it is skipped. A message that nothing stores (no
+// persistent session gets it at QoS 1 or 2) costs no write.
+func (srv *Server) clusterStored(m *Message, mk backplane.Mark) error {
+	if srv.Store == nil || mk.IsZero() {
+		_, err := srv.publishStored(m, nil, nil)
+		return err
+	}
+	r, cs := srv.prepareRoute(m, nil, nil)
+	if len(cs) > 0 {
+		cs = append(cs, store.Mark(bpFeed, mk.String()))
+		if err := srv.persist("message", cs...); err != nil {
+			return err
+		}
+		srv.bpMark = mk
+	}
+	srv.commitRoute(&r)
+	return nil
 }
 
 // routeGroup delivers m to one local member of group g, with the broker's

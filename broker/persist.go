@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/packet"
 	mqttsession "github.com/ternmq/tern/session"
@@ -722,6 +723,13 @@ func (srv *Server) restore() error {
 		down = now
 	}
 	srv.msgSeq.Store(st.MaxMsgID)
+	if pos, ok := st.Marks[bpFeed]; ok {
+		mk, err := backplane.ParseMark(pos)
+		if err != nil {
+			return fmt.Errorf("Store: the back plane's mark: %w", err)
+		}
+		srv.bpMark = mk
+	}
 	for _, m := range st.Retained {
 		if !m.Expired(now) {
 			srv.retained.set(m)

@@ -234,6 +234,7 @@ type Server struct {
 	handoffMu  sync.Mutex
 	handoffs   map[string]chan struct{} // client id → closed when the node that had it let it go
 	handoffWG  sync.WaitGroup           // sessions being let go to other nodes (started by the back plane's handler)
+	bpMark     backplane.Mark           // the last back plane delivery stored (restore, then the back plane's handler goroutine only)
 }
 
 func (s *Server) init() error {

@@ -35,11 +35,12 @@ type stats struct {
 	storeClosed   atomic.Bool                // the last Apply said the store is closed
 
 	// The node's view of its back plane (cluster.go).
-	bpReachable atomic.Bool
-	bpForwarded atomic.Uint64
-	bpReceived  atomic.Uint64
-	bpFailed    atomic.Uint64
-	bpTakeovers atomic.Uint64
+	bpReachable  atomic.Bool
+	bpForwarded  atomic.Uint64
+	bpReceived   atomic.Uint64
+	bpDuplicates atomic.Uint64
+	bpFailed     atomic.Uint64
+	bpTakeovers  atomic.Uint64
 }
 
 // Stats is a snapshot of the broker's counters.
@@ -93,6 +94,7 @@ type Stats struct {
 	ClusterReachable       bool   // the engine answered the node's last call (the $SYS update checks it)
 	ClusterForwarded       uint64 // messages the engine accepted for the other nodes
 	ClusterReceived        uint64 // messages received from other nodes, the wills of dead nodes included
+	ClusterDuplicates      uint64 // messages the back plane delivered again after a restart, skipped because the store had them
 	ClusterForwardFailures uint64 // messages the engine did not accept (a QoS 1 or 2 one was refused to its publisher)
 	ClusterTakeovers       uint64 // connections closed because their client connected to another node
 }
@@ -139,6 +141,7 @@ func (s *Server) Stats() Stats {
 		ClusterReachable:       s.bp != nil && s.stats.bpReachable.Load(),
 		ClusterForwarded:       s.stats.bpForwarded.Load(),
 		ClusterReceived:        s.stats.bpReceived.Load(),
+		ClusterDuplicates:      s.stats.bpDuplicates.Load(),
 		ClusterForwardFailures: s.stats.bpFailed.Load(),
 		ClusterTakeovers:       s.stats.bpTakeovers.Load(),
 	}
@@ -269,6 +272,7 @@ func (s *Server) publishSys(sys *sysState) {
 		put("$SYS/broker/cluster/reachable", reachable)
 		put("$SYS/broker/cluster/forwarded/sent", u(st.ClusterForwarded))
 		put("$SYS/broker/cluster/forwarded/received", u(st.ClusterReceived))
+		put("$SYS/broker/cluster/forwarded/duplicates", u(st.ClusterDuplicates))
 		put("$SYS/broker/cluster/forwarded/failed", u(st.ClusterForwardFailures))
 		put("$SYS/broker/cluster/takeovers", u(st.ClusterTakeovers))
 	}

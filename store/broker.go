@@ -87,6 +87,13 @@ const (
 	// OpDequeueAll removes messages from queues: Targets (ClientID and
 	// Seq of each). The same as an OpDequeue per target, in order.
 	OpDequeueAll
+	// OpMark records how far the broker has taken messages from an
+	// external feed, in the same batch as what it took: Topic names the
+	// feed (a back plane node, "backplane"), Filter holds the position
+	// (the feed's own text form); an empty Filter deletes the mark. After
+	// a crash the broker skips what the feed gives again up to the mark,
+	// so that it is taken exactly once. Kept in BrokerState.Marks.
+	OpMark
 )
 
 // Change is one change of a broker's state; build one with the
@@ -95,11 +102,11 @@ type Change struct {
 	Op       Op
 	ClientID string
 	Session  SessionInfo      // OpSession
-	Filter   string           // OpSubscribe, OpUnsubscribe
+	Filter   string           // OpSubscribe, OpUnsubscribe; OpMark: the position
 	Sub      Subscription     // OpSubscribe
 	Queued   Queued           // OpEnqueue, OpSent, OpReleased, OpDequeue
 	PacketID uint16           // OpAddIncoming, OpDeleteIncoming
-	Topic    string           // OpRetain
+	Topic    string           // OpRetain; OpMark: the feed
 	Msg      *message.Message // OpRetain (nil deletes)
 	Targets  []Target         // OpEnqueueAll, OpDequeueAll
 }
@@ -190,6 +197,9 @@ func AddIncoming(id string, pid uint16) Change {
 func DeleteIncoming(id string, pid uint16) Change {
 	return Change{Op: OpDeleteIncoming, ClientID: id, PacketID: pid}
 }
+
+// Mark records position pos of external feed name (see [OpMark]).
+func Mark(name, pos string) Change { return Change{Op: OpMark, Topic: name, Filter: pos} }
 
 // Retain sets (m != nil) or removes (m == nil) the retained message of
 // topic.
@@ -284,6 +294,9 @@ type BrokerState struct {
 	// MaxMsgID is the largest message id stored; the broker numbers new
 	// messages from above it.
 	MaxMsgID uint64
+	// Marks are the positions of the external feeds (OpMark), by feed;
+	// nil when there are none.
+	Marks map[string]string
 }
 
 // StoredSession is one session of a [BrokerState].

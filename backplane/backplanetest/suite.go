@@ -4,7 +4,9 @@
 // messages, client ownership with takeover, one delivery per shared group
 // cluster-wide, wills of dead nodes (after their Will Delay Interval), and
 // partitions that fail calls with ErrUnreachable and heal with the interest
-// recovered.
+// recovered, and durable forwarding: a node that dies (or is cut off) and
+// comes back under the same ID gets what was forwarded to it while away,
+// once each, in order per publishing node.
 //
 // An implementation's test supplies a Cluster, a fresh and isolated one per
 // call (its own key prefix, its own server...):
@@ -77,6 +79,9 @@ func Run(t *testing.T, newCluster func(t *testing.T) Cluster) {
 		{"WillDelay", testWillDelay},
 		{"CloseIsNotDeath", testCloseIsNotDeath},
 		{"PartitionAndHeal", testPartitionAndHeal},
+		{"DurableAcrossDeath", testDurableAcrossDeath},
+		{"DurableAcrossPartition", testDurableAcrossPartition},
+		{"ForgottenAfterKeep", testForgottenAfterKeep},
 		{"BadInput", testBadInput},
 	}
 	for _, tt := range tests {
@@ -168,10 +173,21 @@ func (r *Rec) take() []backplane.Delivery {
 	return out
 }
 
-func (e *env) join(id string) *Rec {
+func (e *env) join(id string) *Rec { return e.joinKeep(id, 0) }
+
+// joinKeep is join with Config.Keep set to keep (0: the default).
+func (e *env) joinKeep(id string, keep time.Duration) *Rec {
 	e.t.Helper()
 	r := &Rec{fences: map[string]bool{}, at: map[string]time.Time{}, changed: make(chan struct{}, 1)}
-	cfg := backplane.Config{ID: id, Lease: Lease, OnMessage: r.onMessage, OnTakeover: r.onTakeover}
+	cfg := backplane.Config{ID: id, Lease: Lease, Keep: keep, OnMessage: r.onMessage, OnTakeover: r.onTakeover}
+	if len(e.order)%2 == 1 {
+		// Every other node takes its queue in batches.
+		cfg.OnBatch = func(ctx context.Context, ds []backplane.Delivery) {
+			for _, d := range ds {
+				r.onMessage(ctx, d)
+			}
+		}
+	}
 	r.Node = e.c.Join(e.t, cfg)
 	if r.ID() != id {
 		e.t.Fatalf("Join(ID %q): node says ID %q", id, r.ID())
@@ -830,7 +846,8 @@ func testPartitionAndHeal(t *testing.T, e *env) {
 	if err := b.Subscribe(ctx(t), "q/+"); err != nil && !errors.Is(err, backplane.ErrUnreachable) {
 		t.Errorf("Subscribe on a partitioned node: %v, want nil or ErrUnreachable", err)
 	}
-	// Messages to it meanwhile are not its to get; a must not fail.
+	// a must not fail to forward to it meanwhile (the engine keeps them
+	// for b: see testDurableAcrossPartition).
 	if err := a.Forward(ctx(t), will("p/y")); err != nil {
 		t.Errorf("Forward from a to a partitioned b: %v", err)
 	}
@@ -864,5 +881,151 @@ func testBadInput(t *testing.T, e *env) {
 	}
 	if err := a.SetRetained(ctx(t), &message.Message{Topic: "a/+", Payload: []byte("x")}); err == nil {
 		t.Errorf("SetRetained accepted a wildcard topic")
+	}
+}
+
+// durableQoS1 is a QoS 1 message numbered i from a publisher.
+func durableQoS1(from *Rec, name string, i int) *message.Message {
+	return &message.Message{Topic: name, Payload: []byte(fmt.Sprint(i)), QoS: 1, From: "client-" + from.ID(), Created: time.Now()}
+}
+
+// checkOncePerPublisher checks that ds holds, for each topic in want, the
+// payloads 0..want[topic]-1 once each and in order.
+func checkOncePerPublisher(t *testing.T, ds []backplane.Delivery, want map[string]int) {
+	t.Helper()
+	next := map[string]int{}
+	for _, d := range ds {
+		name, p := d.Message.Topic, string(d.Message.Payload)
+		if p != fmt.Sprint(next[name]) {
+			t.Fatalf("%s: got payload %s, want %d (duplicate, loss or reorder)", name, p, next[name])
+		}
+		next[name]++
+	}
+	for name, n := range want {
+		if next[name] != n {
+			t.Errorf("%s: got %d messages, want %d", name, next[name], n)
+		}
+	}
+}
+
+// testDurableAcrossDeath: messages forwarded to a node that died (no Close)
+// wait for it on the engine; when it joins again under the same ID it gets
+// each of them once, in order per publisher, after those it got before.
+func testDurableAcrossDeath(t *testing.T, e *env) {
+	a, b, c := e.join("a"), e.join("b"), e.join("c")
+	e.sub(c, "d/#")
+	e.sync(c)
+	const before, away, dead = 5, 10, 10
+	for i := range before {
+		e.fwdMsg(a, durableQoS1(a, "d/a", i))
+		e.fwdMsg(b, durableQoS1(b, "d/b", i))
+	}
+	e.fence(a, c)
+	e.fence(b, c)
+	checkOncePerPublisher(t, c.take(), map[string]int{"d/a": before, "d/b": before})
+	e.c.Kill(t, "c")
+	e.forget("c")
+	for i := before; i < before+away; i++ {
+		e.fwdMsg(a, durableQoS1(a, "d/a", i))
+		e.fwdMsg(b, durableQoS1(b, "d/b", i))
+	}
+	// Long enough for its lease to lapse: the engine deems it dead, and a
+	// node may join again under its ID.
+	time.Sleep(3 * Lease)
+	for i := before + away; i < before+away+dead; i++ {
+		e.fwdMsg(a, durableQoS1(a, "d/a", i))
+		e.fwdMsg(b, durableQoS1(b, "d/b", i))
+	}
+	c = e.join("c")
+	const total = away + dead
+	c.wait(t, "what c missed", nil, func() bool { return len(c.got) >= 2*total })
+	e.fence(a, c)
+	e.fence(b, c)
+	got := c.take()
+	for i, d := range got {
+		if d.Mark.IsZero() {
+			t.Fatalf("delivery %d (%s %s) has no Mark", i, d.Message.Topic, d.Message.Payload)
+		}
+		if i > 0 && !d.Mark.After(got[i-1].Mark) {
+			t.Fatalf("delivery %d: Mark %v not after %v", i, d.Mark, got[i-1].Mark)
+		}
+		if !d.Plain || d.Message.QoS != 1 {
+			t.Fatalf("delivery %d: Plain %v QoS %d, want true 1", i, d.Plain, d.Message.QoS)
+		}
+	}
+	// Renumber: c got payloads before..before+total-1 of each.
+	next := map[string]int{"d/a": before, "d/b": before}
+	for _, d := range got {
+		name := d.Message.Topic
+		if p := string(d.Message.Payload); p != fmt.Sprint(next[name]) {
+			t.Fatalf("%s: got payload %s, want %d (duplicate, loss or reorder)", name, p, next[name])
+		}
+		next[name]++
+	}
+	if next["d/a"] != before+total || next["d/b"] != before+total {
+		t.Errorf("after its return c got up to %v, want %d of each", next, before+total)
+	}
+	// It still has its interest (the one it had at its death).
+	e.fwdMsg(a, durableQoS1(a, "d/a", 0))
+	e.fence(a, c)
+	if got := c.take(); len(got) != 1 {
+		t.Errorf("after its return, a new message: c got %d, want 1", len(got))
+	}
+}
+
+// testDurableAcrossPartition: messages forwarded to a node while it is cut
+// off from the engine reach it after the heal, once each, in order.
+func testDurableAcrossPartition(t *testing.T, e *env) {
+	a, b := e.join("a"), e.join("b")
+	e.sub(b, "p/+")
+	e.sync(b)
+	if !e.c.Partition(t, "b") {
+		t.Skip("this Cluster cannot partition a node")
+	}
+	const n = 20
+	for i := range n {
+		e.fwdMsg(a, durableQoS1(a, "p/a", i))
+	}
+	e.c.Heal(t, "b")
+	b.wait(t, "what b missed", nil, func() bool { return len(b.got) >= n })
+	e.fence(a, b)
+	checkOncePerPublisher(t, b.take(), map[string]int{"p/a": n})
+}
+
+// fwdMsg forwards m from `from`, failing the test on an error.
+func (e *env) fwdMsg(from *Rec, m *message.Message) {
+	e.t.Helper()
+	if err := from.Forward(ctx(e.t), m); err != nil {
+		e.t.Fatalf("%s: Forward(%q): %v", from.ID(), m.Topic, err)
+	}
+}
+
+// forget drops a killed node from the suite's nodes.
+func (e *env) forget(id string) {
+	delete(e.nodes, id)
+	e.order = slices.DeleteFunc(e.order, func(s string) bool { return s == id })
+}
+
+// Keep is the Keep the forgetting test gives its nodes.
+const Keep = time.Second
+
+// testForgottenAfterKeep: a node dead for longer than Keep is forgotten:
+// nothing is forwarded to it any more, and when it joins again it gets
+// nothing of what was published after that.
+func testForgottenAfterKeep(t *testing.T, e *env) {
+	a, b := e.joinKeep("a", Keep), e.joinKeep("b", Keep)
+	e.sub(b, "k/#")
+	e.sync(b)
+	e.c.Kill(t, "b")
+	e.forget("b")
+	// Its lease lapses, Keep passes, and a beat or two of the survivors
+	// forget it.
+	time.Sleep(Keep + 4*Lease)
+	e.fwdMsg(a, durableQoS1(a, "k/1", 0))
+	b = e.joinKeep("b", Keep)
+	e.sync(b) // its interest, forgotten, is new to a
+	e.fence(a, b)
+	if got := b.take(); len(got) != 0 {
+		t.Errorf("a node forgotten after Keep got %v when it came back", topics(got))
 	}
 }

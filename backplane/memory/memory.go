@@ -3,6 +3,12 @@
 // cluster (Partition), brought back (Heal) and killed without a goodbye
 // (Kill), so that a broker's handling of each fault can be tested without an
 // engine. It passes backplane/backplanetest like the real engines.
+//
+// Like the durable engines, it keeps a queue per node ID: a message
+// forwarded to a node waits there until the node's handler returned for it,
+// and a node that was partitioned, or killed and joined again under the same
+// ID within Config.Keep, gets what it missed, in order. The queues live as
+// long as the Cluster value (in the process's memory).
 package memory
 
 import (
@@ -35,12 +41,21 @@ type Cluster struct {
 	owners   map[string]string                      // client id → node
 	wills    map[string]map[string]*message.Message // node → client id → will
 	later    delay.Queue                            // dead nodes' wills waiting for their delay
+	queues   map[string]*queue                      // node id → its durable queue
+}
+
+// queue is the messages forwarded to one node ID and not yet handled.
+type queue struct {
+	items []backplane.Delivery // in Mark order
+	next  uint64               // the last Mark given
+	keep  *time.Timer          // forgets a dead node after Keep
 }
 
 // New returns an empty cluster.
 func New() *Cluster {
 	return &Cluster{nodes: make(map[string]*Node), retained: make(map[string]*message.Message),
-		owners: make(map[string]string), wills: make(map[string]map[string]*message.Message)}
+		owners: make(map[string]string), wills: make(map[string]map[string]*message.Message),
+		queues: make(map[string]*queue)}
 }
 
 // Node is one member of a Cluster. It implements backplane.Node.
@@ -49,6 +64,7 @@ type Node struct {
 	cfg   backplane.Config
 	local route.Local
 	inbox chan func(context.Context)
+	poke  chan struct{} // the queue has something new
 	ctx   context.Context
 	stop  context.CancelFunc
 	done  chan struct{}
@@ -57,6 +73,7 @@ type Node struct {
 	state     state
 	mine      map[string]*message.Message // this node's wills, kept to register again after a heal
 	leaseTime *time.Timer
+	settle    *time.Timer // replaces the interest found at the join
 }
 
 type state int
@@ -84,24 +101,87 @@ func (c *Cluster) Join(ctx context.Context, cfg backplane.Config) (*Node, error)
 	if old, ok := c.nodes[cfg.ID]; ok && old.state != dead && old.state != closed {
 		return nil, fmt.Errorf("backplane/memory: node ID %q is in use: give each node its own Config.ID", cfg.ID)
 	}
-	n := &Node{c: c, cfg: cfg, inbox: make(chan func(context.Context), inboxSize),
+	n := &Node{c: c, cfg: cfg, inbox: make(chan func(context.Context), inboxSize), poke: make(chan struct{}, 1),
 		done: make(chan struct{}), mine: make(map[string]*message.Message)}
 	n.ctx, n.stop = context.WithCancel(context.Background())
 	c.nodes[cfg.ID] = n
+	if q := c.queues[cfg.ID]; q != nil {
+		// The node comes back: its queue and the interest it had wait for
+		// it; that interest stays until the node has announced its own.
+		if q.keep != nil {
+			q.keep.Stop()
+			q.keep = nil
+		}
+		n.settle = time.AfterFunc(cfg.Lease, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if n.state == live {
+				c.table.Set(n.cfg.ID, n.local.Filters())
+			}
+		})
+		n.poke <- struct{}{}
+	} else {
+		c.queues[cfg.ID] = &queue{}
+	}
 	go n.run()
 	return n, nil
 }
 
 func (n *Node) run() {
 	defer close(n.done)
+	var last backplane.Mark
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case f := <-n.inbox:
 			f(n.ctx)
+		case <-n.poke:
+			for {
+				d, ok := n.c.next(n, last)
+				if !ok {
+					break
+				}
+				n.cfg.OnMessage(n.ctx, d)
+				if n.ctx.Err() != nil {
+					return // killed: not acknowledged, delivered again
+				}
+				last = d.Mark
+				n.c.ack(n.cfg.ID, d.Mark)
+			}
 		}
 	}
+}
+
+// next returns the first delivery of n's queue after mark, if n is live.
+func (c *Cluster) next(n *Node, after backplane.Mark) (backplane.Delivery, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queues[n.cfg.ID]
+	if n.state != live || q == nil {
+		return backplane.Delivery{}, false
+	}
+	for _, d := range q.items {
+		if d.Mark.After(after) {
+			return d, true
+		}
+	}
+	return backplane.Delivery{}, false
+}
+
+// ack removes the deliveries up to mark from node id's queue.
+func (c *Cluster) ack(id string, mark backplane.Mark) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queues[id]
+	if q == nil {
+		return
+	}
+	i := 0
+	for i < len(q.items) && !q.items[i].Mark.After(mark) {
+		i++
+	}
+	q.items = q.items[i:]
 }
 
 // ID returns the node's name.
@@ -153,9 +233,9 @@ func (n *Node) Unsubscribe(ctx context.Context, filter string) error {
 	return n.check("unsubscribe")
 }
 
+// sending is a node whose queue got something.
 type sending struct {
 	to *Node
-	d  backplane.Delivery
 }
 
 // Forward sends m to the nodes with matching interest.
@@ -170,30 +250,40 @@ func (n *Node) Forward(ctx context.Context, m *message.Message) error {
 	return deliverAll(ctx, out)
 }
 
-// routeLocked works out the deliveries of m published on node from; c.mu
-// held.
+// routeLocked queues the deliveries of m published on node from in the
+// queues of the nodes with matching interest (live, partitioned or dead
+// within Keep) and returns the live ones to wake; c.mu held.
 func (c *Cluster) routeLocked(m *message.Message, from string, will bool) []sending {
 	var out []sending
 	for id, tg := range c.table.Route(m.Topic, from) {
-		to := c.nodes[id]
-		if to == nil || to.state != live {
+		to, q := c.nodes[id], c.queues[id]
+		if to == nil || to.state == closed || q == nil {
 			continue
 		}
-		out = append(out, sending{to, backplane.Delivery{Message: m, Node: from, Plain: tg.Plain || (will && id == from), Groups: tg.Groups, Will: will}})
+		q.next++
+		q.items = append(q.items, backplane.Delivery{Message: m, Node: from, Plain: tg.Plain || (will && id == from),
+			Groups: tg.Groups, Will: will, Mark: backplane.Mark{Lo: q.next}})
+		if to.state == live {
+			out = append(out, sending{to})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].to.cfg.ID < out[j].to.cfg.ID })
 	return out
 }
 
-func deliverAll(ctx context.Context, out []sending) error {
+// deliverAll wakes the nodes whose queues got something.
+func deliverAll(_ context.Context, out []sending) error {
 	for _, s := range out {
-		d := s.d
-		h := s.to.cfg.OnMessage
-		if err := s.to.post(ctx, func(hctx context.Context) { h(hctx, d) }); err != nil {
-			return err
-		}
+		s.to.wake()
 	}
 	return nil
+}
+
+func (n *Node) wake() {
+	select {
+	case n.poke <- struct{}{}:
+	default:
+	}
 }
 
 // post queues f for n's handler goroutine. A node that is gone drops it.
@@ -344,6 +434,12 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.leaseTime != nil {
 		n.leaseTime.Stop()
 	}
+	if n.settle != nil {
+		n.settle.Stop()
+	}
+	if n.state != dead && n.state != closed {
+		delete(n.c.queues, n.cfg.ID)
+	}
 	n.state = closed
 	n.c.mu.Unlock()
 	n.stop()
@@ -373,10 +469,9 @@ func (c *Cluster) node(id string) (*Node, error) {
 	return n, nil
 }
 
-// Partition cuts node id off: its calls fail with ErrUnreachable, the
-// cluster forgets its interest at once (as an engine forgets a dropped
-// connection) and, unless Heal comes first, publishes its wills when its
-// lease lapses.
+// Partition cuts node id off: its calls fail with ErrUnreachable, messages
+// for it wait in its queue and, unless Heal comes first, its wills are
+// published when its lease lapses.
 func (c *Cluster) Partition(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -388,7 +483,6 @@ func (c *Cluster) Partition(id string) error {
 		return nil
 	}
 	n.state = partitioned
-	c.table.Drop(id)
 	n.leaseTime = time.AfterFunc(n.cfg.Lease, func() {
 		c.mu.Lock()
 		if n.state != partitioned {
@@ -423,14 +517,20 @@ func (c *Cluster) Heal(id string) error {
 	}
 	n.state = live
 	c.table.Set(id, n.local.Filters())
+	if q := c.queues[id]; q != nil && q.keep != nil {
+		q.keep.Stop()
+		q.keep = nil
+	}
 	for cid, m := range n.mine {
 		c.setWillLocked(id, cid, m)
 	}
+	n.wake()
 	return nil
 }
 
-// Kill makes node id die now, without Close: the cluster forgets it and
-// publishes its wills, and its handlers are no longer called.
+// Kill makes node id die now, without Close: the cluster publishes its
+// wills, its handlers are no longer called, and what is forwarded to it
+// waits in its queue for a node that joins under its ID.
 func (c *Cluster) Kill(id string) error {
 	c.mu.Lock()
 	n, err := c.node(id)
@@ -451,10 +551,25 @@ func (c *Cluster) Kill(id string) error {
 	return deliverAll(context.Background(), out)
 }
 
-// dieLocked forgets n and returns the deliveries of its wills; c.mu held.
+// dieLocked takes n's wills and returns the deliveries of those without a
+// delay; its interest and queue stay for Keep; c.mu held.
 func (c *Cluster) dieLocked(n *Node, was state) []sending {
 	n.state = dead
-	c.forgetLocked(n)
+	for id, owner := range c.owners {
+		if owner == n.cfg.ID {
+			delete(c.owners, id)
+		}
+	}
+	if q := c.queues[n.cfg.ID]; q != nil {
+		q.keep = time.AfterFunc(n.cfg.Keep, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.nodes[n.cfg.ID] == n && n.state == dead {
+				c.table.Drop(n.cfg.ID)
+				delete(c.queues, n.cfg.ID)
+			}
+		})
+	}
 	ws := c.wills[n.cfg.ID]
 	delete(c.wills, n.cfg.ID)
 	ids := make([]string, 0, len(ws))

@@ -4,15 +4,16 @@
 //
 // # How it uses NATS
 //
-// Forwarding is NATS's own interest-based routing: a node subscribes to the
-// subjects its filters map to (see NameSubject and FilterSubjects: '+' is
-// '*', '#' is '>', reserved characters are escaped reversibly) and a message
-// is published once, to the subject of its topic; NATS carries it only to the
-// nodes, and across a NATS cluster only to the servers, with matching
-// subscriptions. Shared groups are NATS queue groups, so one member node per
-// group gets each message, cluster-wide. A node with overlapping filters gets
-// one copy per matching subscription and keeps the first (the frame carries
-// the publishing node's sequence number); its handlers see one delivery.
+// Interest: each node writes its filters as keys of the JetStream
+// key-value bucket Prefix+"_interest" and every node watches the bucket,
+// keeping every node's interest in memory as a topic trie (exact MQTT
+// matching). A message published on a node is published with JetStream to
+// the subject Prefix+".q."+NODE of each node with matching interest, and of
+// one member node per matching shared group; a node without matching
+// interest gets nothing. The subjects belong to the stream
+// Prefix+"_queues" (limits retention: QueueLen messages per node, Keep);
+// each node reads its own subject through its durable consumer
+// "q_"+NODE, with explicit acknowledgement (AckAll, one per batch).
 //
 // JetStream key-value buckets hold the rest, named Prefix + "_retained",
 // "_owners", "_wills" and "_nodes": retained messages (one key per topic, a
@@ -21,22 +22,46 @@
 // node's heartbeat. A node whose heartbeat is older than the Lease (measured
 // between server timestamps, so node clocks do not matter) is dead: the
 // first node to delete each of its wills at the revision it read publishes
-// it, so exactly one does.
+// it, so exactly one does. A dead node's interest and queue stay for
+// Config.Keep, so that it gets what it missed when it joins again under the
+// same ID; after Keep it is forgotten (its consumer goes by JetStream's
+// inactive threshold, its interest by the other nodes). Takeover notices
+// are core NATS messages on Prefix+".ctl."+NODE.
+//
+// MQTT topics are escaped into NATS subjects and key tokens reversibly
+// (NameSubject, FilterSubjects, the key tokens): '.', '*', '>' and spaces
+// never reach NATS unescaped.
 //
 // # Connection
 //
 // The caller makes the *nats.Conn and closes it after the node. Give it
 // nats.MaxReconnects(-1) so it always reconnects, and
 // nats.ReconnectBufSize(-1) so that a publish while disconnected fails
-// rather than waiting in a buffer: Forward then returns ErrUnreachable. After
-// a reconnect nats.go subscribes again by itself, so the node's interest is
-// recovered; the node registers its wills and heartbeat again.
+// rather than waiting in a buffer: Forward then returns ErrUnreachable.
+// After a reconnect the node's consumer and interest watch resume by
+// themselves; the node registers its wills, interest and heartbeat again.
 //
 // # Guarantees
 //
-// Forward returns once the message is written to the connection: core NATS
-// is at most once, so a message in flight when a connection or server fails
-// can be lost. Order is kept per publishing node and receiving node.
+// Forward returns once JetStream acknowledged the message (a PubAck) on
+// the queue subject of every node with matching interest (as the
+// publishing node knew it), for QoS 1 and 2 (a QoS 0 message is written to
+// the connection and not waited for: at most once): the message is then as durable
+// as the stream's storage and replicas make it (file storage with
+// Replicas 3 survives the loss of one server; JetStream writes to disk
+// without an fsync per message, by its sync_interval).
+//
+// A receiving node acknowledges a message only after OnMessage returned for
+// it. If the node dies or is cut off before that, the message stays
+// unacknowledged; the node's next incarnation under the same ID starts its
+// consumer again right after the acknowledgement floor, so it gets what it
+// missed first and in order: at least once, with the same Delivery.Mark
+// (the stream sequence), so a broker that stores marks delivers exactly
+// once. Order is kept per publishing node and receiving node. Limits: a
+// node's queue keeps its last QueueLen messages and none older than Keep;
+// interest reaches the other nodes asynchronously (a message published
+// before a new subscription was known there is not forwarded for it);
+// after a clean Close the node's queue is purged.
 package nats
 
 import (
@@ -57,6 +82,7 @@ import (
 
 	"github.com/ternmq/tern/backplane"
 	"github.com/ternmq/tern/backplane/internal/delay"
+	"github.com/ternmq/tern/backplane/internal/route"
 	"github.com/ternmq/tern/backplane/internal/wire"
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/topic"
@@ -79,53 +105,52 @@ type Config struct {
 	// Storage of the key-value buckets: jetstream.FileStorage (the default)
 	// or jetstream.MemoryStorage.
 	Storage jetstream.StorageType
-	// Replicas of the key-value buckets in a JetStream cluster. Default 1.
+	// Replicas of the key-value buckets and of the queues' stream in a
+	// JetStream cluster. Default 1.
 	Replicas int
-}
-
-type subKind struct {
-	filter string
-	group  *backplane.Group // nil: a plain subscription
-}
-
-type pubKey struct {
-	node string
-	inc  uint64
+	// QueueLen bounds each node's queue (the stream's messages per
+	// subject; the oldest go first). Default DefaultQueueLen.
+	QueueLen int64
 }
 
 // Node is a member of a NATS back plane. It implements backplane.Node.
 type Node struct {
-	nc     *nats.Conn
-	cfg    backplane.Config
-	log    *slog.Logger
-	p      string
-	inc    uint64
-	seq    atomic.Uint64
-	pubMu  sync.Mutex // keeps seq order = publish order
-	js     jetstream.JetStream
-	kvRet  jetstream.KeyValue
-	kvOwn  jetstream.KeyValue
-	kvWill jetstream.KeyValue
-	kvNode jetstream.KeyValue
-	ch     chan *nats.Msg
-	ctl    *nats.Subscription
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed atomic.Bool
-	down   atomic.Bool
-	resync atomic.Bool
-	later  delay.Queue // dead nodes' wills waiting for their Will Delay
+	nc         *nats.Conn
+	cfg        backplane.Config
+	log        *slog.Logger
+	p          string
+	inc        uint64
+	seq        atomic.Uint64
+	pubMu      sync.Mutex // keeps seq order = publish order
+	js         jetstream.JetStream
+	kvRet      jetstream.KeyValue
+	kvOwn      jetstream.KeyValue
+	kvWill     jetstream.KeyValue
+	kvNode     jetstream.KeyValue
+	kvInt      jetstream.KeyValue
+	table      route.Table
+	local      route.Local
+	ch         chan *nats.Msg          // takeover notices
+	qch        chan queued             // messages of the node's queue
+	lch        chan backplane.Delivery // deliveries to this node that skip JetStream
+	handled    atomic.Uint64           // stream sequence of the last queued message handled
+	interestMu sync.Mutex              // serializes interest announcements
+	joinedAt   time.Time
+	settled    atomic.Bool
+	ctl        *nats.Subscription
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closed     atomic.Bool
+	down       atomic.Bool
+	resync     atomic.Bool
+	later      delay.Queue // dead nodes' wills waiting for their Will Delay
 
 	mu    sync.Mutex
-	count map[string]int                  // filter → local subscriptions
-	subs  map[string][]*nats.Subscription // filter → its NATS subscriptions
-	kinds map[*nats.Subscription]subKind
 	wills map[string]*message.Message
 	owned map[string]struct{}
 
-	last map[pubKey]uint64 // reader goroutine only
-	jcfg Config            // for creating the buckets again
+	jcfg Config // for creating the buckets again
 }
 
 var _ backplane.Node = (*Node)(nil)
@@ -151,12 +176,18 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}
+	if cfg.QueueLen < 0 {
+		return nil, fmt.Errorf("backplane/nats: Config.QueueLen %d is negative: use 0 for the default %d", cfg.QueueLen, DefaultQueueLen)
+	}
+	if cfg.QueueLen == 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	n := &Node{nc: nc, cfg: bc, log: bc.Logger.With("backplane", "nats", "node", bc.ID), p: cfg.Prefix,
 		inc: binary.LittleEndian.Uint64(b[:]), ch: make(chan *nats.Msg, chanSize),
-		count: map[string]int{}, subs: map[string][]*nats.Subscription{}, kinds: map[*nats.Subscription]subKind{},
-		wills: map[string]*message.Message{}, owned: map[string]struct{}{}, last: map[pubKey]uint64{}}
+		qch: make(chan queued, queueBatch), lch: make(chan backplane.Delivery, queueBatch),
+		wills: map[string]*message.Message{}, owned: map[string]struct{}{}}
 	n.jcfg = cfg
 	if n.js, err = jetstream.New(nc); err != nil {
 		return nil, backplane.Unreachable("jetstream", err)
@@ -166,18 +197,64 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	}
 	// A heartbeat younger than the lease (by this machine's clock: a guard
 	// against a configuration mistake, not a lock) means the ID is in use.
-	if e, err := n.kvNode.Get(ctx, kvToken(bc.ID)); err == nil && time.Since(e.Created()) < bc.Lease {
-		return nil, fmt.Errorf("backplane/nats: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
+	// A node that restarts under its ID after a crash waits for the
+	// heartbeat of its previous incarnation to age past the lease (at most
+	// Lease), as long as ctx allows; a node whose ID is in use keeps it
+	// fresh.
+	for giveUp := time.Now().Add(bc.Lease * 3 / 2); ; {
+		e, err := n.kvNode.Get(ctx, kvToken(bc.ID))
+		if err != nil || string(e.Value()) != bc.ID || time.Since(e.Created()) >= bc.Lease {
+			break
+		}
+		wait := time.NewTimer(bc.Lease / 10)
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+		wait.Stop()
+		if ctx.Err() != nil || time.Now().After(giveUp) {
+			return nil, fmt.Errorf("backplane/nats: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
+		}
+	}
+	if err := n.queues(ctx); err != nil {
+		return nil, err
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	fail := func(err error) (*Node, error) {
+		n.cancel()
+		n.wg.Wait()
+		return nil, err
+	}
+	// The table of every node's interest, loaded before the first Forward.
+	w, err := n.kvInt.WatchAll(n.ctx)
+	if err != nil {
+		return fail(backplane.Unreachable("watch interest", err))
+	}
+	ready := make(chan struct{})
+	n.wg.Add(1)
+	go n.watchInterest(w, ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return fail(backplane.Unreachable("load interest", ctx.Err()))
+	}
+	// The queue: what an earlier incarnation left unacknowledged comes
+	// first. Its interest stays until the broker has announced its own
+	// again (one lease), so nothing for its restored sessions misses it.
+	c, err := n.consumer(ctx, false)
+	if err != nil {
+		return fail(err)
 	}
 	if n.ctl, err = nc.ChanSubscribe(n.p+".ctl."+kvToken(bc.ID), n.ch); err != nil {
-		return nil, backplane.Unreachable("subscribe", err)
+		return fail(backplane.Unreachable("subscribe", err))
 	}
 	if _, err := n.kvNode.Put(ctx, kvToken(bc.ID), []byte(bc.ID)); err != nil {
 		_ = n.ctl.Unsubscribe()
-		return nil, backplane.Unreachable("heartbeat", err)
+		return fail(backplane.Unreachable("heartbeat", err))
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(2)
+	n.joinedAt = time.Now()
+	n.wg.Add(3)
+	go n.readQueue(c)
 	go n.read()
 	go n.heartbeat()
 	return n, nil
@@ -226,57 +303,25 @@ func (n *Node) fail(op string, err error) error {
 }
 
 // Subscribe announces interest in filter: on the first count, the node
-// subscribes to the filter's subjects (a queue subscription for a shared
-// group). nats.go keeps subscriptions made while disconnected and sends them
-// on reconnect; the error then wraps ErrUnreachable.
+// writes it in the interest bucket. A count taken while NATS is out of reach
+// is kept (the error wraps ErrUnreachable) and announced when it is back.
 func (n *Node) Subscribe(ctx context.Context, filter string) error {
-	g, shared, err := backplane.ParseFilter(filter)
-	if err != nil {
+	if _, _, err := backplane.ParseFilter(filter); err != nil {
 		return err
 	}
 	if n.closed.Load() {
 		return fmt.Errorf("subscribe: %w", backplane.ErrClosed)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.count[filter]++
-	if n.count[filter] > 1 {
+	n.interestMu.Lock()
+	defer n.interestMu.Unlock()
+	if !n.local.Inc(filter) {
 		return nil
 	}
-	var kind subKind
-	kind.filter = filter
-	queue := ""
-	if shared {
-		kind.group = &g
-		queue = n.p + "_" + kvToken(g.Name) + "_" + kvToken(g.Filter)
+	if err := n.check("subscribe"); err != nil {
+		n.resync.Store(true)
+		return err
 	}
-	var subs []*nats.Subscription
-	for _, subj := range FilterSubjects(n.p, g.Filter) {
-		var s *nats.Subscription
-		if shared {
-			s, err = n.nc.ChanQueueSubscribe(subj, queue, n.ch)
-		} else {
-			s, err = n.nc.ChanSubscribe(subj, n.ch)
-		}
-		if err != nil {
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-				delete(n.kinds, s)
-			}
-			n.count[filter]--
-			if n.count[filter] == 0 {
-				delete(n.count, filter)
-			}
-			return n.fail("subscribe "+filter, err)
-		}
-		subs = append(subs, s)
-		n.kinds[s] = kind
-	}
-	n.subs[filter] = subs
-	if n.nc.Status() != nats.CONNECTED {
-		return backplane.Unreachable("subscribe", errors.New("kept, sent on reconnect"))
-	}
-	return nil
+	return n.announce(ctx, filter, true)
 }
 
 // Unsubscribe withdraws one count of interest in filter.
@@ -284,47 +329,46 @@ func (n *Node) Unsubscribe(ctx context.Context, filter string) error {
 	if n.closed.Load() {
 		return fmt.Errorf("unsubscribe: %w", backplane.ErrClosed)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c := n.count[filter]
-	if c == 0 {
+	n.interestMu.Lock()
+	defer n.interestMu.Unlock()
+	last, ok := n.local.Dec(filter)
+	if !ok {
 		return fmt.Errorf("unsubscribe %q: %w", filter, backplane.ErrNotSubscribed)
 	}
-	if c > 1 {
-		n.count[filter] = c - 1
+	if !last {
 		return nil
 	}
-	delete(n.count, filter)
-	var errs []error
-	for _, s := range n.subs[filter] {
-		errs = append(errs, s.Unsubscribe())
-		delete(n.kinds, s)
+	if err := n.check("unsubscribe"); err != nil {
+		n.resync.Store(true)
+		return err
 	}
-	delete(n.subs, filter)
-	return n.fail("unsubscribe", errors.Join(errs...))
+	return n.announce(ctx, filter, false)
 }
 
-// Forward publishes m on its topic's subject: NATS takes it to the nodes
-// with matching subscriptions only.
+// hasPlain reports whether this node has a non-shared filter matching name.
+func (n *Node) hasPlain(name string) bool {
+	for _, f := range n.local.Filters() {
+		if !topic.IsShared(f) && topic.Match(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Forward sends m to the queues of the nodes with matching interest and
+// returns once JetStream has stored it for each.
 func (n *Node) Forward(ctx context.Context, m *message.Message) error {
 	if err := n.check("forward"); err != nil {
 		return err
 	}
-	return n.publish(m, n.cfg.ID, false)
-}
-
-func (n *Node) publish(m *message.Message, from string, will bool) error {
-	subj := NameSubject(n.p, m.Topic)
-	n.pubMu.Lock()
-	defer n.pubMu.Unlock()
-	h := &wire.Header{Node: from, Incarnation: n.inc, Seq: n.seq.Add(1), Plain: true, Will: will}
-	b, err := wire.Append([]byte{'M'}, h, m)
-	if err != nil {
-		return fmt.Errorf("backplane/nats: encoding %q: %w", m.Topic, err)
+	if n.down.Load() {
+		return backplane.Unreachable("forward", errors.New("interest and wills not registered again yet"))
 	}
-	return n.fail("forward", n.nc.Publish(subj, b))
+	return n.send(ctx, m, n.cfg.ID, false)
 }
 
+// read is the node's handler goroutine: takeover notices, its queue, and
+// deliveries to itself, in arrival order.
 func (n *Node) read() {
 	defer n.wg.Done()
 	for {
@@ -333,51 +377,23 @@ func (n *Node) read() {
 			return
 		case msg := <-n.ch:
 			n.receive(msg)
+		case q := <-n.qch:
+			n.handleQueued(q)
+		case d := <-n.lch:
+			n.cfg.OnMessage(n.ctx, d)
 		}
 	}
 }
 
 func (n *Node) receive(msg *nats.Msg) {
 	b := msg.Data
-	if len(b) == 0 {
+	if len(b) == 0 || b[0] != 'T' || msg.Sub != n.ctl {
 		return
 	}
-	if b[0] == 'T' && msg.Sub == n.ctl {
-		cid, by, ok := strings.Cut(string(b[1:]), "\x00")
-		if ok {
-			n.cfg.OnTakeover(n.ctx, backplane.Takeover{ClientID: cid, By: by})
-		}
-		return
+	cid, by, ok := strings.Cut(string(b[1:]), "\x00")
+	if ok {
+		n.cfg.OnTakeover(n.ctx, backplane.Takeover{ClientID: cid, By: by})
 	}
-	if b[0] != 'M' {
-		return
-	}
-	n.mu.Lock()
-	kind, ok := n.kinds[msg.Sub]
-	n.mu.Unlock()
-	if !ok {
-		return // unsubscribed meanwhile
-	}
-	h, m, err := wire.Decode(b[1:])
-	if err != nil {
-		n.log.Warn("undecodable message from the back plane", "subject", msg.Subject, "err", err)
-		return
-	}
-	d := backplane.Delivery{Message: m, Node: h.Node, Will: h.Will}
-	if kind.group != nil {
-		d.Groups = []backplane.Group{*kind.group}
-	} else {
-		if h.Node == n.cfg.ID && !h.Will {
-			return // our own message: the broker delivered it locally
-		}
-		k := pubKey{h.Node, h.Incarnation}
-		if h.Seq <= n.last[k] {
-			return // a second matching subscription on this node
-		}
-		n.last[k] = h.Seq
-		d.Plain = true
-	}
-	n.cfg.OnMessage(n.ctx, d)
 }
 
 // SetRetained stores or, for an empty payload, deletes the retained message.
@@ -577,15 +593,26 @@ func (n *Node) ClearWill(ctx context.Context, clientID string) error {
 	return n.fail("clear will", err)
 }
 
+func (n *Node) pause() {
+	select {
+	case <-n.ctx.Done():
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 func (n *Node) heartbeat() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.Lease / 3)
 	defer t.Stop()
+	// A reconnect registers the node again at once, not at the next tick.
+	up := n.nc.StatusChanged(nats.CONNECTED)
+	defer n.nc.RemoveStatusListener(up)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+		case <-up:
 		}
 		n.beat()
 	}
@@ -608,6 +635,10 @@ func (n *Node) beat() {
 			n.log.Warn("back plane: key-value buckets", "err", err)
 			return
 		}
+		if err := n.queues(ctx); err != nil {
+			n.log.Warn("back plane: queues", "err", err)
+			return
+		}
 	}
 	rev, err := n.kvNode.Put(ctx, kvToken(n.cfg.ID), []byte(n.cfg.ID))
 	if err != nil {
@@ -628,9 +659,19 @@ func (n *Node) beat() {
 				return
 			}
 		}
+		if err := n.announceAll(ctx, !n.settled.Load()); err != nil {
+			return
+		}
 		n.resync.Store(false)
 		if n.down.Swap(false) {
-			n.log.Info("back plane reachable again: wills registered again")
+			n.log.Info("back plane reachable again: interest and wills registered again")
+		}
+	}
+	if !n.settled.Load() && time.Since(n.joinedAt) >= n.cfg.Lease {
+		// The interest an earlier incarnation left goes, now that the
+		// broker has announced its own.
+		if err := n.announceAll(ctx, false); err == nil {
+			n.settled.Store(true)
 		}
 	}
 	var now time.Time
@@ -646,7 +687,16 @@ func (n *Node) beat() {
 		return
 	}
 	for _, e := range others {
-		if now.Sub(e.Created()) > n.cfg.Lease {
+		switch v := string(e.Value()); {
+		case strings.HasPrefix(v, "-"):
+			// Dead, its wills published: forgotten after Keep.
+			if now.Sub(e.Created()) > n.cfg.Keep {
+				if err := n.kvNode.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision())); err == nil {
+					n.forget(ctx, v[1:])
+					n.log.Info("node dead for longer than Keep: forgotten", "dead", v[1:], "keep", n.cfg.Keep)
+				}
+			}
+		case now.Sub(e.Created()) > n.cfg.Lease:
 			n.reap(ctx, e)
 		}
 	}
@@ -684,8 +734,11 @@ func (n *Node) reap(ctx context.Context, e jetstream.KeyValueEntry) {
 		}
 		published++
 	}
-	_ = n.kvNode.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision()))
-	n.log.Info("node dead: its wills published", "dead", dead, "wills", published)
+	// Marked dead (its interest and queue stay for Keep, from now).
+	if _, err := n.kvNode.Update(ctx, e.Key(), []byte("-"+dead), e.Revision()); err != nil {
+		return // another node marked it, or it came back
+	}
+	n.log.Info("node dead: its wills published, its queue kept for its return", "dead", dead, "wills", published)
 }
 
 // publishWill retains (if asked) and publishes will m of dead node dead.
@@ -695,7 +748,7 @@ func (n *Node) publishWill(ctx context.Context, dead string, m *message.Message)
 			n.log.Warn("retaining a dead node's will", "dead", dead, "err", err)
 		}
 	}
-	if err := n.publish(m, dead, true); err != nil {
+	if err := n.send(ctx, m, dead, true); err != nil {
 		n.log.Warn("publishing a dead node's will", "dead", dead, "err", err)
 	}
 }
@@ -717,12 +770,6 @@ func (n *Node) Close(ctx context.Context) error {
 	n.wg.Wait()
 	var errs []error
 	n.mu.Lock()
-	for _, subs := range n.subs {
-		for _, s := range subs {
-			errs = append(errs, s.Unsubscribe())
-		}
-	}
-	n.subs, n.kinds, n.count = nil, nil, nil
 	wills := make([]string, 0, len(n.wills))
 	for cid := range n.wills {
 		wills = append(wills, cid)
@@ -743,6 +790,13 @@ func (n *Node) Close(ctx context.Context) error {
 			errs = append(errs, n.release(ctx, cid))
 		}
 		errs = append(errs, n.kvNode.Delete(ctx, kvToken(n.cfg.ID)))
+		n.forget(ctx, n.cfg.ID)
+		if err := n.js.DeleteConsumer(ctx, n.streamName(), n.consumerName()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, err)
+		}
+		if st, err := n.js.Stream(ctx, n.streamName()); err == nil {
+			errs = append(errs, st.Purge(ctx, jetstream.WithPurgeSubject(n.queueSubject(n.cfg.ID))))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return backplane.Unreachable("close", err)

@@ -5,11 +5,13 @@
 //
 // Every node keeps, in memory, the interest of every node (a topic trie),
 // loaded from Redis when it joins and kept current by an events channel. A
-// message published on a node is sent with SPUBLISH to the private channel of
-// each node whose interest matches, and to one member node per matching
-// shared group; a node without matching interest gets nothing. Sharded
-// pub/sub (Redis 7.0+) keeps each node's traffic on the cluster shard that
-// owns its channel instead of broadcasting it over the cluster bus.
+// message published on a node is added (XADD, MAXLEN ~ QueueLen) to the
+// stream of each node whose interest matches, and of one member node per
+// matching shared group; a node without matching interest gets nothing.
+// Each node reads its own stream through a consumer group and acknowledges
+// (XACK, and XDEL to free them) entries once its handlers returned. The stream and the node's
+// control channel (takeover notices, sharded pub/sub) live on the cluster
+// shard of the node's hash tag.
 //
 // Keys, for the default Prefix "tern" (P) and a node N; the part in braces
 // is the hash tag that places keys on one shard where they must meet:
@@ -20,22 +22,41 @@
 //	P:{P:n:N}:interest      SET of the node's filters
 //	P:{P:n:N}:wills         HASH client id → will (a wire frame)
 //	P:{P:n:N}:owned         SET of the client ids the node claimed (for OnNodeGone)
-//	P:{P:n:N}:in            the node's channel (SPUBLISH)
+//	P:{P:n:N}:in            the node's channel for takeover notices (SPUBLISH)
+//	P:{P:n:N}:q             STREAM: messages forwarded to the node, group "g"
+//	P:{P:n:N}:gone          when the node was found dead (ms, server time)
 //	P:{P:r:K}:retained      HASH topic → message, K = FNV-1a(first level) mod 64
 //	P:owner:CLIENTID        STRING: the node that owns the client id
 //
 // A node whose lease lapses is dead: the first node to notice takes its
-// wills with one script on the node's shard (so exactly one node gets them),
-// publishes them and forgets its interest. A node that finds it is no longer
-// a member (its lease lapsed during a partition, or Redis restarted empty)
-// announces its interest and wills again, and reloads everyone's.
+// wills with one script on the node's shard (so exactly one node gets them)
+// and publishes them. Its interest and stream stay for Config.Keep, so that
+// messages for it keep going to its stream; a node that joins again under
+// the same ID (after its lease lapsed) reads them. After Keep it is
+// forgotten. A node that finds it is no longer a member (Redis restarted
+// empty) announces its interest and wills again, and reloads everyone's.
 //
 // # Guarantees
 //
-// Forward returns once Redis accepted the SPUBLISH for each target node.
-// Redis pub/sub is at most once: a message in flight when the receiving
-// node's connection drops is lost, and so is a message to a node that is
-// partitioned. Order is kept per publishing node and target node.
+// Forward returns once Redis has added the message to the stream of every
+// node with matching interest (as that node was known to the publishing
+// node), for every QoS: the message is then as durable as Redis's own
+// persistence makes it (appendonly with appendfsync always survives a
+// Redis crash; the default, everysec, may lose the last second; without
+// persistence a Redis restart loses the streams).
+//
+// A receiving node acknowledges an entry (XACK) only after OnMessage
+// returned for it. If the node dies or is cut off before that, the entry
+// stays pending and is delivered again when the node, or its next
+// incarnation under the same ID, reads its stream again: at least once,
+// with the same Delivery.Mark (the entry id), so a broker that stores
+// marks delivers exactly once. A node that is down or partitioned gets,
+// when it comes back within Keep, what was forwarded to it meanwhile, in
+// order per publishing node. Limits: a stream keeps the last QueueLen
+// entries (about; a node away longer loses the oldest); interest announced
+// on one node reaches the others asynchronously (a message published
+// before a new subscription was known there is not forwarded for it);
+// after a clean Close the node's stream is deleted.
 package redis
 
 import (
@@ -78,6 +99,10 @@ type Config struct {
 	// the same Redis form one cluster. Default "tern". No braces, spaces or
 	// control characters.
 	Prefix string
+	// QueueLen bounds each node's stream (XADD MAXLEN ~): a node that
+	// stays away longer than it takes to forward QueueLen messages to it
+	// loses the oldest. Default DefaultQueueLen.
+	QueueLen int64
 }
 
 // Node is a member of a Redis back plane. It implements backplane.Node.
@@ -94,6 +119,10 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	inbox  chan func(context.Context)
+	qlen   int64
+
+	joinedAt time.Time
+	settled  atomic.Bool // the interest found at the join was replaced
 
 	in, events *goredis.PubSub
 
@@ -139,21 +168,42 @@ func Join(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Node, 
 	if strings.ContainsFunc(cfg.Prefix, func(r rune) bool { return r <= ' ' || r == '{' || r == '}' }) {
 		return nil, fmt.Errorf("backplane/redis: Config.Prefix %q: use no braces, spaces or control characters", cfg.Prefix)
 	}
+	if cfg.QueueLen < 0 {
+		return nil, fmt.Errorf("backplane/redis: Config.QueueLen %d is negative: use 0 for the default %d", cfg.QueueLen, DefaultQueueLen)
+	}
+	if cfg.QueueLen == 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	n := &Node{rdb: rdb, cfg: bc, log: bc.Logger.With("backplane", "redis", "node", bc.ID), p: cfg.Prefix,
-		inc: binary.LittleEndian.Uint64(b[:]), inbox: make(chan func(context.Context), inboxSize),
+		inc: binary.LittleEndian.Uint64(b[:]), inbox: make(chan func(context.Context), inboxSize), qlen: cfg.QueueLen,
 		wills: make(map[string]*message.Message), owned: make(map[string]struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	alive, err := rdb.Exists(ctx, n.kNode(bc.ID, "alive")).Result()
-	if err != nil {
-		n.cancel()
-		return nil, backplane.Unreachable("join", err)
-	}
-	if alive > 0 {
-		n.cancel()
-		return nil, fmt.Errorf("backplane/redis: node ID %q is live in cluster %q (or died less than a lease ago): give each node its own ID", bc.ID, cfg.Prefix)
+	// A node that restarts under its ID after a crash waits for the lease
+	// of its previous incarnation to lapse (at most Lease), as long as ctx
+	// allows; a node whose ID is in use keeps it renewed, and is refused
+	// once the wait passed a lease and a half.
+	for giveUp := time.Now().Add(bc.Lease * 3 / 2); ; {
+		alive, err := rdb.Exists(ctx, n.kNode(bc.ID, "alive")).Result()
+		if err != nil {
+			n.cancel()
+			return nil, backplane.Unreachable("join", err)
+		}
+		if alive == 0 {
+			break
+		}
+		wait := time.NewTimer(bc.Lease / 10)
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+		wait.Stop()
+		if ctx.Err() != nil || time.Now().After(giveUp) {
+			n.cancel()
+			return nil, fmt.Errorf("backplane/redis: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
+		}
 	}
 	// Subscribe before loading, so that no change falls between the two.
 	n.events = rdb.SSubscribe(ctx, n.kEvents())
@@ -165,12 +215,22 @@ func Join(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Node, 
 			return nil, backplane.Unreachable("join: subscribe", err)
 		}
 	}
-	if err := n.resync(ctx); err != nil {
+	if err := n.ensureGroup(ctx); err != nil {
+		n.closePubSubs()
+		n.cancel()
+		return nil, backplane.Unreachable("join: create the queue", err)
+	}
+	// The interest the node had when it died stays until the broker has
+	// announced its own again (one lease), so that nothing published
+	// meanwhile for its restored sessions misses its queue.
+	if err := n.resync(ctx, true); err != nil {
 		n.closePubSubs()
 		n.cancel()
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.joinedAt = time.Now()
+	n.wg.Add(5)
+	go n.readQueue()
 	go n.readIn()
 	go n.readEvents()
 	go n.handle()
@@ -205,8 +265,10 @@ func (n *Node) fail(op string, err error) error {
 }
 
 // resync registers the node (lease, membership, interest, wills), tells the
-// others to reload its interest, and reloads everyone's.
-func (n *Node) resync(ctx context.Context) error {
+// others to reload its interest, and reloads everyone's. With merge the
+// interest stored already is kept and added to (at the join), else it is
+// replaced by the node's.
+func (n *Node) resync(ctx context.Context, merge bool) error {
 	n.interestMu.Lock() // lock order: interestMu, then syncMu
 	defer n.interestMu.Unlock()
 	n.syncMu.Lock()
@@ -230,7 +292,10 @@ func (n *Node) resync(ctx context.Context) error {
 	n.mu.Unlock()
 	_, err := n.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Set(ctx, n.kNode(id, "alive"), "1", n.cfg.Lease)
-		p.Del(ctx, n.kNode(id, "interest"), n.kNode(id, "wills"))
+		p.Del(ctx, n.kNode(id, "gone"), n.kNode(id, "wills"))
+		if !merge {
+			p.Del(ctx, n.kNode(id, "interest"))
+		}
 		if len(filters) > 0 {
 			p.SAdd(ctx, n.kNode(id, "interest"), toAny(filters)...)
 		}
@@ -438,9 +503,11 @@ func (n *Node) beat() {
 	defer cancel()
 	id := n.cfg.ID
 	var member *goredis.BoolCmd
+	var gone *goredis.IntCmd
 	_, err := n.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Set(ctx, n.kNode(id, "alive"), "1", n.cfg.Lease)
 		member = p.SIsMember(ctx, n.kMembers(), id)
+		gone = p.Exists(ctx, n.kNode(id, "gone"))
 		return nil
 	})
 	if err != nil {
@@ -450,9 +517,15 @@ func (n *Node) beat() {
 		n.needResync.Store(true)
 		return
 	}
-	if !member.Val() || n.needResync.Load() || n.down.Load() {
-		if !member.Val() {
-			// Another node found this one dead (its lease lapsed) and took
+	if !n.settled.Load() && time.Since(n.joinedAt) >= n.cfg.Lease {
+		n.settled.Store(true)
+		n.needResync.Store(true) // the interest found at the join goes
+	}
+	takenForDead := !member.Val() || gone.Val() > 0
+	if takenForDead || n.needResync.Load() || n.down.Load() {
+		if takenForDead {
+			// Another node found this one dead (its lease lapsed: the
+			// "gone" mark; its queue and interest stay for Keep) and took
 			// its wills and client ids, or Redis restarted empty: what the
 			// node owned may be another's now. Its handler is told first.
 			if h := n.cfg.OnNodeGone; h != nil {
@@ -464,7 +537,7 @@ func (n *Node) beat() {
 			n.mu.Unlock()
 		}
 		n.needResync.Store(false)
-		if err := n.resync(ctx); err != nil {
+		if err := n.resync(ctx, false); err != nil {
 			n.needResync.Store(true)
 			n.log.Warn("back plane resync failed", "err", err)
 			return
@@ -476,18 +549,34 @@ func (n *Node) beat() {
 	n.reap(ctx)
 }
 
-// takeWills is run on a dead node's shard: if its lease is gone, it takes
-// (returns and deletes) its wills and deletes its interest, atomically, so
-// exactly one caller gets the wills.
+// takeWills is run on a node's shard: if its lease is gone and it was not
+// found dead before, it marks the death (KEYS[3], the server's time in ms)
+// and takes (returns and deletes) its wills, atomically, so exactly one
+// caller gets them with the client ids it owned (KEYS[6], for
+// OnNodeGone): {"w", {client id, will, ...}, {owned id, ...}}. Its
+// interest and queue stay for its return. If it was found dead more than ARGV[1] ms ago, it
+// deletes its interest and queue and returns {"x"}: the node is forgotten.
 var takeWills = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local w = redis.call('HGETALL', KEYS[2])
-local o = redis.call('SMEMBERS', KEYS[4])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-return {w, o}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('GET', KEYS[3])
+if not gone then
+	redis.call('SET', KEYS[3], now)
+	local w = redis.call('HGETALL', KEYS[2])
+	local o = redis.call('SMEMBERS', KEYS[6])
+	redis.call('DEL', KEYS[2], KEYS[6])
+	return {'w', w, o}
+end
+if now - tonumber(gone) >= tonumber(ARGV[1]) then
+	redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+	return {'x'}
+end
+return false
 `)
 
-// reap publishes the wills of members whose lease lapsed.
+// reap publishes the wills of members whose lease lapsed, and forgets
+// those dead for longer than Keep.
 func (n *Node) reap(ctx context.Context) {
 	members, err := n.rdb.SMembers(ctx, n.kMembers()).Result()
 	if err != nil {
@@ -497,21 +586,29 @@ func (n *Node) reap(ctx context.Context) {
 		if m == n.cfg.ID {
 			continue
 		}
-		r, err := takeWills.Run(ctx, n.rdb, []string{n.kNode(m, "alive"), n.kNode(m, "wills"), n.kNode(m, "interest"), n.kNode(m, "owned")}).Result()
+		r, err := takeWills.Run(ctx, n.rdb, []string{n.kNode(m, "alive"), n.kNode(m, "wills"),
+			n.kNode(m, "gone"), n.kNode(m, "interest"), n.kNode(m, "q"), n.kNode(m, "owned")}, n.cfg.Keep.Milliseconds()).Result()
 		if errors.Is(err, goredis.Nil) || err != nil {
-			continue // alive, or an error to retry at the next beat
+			continue // alive, dead already, or an error to retry at the next beat
 		}
-		_ = n.rdb.SRem(ctx, n.kMembers(), m).Err()
-		_ = n.rdb.SPublish(ctx, n.kEvents(), "x"+m).Err()
-		n.syncMu.Lock()
-		n.table.Drop(m)
-		n.syncMu.Unlock()
-		both, _ := r.([]any)
+		res, _ := r.([]any)
+		if len(res) == 0 {
+			continue
+		}
+		if kind, _ := res[0].(string); kind == "x" {
+			_ = n.rdb.SRem(ctx, n.kMembers(), m).Err()
+			_ = n.rdb.SPublish(ctx, n.kEvents(), "x"+m).Err()
+			n.syncMu.Lock()
+			n.table.Drop(m)
+			n.syncMu.Unlock()
+			n.log.Info("node dead for longer than Keep: forgotten", "dead", m, "keep", n.cfg.Keep)
+			continue
+		}
 		var kv []any
 		var owned []string
-		if len(both) == 2 {
-			kv, _ = both[0].([]any)
-			os, _ := both[1].([]any)
+		if len(res) == 3 {
+			kv, _ = res[1].([]any)
+			os, _ := res[2].([]any)
 			for _, o := range os {
 				if cid, ok := o.(string); ok {
 					owned = append(owned, cid)
@@ -555,7 +652,7 @@ func (n *Node) reap(ctx context.Context) {
 				n.log.Warn("publishing a dead node's will", "node", m, "client", cid, "err", err)
 			}
 		}
-		n.log.Info("node dead: its wills published", "dead", m, "wills", len(cids))
+		n.log.Info("node dead: its wills published, its queue kept for its return", "dead", m, "wills", len(cids))
 	}
 }
 
@@ -615,7 +712,8 @@ func (n *Node) send(ctx context.Context, m *message.Message, from string, will b
 			if err != nil {
 				return err
 			}
-			p.SPublish(ctx, n.kNode(id, "in"), f)
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: n.kNode(id, "q"), MaxLen: n.qlen, Approx: true,
+				Values: []any{queueField, f}})
 		}
 		return nil
 	})
@@ -900,7 +998,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.mu.Unlock()
 	var errs []error
 	_, err := n.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.Del(ctx, n.kNode(id, "alive"), n.kNode(id, "interest"), n.kNode(id, "wills"), n.kNode(id, "owned"))
+		p.Del(ctx, n.kNode(id, "alive"), n.kNode(id, "interest"), n.kNode(id, "wills"), n.kNode(id, "owned"), n.kNode(id, "gone"), n.kNode(id, "q"))
 		return nil
 	})
 	errs = append(errs, err)

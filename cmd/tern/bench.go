@@ -205,6 +205,7 @@ group; --csv the per-second time series.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.URL, "url", "tcp://127.0.0.1:1883", "broker URL: tcp://, mqtts:// (TLS), ws://, wss://host[:port][/path] or unix:///path")
+	f.StringVar(&cfg.SubURL, "sub-url", "", "subscribers connect here instead of --url (another node of a cluster: latency across nodes); same forms")
 	f.StringVar(&tlsFiles.caFile, "cafile", "", "mqtts://, wss://: PEM file of the CA certificates that sign the broker's (default: the system's)")
 	f.StringVar(&tlsFiles.certFile, "cert", "", "mqtts://, wss://: PEM client certificate, with --key")
 	f.StringVar(&tlsFiles.keyFile, "key", "", "mqtts://, wss://: PEM private key of --cert")

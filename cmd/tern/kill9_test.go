@@ -196,6 +196,25 @@ func dialK9(ctx context.Context, addr, id string, v packet.Version) (*k9conn, *p
 	}
 }
 
+// dialK9Any is dialK9 on the first of addrs that answers, trying each in
+// turn (one second each) until ctx ends.
+func dialK9Any(ctx context.Context, addrs []string, id string, v packet.Version) (*k9conn, *packet.Connack, error) {
+	for i := 0; ; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		c, ack, err := dialK9(actx, addrs[i%len(addrs)], id, v)
+		cancel()
+		if err == nil {
+			return c, ack, nil
+		}
+		if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, nil, err // refused by a CONNACK
+		}
+	}
+}
+
 // k9pub publishes numbered messages one at a time and records each
 // acknowledgement (PUBACK; for QoS 2 the PUBREC, which hands the
 // message over). After a reconnect it completes the message in hand:
@@ -207,6 +226,13 @@ type k9pub struct {
 	qos    byte
 	v      packet.Version
 	retain bool
+	// alt, when set, are the addresses of other nodes of a cluster: the
+	// publisher moves to the next when its node does not answer. A node
+	// without its session (session present 0) does not know a QoS 2
+	// message whose PUBREC had not come: as MQTT asks of a client whose
+	// session is gone, the publisher drops it (never acknowledged) and
+	// goes on with the next.
+	alt []string
 
 	mu    sync.Mutex
 	acked []int
@@ -232,6 +258,25 @@ func (p *k9pub) run(ctx context.Context) {
 			} else if time.Now().After(giveUp) {
 				p.t.Errorf("%s: could not complete message %d after the end", p.id, n)
 				return
+			}
+		}
+		if c == nil && len(p.alt) > 0 {
+			var ack *packet.Connack
+			var err error
+			if c, ack, err = dialK9Any(ctx, append([]string{p.addr}, p.alt...), p.id, p.v); err != nil {
+				fctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				c, ack, err = dialK9Any(fctx, append([]string{p.addr}, p.alt...), p.id, p.v)
+				cancel()
+				if err != nil {
+					return
+				}
+			}
+			if !ack.SessionPresent && state == 1 && p.qos == 2 {
+				n++
+				state = 0
+				if ctx.Err() != nil {
+					break
+				}
 			}
 		}
 		if c == nil {

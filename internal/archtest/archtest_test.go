@@ -52,7 +52,7 @@ var layers = map[string][]string{
 	"backplane/internal/wire":  {"backplane", "packet", "topic", "message"},
 	"backplane/memory":         {"backplane", "backplane/internal/route", "backplane/internal/delay", "packet", "topic", "message"},
 	"backplane/redis":          {"backplane", "backplane/internal/...", "packet", "topic", "message"},
-	"backplane/nats":           {"backplane", "backplane/internal/wire", "backplane/internal/delay", "packet", "topic", "message"},
+	"backplane/nats":           {"backplane", "backplane/internal/...", "packet", "topic", "message"},
 	"backplane/backplanetest":  {"backplane", "packet", "topic", "message"},
 }
 

@@ -70,6 +70,7 @@ type Config struct {
 	Scenario string
 
 	URL      string         // tcp://, mqtt://, mqtts://, ssl://, tls://, ws://, wss:// or unix:// URL, or host:port; default tcp://127.0.0.1:1883
+	SubURL   string         // where the subscribers connect, if not URL (another node of a cluster); same forms
 	TLS      *tls.Config    // for mqtts://, ssl://, tls:// and wss://; nil: the system's roots, no client certificate
 	Protocol packet.Version // 3, 4 or 5; default 4 (3.1.1)
 	Username string
@@ -202,6 +203,13 @@ func (c Config) WithDefaults() Config {
 // Validate reports a configuration that cannot run.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.SubURL != "" {
+		if _, err := brokerURL(c.SubURL); err != nil {
+			errs = append(errs, fmt.Errorf("--sub-url: %w", err))
+		} else if c.TLS != nil && !isTLS(c.SubURL) {
+			errs = append(errs, fmt.Errorf("--sub-url %q does not use TLS, yet TLS options (--cafile, --cert, --key, --insecure) are set: use mqtts:// or wss://", c.SubURL))
+		}
+	}
 	if _, err := brokerURL(c.URL); err != nil {
 		errs = append(errs, err)
 	} else if c.TLS != nil && !isTLS(c.URL) {

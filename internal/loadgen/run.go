@@ -25,6 +25,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cfg.URL, _ = brokerURL(cfg.URL) // with its scheme, once for all connections
+	if cfg.SubURL != "" {
+		cfg.SubURL, _ = brokerURL(cfg.SubURL)
+	}
 	r := &runner{cfg: cfg, res: newResult(cfg)}
 	if openEnded(cfg.Scenario) {
 		// Ctrl-C ends an open-ended run, not its connections: pub still
@@ -89,8 +92,12 @@ func (r *runner) topic(parts ...string) string {
 
 // options returns the options of connection i of a role ('p', 's', 'c').
 func (r *runner) options(role byte, i int) connOptions {
+	url := r.cfg.URL
+	if role == 's' && r.cfg.SubURL != "" {
+		url = r.cfg.SubURL
+	}
 	return connOptions{
-		url:            r.cfg.URL,
+		url:            url,
 		dial:           transport.DialOptions{TLS: r.cfg.TLS},
 		version:        r.cfg.Protocol,
 		clientID:       "tb" + r.cfg.RunID + string(role) + strconv.Itoa(i),

@@ -186,6 +186,9 @@ func (e *encoder) change(c *store.Change) error {
 	case store.OpAddIncoming, store.OpDeleteIncoming:
 		e.str(c.ClientID)
 		e.uv(uint64(c.PacketID))
+	case store.OpMark:
+		e.str(c.Topic)
+		e.str(c.Filter)
 	case store.OpRetain:
 		e.str(c.Topic)
 		if c.Msg == nil {
@@ -372,6 +375,9 @@ func (d *decoder) next(c *store.Change) bool {
 	case store.OpAddIncoming, store.OpDeleteIncoming:
 		c.ClientID = d.str()
 		c.PacketID = d.uv16()
+	case store.OpMark:
+		c.Topic = d.str()
+		c.Filter = d.str()
 	case store.OpRetain:
 		c.Topic = d.str()
 		if d.byte1() == 1 {

@@ -278,6 +278,9 @@ func writeState(f io.Writer, st *store.BrokerState) (int64, error) {
 	for _, m := range st.Retained {
 		put(store.Retain(m.Topic, m))
 	}
+	for name, pos := range st.Marks {
+		put(store.Mark(name, pos))
+	}
 	if werr == nil && n > 0 {
 		werr = flushRec(w, e, &size)
 	}

@@ -20,6 +20,7 @@ type Broker struct {
 	closed   bool
 	sessions map[string]*brokerSession
 	retained map[string]*message.Message
+	marks    map[string]string
 	maxMsgID uint64
 	saved    time.Time
 }
@@ -88,6 +89,9 @@ func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 		return nil, store.ErrClosed
 	}
 	st := &store.BrokerState{Saved: b.saved, MaxMsgID: b.maxMsgID}
+	if len(b.marks) > 0 {
+		st.Marks = maps.Clone(b.marks)
+	}
 	for _, id := range slices.Sorted(maps.Keys(b.sessions)) {
 		s := b.sessions[id]
 		ss := store.StoredSession{ClientID: id, Info: s.info, Subs: maps.Clone(s.subs)}
@@ -204,6 +208,15 @@ func (b *Broker) apply(c *store.Change) {
 	case store.OpDeleteIncoming:
 		if s := b.sessions[c.ClientID]; s != nil {
 			delete(s.in, c.PacketID)
+		}
+	case store.OpMark:
+		if c.Filter == "" {
+			delete(b.marks, c.Topic)
+		} else {
+			if b.marks == nil {
+				b.marks = map[string]string{}
+			}
+			b.marks[c.Topic] = c.Filter
 		}
 	case store.OpRetain:
 		if c.Msg == nil {

@@ -55,6 +55,7 @@ func RunBroker(t *testing.T, c BrokerConfig) {
 	t.Run("SharedMessage", h.testShared)
 	t.Run("PacketIDReused", h.testPacketIDReused)
 	t.Run("EnqueueAll", h.testEnqueueAll)
+	t.Run("Marks", h.testMarks)
 	t.Run("Closed", h.testClosed)
 	t.Run("Concurrent", h.testConcurrent)
 	t.Run("Random", h.testRandom)
@@ -158,7 +159,33 @@ func DiffBrokerState(got, want *store.BrokerState) string {
 			return fmt.Sprintf("retained message %d (topic %q): %s", i, w[i].Topic, d)
 		}
 	}
+	if !maps.Equal(got.Marks, want.Marks) {
+		return fmt.Sprintf("marks %v, want %v", got.Marks, want.Marks)
+	}
 	return ""
+}
+
+// testMarks: a mark is kept with the batch it came in, replaced by the
+// next one of its feed, deleted by an empty position, and kept across a
+// reopen and a compaction's rewrite of the state.
+func (h *bharness) testMarks(t *testing.T) {
+	dir := t.TempDir()
+	b := h.open(t, dir)
+	m := newBModel()
+	m.apply(t, b, store.Mark("backplane", "1-1"), store.Mark("other", "x"))
+	m.apply(t, b, store.Enqueue("c", store.Queued{Seq: 1, MsgID: 1, Msg: FullMessage(1), QoS: 2}), store.Mark("backplane", "1700000000000-7"))
+	m.apply(t, b, store.Mark("other", ""))
+	m.check(t, b)
+	st, err := b.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"backplane": "1700000000000-7"}; !maps.Equal(st.Marks, want) {
+		t.Fatalf("Marks %v, want %v", st.Marks, want)
+	}
+	if h.Durable {
+		m.check(t, h.reopen(t, b, dir))
+	}
 }
 
 func ids(ss []store.StoredSession) []string {
@@ -656,6 +683,9 @@ func (m bmodel) restore(t testing.TB, st *store.BrokerState) {
 	}
 	for _, msg := range st.Retained {
 		cs = append(cs, store.Retain(msg.Topic, msg))
+	}
+	for name, pos := range st.Marks {
+		cs = append(cs, store.Mark(name, pos))
 	}
 	if err := m.Broker.Apply(context.Background(), cs...); err != nil {
 		t.Fatal(err)

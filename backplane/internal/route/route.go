@@ -1,5 +1,6 @@
-// Package route holds what the back plane engines without native
-// interest-based routing (memory, Redis) share: a node's reference counts of
+// Package route holds what the back plane engines share (memory, Redis, and
+// NATS since its forwarding goes through per-node JetStream queues): a
+// node's reference counts of
 // its own filters, and the table of every node's interest that a publishing
 // node consults to find the nodes a message goes to.
 package route
