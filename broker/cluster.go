@@ -435,7 +435,7 @@ func (srv *Server) onClusterMessage(ctx context.Context, d backplane.Delivery) {
 	if len(d.Groups) > 0 && !d.Mark.IsZero() && srv.Store != nil && d.Mark.After(srv.bpMark) {
 		// A shared delivery is stored by the member's own write; the mark
 		// follows it (a crash between the two delivers it again).
-		if srv.persist("back plane mark", store.Mark(bpFeed, d.Mark.String())) == nil {
+		if srv.persist("back plane mark", store.Mark(srv.bpFeed(), d.Mark.String())) == nil {
 			srv.bpMark = d.Mark
 		}
 	}
@@ -457,7 +457,7 @@ func (srv *Server) onClusterBatch(ctx context.Context, ds []backplane.Delivery) 
 	var mark backplane.Mark
 	flush := func() {
 		if len(cs) > 0 {
-			cs = append(cs, store.Mark(bpFeed, mark.String()))
+			cs = append(cs, store.Mark(srv.bpFeed(), mark.String()))
 			if err := srv.persist("messages", cs...); err != nil {
 				srv.cfg.log.Warn("back plane: forwarded messages not stored", "messages", len(rs), "err", err)
 				rs, cs = rs[:0], nil
@@ -498,6 +498,18 @@ func (srv *Server) onClusterBatch(ctx context.Context, ds []backplane.Delivery) 
 // bpFeed names the back plane's mark in the store (store.OpMark).
 const bpFeed = "backplane"
 
+// bpFeed is the name of this node's back plane mark in the store: with a
+// store the nodes share (store.Shared), one per node, by its ID. Such a
+// mark is written but not read at start (sessions load when their
+// clients connect, not with Load): after a crash, a message the engine
+// gives the node again may be delivered twice.
+func (srv *Server) bpFeed() string {
+	if srv.shStore != nil {
+		return bpFeed + "/" + srv.bp.ID()
+	}
+	return bpFeed
+}
+
 // clusterStored delivers a message forwarded from the back plane, as
 // publishStored does, and with a store keeps the delivery's mark in the
 // same write as the message's queues, so that after a crash the engine's
@@ -510,7 +522,7 @@ func (srv *Server) clusterStored(m *Message, mk backplane.Mark) error {
 	}
 	r, cs := srv.prepareRoute(m, nil, nil)
 	if len(cs) > 0 {
-		cs = append(cs, store.Mark(bpFeed, mk.String()))
+		cs = append(cs, store.Mark(srv.bpFeed(), mk.String()))
 		if err := srv.persist("message", cs...); err != nil {
 			return err
 		}

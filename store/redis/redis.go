@@ -123,6 +123,9 @@ func (s *Store) MsgIDBase(ctx context.Context) (uint64, error) {
 	return uint64(n) * MsgIDBlock, nil
 }
 
+// marksKey is the hash of the feeds' marks (store.OpMark): feed → position.
+func (s *Store) marksKey() string { return fmt.Sprintf("%s:{%s:marks}", s.p, s.p) }
+
 func (s *Store) shardKey(k int) string { return fmt.Sprintf("%s:{%s:kept:%d}:retained", s.p, s.p, k) }
 
 // group is the part of a batch whose keys share a slot: one script call.
@@ -246,6 +249,14 @@ func (b *batch) add(c *store.Change) error {
 		g.phase = 1
 	case store.OpDeleteIncoming:
 		b.sess(c.ClientID).add("a", c.ClientID, strconv.Itoa(int(c.PacketID)))
+	case store.OpMark:
+		k := b.s.marksKey()
+		g := b.group(k, k)
+		if c.Filter == "" {
+			g.add("m", k, c.Topic)
+		} else {
+			g.add("M", k, c.Topic, c.Filter)
+		}
 	case store.OpRetain:
 		k := b.s.retainedKey(c.Topic)
 		g := b.group(k, k)
@@ -505,6 +516,19 @@ func (s *Store) Load(ctx context.Context) (*store.BrokerState, error) {
 		return nil, s.fail("load the largest message id", err)
 	}
 	st.MaxMsgID = max(st.MaxMsgID, top)
+	marks, err := s.rdb.HGetAll(ctx, s.marksKey()).Result()
+	if err != nil {
+		return nil, s.fail("load the marks", err)
+	}
+	for name, pos := range marks {
+		if name == "\x00t" {
+			continue
+		}
+		if st.Marks == nil {
+			st.Marks = map[string]string{}
+		}
+		st.Marks[name] = pos
+	}
 	cmds, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for k := range retainedShards {
 			p.HGetAll(ctx, s.shardKey(k))
