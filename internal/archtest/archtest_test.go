@@ -26,6 +26,7 @@ var layers = map[string][]string{
 	"store/memory":      {"packet", "message", "store"},
 	"store/disk":        {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker store's index
 	"store/storetest":   {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker suite's reference
+	"store/jetstream":   {"packet", "message", "store", "store/memory"}, // memory.Broker per session is its view of the log
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
 	"broker/auth":       {"broker", "packet", "topic", "transport", "message", "session", "store", "backplane", "internal/scram"}, // backplane through broker

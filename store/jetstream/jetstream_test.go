@@ -1,0 +1,144 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/ternmq/tern/message"
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/store/storetest"
+)
+
+func TestMain(m *testing.M) { mqtttest.VerifyTestMain(m) }
+
+func connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		nats.ReconnectBufSize(-1), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// nameOf names the store kept "in" dir: the suite opens a directory
+// again to reopen a store.
+func nameOf(dir string) string {
+	h := fnv.New64a()
+	h.Write([]byte(dir))
+	return fmt.Sprintf("s%x", h.Sum64())
+}
+
+func open(t testing.TB, url, name string, replicas int) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, connect(t, url), Config{Name: name, Replicas: replicas})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", name, err)
+	}
+	return s
+}
+
+// runSuite runs storetest.RunBroker on the servers ss, each open
+// connecting to the next server in turn, so that a store is written
+// through one server and read again through another.
+func runSuite(t *testing.T, ss []*server.Server, replicas int) {
+	var turn atomic.Int64
+	storetest.RunBroker(t, storetest.BrokerConfig{
+		Open: func(t testing.TB, dir string) (store.Broker, error) {
+			s := ss[int(turn.Add(1))%len(ss)]
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return Open(ctx, connect(t, s.ClientURL()), Config{Name: nameOf(dir), Replicas: replicas})
+		},
+		Durable: true,
+	})
+}
+
+func TestConformance(t *testing.T) {
+	runSuite(t, []*server.Server{mqtttest.StartEmbeddedNATS(t)}, 1)
+}
+
+func TestConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-server JetStream cluster: not in -short")
+	}
+	runSuite(t, mqtttest.StartEmbeddedNATSCluster(t, 3), 3)
+}
+
+// TestAcrossNodes: two stores on different servers of a cluster share
+// one state; their message id blocks differ.
+func TestAcrossNodes(t *testing.T) {
+	ss := mqtttest.StartEmbeddedNATSCluster(t, 3)
+	a := open(t, ss[0].ClientURL(), "x", 3)
+	defer a.Close()
+	c := open(t, ss[2].ClientURL(), "x", 3)
+	defer c.Close()
+	ctx := context.Background()
+	stA, err := a.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stC, err := c.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stA.MaxMsgID>>blockBits == stC.MaxMsgID>>blockBits {
+		t.Fatalf("two opens got the same message id block: MaxMsgID %#x and %#x", stA.MaxMsgID, stC.MaxMsgID)
+	}
+	m := storetest.FullMessage(1)
+	if err := a.Apply(ctx, store.PutSession("dev", store.SessionInfo{Expiry: 60, Version: 5}),
+		store.Subscribe("dev", "a/+", store.Subscription{QoS: 1}),
+		store.Enqueue("dev", store.Queued{Seq: 1, MsgID: stA.MaxMsgID + 1, Msg: m, QoS: 1})); err != nil {
+		t.Fatal(err)
+	}
+	ss1, ok, err := c.LoadSession(ctx, "dev")
+	if err != nil || !ok {
+		t.Fatalf("LoadSession on the other node: ok %v, %v", ok, err)
+	}
+	if ss1.Info.Expiry != 60 || len(ss1.Queue) != 1 || ss1.Queue[0].MsgID != stA.MaxMsgID+1 || ss1.Queue[0].Msg.Topic != m.Topic || ss1.Subs["a/+"].QoS != 1 {
+		t.Fatalf("LoadSession on the other node: %+v", ss1)
+	}
+	if err := c.Apply(ctx, store.Sent("dev", 1, 5), store.Dequeue("dev", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if ss2, ok, err := a.LoadSession(ctx, "dev"); err != nil || !ok || len(ss2.Queue) != 0 {
+		t.Fatalf("LoadSession back on the first node: ok %v, %v, queue %v", ok, err, ss2.Queue)
+	}
+	if _, ok, err := a.LoadSession(ctx, "nobody"); ok || err != nil {
+		t.Fatalf("LoadSession(nobody): ok %v, %v", ok, err)
+	}
+}
+
+// TestLargeBatch: a batch beyond the server's maximum payload goes in
+// parts and takes effect whole.
+func TestLargeBatch(t *testing.T) {
+	s := mqtttest.StartEmbeddedNATS(t)
+	st := open(t, s.ClientURL(), "big", 1)
+	defer st.Close()
+	ctx := context.Background()
+	var cs []store.Change
+	for i := range 5 {
+		m := &message.Message{Topic: fmt.Sprint("big/", i), Payload: make([]byte, 600<<10), QoS: 1}
+		cs = append(cs, store.Enqueue("c", store.Queued{Seq: uint64(i + 1), MsgID: uint64(i + 1), Msg: m, QoS: 1}))
+	}
+	if err := st.Apply(ctx, cs...); err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, s.ClientURL(), "big", 1)
+	defer other.Close()
+	ss, ok, err := other.LoadSession(ctx, "c")
+	if err != nil || !ok || len(ss.Queue) != 5 || len(ss.Queue[4].Msg.Payload) != 600<<10 {
+		t.Fatalf("LoadSession: ok %v, %v, %d queued", ok, err, len(ss.Queue))
+	}
+}
