@@ -189,7 +189,7 @@ func (n *Node) buckets(ctx context.Context, cfg Config) error {
 		kv   *jetstream.KeyValue
 		name string
 	}{{&n.kvRet, "retained"}, {&n.kvOwn, "owners"}, {&n.kvWill, "wills"}, {&n.kvNode, "nodes"}} {
-		h, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		h, err := openBucket(ctx, n.js, jetstream.KeyValueConfig{
 			Bucket: cfg.Prefix + "_" + kv.name, Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1})
 		if err != nil {
 			return backplane.Unreachable("key-value bucket "+cfg.Prefix+"_"+kv.name, err)
@@ -199,6 +199,51 @@ func (n *Node) buckets(ctx context.Context, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// openBucket opens the bucket of cfg, creating it if it is missing. Not
+// CreateOrUpdateKeyValue: an update is not needed, and may stall. Nodes
+// that start together each create the bucket, and in a JetStream cluster
+// such a request now and then gets no answer at all (seen with three
+// servers and three nodes at once): each attempt has its own deadline and
+// the next one finds the bucket.
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, bucketAttempt)
+		h, err := openBucketOnce(actx, js, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return h, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// bucketAttempt bounds one attempt of openBucket.
+const bucketAttempt = 2 * time.Second
+
+// retryable reports whether a JetStream request may succeed if made
+// again: it got no answer, or JetStream was between leaders.
+func retryable(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		(errors.As(err, &ae) && ae.Code == 503)
+}
+
+func openBucketOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	h, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		h, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			h, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	return h, err
 }
 
 // ID returns the node's name.

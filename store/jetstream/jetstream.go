@@ -124,8 +124,33 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// stream returns the stream of cfg, creating it if it is missing.
+// stream returns the stream of cfg, creating it if it is missing. Nodes
+// that start together each create it, and in a JetStream cluster such a
+// request now and then gets no answer: each attempt has its own deadline
+// and the next one finds the stream.
 func stream(ctx context.Context, j js.JetStream, cfg js.StreamConfig) (js.Stream, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		st, err := streamOnce(actx, j, cfg)
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() != nil || !retryable(err) {
+			return nil, fmt.Errorf("store/jetstream: stream %s: %w", cfg.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("store/jetstream: stream %s: %w", cfg.Name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// attemptTimeout bounds one attempt of stream.
+const attemptTimeout = 2 * time.Second
+
+func streamOnce(ctx context.Context, j js.JetStream, cfg js.StreamConfig) (js.Stream, error) {
 	st, err := j.Stream(ctx, cfg.Name)
 	if errors.Is(err, js.ErrStreamNotFound) {
 		st, err = j.CreateStream(ctx, cfg)
@@ -133,10 +158,15 @@ func stream(ctx context.Context, j js.JetStream, cfg js.StreamConfig) (js.Stream
 			st, err = j.Stream(ctx, cfg.Name)
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("store/jetstream: stream %s: %w", cfg.Name, err)
-	}
-	return st, nil
+	return st, err
+}
+
+// retryable reports whether a JetStream request may succeed if made
+// again: it got no answer, or JetStream was between leaders.
+func retryable(err error) bool {
+	var ae *js.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &ae) && ae.Code == 503)
 }
 
 // read applies one record of the log to the view, in stream order.

@@ -142,3 +142,37 @@ func TestLargeBatch(t *testing.T) {
 		t.Fatalf("LoadSession: ok %v, %v, %d queued", ok, err, len(ss.Queue))
 	}
 }
+
+// TestOpenTogether: three nodes open one store at once, each through
+// another server of a cluster; all open, with distinct id blocks.
+func TestOpenTogether(t *testing.T) {
+	ss := mqtttest.StartEmbeddedNATSCluster(t, 3)
+	for round := range 2 {
+		stores := make([]*Store, 3)
+		errs := make([]error, 3)
+		done := make(chan int, 3)
+		for i := range 3 {
+			nc := connect(t, ss[i].ClientURL())
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				stores[i], errs[i] = Open(ctx, nc, Config{Name: fmt.Sprint("together", round), Replicas: 3})
+				done <- i
+			}()
+		}
+		for range 3 {
+			<-done
+		}
+		seen := map[uint64]bool{}
+		for i, s := range stores {
+			if errs[i] != nil {
+				t.Fatalf("round %d, node %d: %v", round, i, errs[i])
+			}
+			defer s.Close()
+			if seen[s.MsgIDBase()] {
+				t.Fatalf("two opens with message id base %#x", s.MsgIDBase())
+			}
+			seen[s.MsgIDBase()] = true
+		}
+	}
+}
