@@ -21,16 +21,19 @@ import (
 func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 	c := st.cfg
 	closeClient = func() {}
+	if c.Cluster.Node != "" {
+		if err := backplane.ValidateID(c.Cluster.Node); err != nil {
+			return closeClient, fmt.Errorf("%s: %w", c.where("cluster.node"), err)
+		}
+	}
+	if c.embedded() {
+		return st.setEmbedded() // embedded.go
+	}
 	if c.Cluster.URL == "" {
 		if c.Cluster.Node != "" {
 			return closeClient, fmt.Errorf("%s names a node but no cluster: give the engine with cluster.url (--cluster redis://host:port or nats://host:port), or drop the node name", c.where("cluster.node"))
 		}
 		return closeClient, nil
-	}
-	if c.Cluster.Node != "" {
-		if err := backplane.ValidateID(c.Cluster.Node); err != nil {
-			return closeClient, fmt.Errorf("%s: %w", c.where("cluster.node"), err)
-		}
 	}
 	u, err := url.Parse(c.Cluster.URL)
 	if err != nil || u.Host == "" {

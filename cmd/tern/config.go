@@ -97,6 +97,10 @@ type brokerConfig struct {
 	}
 	Cluster struct {
 		URL, Node string
+		Embedded  struct { // embedded.go
+			Listen, Routes, ClientListen, JetStreamDir string
+			Replicas                                   int
+		}
 	}
 
 	file string            // the configuration file as given; "" for none
@@ -287,6 +291,22 @@ var keys = []*key{
 	{path: "cluster.node", kind: kString, flag: "node", example: "node-1",
 		doc: "this broker's name in the cluster, unique among the running brokers (default: node- and 8 random hex digits)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Node }},
+	{path: "cluster.embedded", kind: kSection},
+	{path: "cluster.embedded.listen", kind: kString, flag: "cluster-listen", example: "0.0.0.0:6222",
+		doc: "run a NATS server with JetStream inside this broker as the cluster's engine, its routes for the other nodes listening here (host:port); cluster.url is then empty or nats-embedded",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.Listen }},
+	{path: "cluster.embedded.routes", kind: kString, flag: "cluster-peers", example: "nats://b:6222,nats://c:6222",
+		doc: "the other nodes' cluster.embedded.listen addresses, comma-separated nats://host:port; this node's own may be listed, so that all nodes share one list",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.Routes }},
+	{path: "cluster.embedded.client_listen", kind: kString, flag: "cluster-client-listen", example: "127.0.0.1:4222",
+		doc: "serve NATS clients (the nats tool, say) on this host:port; the broker itself uses its server in process (default: a free loopback port)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.ClientListen }},
+	{path: "cluster.embedded.jetstream_dir", kind: kPath, flag: "cluster-dir", example: "/srv/nats",
+		doc: "JetStream's storage directory (default: nats in the data directory; with --in-memory a temporary one)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.JetStreamDir }},
+	{path: "cluster.embedded.replicas", kind: kInt, flag: "cluster-replicas", example: "3", ranged: true, min: 0, max: 5,
+		doc: "copies of the cluster's JetStream data, 1 to 5; the node waits at start for this many servers (default: 3 with routes, 1 without)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.Replicas }},
 }
 
 // sharedStrategies lists the names of broker.SharedStrategy values.

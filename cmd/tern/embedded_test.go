@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern/mqtttest"
+	"github.com/ternmq/tern/packet"
+)
+
+// TestBrokerEmbeddedNATS runs three tern broker processes, each with an
+// embedded NATS server, their routes joined into one NATS cluster with
+// JetStream (R3): a message published on the first node reaches a
+// subscriber on the third, and a retained message set on the first is
+// seen by a new subscriber on the second.
+func TestBrokerEmbeddedNATS(t *testing.T) {
+	var routes []string
+	var listen []string
+	for range 3 {
+		a := mqtttest.FreeAddr(t)
+		listen = append(listen, a)
+		routes = append(routes, "nats://"+a)
+	}
+	var nodes []*brokerProc
+	for i := range 3 { // all at once: JetStream needs two of them to start
+		nodes = append(nodes, launchBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory",
+			"--node", fmt.Sprint("node", i+1), "--cluster-listen", listen[i], "--cluster-peers", strings.Join(routes, ",")))
+	}
+	for i, n := range nodes {
+		n.waitLog(fmt.Sprintf(`msg="joined the back plane" .*node=node%d`, i+1))
+		n.waitLog(`msg="JetStream ready" .*servers=3`)
+	}
+	testThreeNodes(t, nodes)
+}
+
+// testThreeNodes: publish on node 1 reaches a subscriber on node 3 (QoS
+// 1, properties), and a retained message set on node 1 is seen by a new
+// subscriber on node 2.
+func testThreeNodes(t *testing.T, nodes []*brokerProc) {
+	sub := mqtttest.DialRaw(t, nodes[2].addr(), packet.V5)
+	sub.Connect(&packet.Connect{ClientID: "sub", CleanStart: true, KeepAlive: 60})
+	sub.Subscribe(1, "emb/#", 1)
+
+	host, port, err := net.SplitHostPort(nodes[0].addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The subscription reaches the other nodes asynchronously: probe.
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("the subscription on node 3 never reached node 1")
+		}
+		if out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-t", "emb/probe", "-m", "probe"); code != 0 {
+			t.Fatalf("tern pub: exit %d\n%s%s", code, out, errOut)
+		}
+		if _, err := sub.RecvTimeout(100 * time.Millisecond); err == nil {
+			break
+		}
+	}
+	if out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-q", "1", "-t", "emb/x", "-m", "across",
+		"-r", "-V", "5", "-D", "publish", "content-type", "text/plain"); code != 0 {
+		t.Fatalf("tern pub: exit %d\n%s%s", code, out, errOut)
+	}
+	got := sub.ExpectPublish()
+	for got.Topic == "emb/probe" { // probes still in flight
+		got = sub.ExpectPublish()
+	}
+	if got.Topic != "emb/x" || string(got.Payload) != "across" || got.QoS != 1 || got.Properties.ContentType != "text/plain" {
+		t.Fatalf("subscriber on node 3 got %v", got)
+	}
+	sub.Send(&packet.Puback{PacketID: got.PacketID})
+
+	late := mqtttest.DialRaw(t, nodes[1].addr(), packet.V311)
+	late.Connect(&packet.Connect{ClientID: "late", CleanStart: true, KeepAlive: 60})
+	late.Subscribe(1, "emb/+", 0)
+	if got := late.ExpectPublish(); !got.Retain || string(got.Payload) != "across" {
+		t.Fatalf("late subscriber on node 2 got %v, want the retained message", got)
+	}
+}
+
+// TestBrokerEmbeddedBadConfig: bad cluster.embedded values are refused
+// with an error naming the flag or key and the fix.
+func TestBrokerEmbeddedBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--cluster-listen", "nonsense"}, []string{"--cluster-listen", "host:port"}},
+		{[]string{"--cluster-listen", "127.0.0.1:0", "--cluster-peers", "http://x:1"}, []string{"--cluster-peers", "nats://host:port"}},
+		{[]string{"--cluster-listen", "127.0.0.1:0", "--cluster", "redis://127.0.0.1:1"}, []string{"--cluster", "nats-embedded"}},
+		{[]string{"--cluster", "nats-embedded"}, []string{"--cluster-listen"}},
+		{[]string{"--cluster-listen", "127.0.0.1:0", "--cluster-replicas", "9"}, []string{"cluster-replicas", "0..5"}},
+	} {
+		args := append([]string{"broker", "--in-memory", "--listen", "tcp://127.0.0.1:0"}, tc.args...)
+		_, errOut, code := runTern(t, "", args...)
+		for _, w := range tc.want {
+			if code == 0 || !strings.Contains(errOut, w) {
+				t.Errorf("%v: exit %d, stderr lacks %q:\n%s", tc.args, code, w, errOut)
+			}
+		}
+	}
+	cfg := writeFile(t, "c.yaml", "cluster:\n  embedded:\n    listen: 127.0.0.1:0\n    routes: nats://:6222\n")
+	_, errOut, code := runTern(t, "", "broker", "--in-memory", "--listen", "tcp://127.0.0.1:0", "-c", cfg)
+	if code == 0 || !strings.Contains(errOut, "c.yaml:4: cluster.embedded.routes") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
