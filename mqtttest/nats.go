@@ -38,7 +38,8 @@ func startEmbeddedNATS(t testing.TB, opts *server.Options) *server.Server {
 // StartEmbeddedNATSCluster runs n embedded NATS servers with JetStream
 // (as StartEmbeddedNATS) joined by routes into one cluster, and returns
 // once JetStream has a meta leader, so that streams of n replicas can be
-// made. The servers stop when the test ends.
+// made. The servers do not advertise each other to clients: a client
+// stays on the server it connected to. The servers stop when the test ends.
 func StartEmbeddedNATSCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	ports := make([]int, n)
@@ -53,7 +54,7 @@ func StartEmbeddedNATSCluster(t testing.TB, n int) []*server.Server {
 	for i := range ss {
 		ss[i] = startEmbeddedNATS(t, &server.Options{ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1",
 			Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "tern-test", Host: "127.0.0.1", Port: ports[i]}, Routes: routes})
+			Cluster: server.ClusterOpts{Name: "tern-test", Host: "127.0.0.1", Port: ports[i], NoAdvertise: true}, Routes: routes})
 	}
 	WaitJetStreamCluster(t, ss)
 	return ss

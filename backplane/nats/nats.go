@@ -485,9 +485,29 @@ func (n *Node) MatchRetained(ctx context.Context, filter string) ([]*message.Mes
 	return out, nil
 }
 
-// scan calls fn for the current value of every key of kv matching filters.
+// scan calls fn for the current value of every key of kv matching filters,
+// once per key. One watch per filter: a watch of several (a consumer with
+// filter_subjects) needs nats-server 2.10, and Debian ships 2.9.
 func (n *Node) scan(ctx context.Context, kv jetstream.KeyValue, filters []string, fn func(jetstream.KeyValueEntry)) error {
-	w, err := kv.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes())
+	if len(filters) == 1 {
+		return n.scan1(ctx, kv, filters[0], fn)
+	}
+	seen := map[string]bool{}
+	for _, f := range filters {
+		if err := n.scan1(ctx, kv, f, func(e jetstream.KeyValueEntry) {
+			if !seen[e.Key()] {
+				seen[e.Key()] = true
+				fn(e)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) scan1(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(jetstream.KeyValueEntry)) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return err
 	}

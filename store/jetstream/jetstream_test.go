@@ -176,3 +176,19 @@ func TestOpenTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestConformanceDebian runs the suite on an external cluster of three of
+// Debian's nats-server (R3).
+func TestConformanceDebian(t *testing.T) {
+	c := mqtttest.StartNATSCluster(t, 3, mqtttest.NATSServerOptions{})
+	var turn atomic.Int64
+	storetest.RunBroker(t, storetest.BrokerConfig{
+		Open: func(t testing.TB, dir string) (store.Broker, error) {
+			s := c.Servers[int(turn.Add(1))%len(c.Servers)]
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return Open(ctx, connect(t, s.URL), Config{Name: nameOf(dir), Replicas: 3})
+		},
+		Durable: true,
+	})
+}
