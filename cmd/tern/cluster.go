@@ -27,9 +27,15 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		}
 	}
 	if c.embedded() {
+		if k := c.clusterAuthSet(); k != "" {
+			return closeClient, fmt.Errorf("%s is for an external engine (cluster.url): the embedded NATS server's routes take no TLS or credentials yet; drop it", c.where(k))
+		}
 		return st.setEmbedded() // embedded.go
 	}
 	if c.Cluster.URL == "" {
+		if k := c.clusterAuthSet(); k != "" {
+			return closeClient, fmt.Errorf("%s is set but no cluster: give the engine with cluster.url (--cluster redis://host:port or nats://host:port), or drop it", c.where(k))
+		}
 		if c.Cluster.Node != "" {
 			return closeClient, fmt.Errorf("%s names a node but no cluster: give the engine with cluster.url (--cluster redis://host:port or nats://host:port), or drop the node name", c.where("cluster.node"))
 		}
@@ -47,6 +53,9 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		if err != nil {
 			return closeClient, fmt.Errorf("%s: %w: use redis://[user:password@]host:port[/db]", c.where("cluster.url"), err)
 		}
+		if err := c.redisAuth(opts, u.Hostname()); err != nil { // clusterauth.go
+			return closeClient, err
+		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 		opts.MaxRetries = 1
 		rdb := goredis.NewClient(opts)
@@ -63,12 +72,16 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 	case "nats", "tls":
 		var nc *natsgo.Conn
 		servers := c.Cluster.URL
+		auth, err := c.natsAuth(u.Hostname(), u.Scheme == "tls") // clusterauth.go
+		if err != nil {
+			return closeClient, err
+		}
 		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
 			var err error
 			// Always reconnect; a publish while disconnected fails
 			// (Forward says unreachable) rather than waiting in a buffer.
-			nc, err = natsgo.Connect(servers, natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
-				natsgo.Timeout(2*time.Second), natsgo.Name("tern broker"))
+			nc, err = natsgo.Connect(servers, append([]natsgo.Option{natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
+				natsgo.Timeout(2 * time.Second), natsgo.Name("tern broker")}, auth...)...)
 			if err != nil {
 				return nil, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, backplane.Unreachable("connect", err))
 			}

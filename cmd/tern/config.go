@@ -97,7 +97,10 @@ type brokerConfig struct {
 	}
 	Cluster struct {
 		URL, Node string
-		Embedded  struct { // embedded.go
+		// The engine's credentials and TLS (clusterauth.go).
+		User, Password, Token, CredsFile string
+		TLS                              struct{ CAFile, CertFile, KeyFile string }
+		Embedded                         struct { // embedded.go
 			Listen, Routes, ClientListen, JetStreamDir string
 			Replicas                                   int
 		}
@@ -291,6 +294,28 @@ var keys = []*key{
 	{path: "cluster.node", kind: kString, flag: "node", example: "node-1",
 		doc: "this broker's name in the cluster, unique among the running brokers (default: node- and 8 random hex digits)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Node }},
+	{path: "cluster.user", kind: kString, flag: "cluster-user", example: "tern",
+		doc: "the user the broker logs in to the engine as: a Redis ACL user or a NATS user",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.User }},
+	{path: "cluster.password", kind: kString, example: "secret",
+		doc: "its password (Redis without cluster.user: the default user's, as requirepass); in the file only, not a flag",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Password }},
+	{path: "cluster.token", kind: kString, example: "s3cr3t",
+		doc: "NATS: an authentication token, instead of user and password; in the file only, not a flag",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Token }},
+	{path: "cluster.creds_file", kind: kPath, flag: "cluster-creds", example: "/etc/tern/tern.creds",
+		doc: "NATS: a credentials file (user JWT and NKey seed, as nsc writes it)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.CredsFile }},
+	{path: "cluster.tls", kind: kSection},
+	{path: "cluster.tls.ca_file", kind: kPath, flag: "cluster-ca", example: "/etc/tern/engine-ca.pem",
+		doc: "TLS to the engine, checked against these CA certificates (PEM); any cluster.tls key turns TLS on (rediss:// or tls:// with the system's CAs)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.TLS.CAFile }},
+	{path: "cluster.tls.cert_file", kind: kPath, flag: "cluster-cert", example: "/etc/tern/engine-client.pem",
+		doc: "client certificate (PEM) the broker presents to the engine, with cluster.tls.key_file",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.TLS.CertFile }},
+	{path: "cluster.tls.key_file", kind: kPath, flag: "cluster-key", example: "/etc/tern/engine-client-key.pem",
+		doc: "its private key (PEM)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.TLS.KeyFile }},
 	{path: "cluster.embedded", kind: kSection},
 	{path: "cluster.embedded.listen", kind: kString, flag: "cluster-listen", example: "0.0.0.0:6222",
 		doc: "run a NATS server with JetStream inside this broker as the cluster's engine, its routes for the other nodes listening here (host:port); cluster.url is then empty or nats-embedded",
