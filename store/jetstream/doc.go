@@ -10,15 +10,27 @@
 // subject, Name+".store.log". Each Apply call is one record of it, the
 // encoded batch of changes (every message body once per batch, as an
 // MQTT 5 PUBLISH that keeps every property). A second stream,
+// Name+"_store_snap", holds snapshots of the whole state; a third,
 // Name+"_store_nodes", only numbers the opens of the store.
 //
-// Every open Store reads the log from the start with an ordered consumer
-// and applies each record, in stream order, to a view in memory (a
-// memory.Broker per session and the retained messages). Load and
-// LoadSession first ask the stream for its last sequence number and wait
-// until the view has read that far, so they see every Apply that returned
-// before they were called, on any node; then they answer from memory
-// (LoadSession costs the size of one session).
+// Every open Store loads the latest snapshot, then reads the log from the
+// record after it with an ordered consumer and applies each record, in
+// stream order, to a view in memory (a memory.Broker per session and the
+// retained messages). Load and LoadSession first ask the stream for its
+// last sequence number and wait until the view has read that far, so they
+// see every Apply that returned before they were called, on any node; then
+// they answer from memory (LoadSession costs the size of one session).
+//
+// # Compaction
+//
+// A node that has read Config.CompactAfter records (default 10000) past
+// the last snapshot writes its view as a new one: chunks in consecutive
+// sequences of the snapshot stream, each publish expecting the stream's
+// last sequence, so that two nodes' snapshots never interleave (the loser
+// gives up), and only a snapshot of a later log position than the last one
+// is written. Once the snapshot is whole the node purges the log before it
+// and the older snapshots. A node whose reader was behind finds records
+// missing (or its reader stalls) and starts again from the snapshot.
 //
 // # What holds
 //
@@ -48,10 +60,9 @@
 //
 // # Limits
 //
-// The log is not compacted yet: it grows with every change, and opening a
-// store reads all of it; every node holds the whole state in memory. Set
-// stream limits (MaxBytes, with DiscardNew) on the stream to bound it: a
-// batch beyond the limits fails with store.ErrFull.
+// Every node holds the whole state in memory, and a compaction writes all
+// of it. Set stream limits (MaxBytes, with DiscardNew) on the log stream
+// to bound it: a batch beyond the limits fails with store.ErrFull.
 //
 // The caller makes the *nats.Conn (TLS, credentials, reconnects) and
 // closes it after the Store.

@@ -39,31 +39,45 @@ type Config struct {
 	// Replicas of the streams in a JetStream cluster, 1 to 5. Default 1;
 	// use 3 in a cluster of three or more servers.
 	Replicas int
+	// CompactAfter is how many log records a node reads past the last
+	// snapshot before it writes a new one and drops the log before it.
+	// Default 10000; negative: never.
+	CompactAfter int
 }
 
 // Store is a store.Shared on JetStream. Create one with Open.
 type Store struct {
-	nc      *nats.Conn
-	js      js.JetStream
-	stream  js.Stream
-	subject string
-	node    uint64 // this open's number, unique among the opens of Name
-	batches atomic.Uint64
+	nc           *nats.Conn
+	js           js.JetStream
+	log, snap    js.Stream
+	subject      string // of the log
+	snapSubject  string
+	node         uint64 // this open's number, unique among the opens of Name
+	compactAfter uint64 // 0: never
+	batches      atomic.Uint64
 
-	cc js.ConsumeContext
+	ctx    context.Context // ends at Close: the background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	reload chan struct{} // the reader found a gap: load the snapshot again
 
-	mu      sync.Mutex
-	closed  bool
-	v       *view
-	applied uint64        // stream sequence of the last record applied to v
-	wake    chan struct{} // closed (and replaced) when applied moves
-	failed  error         // the reader met a record it cannot read
-	parts   map[uint64]*partial
+	mu         sync.Mutex
+	closed     bool
+	v          *view
+	cc         js.ConsumeContext
+	gen        int           // of cc: records of an older consumer are ignored
+	applied    uint64        // log sequence of the last record applied to v
+	base       uint64        // log sequence of the snapshot v started from, or of the last compaction
+	wake       chan struct{} // closed (and replaced) when applied moves or the store fails or closes
+	failed     error         // the reader met a record it cannot read
+	parts      map[uint64]*partial
+	compacting bool
 }
 
 type partial struct {
-	next int
-	body []byte
+	first uint64 // log sequence of its first part
+	next  int
+	body  []byte
 }
 
 var _ store.Shared = (*Store)(nil)
@@ -89,17 +103,26 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store/jetstream: %w", err)
 	}
-	s := &Store{nc: nc, js: j, subject: cfg.Name + ".store.log", v: newView(), wake: make(chan struct{}), parts: map[uint64]*partial{}}
-	if s.stream, err = stream(ctx, j, js.StreamConfig{Name: cfg.Name + "_store", Subjects: []string{s.subject},
+	s := &Store{nc: nc, js: j, subject: cfg.Name + ".store.log", snapSubject: cfg.Name + ".store.snap",
+		v: newView(), wake: make(chan struct{}), parts: map[uint64]*partial{}, reload: make(chan struct{}, 1)}
+	switch {
+	case cfg.CompactAfter == 0:
+		s.compactAfter = 10000
+	case cfg.CompactAfter > 0:
+		s.compactAfter = uint64(cfg.CompactAfter)
+	}
+	if s.log, err = stream(ctx, j, js.StreamConfig{Name: cfg.Name + "_store", Subjects: []string{s.subject},
 		Storage: cfg.Storage, Replicas: cfg.Replicas, Discard: js.DiscardNew}); err != nil {
 		return nil, err
 	}
-	nodes, err := stream(ctx, j, js.StreamConfig{Name: cfg.Name + "_store_nodes", Subjects: []string{cfg.Name + ".store.node"},
-		Storage: cfg.Storage, Replicas: cfg.Replicas, MaxMsgs: 1})
-	if err != nil {
+	if s.snap, err = stream(ctx, j, js.StreamConfig{Name: cfg.Name + "_store_snap", Subjects: []string{s.snapSubject},
+		Storage: cfg.Storage, Replicas: cfg.Replicas}); err != nil {
 		return nil, err
 	}
-	_ = nodes
+	if _, err := stream(ctx, j, js.StreamConfig{Name: cfg.Name + "_store_nodes", Subjects: []string{cfg.Name + ".store.node"},
+		Storage: cfg.Storage, Replicas: cfg.Replicas, MaxMsgs: 1}); err != nil {
+		return nil, err
+	}
 	// The stream sequence of this open's message is its number: unique,
 	// without a compare-and-set loop.
 	ack, err := j.Publish(ctx, cfg.Name+".store.node", nil, js.WithExpectStream(cfg.Name+"_store_nodes"))
@@ -110,13 +133,13 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store/jetstream: store %q was opened %d times, more than its message id blocks allow: use a new Name", cfg.Name, ack.Sequence)
 	}
 	s.node = ack.Sequence
-	cons, err := s.stream.OrderedConsumer(ctx, js.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, fmt.Errorf("store/jetstream: reading stream %s: %w", cfg.Name+"_store", err)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.start(ctx); err != nil {
+		s.cancel()
+		return nil, err
 	}
-	if s.cc, err = cons.Consume(s.read); err != nil {
-		return nil, fmt.Errorf("store/jetstream: reading stream %s: %w", cfg.Name+"_store", err)
-	}
+	s.wg.Add(1)
+	go s.reloader()
 	if err := s.catchUp(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -169,29 +192,41 @@ func retryable(err error) bool {
 		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &ae) && ae.Code == 503)
 }
 
-// read applies one record of the log to the view, in stream order.
-func (s *Store) read(m js.Msg) {
+// read applies one record of the log to the view, in stream order, for
+// the consumer of generation gen.
+func (s *Store) read(gen int, m js.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
 		return
 	}
-	data := m.Data()
+	seq := md.Sequence.Stream
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.failed != nil {
+	if s.closed || s.failed != nil || gen != s.gen || seq <= s.applied {
 		return
 	}
-	if err := s.record(data); err != nil {
-		s.failed = fmt.Errorf("store/jetstream: record %d of the log: %w", md.Sequence.Stream, err)
+	if seq != s.applied+1 {
+		// Records are missing: another node compacted the log past this
+		// reader. Start again from the snapshot.
+		s.gen++
+		select {
+		case s.reload <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if err := s.record(seq, m.Data()); err != nil {
+		s.failed = fmt.Errorf("store/jetstream: record %d of the log: %w", seq, err)
 	}
 	s.v.saved = md.Timestamp
-	s.applied = md.Sequence.Stream
+	s.applied = seq
 	close(s.wake)
 	s.wake = make(chan struct{})
+	s.maybeCompact()
 }
 
-// record applies one record; s.mu is held.
-func (s *Store) record(data []byte) error {
+// record applies record seq; s.mu is held.
+func (s *Store) record(seq uint64, data []byte) error {
 	if len(data) == 0 {
 		return fmt.Errorf("%w: empty", errMalformed)
 	}
@@ -206,7 +241,7 @@ func (s *Store) record(data []byte) error {
 		}
 		p := s.parts[id]
 		if p == nil && i == 0 {
-			p = &partial{}
+			p = &partial{first: seq}
 			s.parts[id] = p
 		}
 		if p == nil || p.next != i {
@@ -235,7 +270,7 @@ func (s *Store) record(data []byte) error {
 // catchUp waits until the view holds every record the stream held when
 // it was called: what every Apply that returned before, on any node, wrote.
 func (s *Store) catchUp(ctx context.Context) error {
-	info, err := s.stream.Info(ctx)
+	info, err := s.log.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("store/jetstream: %w", err)
 	}
@@ -252,11 +287,36 @@ func (s *Store) catchUp(ctx context.Context) error {
 		case applied >= last:
 			return nil
 		}
+		stall := time.NewTimer(stallAfter)
 		select {
 		case <-wake:
+		case <-stall.C:
+			s.unstall(applied)
 		case <-ctx.Done():
+			stall.Stop()
 			return fmt.Errorf("store/jetstream: reading the log up to record %d (at %d): %w", last, applied, ctx.Err())
 		}
+		stall.Stop()
+	}
+}
+
+// stallAfter is how long catchUp waits for the reader to move before it
+// starts it again.
+const stallAfter = 2 * time.Second
+
+// unstall starts the reader again from the snapshot if it is still at
+// record applied: records it waits for never came (seen after the log was
+// purged under a reader that had fallen behind).
+func (s *Store) unstall(applied uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.applied != applied || s.closed {
+		return
+	}
+	s.gen++
+	select {
+	case s.reload <- struct{}{}:
+	default:
 	}
 }
 
@@ -303,7 +363,7 @@ func (s *Store) Apply(ctx context.Context, changes ...store.Change) error {
 }
 
 func (s *Store) publish(ctx context.Context, rec []byte) error {
-	if _, err := s.js.Publish(ctx, s.subject, rec, js.WithExpectStream(s.stream.CachedInfo().Config.Name)); err != nil {
+	if _, err := s.js.Publish(ctx, s.subject, rec, js.WithExpectStream(s.log.CachedInfo().Config.Name)); err != nil {
 		var ae *js.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode == 10047 || ae.ErrorCode == 10023 || ae.ErrorCode == js.JSErrCodeStreamMessageExceedsMaximum) {
 			// store failed (maximum bytes or messages), insufficient
@@ -353,8 +413,9 @@ func (s *Store) LoadSession(ctx context.Context, clientID string) (store.StoredS
 // no other node's ids meet its own.
 func (s *Store) MsgIDBase() uint64 { return s.node << blockBits }
 
-// Close implements store.Broker: it stops reading the log. Every Apply
-// that returned is kept by JetStream already. The connection stays open.
+// Close implements store.Broker: it stops reading the log and waits for
+// a compaction under way. Every Apply that returned is kept by JetStream
+// already. The connection stays open.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -364,14 +425,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	close(s.wake)
 	s.wake = make(chan struct{})
-	cc := s.cc
 	s.mu.Unlock()
-	if cc != nil {
-		cc.Stop()
-		select {
-		case <-cc.Closed():
-		case <-time.After(5 * time.Second):
-		}
-	}
+	s.cancel()
+	s.wg.Wait()
+	s.stopConsumer()
 	return nil
 }

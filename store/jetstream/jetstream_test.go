@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ternmq/tern/message"
 	"github.com/ternmq/tern/mqtttest"
 	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/store/memory"
 	"github.com/ternmq/tern/store/storetest"
 )
 
@@ -52,28 +54,34 @@ func open(t testing.TB, url, name string, replicas int) *Store {
 // runSuite runs storetest.RunBroker on the servers ss, each open
 // connecting to the next server in turn, so that a store is written
 // through one server and read again through another.
-func runSuite(t *testing.T, ss []*server.Server, replicas int) {
+func runSuite(t *testing.T, ss []*server.Server, replicas, compactAfter int) {
 	var turn atomic.Int64
 	storetest.RunBroker(t, storetest.BrokerConfig{
 		Open: func(t testing.TB, dir string) (store.Broker, error) {
 			s := ss[int(turn.Add(1))%len(ss)]
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			return Open(ctx, connect(t, s.ClientURL()), Config{Name: nameOf(dir), Replicas: replicas})
+			return Open(ctx, connect(t, s.ClientURL()), Config{Name: nameOf(dir), Replicas: replicas, CompactAfter: compactAfter})
 		},
 		Durable: true,
 	})
 }
 
 func TestConformance(t *testing.T) {
-	runSuite(t, []*server.Server{mqtttest.StartEmbeddedNATS(t)}, 1)
+	runSuite(t, []*server.Server{mqtttest.StartEmbeddedNATS(t)}, 1, 0)
+}
+
+// TestConformanceCompacting runs the suite with a snapshot every 40
+// records: every reopen starts from a snapshot and the log after it.
+func TestConformanceCompacting(t *testing.T) {
+	runSuite(t, []*server.Server{mqtttest.StartEmbeddedNATS(t)}, 1, 40)
 }
 
 func TestConformanceCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 3-server JetStream cluster: not in -short")
 	}
-	runSuite(t, mqtttest.StartEmbeddedNATSCluster(t, 3), 3)
+	runSuite(t, mqtttest.StartEmbeddedNATSCluster(t, 3), 3, 100)
 }
 
 // TestAcrossNodes: two stores on different servers of a cluster share
@@ -191,4 +199,143 @@ func TestConformanceDebian(t *testing.T) {
 		},
 		Durable: true,
 	})
+}
+
+// TestCompaction: two nodes write at once and both compact (a snapshot
+// every 10 records); the log is purged before the latest snapshot, and a
+// node opened afterwards, as well as the two writers, loads exactly what
+// a memory store given the same changes holds.
+func TestCompaction(t *testing.T) {
+	srv := mqtttest.StartEmbeddedNATS(t)
+	cfg := Config{Name: "compact", CompactAfter: 10}
+	ctx := context.Background()
+	opener := func() *Store {
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := Open(c, connect(t, srv.ClientURL()), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := opener(), opener()
+	model := memory.NewBroker()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for w, s := range []*Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range uint64(200) {
+				id := fmt.Sprintf("w%d-%d", w, i%5)
+				msgID := uint64(w)<<32 | (i + 1)
+				cs := []store.Change{
+					store.PutSession(id, store.SessionInfo{Expiry: uint32(i), Version: 5}),
+					store.Enqueue(id, store.Queued{Seq: i + 1, MsgID: msgID, Msg: storetest.FullMessage(msgID), QoS: 1}),
+					store.Retain(fmt.Sprintf("r/%d/%d", w, i%7), &message.Message{Topic: fmt.Sprintf("r/%d/%d", w, i%7), Payload: []byte{byte(i)}, Retain: true}),
+				}
+				if i >= 3 {
+					cs = append(cs, store.Dequeue(id, i-2), store.Sent(id, i, uint16(i)))
+				}
+				if err := s.Apply(ctx, cs...); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				model.Apply(ctx, cs...)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The log was compacted: its first record is past the start.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := a.log.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.FirstSeq > 100 {
+			sinfo, _ := a.snap.Info(ctx)
+			t.Logf("log: records %d..%d (%d kept); snapshot stream: %d messages", info.State.FirstSeq, info.State.LastSeq, info.State.Msgs, sinfo.State.Msgs)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log was not compacted: records %d..%d", info.State.FirstSeq, info.State.LastSeq)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want, _ := model.Load(ctx)
+	for name, s := range map[string]*Store{"a": a, "b": b, "new": opener()} {
+		got, err := s.Load(ctx)
+		if err != nil {
+			t.Fatalf("%s: Load: %v", name, err)
+		}
+		if d := storetest.DiffBrokerState(got, want); d != "" {
+			t.Fatalf("%s: Load: %s", name, d)
+		}
+	}
+}
+
+// TestReloadAfterPurge: a node whose reader lags while another node
+// compacts the log past it finds records missing and starts again from
+// the snapshot, and then loads the whole state.
+func TestReloadAfterPurge(t *testing.T) {
+	srv := mqtttest.StartEmbeddedNATS(t)
+	ctx := context.Background()
+	x := open(t, srv.ClientURL(), "lag", 1)
+	defer x.Close()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	y, err := Open(c, connect(t, srv.ClientURL()), Config{Name: "lag", CompactAfter: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	model := memory.NewBroker()
+	x.mu.Lock() // x's reader waits
+	for i := range uint64(1500) {
+		cs := []store.Change{store.Retain(fmt.Sprint("r/", i%20), &message.Message{Topic: fmt.Sprint("r/", i%20), Payload: []byte(fmt.Sprint(i)), Retain: true}),
+			store.Enqueue("s", store.Queued{Seq: i + 1, MsgID: i + 1, Msg: storetest.FullMessage(i), QoS: 1})}
+		if i > 0 {
+			cs = append(cs, store.Dequeue("s", i))
+		}
+		if err := y.Apply(ctx, cs...); err != nil {
+			x.mu.Unlock()
+			t.Fatal(err)
+		}
+		model.Apply(ctx, cs...)
+	}
+	for {
+		info, err := y.log.Info(ctx)
+		if err != nil {
+			x.mu.Unlock()
+			t.Fatal(err)
+		}
+		if info.State.FirstSeq > 1000 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	x.mu.Unlock()
+	want, _ := model.Load(ctx)
+	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer lcancel()
+	got, err := x.Load(lctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := storetest.DiffBrokerState(got, want); d != "" {
+		t.Fatalf("Load on the lagging node: %s", d)
+	}
+	x.mu.Lock()
+	gen := x.gen
+	x.mu.Unlock()
+	t.Logf("reader generation %d (1: never reloaded)", gen)
 }
