@@ -54,11 +54,7 @@ func (s *Store) start(ctx context.Context) error {
 	s.v, s.applied, s.base = v, S, S
 	clear(s.parts)
 	s.mu.Unlock()
-	cons, err := s.log.OrderedConsumer(ctx, js.OrderedConsumerConfig{DeliverPolicy: js.DeliverByStartSequencePolicy, OptStartSeq: S + 1})
-	if err != nil {
-		return fmt.Errorf("store/jetstream: reading the log: %w", err)
-	}
-	cc, err := cons.Consume(func(m js.Msg) { s.read(gen, m) })
+	cc, err := s.consume(ctx, S+1, gen)
 	if err != nil {
 		return fmt.Errorf("store/jetstream: reading the log: %w", err)
 	}
@@ -71,6 +67,33 @@ func (s *Store) start(ctx context.Context) error {
 		return store.ErrClosed
 	}
 	return nil
+}
+
+// consume starts an ordered consumer of the log from record from, for the
+// reader of generation gen. A JetStream cluster with a server down now
+// and then leaves a consumer's creation unanswered: each attempt has its
+// own deadline.
+func (s *Store) consume(ctx context.Context, from uint64, gen int) (js.ConsumeContext, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		cons, err := s.log.OrderedConsumer(actx, js.OrderedConsumerConfig{DeliverPolicy: js.DeliverByStartSequencePolicy, OptStartSeq: from})
+		var cc js.ConsumeContext
+		if err == nil {
+			cc, err = cons.Consume(func(m js.Msg) { s.read(gen, m) })
+		}
+		cancel()
+		if err == nil {
+			return cc, nil
+		}
+		if ctx.Err() != nil || !retryable(err) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // stopConsumer stops the log's consumer and waits for it.

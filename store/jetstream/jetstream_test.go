@@ -48,6 +48,7 @@ func open(t testing.TB, url, name string, replicas int) *Store {
 	if err != nil {
 		t.Fatalf("Open(%s): %v", name, err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -338,4 +339,66 @@ func TestReloadAfterPurge(t *testing.T) {
 	gen := x.gen
 	x.mu.Unlock()
 	t.Logf("reader generation %d (1: never reloaded)", gen)
+}
+
+// TestKillServer: on three of Debian's nats-server (R3), a node writes
+// batches while the server it is connected to is killed (SIGKILL); it
+// reconnects to another and goes on. Every batch whose Apply returned nil
+// is in the state another node loads, and in a store opened afterwards.
+func TestKillServer(t *testing.T) {
+	c := mqtttest.StartNATSCluster(t, 3, mqtttest.NATSServerOptions{})
+	ctx := context.Background()
+	// a prefers the first server, b uses the second only.
+	nc, err := nats.Connect(c.URL(), nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		nats.ReconnectBufSize(-1), nats.Timeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	a, err := Open(octx, nc, Config{Name: "kill", Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := open(t, c.Servers[1].URL, "kill", 3)
+	defer b.Close()
+	const n = 300
+	acked, failed := 0, 0
+	for i := range n {
+		if i == n/3 {
+			c.Servers[0].Kill()
+		}
+		m := &message.Message{Topic: fmt.Sprint("k/", i), Payload: []byte(fmt.Sprint(i)), Retain: true}
+		for attempt := 0; ; attempt++ {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := a.Apply(actx, store.Retain(m.Topic, m))
+			cancel()
+			if err == nil {
+				acked++
+				break
+			}
+			failed++
+			if attempt == 200 {
+				t.Fatalf("batch %d: Apply failed 200 times, the last: %v", i, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("%d batches acknowledged, %d Apply calls failed while the server was down", acked, failed)
+	check := func(name string, s *Store) {
+		t.Helper()
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		st, err := s.Load(lctx)
+		if err != nil {
+			t.Fatalf("%s: Load: %v", name, err)
+		}
+		if len(st.Retained) != n {
+			t.Fatalf("%s: %d retained messages, want %d", name, len(st.Retained), n)
+		}
+	}
+	check("the other node", b)
+	check("a node opened afterwards", open(t, c.Servers[2].URL, "kill", 3))
 }
