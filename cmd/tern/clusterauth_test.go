@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/ternmq/tern/internal/testpki"
 	"github.com/ternmq/tern/mqtttest"
@@ -123,5 +125,72 @@ func TestBrokerClusterAuthBadConfig(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, stderr lacks %q:\n%s", tc.conf, code, tc.want, errOut)
 		}
+	}
+}
+
+// operatorConf writes a user's credentials file and returns the
+// nats-server configuration of operator mode (an operator, a system
+// account and an account with JetStream, in a memory resolver) that
+// accepts it.
+func operatorConf(t *testing.T) (conf, creds string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	op, err := nkeys.CreateOperator()
+	must(err)
+	opPub, _ := op.PublicKey()
+	opJWT, err := jwt.NewOperatorClaims(opPub).Encode(op)
+	must(err)
+	account := func(js bool) (nkeys.KeyPair, string, string) {
+		kp, err := nkeys.CreateAccount()
+		must(err)
+		pub, _ := kp.PublicKey()
+		ac := jwt.NewAccountClaims(pub)
+		if js {
+			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+		}
+		enc, err := ac.Encode(op)
+		must(err)
+		return kp, pub, enc
+	}
+	_, sysPub, sysJWT := account(false)
+	acc, accPub, accJWT := account(true)
+	user, err := nkeys.CreateUser()
+	must(err)
+	userPub, _ := user.PublicKey()
+	userJWT, err := jwt.NewUserClaims(userPub).Encode(acc)
+	must(err)
+	seed, _ := user.Seed()
+	file, err := jwt.FormatUserConfig(userJWT, seed)
+	must(err)
+	creds = writeFile(t, "tern.creds", string(file))
+	conf = fmt.Sprintf("operator: %q\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n  %s: %q\n  %s: %q\n}\n",
+		opJWT, sysPub, sysPub, sysJWT, accPub, accJWT)
+	return conf, creds
+}
+
+// TestBrokerClusterNATSCreds: three brokers on Debian's nats-server in
+// operator mode, logging in with a credentials file (user JWT and NKey
+// seed).
+func TestBrokerClusterNATSCreds(t *testing.T) {
+	conf, creds := operatorConf(t)
+	s := mqtttest.StartNATSServer(t, mqtttest.NATSServerOptions{Config: conf, ConnectOptions: []nats.Option{nats.UserCredentials(creds)}})
+	var nodes []*brokerProc
+	for i := range 3 {
+		cfg := writeFile(t, fmt.Sprint("n", i, ".yaml"), fmt.Sprintf("cluster:\n  url: %s\n  node: node%d\n  creds_file: %s\n", s.URL, i+1, creds))
+		nodes = append(nodes, launchBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "-c", cfg))
+	}
+	for i, n := range nodes {
+		n.waitLog(fmt.Sprintf(`msg="joined the back plane" .*node=node%d`, i+1))
+	}
+	testThreeNodes(t, nodes)
+	// Without the credentials: refused, and the broker says so.
+	_, errOut, code := runTern(t, "", "broker", "--in-memory", "--listen", "tcp://127.0.0.1:0", "--cluster", s.URL)
+	if code == 0 || !strings.Contains(strings.ToLower(errOut), "authorization") {
+		t.Errorf("without credentials: exit %d, stderr:\n%s", code, errOut)
 	}
 }
