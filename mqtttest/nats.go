@@ -1,6 +1,7 @@
 package mqtttest
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"testing"
@@ -71,8 +72,8 @@ func WaitJetStreamCluster(t testing.TB, ss []*server.Server) {
 			leader = leader || s.JetStreamIsLeader()
 			ready = ready && s.NumRoutes() >= len(ss)-1 && s.JetStreamIsCurrent()
 		}
-		if leader && ready {
-			return
+		if leader && ready && placeStream(context.Background(), ss[0].ClientURL(), min(len(ss), 3), nil) == nil {
+			return // and the leader knows enough servers to place replicas
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -251,5 +251,38 @@ func StartNATSCluster(t testing.TB, n int, opts NATSServerOptions) *NATSCluster 
 			}
 		}
 	}
-	return c
+	// JetStream answers before its leader knows every server: wait until
+	// a stream of min(n, 3) replicas can be placed.
+	for {
+		err := placeStream(ctx, c.Servers[0].URL, min(n, 3), opts.ConnectOptions)
+		if err == nil {
+			return c
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("mqtttest: StartNATSCluster: no stream of %d replicas can be made: %v\n%s", min(n, 3), err, c.Servers[0].Log())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// placeStream makes a stream of the given replicas through the server at
+// url and deletes it.
+func placeStream(ctx context.Context, url string, replicas int, opts []nats.Option) error {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Timeout(time.Second), nats.MaxReconnects(0)}, opts...)...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	j, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := j.CreateStream(actx, jetstream.StreamConfig{Name: "mqtttest_ready", Subjects: []string{"mqtttest.ready"},
+		Storage: jetstream.MemoryStorage, Replicas: replicas}); err != nil {
+		return err
+	}
+	return j.DeleteStream(actx, "mqtttest_ready")
 }

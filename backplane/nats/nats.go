@@ -227,12 +227,14 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 const bucketAttempt = 2 * time.Second
 
 // retryable reports whether a JetStream request may succeed if made
-// again: it got no answer, or JetStream was between leaders.
+// again: it got no answer, JetStream was between leaders, or it did not
+// know enough servers yet to place the replicas (10005, no suitable peers:
+// seen just after a cluster started).
 func retryable(err error) bool {
 	var ae *jetstream.APIError
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
-		(errors.As(err, &ae) && ae.Code == 503)
+		(errors.As(err, &ae) && (ae.Code == 503 || ae.ErrorCode == 10005))
 }
 
 func openBucketOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {

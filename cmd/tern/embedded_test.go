@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +35,44 @@ func TestBrokerEmbeddedNATS(t *testing.T) {
 		n.waitLog(`msg="JetStream ready" .*servers=3`)
 	}
 	testThreeNodes(t, nodes)
+
+	// kill -9 of node 2 and its NATS server: JetStream keeps a quorum of
+	// two, and node 1 and node 3 go on, retained messages included.
+	nodes[1].signal(syscall.SIGKILL)
+	err := <-nodes[1].done
+	nodes[1].done <- err
+	host, port, _ := net.SplitHostPort(nodes[0].addr())
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		// The retained message may be refused while JetStream moves the
+		// leaders the dead server held: publish until it is taken.
+		out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-q", "1", "-t", "emb/after", "-m", fmt.Sprint("after ", i), "-r")
+		if code != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("with node 2 dead, tern pub on node 1: exit %d %s%s", code, out, errOut)
+			}
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		// CONNECT and the retained messages wait on JetStream too, so
+		// a refusal or a timeout is tried again.
+		sub := mqtttest.DialRaw(t, nodes[2].addr(), packet.V311)
+		sub.Send(&packet.Connect{ClientID: fmt.Sprint("after", i), CleanStart: true, KeepAlive: 60})
+		got, rerr := sub.RecvTimeout(10 * time.Second)
+		if ack, ok := got.(*packet.Connack); rerr == nil && ok && ack.ReasonCode == 0 {
+			sub.Send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "emb/after"}}})
+			if got, rerr = sub.RecvTimeout(10 * time.Second); rerr == nil {
+				got, rerr = sub.RecvTimeout(10 * time.Second) // after the SUBACK
+			}
+		}
+		sub.Close()
+		if p, ok := got.(*packet.Publish); rerr == nil && ok && p.Retain && strings.HasPrefix(string(p.Payload), "after ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with node 2 dead, a retained message set on node 1 never reached node 3: got %v %v", got, rerr)
+		}
+	}
 }
 
 // testThreeNodes: publish on node 1 reaches a subscriber on node 3 (QoS

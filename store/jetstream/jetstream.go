@@ -185,11 +185,13 @@ func streamOnce(ctx context.Context, j js.JetStream, cfg js.StreamConfig) (js.St
 }
 
 // retryable reports whether a JetStream request may succeed if made
-// again: it got no answer, or JetStream was between leaders.
+// again: it got no answer, JetStream was between leaders, or it did not
+// know enough servers yet to place the replicas (10005, no suitable peers:
+// seen just after a cluster started).
 func retryable(err error) bool {
 	var ae *js.APIError
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &ae) && ae.Code == 503)
+		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &ae) && (ae.Code == 503 || ae.ErrorCode == 10005))
 }
 
 // read applies one record of the log to the view, in stream order, for
