@@ -402,3 +402,46 @@ func TestKillServer(t *testing.T) {
 	check("the other node", b)
 	check("a node opened afterwards", open(t, c.Servers[2].URL, "kill", 3))
 }
+
+// TestServerRestart: Debian's nats-server is killed and started again
+// (same port, same store directory) under an open store: the store's
+// connection comes back, its reader goes on, and a Load after new Applies
+// sees everything acknowledged before and after.
+func TestServerRestart(t *testing.T) {
+	s := mqtttest.StartNATSServer(t, mqtttest.NATSServerOptions{})
+	ctx := context.Background()
+	st := open(t, s.URL, "restart", 1)
+	apply := func(i int) {
+		t.Helper()
+		m := &message.Message{Topic: fmt.Sprint("k/", i), Payload: []byte("v"), Retain: true}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := st.Apply(actx, store.Retain(m.Topic, m), store.Enqueue("c", store.Queued{Seq: uint64(i + 1), MsgID: uint64(i + 1), Msg: m, QoS: 1}))
+			cancel()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Apply %d after the restart: %v", i, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for i := range 50 {
+		apply(i)
+	}
+	s.Restart()
+	for i := 50; i < 100; i++ {
+		apply(i)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	got, err := st.Load(lctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Retained) != 100 || len(got.Sessions) != 1 || len(got.Sessions[0].Queue) != 100 {
+		t.Fatalf("after the restart: %d retained, sessions %v", len(got.Retained), got.Sessions)
+	}
+}
