@@ -166,13 +166,23 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	}
 	// A heartbeat younger than the lease (by this machine's clock: a guard
 	// against a configuration mistake, not a lock) means the ID is in use.
-	if e, err := n.kvNode.Get(ctx, kvToken(bc.ID)); err == nil && time.Since(e.Created()) < bc.Lease {
+	var e jetstream.KeyValueEntry
+	if err := retry(ctx, func(ctx context.Context) (err error) {
+		e, err = n.kvNode.Get(ctx, kvToken(bc.ID))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	}); err == nil && e != nil && time.Since(e.Created()) < bc.Lease {
 		return nil, fmt.Errorf("backplane/nats: node ID %q is live in cluster %q: give each node its own ID", bc.ID, cfg.Prefix)
 	}
 	if n.ctl, err = nc.ChanSubscribe(n.p+".ctl."+kvToken(bc.ID), n.ch); err != nil {
 		return nil, backplane.Unreachable("subscribe", err)
 	}
-	if _, err := n.kvNode.Put(ctx, kvToken(bc.ID), []byte(bc.ID)); err != nil {
+	if err := retry(ctx, func(ctx context.Context) error {
+		_, err := n.kvNode.Put(ctx, kvToken(bc.ID), []byte(bc.ID))
+		return err
+	}); err != nil {
 		_ = n.ctl.Unsubscribe()
 		return nil, backplane.Unreachable("heartbeat", err)
 	}
@@ -201,6 +211,24 @@ func (n *Node) buckets(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// retry calls f until it succeeds, fails for good or ctx ends, each call
+// with its own deadline (see openBucket).
+func retry(ctx context.Context, f func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, bucketAttempt)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // openBucket opens the bucket of cfg, creating it if it is missing. Not
 // CreateOrUpdateKeyValue: an update is not needed, and may stall. Nodes
 // that start together each create the bucket, and in a JetStream cluster
@@ -208,19 +236,12 @@ func (n *Node) buckets(ctx context.Context, cfg Config) error {
 // servers and three nodes at once): each attempt has its own deadline and
 // the next one finds the bucket.
 func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, bucketAttempt)
-		h, err := openBucketOnce(actx, js, cfg)
-		cancel()
-		if err == nil || ctx.Err() != nil || !retryable(err) {
-			return h, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	var h jetstream.KeyValue
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		h, err = openBucketOnce(ctx, js, cfg)
+		return err
+	})
+	return h, err
 }
 
 // bucketAttempt bounds one attempt of openBucket.
