@@ -73,6 +73,7 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		var nc *natsgo.Conn
 		servers := c.Cluster.URL
 		auth, err := c.natsAuth(u.Hostname(), u.Scheme == "tls") // clusterauth.go
+		replicas := c.Cluster.Replicas
 		if err != nil {
 			return closeClient, err
 		}
@@ -86,7 +87,7 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 				return nil, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, backplane.Unreachable("connect", err))
 			}
 			cfg.ID = node
-			n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg})
+			n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg, Replicas: replicas})
 			if err != nil {
 				nc.Close()
 				nc = nil

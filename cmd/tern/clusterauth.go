@@ -71,6 +71,9 @@ func (c *brokerConfig) redisAuth(opts *goredis.Options, host string) error {
 		}
 		return fmt.Errorf("%s is for NATS: Redis logs in with cluster.user and cluster.password", c.where(k))
 	}
+	if c.Cluster.Replicas != 0 {
+		return fmt.Errorf("%s is for NATS: Redis keeps one copy (replicate it with Redis's own replication)", c.where("cluster.replicas"))
+	}
 	if c.Cluster.User != "" {
 		opts.Username = c.Cluster.User
 	}

@@ -119,6 +119,7 @@ func TestBrokerClusterAuthBadConfig(t *testing.T) {
 		{"cluster:\n  url: nats://127.0.0.1:1\n  tls:\n    cert_file: /x.pem\n", "cluster.tls.key_file"},
 		{"cluster:\n  url: nats://127.0.0.1:1\n  tls:\n    ca_file: /nonexistent.pem\n", "cluster.tls.ca_file"},
 		{"cluster:\n  user: u\n", "but no cluster"},
+		{"cluster:\n  url: redis://127.0.0.1:1\n  replicas: 3\n", "cluster.replicas is for NATS"},
 		{"cluster:\n  user: u\n  embedded:\n    listen: 127.0.0.1:0\n", "embedded NATS server's routes"},
 	} {
 		_, errOut, code := runTern(t, "", "broker", "--in-memory", "--listen", "tcp://127.0.0.1:0", "-c", writeFile(t, "c.yaml", tc.conf))

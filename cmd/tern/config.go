@@ -100,9 +100,9 @@ type brokerConfig struct {
 		// The engine's credentials and TLS (clusterauth.go).
 		User, Password, Token, CredsFile string
 		TLS                              struct{ CAFile, CertFile, KeyFile string }
+		Replicas                         int      // of the NATS back plane's buckets
 		Embedded                         struct { // embedded.go
 			Listen, Routes, ClientListen, JetStreamDir string
-			Replicas                                   int
 		}
 	}
 
@@ -306,6 +306,9 @@ var keys = []*key{
 	{path: "cluster.creds_file", kind: kPath, flag: "cluster-creds", example: "/etc/tern/tern.creds",
 		doc: "NATS: a credentials file (user JWT and NKey seed, as nsc writes it)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.CredsFile }},
+	{path: "cluster.replicas", kind: kInt, flag: "cluster-replicas", example: "3", ranged: true, min: 0, max: 5,
+		doc: "NATS: copies of the back plane's JetStream buckets, 1 to 5 (default: 1; with cluster.embedded 3 if it has routes, and the node waits at start for this many servers)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Replicas }},
 	{path: "cluster.tls", kind: kSection},
 	{path: "cluster.tls.ca_file", kind: kPath, flag: "cluster-ca", example: "/etc/tern/engine-ca.pem",
 		doc: "TLS to the engine, checked against these CA certificates (PEM); any cluster.tls key turns TLS on (rediss:// or tls:// with the system's CAs)",
@@ -329,9 +332,6 @@ var keys = []*key{
 	{path: "cluster.embedded.jetstream_dir", kind: kPath, flag: "cluster-dir", example: "/srv/nats",
 		doc: "JetStream's storage directory (default: nats in the data directory; with --in-memory a temporary one)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.JetStreamDir }},
-	{path: "cluster.embedded.replicas", kind: kInt, flag: "cluster-replicas", example: "3", ranged: true, min: 0, max: 5,
-		doc: "copies of the cluster's JetStream data, 1 to 5; the node waits at start for this many servers (default: 3 with routes, 1 without)",
-		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.Replicas }},
 }
 
 // sharedStrategies lists the names of broker.SharedStrategy values.

@@ -90,7 +90,7 @@ func (c *brokerConfig) embeddedOptions(node string) (*server.Options, int, error
 		}
 		o.Routes = append(o.Routes, u)
 	}
-	replicas := e.Replicas
+	replicas := c.Cluster.Replicas
 	if replicas == 0 {
 		replicas = 1
 		if len(o.Routes) > 0 {
@@ -222,7 +222,7 @@ func waitJetStream(s *server.Server, replicas int, log *slog.Logger) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the embedded NATS server saw %d of the %d JetStream servers it needs after %v: start the other nodes, check that their cluster.embedded.listen addresses are reachable from here, or lower cluster.embedded.replicas", peers, replicas, embeddedWait)
+			return fmt.Errorf("the embedded NATS server saw %d of the %d JetStream servers it needs after %v: start the other nodes, check that their cluster.embedded.listen addresses are reachable from here, or lower cluster.replicas (--cluster-replicas)", peers, replicas, embeddedWait)
 		}
 		if time.Now().After(next) {
 			log.Info("waiting for the other nodes' NATS servers (JetStream needs them)", "servers", peers, "need", replicas, "routes", s.NumRoutes())

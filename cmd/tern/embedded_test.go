@@ -150,14 +150,14 @@ func TestBrokerEmbeddedBadConfig(t *testing.T) {
 
 // TestBrokerClusterDebianNATS runs three tern broker processes, each
 // connected to another server of an external cluster of three of
-// Debian's nats-server: publish on node 1 reaches a subscriber on node 3,
+// Debian's nats-server, the back plane's buckets in 3 replicas: publish on node 1 reaches a subscriber on node 3,
 // a retained message set on node 1 is seen on node 2.
 func TestBrokerClusterDebianNATS(t *testing.T) {
 	c := mqtttest.StartNATSCluster(t, 3, mqtttest.NATSServerOptions{})
 	var nodes []*brokerProc
 	for i, s := range c.Servers {
 		nodes = append(nodes, launchBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory",
-			"--node", fmt.Sprint("node", i+1), "--cluster", s.URL))
+			"--node", fmt.Sprint("node", i+1), "--cluster", s.URL, "--cluster-replicas", "3"))
 	}
 	for i, n := range nodes {
 		n.waitLog(fmt.Sprintf(`msg="joined the back plane" .*node=node%d`, i+1))
