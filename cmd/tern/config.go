@@ -307,7 +307,7 @@ var keys = []*key{
 		doc: "NATS: a credentials file (user JWT and NKey seed, as nsc writes it)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.CredsFile }},
 	{path: "cluster.replicas", kind: kInt, flag: "cluster-replicas", example: "3", ranged: true, min: 0, max: 5,
-		doc: "NATS: copies of the back plane's JetStream buckets, 1 to 5 (default: 1; with cluster.embedded 3 if it has routes, and the node waits at start for this many servers)",
+		doc: "NATS: copies of the back plane's JetStream buckets, 1 to 5 (default: 1; with cluster.embedded 3, and the node waits at start for this many servers)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Replicas }},
 	{path: "cluster.tls", kind: kSection},
 	{path: "cluster.tls.ca_file", kind: kPath, flag: "cluster-ca", example: "/etc/tern/engine-ca.pem",

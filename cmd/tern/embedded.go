@@ -90,12 +90,13 @@ func (c *brokerConfig) embeddedOptions(node string) (*server.Options, int, error
 		}
 		o.Routes = append(o.Routes, u)
 	}
+	if len(o.Routes) == 0 {
+		// nats-server runs no clustered JetStream without routes.
+		return nil, 0, fmt.Errorf("%s is empty: the embedded NATS server forms a cluster with the other nodes' servers: set cluster.embedded.routes (--cluster-peers nats://host:port,...) to their cluster.embedded.listen addresses", c.where("cluster.embedded.routes"))
+	}
 	replicas := c.Cluster.Replicas
 	if replicas == 0 {
-		replicas = 1
-		if len(o.Routes) > 0 {
-			replicas = 3
-		}
+		replicas = 3
 	}
 	o.StoreDir = e.JetStreamDir
 	return o, replicas, nil
@@ -165,7 +166,7 @@ func (st *brokerSetup) setEmbedded() (closeAll func(), err error) {
 	s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		stop()
-		return closeAll, fmt.Errorf("%s %s: the embedded NATS server did not start in 10s (is the port in use?)", c.where("cluster.embedded.listen"), c.Cluster.Embedded.Listen)
+		return closeAll, fmt.Errorf("%s %s: the embedded NATS server did not start in 10s (its log above says why: is the port in use?)", c.where("cluster.embedded.listen"), c.Cluster.Embedded.Listen)
 	}
 	log.Info("embedded NATS server started", "name", o.ServerName, "routes_listen", s.ClusterAddr(), "routes", len(o.Routes),
 		"client_listen", c.Cluster.Embedded.ClientListen, "jetstream_dir", o.StoreDir, "replicas", replicas)

@@ -131,6 +131,7 @@ func TestBrokerEmbeddedBadConfig(t *testing.T) {
 		{[]string{"--cluster-listen", "127.0.0.1:0", "--cluster-peers", "http://x:1"}, []string{"--cluster-peers", "nats://host:port"}},
 		{[]string{"--cluster-listen", "127.0.0.1:0", "--cluster", "redis://127.0.0.1:1"}, []string{"--cluster", "nats-embedded"}},
 		{[]string{"--cluster", "nats-embedded"}, []string{"--cluster-listen"}},
+		{[]string{"--cluster-listen", "127.0.0.1:0"}, []string{"--cluster-peers", "is empty"}},
 		{[]string{"--cluster-listen", "127.0.0.1:0", "--cluster-replicas", "9"}, []string{"cluster-replicas", "0..5"}},
 	} {
 		args := append([]string{"broker", "--in-memory", "--listen", "tcp://127.0.0.1:0"}, tc.args...)
