@@ -41,26 +41,34 @@ func TestBrokerEmbeddedNATS(t *testing.T) {
 	nodes[1].signal(syscall.SIGKILL)
 	err := <-nodes[1].done
 	nodes[1].done <- err
-	host, port, _ := net.SplitHostPort(nodes[0].addr())
+	retainedAcross(t, nodes[0], nodes[2], "emb/after")
+}
+
+// retainedAcross sets a retained message on topic through node from and
+// waits (30s) until a new subscriber on node to gets it: publishing again
+// while the engine moves its leaders after a failure.
+func retainedAcross(t *testing.T, from, to *brokerProc, topic string) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(from.addr())
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
 		// The retained message may be refused while JetStream moves the
 		// leaders the dead server held: publish until it is taken.
-		out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-q", "1", "-t", "emb/after", "-m", fmt.Sprint("after ", i), "-r")
+		out, errOut, code := runTern(t, "", "pub", "-h", host, "-p", port, "-q", "1", "-t", topic, "-m", fmt.Sprint("after ", i), "-r")
 		if code != 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("with node 2 dead, tern pub on node 1: exit %d %s%s", code, out, errOut)
+				t.Fatalf("after the failure, tern pub: exit %d %s%s", code, out, errOut)
 			}
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
 		// CONNECT and the retained messages wait on JetStream too, so
 		// a refusal or a timeout is tried again.
-		sub := mqtttest.DialRaw(t, nodes[2].addr(), packet.V311)
+		sub := mqtttest.DialRaw(t, to.addr(), packet.V311)
 		sub.Send(&packet.Connect{ClientID: fmt.Sprint("after", i), CleanStart: true, KeepAlive: 60})
 		got, rerr := sub.RecvTimeout(10 * time.Second)
 		if ack, ok := got.(*packet.Connack); rerr == nil && ok && ack.ReasonCode == 0 {
-			sub.Send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "emb/after"}}})
+			sub.Send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: topic}}})
 			if got, rerr = sub.RecvTimeout(10 * time.Second); rerr == nil {
 				got, rerr = sub.RecvTimeout(10 * time.Second) // after the SUBACK
 			}
@@ -70,7 +78,7 @@ func TestBrokerEmbeddedNATS(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("with node 2 dead, a retained message set on node 1 never reached node 3: got %v %v", got, rerr)
+			t.Fatalf("after the failure, a retained message never reached the other node: got %v %v", got, rerr)
 		}
 	}
 }
@@ -164,4 +172,29 @@ func TestBrokerClusterDebianNATS(t *testing.T) {
 		n.waitLog(fmt.Sprintf(`msg="joined the back plane" .*node=node%d`, i+1))
 	}
 	testThreeNodes(t, nodes)
+}
+
+// TestBrokerClusterDebianNATSServerKilled: three brokers, each given all
+// three of Debian's nats-server (R3 buckets; nats.go picks one of them at
+// random); when one server is killed (SIGKILL), the brokers on it fail
+// over to another, and a retained message set on one node reaches a new
+// subscriber on another.
+func TestBrokerClusterDebianNATSServerKilled(t *testing.T) {
+	c := mqtttest.StartNATSCluster(t, 3, mqtttest.NATSServerOptions{})
+	var nodes []*brokerProc
+	for i := range c.Servers {
+		var urls []string
+		for k := range c.Servers {
+			urls = append(urls, c.Servers[(i+k)%3].URL)
+		}
+		nodes = append(nodes, launchBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory",
+			"--node", fmt.Sprint("node", i+1), "--cluster", strings.Join(urls, ","), "--cluster-replicas", "3"))
+	}
+	for i, n := range nodes {
+		n.waitLog(fmt.Sprintf(`msg="joined the back plane" .*node=node%d`, i+1))
+	}
+	retainedAcross(t, nodes[0], nodes[2], "kill/before")
+	c.Servers[0].Kill()
+	retainedAcross(t, nodes[0], nodes[2], "kill/after")
+	retainedAcross(t, nodes[1], nodes[0], "kill/after2")
 }
