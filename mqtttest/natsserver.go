@@ -222,9 +222,23 @@ func StartNATSCluster(t testing.TB, n int, opts NATSServerOptions) *NATSCluster 
 	}
 	c := &NATSCluster{}
 	var routes []string
+	used := map[string]bool{}
+	fresh := func() string { // FreeAddr twice may give one port
+		for {
+			if a := FreeAddr(t); !used[a] {
+				used[a] = true
+				return a
+			}
+		}
+	}
 	for i := range n {
 		s := newNATSServer(t, opts, "n"+strconv.Itoa(i+1))
-		s.ClusterAddr = FreeAddr(t)
+		if used[s.Addr] {
+			s.Addr = fresh()
+			s.URL = "nats://" + s.Addr
+		}
+		used[s.Addr] = true
+		s.ClusterAddr = fresh()
 		routes = append(routes, fmt.Sprintf("%q", "nats://"+s.ClusterAddr))
 		c.Servers = append(c.Servers, s)
 	}

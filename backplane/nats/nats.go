@@ -511,19 +511,25 @@ func (n *Node) MatchRetained(ctx context.Context, filter string) ([]*message.Mes
 // scan calls fn for the current value of every key of kv matching filters,
 // once per key. One watch per filter: a watch of several (a consumer with
 // filter_subjects) needs nats-server 2.10, and Debian ships 2.9.
+//
+// Each filter's watch has its own deadline and is tried again: with a
+// server of a JetStream cluster killed, a watch's consumer creation now and
+// then gets no answer.
 func (n *Node) scan(ctx context.Context, kv jetstream.KeyValue, filters []string, fn func(jetstream.KeyValueEntry)) error {
-	if len(filters) == 1 {
-		return n.scan1(ctx, kv, filters[0], fn)
-	}
 	seen := map[string]bool{}
 	for _, f := range filters {
-		if err := n.scan1(ctx, kv, f, func(e jetstream.KeyValueEntry) {
+		var got []jetstream.KeyValueEntry
+		if err := retry(ctx, func(ctx context.Context) error {
+			got = got[:0]
+			return n.scan1(ctx, kv, f, func(e jetstream.KeyValueEntry) { got = append(got, e) })
+		}); err != nil {
+			return err
+		}
+		for _, e := range got {
 			if !seen[e.Key()] {
 				seen[e.Key()] = true
 				fn(e)
 			}
-		}); err != nil {
-			return err
 		}
 	}
 	return nil

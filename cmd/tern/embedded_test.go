@@ -173,3 +173,28 @@ func TestBrokerClusterDebianNATS(t *testing.T) {
 	}
 	testThreeNodes(t, nodes)
 }
+
+// TestBrokerClusterDebianNATSServerKilled: three brokers, each given all
+// three of Debian's nats-server (R3 buckets; nats.go picks one of them at
+// random); when one server is killed (SIGKILL), the brokers on it fail
+// over to another, and a retained message set on one node reaches a new
+// subscriber on another.
+func TestBrokerClusterDebianNATSServerKilled(t *testing.T) {
+	c := mqtttest.StartNATSCluster(t, 3, mqtttest.NATSServerOptions{})
+	var nodes []*brokerProc
+	for i := range c.Servers {
+		var urls []string
+		for k := range c.Servers {
+			urls = append(urls, c.Servers[(i+k)%3].URL)
+		}
+		nodes = append(nodes, launchBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory",
+			"--node", fmt.Sprint("node", i+1), "--cluster", strings.Join(urls, ","), "--cluster-replicas", "3"))
+	}
+	for i, n := range nodes {
+		n.waitLog(fmt.Sprintf(`msg="joined the back plane" .*node=node%d`, i+1))
+	}
+	retainedAcross(t, nodes[0], nodes[2], "kill/before")
+	c.Servers[0].Kill()
+	retainedAcross(t, nodes[0], nodes[2], "kill/after")
+	retainedAcross(t, nodes[1], nodes[0], "kill/after2")
+}
