@@ -248,7 +248,10 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	if n.ctl, err = nc.ChanSubscribe(n.p+".ctl."+kvToken(bc.ID), n.ch); err != nil {
 		return fail(backplane.Unreachable("subscribe", err))
 	}
-	if _, err := n.kvNode.Put(ctx, kvToken(bc.ID), []byte(bc.ID)); err != nil {
+	if err := retry(ctx, func(ctx context.Context) error {
+		_, err := n.kvNode.Put(ctx, kvToken(bc.ID), []byte(bc.ID))
+		return err
+	}); err != nil {
 		_ = n.ctl.Unsubscribe()
 		return fail(backplane.Unreachable("heartbeat", err))
 	}
@@ -266,7 +269,7 @@ func (n *Node) buckets(ctx context.Context, cfg Config) error {
 		kv   *jetstream.KeyValue
 		name string
 	}{{&n.kvRet, "retained"}, {&n.kvOwn, "owners"}, {&n.kvWill, "wills"}, {&n.kvNode, "nodes"}} {
-		h, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		h, err := openBucket(ctx, n.js, jetstream.KeyValueConfig{
 			Bucket: cfg.Prefix + "_" + kv.name, Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1})
 		if err != nil {
 			return backplane.Unreachable("key-value bucket "+cfg.Prefix+"_"+kv.name, err)
@@ -276,6 +279,64 @@ func (n *Node) buckets(ctx context.Context, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// retry calls f until it succeeds, fails for good or ctx ends, each call
+// with its own deadline (see openBucket).
+func retry(ctx context.Context, f func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, bucketAttempt)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// openBucket opens the bucket of cfg, creating it if it is missing. Not
+// CreateOrUpdateKeyValue: an update is not needed, and may stall. Nodes
+// that start together each create the bucket, and in a JetStream cluster
+// such a request now and then gets no answer at all (seen with three
+// servers and three nodes at once): each attempt has its own deadline and
+// the next one finds the bucket.
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var h jetstream.KeyValue
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		h, err = openBucketOnce(ctx, js, cfg)
+		return err
+	})
+	return h, err
+}
+
+// bucketAttempt bounds one attempt of openBucket.
+const bucketAttempt = 2 * time.Second
+
+// retryable reports whether a JetStream request may succeed if made
+// again: it got no answer, JetStream was between leaders, or it did not
+// know enough servers yet to place the replicas (10005, no suitable peers:
+// seen just after a cluster started).
+func retryable(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		(errors.As(err, &ae) && (ae.Code == 503 || ae.ErrorCode == 10005))
+}
+
+func openBucketOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	h, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		h, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			h, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	return h, err
 }
 
 // ID returns the node's name.
@@ -456,9 +517,35 @@ func (n *Node) MatchRetained(ctx context.Context, filter string) ([]*message.Mes
 	return out, nil
 }
 
-// scan calls fn for the current value of every key of kv matching filters.
+// scan calls fn for the current value of every key of kv matching filters,
+// once per key. One watch per filter: a watch of several (a consumer with
+// filter_subjects) needs nats-server 2.10, and Debian ships 2.9.
+//
+// Each filter's watch has its own deadline and is tried again: with a
+// server of a JetStream cluster killed, a watch's consumer creation now and
+// then gets no answer.
 func (n *Node) scan(ctx context.Context, kv jetstream.KeyValue, filters []string, fn func(jetstream.KeyValueEntry)) error {
-	w, err := kv.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes())
+	seen := map[string]bool{}
+	for _, f := range filters {
+		var got []jetstream.KeyValueEntry
+		if err := retry(ctx, func(ctx context.Context) error {
+			got = got[:0]
+			return n.scan1(ctx, kv, f, func(e jetstream.KeyValueEntry) { got = append(got, e) })
+		}); err != nil {
+			return err
+		}
+		for _, e := range got {
+			if !seen[e.Key()] {
+				seen[e.Key()] = true
+				fn(e)
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Node) scan1(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(jetstream.KeyValueEntry)) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return err
 	}

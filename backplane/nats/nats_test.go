@@ -256,13 +256,14 @@ func startCluster(t testing.TB) []*server.Server {
 // through its own cut proxy.
 type clusterHarness struct {
 	cluster
-	servers []*server.Server
-	next    int
+	addrs    []string // the servers' client addresses
+	replicas int      // of the buckets; 0: 1
+	next     int
 }
 
 func (c *clusterHarness) Join(t *testing.T, cfg backplane.Config) backplane.Node {
 	t.Helper()
-	c.addr = c.servers[c.next%len(c.servers)].Addr().String()
+	c.addr = c.addrs[c.next%len(c.addrs)]
 	c.next++
 	// JetStream may still be electing its leaders: retry the join briefly.
 	deadline := time.Now().Add(20 * time.Second)
@@ -270,7 +271,7 @@ func (c *clusterHarness) Join(t *testing.T, cfg backplane.Config) backplane.Node
 		p := mqtttest.StartCutProxy(t, mqtttest.CutProxyConfig{Target: c.addr})
 		nc := connect(t, "nats://"+p.Addr)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		n, err := Join(ctx, nc, Config{Config: cfg, Prefix: c.prefix, Storage: jetstream.MemoryStorage})
+		n, err := Join(ctx, nc, Config{Config: cfg, Prefix: c.prefix, Storage: jetstream.MemoryStorage, Replicas: c.replicas})
 		cancel()
 		if err != nil {
 			nc.Close()
@@ -298,11 +299,33 @@ func TestConformanceNATSCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-server NATS cluster; not with -short")
 	}
-	servers := startCluster(t)
+	var addrs []string
+	for _, s := range startCluster(t) {
+		addrs = append(addrs, s.Addr().String())
+	}
 	i := 0
 	backplanetest.Run(t, func(t *testing.T) backplanetest.Cluster {
 		i++
-		return &clusterHarness{cluster: cluster{prefix: fmt.Sprintf("c%d", i), nodes: map[string]*member{}}, servers: servers}
+		return &clusterHarness{cluster: cluster{prefix: fmt.Sprintf("c%d", i), nodes: map[string]*member{}}, addrs: addrs}
+	})
+}
+
+// TestConformanceDebianCluster runs the suite on an external cluster of
+// three of Debian's nats-server processes, the nodes spread over them,
+// the buckets of 3 replicas.
+func TestConformanceDebianCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-server NATS cluster; not with -short")
+	}
+	c := mqtttest.StartNATSCluster(t, 3, mqtttest.NATSServerOptions{})
+	var addrs []string
+	for _, s := range c.Servers {
+		addrs = append(addrs, s.Addr)
+	}
+	i := 0
+	backplanetest.Run(t, func(t *testing.T) backplanetest.Cluster {
+		i++
+		return &clusterHarness{cluster: cluster{prefix: fmt.Sprintf("d%d", i), nodes: map[string]*member{}}, addrs: addrs, replicas: 3}
 	})
 }
 

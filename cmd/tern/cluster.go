@@ -22,19 +22,28 @@ import (
 func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 	c := st.cfg
 	closeClient = func() {}
+	if c.Cluster.Node != "" {
+		if err := backplane.ValidateID(c.Cluster.Node); err != nil {
+			return closeClient, fmt.Errorf("%s: %w", c.where("cluster.node"), err)
+		}
+	}
+	if c.Cluster.SessionStore == "redis" && (c.Cluster.URL == "" || c.embedded()) {
+		return closeClient, fmt.Errorf("%s redis keeps sessions on the cluster's Redis, but the cluster has no Redis: give it with cluster.url (--cluster redis://host:port), or drop the session store", c.where("cluster.session_store"))
+	}
+	if c.embedded() {
+		if k := c.clusterAuthSet(); k != "" {
+			return closeClient, fmt.Errorf("%s is for an external engine (cluster.url): the embedded NATS server's routes take no TLS or credentials yet; drop it", c.where(k))
+		}
+		return st.setEmbedded() // embedded.go
+	}
 	if c.Cluster.URL == "" {
-		if c.Cluster.SessionStore == "redis" {
-			return closeClient, fmt.Errorf("%s redis keeps sessions on the cluster's Redis, but there is no cluster: give it with cluster.url (--cluster redis://host:port), or drop the session store", c.where("cluster.session_store"))
+		if k := c.clusterAuthSet(); k != "" {
+			return closeClient, fmt.Errorf("%s is set but no cluster: give the engine with cluster.url (--cluster redis://host:port or nats://host:port), or drop it", c.where(k))
 		}
 		if c.Cluster.Node != "" {
 			return closeClient, fmt.Errorf("%s names a node but no cluster: give the engine with cluster.url (--cluster redis://host:port or nats://host:port), or drop the node name", c.where("cluster.node"))
 		}
 		return closeClient, nil
-	}
-	if c.Cluster.Node != "" {
-		if err := backplane.ValidateID(c.Cluster.Node); err != nil {
-			return closeClient, fmt.Errorf("%s: %w", c.where("cluster.node"), err)
-		}
 	}
 	u, err := url.Parse(c.Cluster.URL)
 	if err != nil || u.Host == "" {
@@ -47,6 +56,9 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		opts, err := goredis.ParseURL(c.Cluster.URL)
 		if err != nil {
 			return closeClient, fmt.Errorf("%s: %w: use redis://[user:password@]host:port[/db]", c.where("cluster.url"), err)
+		}
+		if err := c.redisAuth(opts, u.Hostname()); err != nil { // clusterauth.go
+			return closeClient, err
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 		opts.MaxRetries = 1
@@ -83,17 +95,22 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		}
 		var nc *natsgo.Conn
 		servers := c.Cluster.URL
+		auth, err := c.natsAuth(u.Hostname(), u.Scheme == "tls") // clusterauth.go
+		replicas := c.Cluster.Replicas
+		if err != nil {
+			return closeClient, err
+		}
 		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
 			var err error
 			// Always reconnect; a publish while disconnected fails
 			// (Forward says unreachable) rather than waiting in a buffer.
-			nc, err = natsgo.Connect(servers, natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
-				natsgo.Timeout(2*time.Second), natsgo.Name("tern broker"))
+			nc, err = natsgo.Connect(servers, append([]natsgo.Option{natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
+				natsgo.Timeout(2 * time.Second), natsgo.Name("tern broker")}, auth...)...)
 			if err != nil {
 				return nil, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, backplane.Unreachable("connect", err))
 			}
 			cfg.ID = node
-			n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg})
+			n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg, Replicas: replicas})
 			if err != nil {
 				nc.Close()
 				nc = nil

@@ -98,6 +98,13 @@ type brokerConfig struct {
 	}
 	Cluster struct {
 		URL, Node, SessionStore string
+		// The engine's credentials and TLS (clusterauth.go).
+		User, Password, Token, CredsFile string
+		TLS                              struct{ CAFile, CertFile, KeyFile string }
+		Replicas                         int      // of the NATS back plane's buckets
+		Embedded                         struct { // embedded.go
+			Listen, Routes, ClientListen, JetStreamDir string
+		}
 	}
 	Bridges     []bridge.Config  // bridgeconf.go
 	bridgeLines []map[string]int // the line of each key of each bridge
@@ -318,6 +325,44 @@ var keys = []*key{
 	{path: "cluster.session_store", kind: kString, flag: "session-store", def: "local", choices: []string{"local", "redis"},
 		doc: "where persistent sessions are kept: local (this node's store.data_dir; a client that reconnects to another node starts afresh) or redis (on the cluster.url Redis, shared by the nodes: a session resumes on whichever node its client reconnects to; store.data_dir is not used)",
 		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.SessionStore }},
+	{path: "cluster.user", kind: kString, flag: "cluster-user", example: "tern",
+		doc: "the user the broker logs in to the engine as: a Redis ACL user or a NATS user",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.User }},
+	{path: "cluster.password", kind: kString, example: "secret",
+		doc: "its password (Redis without cluster.user: the default user's, as requirepass); in the file only, not a flag",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Password }},
+	{path: "cluster.token", kind: kString, example: "s3cr3t",
+		doc: "NATS: an authentication token, instead of user and password; in the file only, not a flag",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Token }},
+	{path: "cluster.creds_file", kind: kPath, flag: "cluster-creds", example: "/etc/tern/tern.creds",
+		doc: "NATS: a credentials file (user JWT and NKey seed, as nsc writes it)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.CredsFile }},
+	{path: "cluster.replicas", kind: kInt, flag: "cluster-replicas", example: "3", ranged: true, min: 0, max: 5,
+		doc: "NATS: copies of the back plane's JetStream buckets, 1 to 5 (default: 1; with cluster.embedded 3, and the node waits at start for this many servers)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Replicas }},
+	{path: "cluster.tls", kind: kSection},
+	{path: "cluster.tls.ca_file", kind: kPath, flag: "cluster-ca", example: "/etc/tern/engine-ca.pem",
+		doc: "TLS to the engine, checked against these CA certificates (PEM); any cluster.tls key turns TLS on (rediss:// or tls:// with the system's CAs)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.TLS.CAFile }},
+	{path: "cluster.tls.cert_file", kind: kPath, flag: "cluster-cert", example: "/etc/tern/engine-client.pem",
+		doc: "client certificate (PEM) the broker presents to the engine, with cluster.tls.key_file",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.TLS.CertFile }},
+	{path: "cluster.tls.key_file", kind: kPath, flag: "cluster-key", example: "/etc/tern/engine-client-key.pem",
+		doc: "its private key (PEM)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.TLS.KeyFile }},
+	{path: "cluster.embedded", kind: kSection},
+	{path: "cluster.embedded.listen", kind: kString, flag: "cluster-listen", example: "0.0.0.0:6222",
+		doc: "run a NATS server with JetStream inside this broker as the cluster's engine, its routes for the other nodes listening here (host:port); cluster.url is then empty or nats-embedded",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.Listen }},
+	{path: "cluster.embedded.routes", kind: kString, flag: "cluster-peers", example: "nats://b:6222,nats://c:6222",
+		doc: "the other nodes' cluster.embedded.listen addresses, comma-separated nats://host:port; this node's own may be listed, so that all nodes share one list",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.Routes }},
+	{path: "cluster.embedded.client_listen", kind: kString, flag: "cluster-client-listen", example: "127.0.0.1:4222",
+		doc: "serve NATS clients (the nats tool, say) on this host:port; the broker itself uses its server in process (default: a free loopback port)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.ClientListen }},
+	{path: "cluster.embedded.jetstream_dir", kind: kPath, flag: "cluster-dir", example: "/srv/nats",
+		doc: "JetStream's storage directory (default: nats in the data directory; with --in-memory a temporary one)",
+		ptr: func(c *brokerConfig, _ int) any { return &c.Cluster.Embedded.JetStreamDir }},
 }
 
 // sharedStrategies lists the names of broker.SharedStrategy values.

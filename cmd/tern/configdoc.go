@@ -127,7 +127,7 @@ func writeExampleConfig(w io.Writer) error {
 		case strings.HasPrefix(k.path, "listeners[]."):
 			indent = 4
 		case par != "":
-			indent = 2
+			indent = 2 * strings.Count(k.path, ".") // cluster.embedded.listen: 4
 		}
 		value := k.def
 		commented := k.def == ""

@@ -139,6 +139,14 @@ func (b *brokerProc) String() string {
 // directory) and waits for its first listener; the test's cleanup stops it.
 func startBroker(t *testing.T, dir string, args ...string) *brokerProc {
 	t.Helper()
+	b := launchBroker(t, dir, args...)
+	b.waitLog(`msg=listening `)
+	return b
+}
+
+// launchBroker runs tern broker as startBroker does, without waiting.
+func launchBroker(t *testing.T, dir string, args ...string) *brokerProc {
+	t.Helper()
 	b := &brokerProc{t: t, more: make(chan struct{}, 1), done: make(chan error, 1)}
 	b.cmd = exec.Command(ternBinary(t), append([]string{"broker"}, args...)...)
 	b.cmd.Dir = dir
@@ -149,7 +157,6 @@ func startBroker(t *testing.T, dir string, args ...string) *brokerProc {
 	}
 	go func() { b.done <- b.cmd.Wait() }()
 	t.Cleanup(b.stop)
-	b.waitLog(`msg=listening `)
 	return b
 }
 

@@ -27,6 +27,7 @@ var layers = map[string][]string{
 	"store/disk":        {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker store's index
 	"store/storetest":   {"packet", "message", "store", "store/memory"}, // memory.Broker is the broker suite's reference
 	"store/redis":       {"packet", "message", "store"},
+	"store/jetstream":   {"packet", "message", "store", "store/memory"}, // memory.Broker per session is its view of the log
 	"broker":            {"packet", "topic", "transport", "message", "session", "store", "backplane"},
 	"client":            {"packet", "topic", "transport", "message", "session", "store", "store/memory", "internal/scram"},
 	"proxy":             {"packet", "topic", "transport", "message", "session", "store"},                                                                                  // layer 3: the session package brings message and store
