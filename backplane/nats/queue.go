@@ -56,16 +56,29 @@ func (n *Node) interestKey(id, filter string) string { return kvToken(id) + "." 
 // queues creates (or updates) the stream of the nodes' queues and the
 // interest bucket.
 func (n *Node) queues(ctx context.Context) error {
-	_, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name: n.streamName(), Subjects: []string{n.p + ".q.*"},
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
 		MaxMsgsPerSubject: n.jcfg.QueueLen, MaxAge: n.cfg.Keep,
 		Storage: n.jcfg.Storage, Replicas: n.jcfg.Replicas,
+	}
+	// Opened, or created if missing, with a deadline per attempt: nodes
+	// that start together each create it, and in a JetStream cluster such
+	// a request now and then goes unanswered (see openBucket).
+	err := retry(ctx, func(ctx context.Context) error {
+		_, err := n.js.Stream(ctx, cfg.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = n.js.CreateStream(ctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				_, err = n.js.Stream(ctx, cfg.Name)
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return backplane.Unreachable("stream "+n.streamName(), err)
 	}
-	h, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	h, err := openBucket(ctx, n.js, jetstream.KeyValueConfig{
 		Bucket: n.p + "_interest", Storage: n.jcfg.Storage, Replicas: n.jcfg.Replicas, History: 1})
 	if err != nil {
 		return backplane.Unreachable("key-value bucket "+n.p+"_interest", err)
@@ -106,7 +119,10 @@ func (n *Node) consumer(ctx context.Context, rewind bool) (jetstream.Consumer, e
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, backplane.Unreachable("consumer", err)
 	}
-	c, err = n.js.CreateOrUpdateConsumer(ctx, n.streamName(), cc)
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		c, err = n.js.CreateOrUpdateConsumer(ctx, n.streamName(), cc)
+		return err
+	})
 	if err != nil {
 		return nil, backplane.Unreachable("consumer", err)
 	}
