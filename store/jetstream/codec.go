@@ -171,6 +171,9 @@ func (e *encoder) change(c *store.Change) error {
 	case store.OpAddIncoming, store.OpDeleteIncoming:
 		e.str(c.ClientID)
 		e.uv(uint64(c.PacketID))
+	case store.OpMark:
+		e.str(c.Topic)
+		e.str(c.Filter)
 	case store.OpRetain:
 		e.str(c.Topic)
 		if c.Msg == nil {
@@ -353,6 +356,9 @@ func (d *decoder) next(c *store.Change) bool {
 	case store.OpAddIncoming, store.OpDeleteIncoming:
 		c.ClientID = d.str()
 		c.PacketID = uint16(d.uvMax(65535, "packet id"))
+	case store.OpMark:
+		c.Topic = d.str()
+		c.Filter = d.str()
 	case store.OpRetain:
 		c.Topic = d.str()
 		if d.byte1() == 1 {

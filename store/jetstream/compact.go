@@ -190,6 +190,9 @@ func stateChanges(st *store.BrokerState) []store.Change {
 	for _, m := range st.Retained {
 		cs = append(cs, store.Retain(m.Topic, m))
 	}
+	for name, pos := range st.Marks {
+		cs = append(cs, store.Mark(name, pos))
+	}
 	return cs
 }
 

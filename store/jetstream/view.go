@@ -18,6 +18,7 @@ import (
 type view struct {
 	sessions map[string]*memory.Broker
 	retained map[string]*message.Message
+	marks    map[string]string // the feeds' positions (store.OpMark)
 	maxMsgID uint64
 	saved    time.Time
 }
@@ -43,6 +44,16 @@ func (v *view) apply(c *store.Change) {
 			delete(v.retained, c.Topic)
 		} else {
 			v.retained[c.Topic] = c.Msg
+		}
+		return
+	case store.OpMark:
+		if c.Filter == "" {
+			delete(v.marks, c.Topic)
+		} else {
+			if v.marks == nil {
+				v.marks = map[string]string{}
+			}
+			v.marks[c.Topic] = c.Filter
 		}
 		return
 	case store.OpDeleteSession:
@@ -82,6 +93,9 @@ func (v *view) state() *store.BrokerState {
 		if ss, ok := v.session(id); ok {
 			st.Sessions = append(st.Sessions, ss)
 		}
+	}
+	if len(v.marks) > 0 {
+		st.Marks = maps.Clone(v.marks)
 	}
 	st.Retained = slices.Collect(maps.Values(v.retained))
 	if st.Retained == nil {
