@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/compare.sh: compare Tern with Mosquitto and Mochi using tern bench.
 #
-#   bench/compare.sh                      full run (3 runs per scenario, ~9 min)
+#   bench/compare.sh                      full run (3 runs per scenario, all scenarios, ~25 min)
 #   bench/compare.sh --quick              smoke run (small counts, 1 run each)
 #   bench/compare.sh --rows               only the rows of issue 16 (~12 min for 3 brokers)
 #   bench/compare.sh --brokers "tern mosquitto"
