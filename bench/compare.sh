@@ -96,7 +96,7 @@ PERSISTENT=0
 ALL_SCENARIOS="fanin_q0 fanin_q1 fanout_q0 fanout_q1 topics topics_q1 retained latency_q0 latency_q1 connect idle_10k idle_19500 fanin_q0_flood fanin_q1_flood"
 # The rows of issue 16 (--rows).
 ROW_SCENARIOS="idle_10k idle_19500 latency_q0 latency_q1 fanin_q1 topics_q1 retained fanin_q0"
-usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; echo "scenarios: $ALL_SCENARIOS"; }
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; echo "scenarios: $ALL_SCENARIOS"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
