@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/compare.sh: compare Tern with Mosquitto and Mochi using tern bench.
 #
-#   bench/compare.sh                      full run (3 runs per scenario, ~9 min)
+#   bench/compare.sh                      full run (3 runs per scenario, all scenarios, ~25 min)
 #   bench/compare.sh --quick              smoke run (small counts, 1 run each)
+#   bench/compare.sh --rows               only the rows of issue 16 (~12 min for 3 brokers)
 #   bench/compare.sh --brokers "tern mosquitto"
 #   bench/compare.sh --baseline main --brokers "tern tern-base"   this tree against another revision
 #   bench/compare.sh --scenarios "fanin_q0 latency_q1"          some of the scenarios
@@ -11,8 +12,17 @@
 #
 # It builds tern (./cmd/tern) and bench/mochi, then for every scenario, every
 # run and every broker: starts a FRESH broker pinned to CPU 1, runs one
-# `tern bench ... --json` pinned to CPU 0, stops the broker (SIGTERM) and
-# keeps the JSON. Brokers are interleaved run by run (scenario S run 1 on
+# `tern bench ... --json --broker-pid PID` pinned to CPU 0, stops the broker
+# (SIGTERM) and keeps the JSON. With the broker's pid, bench reads from /proc
+# the broker's CPU time (utime+stime) from the first publish to the last
+# delivery, divided by the messages delivered (CPU µs/msg), its RSS before
+# and after (idle: KiB per connection) and its peak RSS (VmHWM).
+#
+# Writes: the publishers (and the subscribers' acknowledgements) send every
+# packet in a write of its own (tern bench --write-per-publish), as devices
+# do. The *_flood scenarios let bench coalesce what is queued into one
+# write, as the load generators that flood a broker do: that amortises the
+# broker's per-read costs and hides them. Brokers are interleaved run by run (scenario S run 1 on
 # tern, mosquitto, mochi, then run 2 in the reverse order ...) so that load
 # from other processes on the machine falls on all of them alike. At the end it prints one table
 # (medians of the runs; loss: the worst run) and writes everything into
@@ -83,11 +93,14 @@ SUMMARIZE=""
 BASELINE=""
 ONLY=""
 PERSISTENT=0
-ALL_SCENARIOS="fanin_q0 fanin_q1 fanout_q0 fanout_q1 topics retained latency_q0 latency_q1 connect idle"
-usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; echo "scenarios: $ALL_SCENARIOS"; }
+ALL_SCENARIOS="fanin_q0 fanin_q1 fanout_q0 fanout_q1 topics topics_q1 retained latency_q0 latency_q1 connect idle_10k idle_19500 fanin_q0_flood fanin_q1_flood"
+# The rows of issue 16 (--rows).
+ROW_SCENARIOS="idle_10k idle_19500 latency_q0 latency_q1 fanin_q1 topics_q1 retained fanin_q0"
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; echo "scenarios: $ALL_SCENARIOS"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) QUICK=1 ;;
+	--rows) ONLY=$ROW_SCENARIOS ;;
 	--brokers) BROKERS="$2"; shift ;;
 	--brokers=*) BROKERS="${1#*=}" ;;
 	--baseline) BASELINE="$2"; shift ;;
@@ -122,7 +135,15 @@ def runs(sc, b):
     return out
 
 def med(rs, k):
-    v = [r[k] for r in rs]
+    # 0 or missing: not measured (no --broker-pid, or an older bench).
+    v = [r[k] for r in rs if r.get(k)] if k in ("broker_cpu_us_per_msg", "peak_rss_kib", "kib_per_conn") else [r[k] for r in rs if k in r]
+    return statistics.median(v) if v else None
+
+def cpu_pct(r):
+    return 100 * r["broker_cpu_s"] / r["duration_s"] if r.get("broker_cpu_s") and r.get("duration_s") else None
+
+def med_fn(rs, fn):
+    v = [x for x in map(fn, rs) if x is not None]
     return statistics.median(v) if v else None
 
 def fmt_rate(v):
@@ -138,6 +159,9 @@ def fmt_ms(v):
 def fmt_num(v, nd=2):
     return "n/a" if v is None else f"{v:.{nd}f}"
 
+def fmt_mib(v):
+    return "n/a" if v is None else f"{v/1024:.0f}"
+
 def fmt_loss(rs):
     if not rs: return "n/a"
     w = max(rs, key=lambda r: r["loss"])
@@ -148,16 +172,21 @@ def rows_for(sc):
     rate = ("msgs/s", lambda rs: med(rs, "delivered_per_sec"), fmt_rate, ">1")
     p99 = ("p99 ms", lambda rs: med(rs, "p99_ms"), fmt_ms, "<1")
     loss = ("loss (worst run)", None, None, None)
+    cpu = ("broker CPU µs/msg", lambda rs: med(rs, "broker_cpu_us_per_msg"), fmt_num, "<1")
+    busy = ("broker CPU %", lambda rs: med_fn(rs, cpu_pct), lambda v: fmt_num(v, 0), None)
     if sc.startswith("latency"):
-        return [("p50 ms", lambda rs: med(rs, "p50_ms"), fmt_ms, "<1"), p99, loss]
+        return [("p50 ms", lambda rs: med(rs, "p50_ms"), fmt_ms, "<1"), p99,
+                ("p99.9 ms", lambda rs: med(rs, "p999_ms"), fmt_ms, "<1"), cpu, loss]
+    if sc == "retained":
+        return [rate, p99, ("peak RSS MiB", lambda rs: med(rs, "peak_rss_kib"), fmt_mib, "<1"), cpu, loss]
     if sc == "connect":
         return [("connects/s", lambda rs: med(rs, "connects_per_sec"), fmt_rate, ">1"),
                 ("p99 CONNACK ms", lambda rs: med(rs, "p99_ms"), fmt_ms, "<1")]
-    if sc == "idle":
+    if sc.startswith("idle"):
         return [("KiB/conn", lambda rs: med(rs, "kib_per_conn"), fmt_num, "<1"),
                 ("conns up", lambda rs: min(r["connections_up"] for r in rs) if rs else None,
                  lambda v: "n/a" if v is None else str(v), None)]
-    return [rate, p99, loss]
+    return [rate, p99, cpu, busy, loss]
 
 others = [b for b in brokers if b != "tern"] if "tern" in brokers else []
 head = ["scenario", "metric"] + brokers + [f"tern/{b}" for b in others] + (["Tern better if"] if others else [])
@@ -184,6 +213,8 @@ print(f"tern bench comparison: {meta['mode']} mode, {meta['started']} UTC, resul
 print(f"values: median of {meta['throughput_runs']} run(s) per scenario; "
       "loss: the worst run; ratios are tern / other")
 print(f"load average: before {meta.get('loadavg_before', '?')}, after {meta.get('loadavg_after', '?')}")
+if meta["mode"] == "quick":
+    print("quick mode: counts and connections are smaller than the labels say (see bench_args in the JSON)")
 if meta.get("baseline"):
     print(f"tern-base: built from {meta['baseline']}; tern: this tree")
 print()
@@ -218,6 +249,52 @@ for x in meta.get("events", []):
     notes.append(x)
 if os.path.exists(os.path.join(d, "events.txt")):
     notes += [l.rstrip() for l in open(os.path.join(d, "events.txt")) if l.strip()]
+# The rows of issue 16, in its layout: a column per broker (median of the
+# runs, [lowest-highest] when they differ by more than 10 %) and Tern's target.
+def spread(rs, fn, f):
+    v = sorted(x for x in map(fn, rs) if x is not None)
+    if not v: return "n/a"
+    m = f(statistics.median(v))
+    if len(v) > 1 and v[0] > 0 and v[-1] / v[0] > 1.1:
+        m += f" [{f(v[0])}–{f(v[-1])}]"
+    return m
+g = lambda k: (lambda r: r.get(k) or None)
+ISSUE_ROWS = [
+    ("memory per idle connection, 10,000 connections (RSS delta), KiB", "idle_10k", g("kib_per_conn"), fmt_num, "≤ 1"),
+    ("memory per idle connection, 19,500 connections (RSS delta), KiB", "idle_19500", g("kib_per_conn"), fmt_num, "≤ 1"),
+    ("broker CPU per message at a fixed 20,000 msgs/s, 10 → 1, QoS 0, µs", "latency_q0", g("broker_cpu_us_per_msg"), fmt_num, "≤ 10"),
+    ("same at QoS 1, µs", "latency_q1", g("broker_cpu_us_per_msg"), fmt_num, "≤ 15"),
+    ("fan-in 10 → 1 QoS 1, msgs/s (closed loop, window 1000)", "fanin_q1", g("delivered_per_sec"), fmt_rate, "≥ 1.5 × the best peer"),
+    ("  broker CPU % during it", "fanin_q1", cpu_pct, lambda v: fmt_num(v, 0), ""),
+    ("1,000 topics → #, QoS 1, msgs/s", "topics_q1", g("delivered_per_sec"), fmt_rate, "≥ 1.5 × the best peer"),
+    ("  broker CPU % during it", "topics_q1", cpu_pct, lambda v: fmt_num(v, 0), ""),
+    ("peak RSS holding 100,000 retained 64-byte messages, MiB", "retained", g("peak_rss_kib"), fmt_mib, "≤ 49"),
+    ("fan-in QoS 0 broker CPU per message, µs", "fanin_q0", g("broker_cpu_us_per_msg"), fmt_num, "≤ 2"),
+    ("p50 latency at 20,000 msgs/s, QoS 0, ms", "latency_q0", g("p50_ms"), fmt_ms, ""),
+    ("p99 / p99.9 latency at 20,000 msgs/s, QoS 0, ms", "latency_q0", None, None, ""),
+    ("p50 latency at 20,000 msgs/s, QoS 1, ms", "latency_q1", g("p50_ms"), fmt_ms, ""),
+    ("p99 / p99.9 latency at 20,000 msgs/s, QoS 1, ms", "latency_q1", None, None, "p99 ≤ 0.5 in every run"),
+]
+irows = []
+for label, sc, fn, f, target in ISSUE_ROWS:
+    if sc not in scenarios:
+        continue
+    row = [label]
+    for b in brokers:
+        rs = runs(sc, b)
+        if fn is None:
+            row.append(spread(rs, g("p99_ms"), fmt_ms) + " / " + spread(rs, g("p999_ms"), fmt_ms))
+        else:
+            row.append(spread(rs, fn, f))
+    irows.append(row + [target])
+if irows:
+    ih = ["case"] + brokers + ["Tern's target"]
+    print("\nissue 16 rows (median of the runs; [lowest–highest] when they differ by more than 10 %):\n")
+    print("| " + " | ".join(ih) + " |")
+    print("|" + "---|" * len(ih))
+    for r in irows:
+        print("| " + " | ".join(r) + " |")
+
 if notes:
     print("\nanomalies:")
     for x in notes:
@@ -259,11 +336,22 @@ MOSQUITTO_NODELAY=${MOSQUITTO_NODELAY:-true}
 if [[ " $BROKERS " == *" mosquitto "* ]] && [ ! -x "$MOSQUITTO" ]; then
 	echo "compare.sh: mosquitto not found (set MOSQUITTO=/path/to/mosquitto)" >&2; exit 1
 fi
-# 10,000 idle connections need as many descriptors in the broker and in bench.
+# N idle connections need N descriptors and a few in the broker and in
+# bench: raise the soft limit to the hard one; an idle scenario that needs
+# more is skipped with a note (not run and reported as failed connections).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
-	echo "compare.sh: warning: ulimit -n is $(ulimit -n); the idle scenario needs 10,100" >&2
-fi
+FD_LIMIT=$(ulimit -n)
+# fds_ok SC: whether the descriptor limit allows scenario SC.
+fds_ok() {
+	local need
+	case "$1" in
+	idle_*|connect) need=$(( $(sed -n 's/.*--connections \([0-9]*\).*/\1/p' <<<"${!2}") + 100 )) ;;
+	*) return 0 ;;
+	esac
+	[ "$FD_LIMIT" = unlimited ] || [ "$FD_LIMIT" -ge "$need" ] && return 0
+	echo "compare.sh: $1 skipped: it needs $need file descriptors and ulimit -n is $FD_LIMIT (hard limit $(ulimit -Hn)); raise the hard limit (ulimit -Hn as root, or nofile in /etc/security/limits.conf) and run again" | tee -a "$OUT/events.txt" >&2
+	return 1
+}
 
 # Scenarios: id, label, tern bench arguments (full, quick), run count.
 if [ "$QUICK" = 1 ]; then
@@ -273,31 +361,47 @@ if [ "$QUICK" = 1 ]; then
 	S_fanout_q0="fanout --qos 0 --count 500"
 	S_fanout_q1="fanout --qos 1 --count 500"
 	S_topics="topics --count 20000"
+	S_topics_q1="topics --qos 1 --count 20000 --inflight 1000"
 	S_retained="retained --count 10000"
 	S_latency_q0="latency --qos 0 --rate 20000 --duration 2s"
 	S_latency_q1="latency --qos 1 --rate 20000 --duration 2s"
 	S_connect="connect --connections 1000"
-	S_idle="idle --connections 2000 --duration 2s"
+	S_idle_10k="idle --connections 2000 --duration 2s"
+	S_idle_19500="idle --connections 3900 --duration 2s"
+	S_fanin_q0_flood="fanin --qos 0 --count 20000"
+	S_fanin_q1_flood="fanin --qos 1 --count 10000"
 else
 	TRUNS=3; MODE=full
-	S_fanin_q0="fanin --qos 0 --count 500000"
-	S_fanin_q1="fanin --qos 1 --count 250000"
+	S_fanin_q0="fanin --qos 0 --count 200000"
+	S_fanin_q1="fanin --qos 1 --count 150000 --inflight 1000"
 	S_fanout_q0="fanout --qos 0 --count 8000"
 	S_fanout_q1="fanout --qos 1 --count 6000"
 	S_topics="topics --count 400000"
+	# --duration bounds a slow broker's run (mochi: ~2,000 msgs/s here);
+	# what it delivered in that time gives its rate, and the anomalies say so.
+	S_topics_q1="topics --qos 1 --count 100000 --inflight 1000 --duration 15s"
 	S_retained="retained --count 100000"
 	S_latency_q0="latency --qos 0 --rate 20000 --duration 10s"
 	S_latency_q1="latency --qos 1 --rate 20000 --duration 10s"
 	S_connect="connect --connections 5000"
-	S_idle="idle --connections 10000 --duration 10s"
+	S_idle_10k="idle --connections 10000 --duration 5s"
+	S_idle_19500="idle --connections 19500 --duration 5s"
+	S_fanin_q0_flood="fanin --qos 0 --count 500000"
+	S_fanin_q1_flood="fanin --qos 1 --count 250000"
 fi
+# Every message scenario but the floods: one write per PUBLISH.
+for sc in fanin_q0 fanin_q1 fanout_q0 fanout_q1 topics topics_q1 latency_q0 latency_q1; do
+	var="S_$sc"
+	printf -v "$var" '%s --write-per-publish' "${!var}"
+done
 TRUNS=${RUNS:-$TRUNS}
 declare -A LABEL=(
 	[fanin_q0]="fan-in 10->1 QoS 0" [fanin_q1]="fan-in 10->1 QoS 1"
 	[fanout_q0]="fan-out 1->100 QoS 0" [fanout_q1]="fan-out 1->100 QoS 1"
-	[topics]="1000 topics -> # QoS 0" [retained]="retained -> new # sub"
+	[topics]="1000 topics -> # QoS 0" [topics_q1]="1000 topics -> # QoS 1" [retained]="retained -> new # sub"
 	[latency_q0]="20k msgs/s QoS 0" [latency_q1]="20k msgs/s QoS 1"
-	[connect]="connect" [idle]="idle conns"
+	[connect]="connect" [idle_10k]="10,000 idle conns" [idle_19500]="19,500 idle conns"
+	[fanin_q0_flood]="fan-in QoS 0 flood" [fanin_q1_flood]="fan-in QoS 1 flood"
 )
 declare -A PORT=([tern]=18831 [mosquitto]=18832 [mochi]=18833 [mochi-default]=18834 [tern-base]=18835 [tern-durable]=18836 [mosquitto-persist]=18837)
 
@@ -410,7 +514,7 @@ json.dump(d, open(dst, "w"), indent=2)
 if d["scenario"] in ("connect", "idle"):
     print("%d/%d up, %.0f connects/s, p99 %.2f ms, %.2f KiB/conn" % (d["connections_up"], d["connections"], d["connects_per_sec"], d["p99_ms"], d["kib_per_conn"]))
 else:
-    print("%.0f msgs/s, loss %d, p99 %.2f ms" % (d["delivered_per_sec"], d["loss"], d["p99_ms"]))
+    print("%.0f msgs/s, loss %d, p99 %.2f ms, p99.9 %.2f ms, broker %.2f µs/msg, peak %d MiB" % (d["delivered_per_sec"], d["loss"], d["p99_ms"], d["p999_ms"], d["broker_cpu_us_per_msg"], d["peak_rss_kib"] // 1024))
 '
 trap 'exit 130' INT TERM
 
@@ -420,6 +524,7 @@ for sc in $SCENARIOS; do
 	var="S_$sc"
 	args=${!var}
 	n=$TRUNS
+	fds_ok "$sc" "$var" || n=0
 	RUNS_JSON+="\"$sc\": $n, "
 	for r in $(seq "$n"); do
 		# Every other run in the reverse order, so that no broker always
@@ -432,8 +537,8 @@ for sc in $SCENARIOS; do
 				echo "$b $sc run $r: broker did not start" >>"$OUT/events.txt"
 				continue
 			fi
-			extra=()
-			[ "$sc" = idle ] && extra=(--broker-pid "$BROKER_PID")
+			# Every broker: CPU per message, RSS and peak RSS from /proc.
+			extra=(--broker-pid "$BROKER_PID")
 			t0=$(date +%s%N)
 			rc=0
 			# shellcheck disable=SC2086

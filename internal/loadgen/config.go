@@ -96,8 +96,17 @@ type Config struct {
 	Persistent     bool
 	ConnectTimeout time.Duration // per connection, default 10s
 
-	BrokerPID int    // if set, the broker's VmRSS is read before and after
-	RunID     string // in every topic and client id; default random
+	// BrokerPID: if set, the broker's VmRSS is read before and after,
+	// its VmHWM (peak) at the end, and its CPU time (/proc/PID/stat)
+	// over the publishing and delivery.
+	BrokerPID int
+	// WritePerPublish: every connection writes each packet it sends
+	// (every PUBLISH, every acknowledgement) in a write of its own, as
+	// devices do. False: a publisher coalesces what its queue holds into
+	// one write, which floods the broker with large reads and hides its
+	// per-packet costs.
+	WritePerPublish bool
+	RunID           string // in every topic and client id; default random
 
 	// Topic is the topic (pub) or filter (sub) of the open-ended
 	// scenarios; ClientIndex (%i) in it is replaced by the client's index.

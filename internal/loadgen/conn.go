@@ -79,6 +79,7 @@ type connOptions struct {
 	queue          int  // capacity of the outbound queue
 	inflight       int  // QoS 1/2 publish window; 0 for a connection that does not publish at QoS > 0
 	persistent     bool // a persistent session (clean session 0, or expiry 300 s)
+	writeEach      bool // one write per packet (a flush after each), not coalesced
 	payloadSize    int
 	pubIndex       uint32
 	counts         *counters                        // counts connections opened and up, if not nil
@@ -495,7 +496,7 @@ func (c *conn) writeLoop() {
 				c.close()
 				return
 			}
-			if len(c.out) == 0 {
+			if c.opts.writeEach || len(c.out) == 0 {
 				if err := c.bw.Flush(); err != nil {
 					c.fail(fmt.Errorf("write: %w", err))
 					c.close()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -67,6 +66,20 @@ type Result struct {
 	RSSBeforeKiB int64   `json:"rss_before_kib"`
 	RSSAfterKiB  int64   `json:"rss_after_kib"`
 	KiBPerConn   float64 `json:"kib_per_conn"` // (after − before) / connections up, with broker_pid
+	// PeakRSSKiB: the broker's VmHWM at the end of the run (its resident
+	// peak since it started), with broker_pid.
+	PeakRSSKiB int64 `json:"peak_rss_kib"`
+	// Broker CPU time (utime + stime of /proc/PID/stat, to 10 ms) from
+	// the first publish to the last delivery, with broker_pid; and
+	// divided by the messages delivered, in µs (fanin, fanout, topics,
+	// latency; retained: storing and delivering, over the messages
+	// stored).
+	BrokerCPUSec      float64 `json:"broker_cpu_s"`
+	BrokerCPUUsPerMsg float64 `json:"broker_cpu_us_per_msg"`
+	// WritePerPublish: every PUBLISH went out in a write of its own
+	// (--write-per-publish), as devices send; false: the publishers
+	// coalesced what was queued into one write (a flood).
+	WritePerPublish bool `json:"write_per_publish"`
 
 	Errors     int    `json:"errors"` // connections broken during the run
 	FirstError string `json:"first_error"`
@@ -119,18 +132,19 @@ func msOf(d time.Duration) float64 { return round3(float64(d) / 1e6) }
 
 func newResult(cfg Config) *Result {
 	return &Result{
-		Scenario:     cfg.Scenario,
-		RunID:        cfg.RunID,
-		URL:          cfg.URL,
-		Protocol:     int(cfg.Protocol),
-		QoS:          int(cfg.QoS),
-		Publishers:   cfg.Publishers,
-		Subscribers:  cfg.Subscribers,
-		PayloadBytes: cfg.PayloadSize,
-		TargetRate:   cfg.Rate,
-		Started:      time.Now().UTC().Truncate(time.Millisecond),
-		Connections:  cfg.Connections,
-		BrokerPID:    cfg.BrokerPID,
+		Scenario:        cfg.Scenario,
+		RunID:           cfg.RunID,
+		URL:             cfg.URL,
+		Protocol:        int(cfg.Protocol),
+		QoS:             int(cfg.QoS),
+		Publishers:      cfg.Publishers,
+		Subscribers:     cfg.Subscribers,
+		PayloadBytes:    cfg.PayloadSize,
+		TargetRate:      cfg.Rate,
+		Started:         time.Now().UTC().Truncate(time.Millisecond),
+		Connections:     cfg.Connections,
+		BrokerPID:       cfg.BrokerPID,
+		WritePerPublish: cfg.WritePerPublish,
 	}
 }
 
@@ -277,7 +291,13 @@ func writeTable(w io.Writer, l layout, rs []*Result) error {
 			extra = append(extra, fmt.Sprintf("acknowledged %d, ack p50 %s p99 %s", r.Acked, msText(r.AckP50Ms), msText(r.AckP99Ms)))
 		}
 		if l != layoutIdle && r.BrokerPID > 0 {
-			extra = append(extra, fmt.Sprintf("broker RSS %d -> %d KiB", r.RSSBeforeKiB, r.RSSAfterKiB))
+			extra = append(extra, fmt.Sprintf("broker RSS %d -> %d KiB, peak %d KiB", r.RSSBeforeKiB, r.RSSAfterKiB, r.PeakRSSKiB))
+		}
+		if l == layoutMessages && r.BrokerPID > 0 && r.BrokerCPUSec > 0 {
+			extra = append(extra, fmt.Sprintf("broker CPU %.2fs, %.2f µs/msg", r.BrokerCPUSec, r.BrokerCPUUsPerMsg))
+		}
+		if l == layoutMessages && r.WritePerPublish {
+			extra = append(extra, "one write per PUBLISH")
 		}
 		if r.Truncated {
 			extra = append(extra, "publishing stopped at the max duration")
@@ -337,21 +357,4 @@ func newRunID() string {
 	var b [4]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// readRSS returns the VmRSS of process pid in KiB.
-func readRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }

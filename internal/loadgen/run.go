@@ -110,6 +110,7 @@ func (r *runner) options(role byte, i int) connOptions {
 		counts:         &r.counts,
 		life:           r.life,
 		persistent:     r.cfg.Persistent && role == 's',
+		writeEach:      r.cfg.WritePerPublish,
 	}
 }
 
@@ -410,6 +411,7 @@ func (r *runner) messages(ctx context.Context) error {
 
 	r.logf("%s: publishing", cfg.Scenario)
 	sent := make([]int64, P)
+	cpu := r.startCPU()
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	var wg sync.WaitGroup
@@ -441,6 +443,7 @@ func (r *runner) messages(ctx context.Context) error {
 		return delivered + acked, delivered >= expected && outstanding == 0
 	})
 	r.res.RSSAfterKiB = r.rss()
+	cpu.finish(sumUnique(trackers))
 
 	res := r.res
 	res.Sent, res.Expected, res.Truncated = total, expected, truncated

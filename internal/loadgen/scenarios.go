@@ -26,6 +26,7 @@ func (r *runner) retained(ctx context.Context) error {
 	}
 
 	r.logf("retained: run %s: storing %d retained messages", cfg.RunID, cfg.Count)
+	cpu := r.startCPU()
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	base := item{qos: cfg.QoS, retain: true}
@@ -68,6 +69,7 @@ func (r *runner) retained(ctx context.Context) error {
 	}
 	r.waitFor(ctx, func() (int64, bool) { u := tr.unique.Load(); return u, u >= stored })
 	r.res.RSSAfterKiB = r.rss()
+	cpu.finish(stored)
 	sub.disconnect(ctx)
 
 	hist := NewHistogram()
@@ -157,6 +159,7 @@ func (r *runner) idle(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	r.res.RSSAfterKiB = r.rss()
+	r.startCPU().finish(0) // records the peak RSS (VmHWM)
 	hist := NewHistogram()
 	for _, c := range conns {
 		if c != nil {
