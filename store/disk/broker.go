@@ -66,12 +66,24 @@ type BrokerOptions struct {
 	// Logger receives what the store reports of itself (a torn tail
 	// dropped at open, a failed write, compactions). nil: slog.Default().
 	Logger *slog.Logger
+	// KeepState keeps a copy of the whole state in memory for as long as
+	// the store is open, so that every Load reads no file and a
+	// compaction of a small state copies it rather than replay the log.
+	// Without it (the default), the copy that OpenBroker replays the log
+	// into is handed to the first Load and dropped: the broker, which
+	// loads once and keeps its own maps, holds the only copy; a later
+	// Load replays the log from disk, and a compaction always does. A
+	// client's session store (Open) keeps it: it loads at every
+	// reconnection, and its state is one session.
+	KeepState bool
 }
 
 // Broker is the durable [store.Broker]: the broker's state in one
-// append-only log, broker.log, in a directory. The state is also kept in
-// memory (messages shared with the broker, by pointer), and rewritten
-// into a new log when the log has grown to about twice the live state.
+// append-only log, broker.log, in a directory, rewritten into a new log
+// when the log has grown to about twice the live state. The state is
+// kept in memory from the open to the first Load (messages shared with
+// the broker, by pointer), or for as long as the store is open with
+// BrokerOptions.KeepState.
 type Broker struct {
 	dir, path string
 	opts      BrokerOptions
@@ -94,7 +106,9 @@ type Broker struct {
 	base    int64 // size of the log after the last compaction or at open
 	saved   time.Time
 
-	index *memory.Broker // the state of what is written, in log order
+	// index is the state of what is written, in log order; nil once the
+	// first Load has handed it over (unless opts.KeepState).
+	index *memory.Broker
 
 	syncs       atomic.Int64 // fsyncs of batches that completed
 	synced      atomic.Int64 // with SyncAlways: the size of the log known to be fsynced
@@ -297,15 +311,29 @@ func (b *Broker) create() error {
 	return nil
 }
 
-// Load implements [store.Broker].
+// Load implements [store.Broker]. The first Load returns the state
+// OpenBroker replayed and, unless BrokerOptions.KeepState, drops the
+// store's copy of it; a later one replays the log from disk (with the
+// writes going on: it sees every Apply that returned before it was
+// called), which costs about what an open does.
 func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			b.mu.Unlock()
+		}
+	}()
 	if b.closed {
 		return nil, store.ErrClosed
 	}
-	// Changes queued and not yet written are not in the index: wait for
-	// them, so that Load sees every Apply that returned.
+	// Changes queued and not yet written are not in the log: wait for
+	// them, so that Load sees every Apply that returned. With no writer,
+	// the log is whole records up to b.end, and b.path is b.f (the
+	// compaction renames its new log over it as the writer).
 	for b.writing || len(b.pending) > 0 {
 		if b.err != nil {
 			return nil, b.err
@@ -319,11 +347,33 @@ func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 	if b.err != nil { // what is written is unknown: as every Apply, refuse
 		return nil, b.err
 	}
-	st, err := b.index.Load(ctx)
+	if b.index != nil {
+		st, err := b.index.Load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st.Saved = b.saved
+		if !b.opts.KeepState {
+			b.index = nil // the caller's copy is the only one from now on
+		}
+		return st, nil
+	}
+	// Read the log through a descriptor of its own, which a compaction
+	// that replaces the log (or Close) leaves open; bytes up to end are
+	// never rewritten.
+	f, err := os.Open(b.path)
+	end, saved := b.end, b.saved
+	b.mu.Unlock()
+	locked = false
+	if err != nil {
+		return nil, fmt.Errorf("store/disk: reading the broker log: %w", err)
+	}
+	defer f.Close()
+	st, err := replayTo(ctx, f, end, b.path)
 	if err != nil {
 		return nil, err
 	}
-	st.Saved = b.saved
+	st.Saved = saved
 	return st, nil
 }
 
@@ -430,8 +480,10 @@ func (b *Broker) writeBatch() {
 		b.synced.Store(b.end)
 	}
 	b.saved = time.Now()
-	for _, w := range batch {
-		b.index.Apply(context.Background(), w.changes...)
+	if b.index != nil {
+		for _, w := range batch {
+			b.index.Apply(context.Background(), w.changes...)
+		}
 	}
 	b.finish(batch, nil)
 	b.maybeCompact()

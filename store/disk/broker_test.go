@@ -27,6 +27,7 @@ func TestBrokerConformance(t *testing.T) {
 		{"sync", BrokerOptions{}},
 		{"none", BrokerOptions{Sync: SyncNone}},
 		{"compacting", BrokerOptions{Sync: SyncNone, CompactBytes: 4096}},
+		{"keepstate", BrokerOptions{Sync: SyncNone, CompactBytes: 4096, KeepState: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			storetest.RunBroker(t, storetest.BrokerConfig{

@@ -70,7 +70,7 @@ func (b *Broker) startCompact() {
 	b.compactDone = done
 	old, from := b.f, b.end
 	var st *store.BrokerState
-	if b.base <= cloneMax && b.end <= 4*cloneMax {
+	if b.index != nil && b.base <= cloneMax && b.end <= 4*cloneMax {
 		st, _ = b.index.Load(context.Background()) // nil on error: replayed instead
 	}
 	go func() {
@@ -104,7 +104,7 @@ func (b *Broker) hook(phase string) {
 func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState) (int64, error) {
 	if st == nil {
 		var err error
-		if st, err = replayTo(old, from, b.path); err != nil {
+		if st, err = replayTo(context.Background(), old, from, b.path); err != nil {
 			return 0, err
 		}
 	}
@@ -197,14 +197,15 @@ func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState) (int64
 	return size, nil
 }
 
-// replayTo returns the state of the first size bytes of log f.
-func replayTo(f *os.File, size int64, path string) (*store.BrokerState, error) {
+// replayTo returns the state of the first size bytes of log f, which
+// are whole records (a later Load, a compaction).
+func replayTo(ctx context.Context, f *os.File, size int64, path string) (*store.BrokerState, error) {
 	state := memory.NewBroker()
 	_, torn, err := scanBrokerLog(f, size, path, func(cs []store.Change) error {
-		return state.Apply(context.Background(), cs...)
+		return state.Apply(ctx, cs...) // ctx.Err() once cancelled
 	})
 	if err == nil && torn != "" {
-		err = fmt.Errorf("%s changed under the compaction: %s", path, torn)
+		err = fmt.Errorf("store/disk: %s changed while it was read: %s", path, torn)
 	}
 	if err != nil {
 		return nil, err
