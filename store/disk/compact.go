@@ -19,10 +19,12 @@ import (
 //
 //  1. It notes where the log ends (from) and takes the state at that
 //     point: a copy of the index in memory, taken there and then, if
-//     the state is small (see cloneMax: a copy of a few milliseconds at
-//     most); otherwise, so
-//     as not to hold the writes that long, it replays the log up to
-//     from into a state of its own, as an open does, with no lock held.
+//     the store still holds one (before the first Load, or with
+//     KeepState) and the state is small (see cloneMax: a copy of a few
+//     milliseconds at most); otherwise, so as not to hold the writes
+//     that long (or because there is no index), it replays the log up
+//     to from into a state of its own, as an open does, with no lock
+//     held. That state lives as long as the compaction.
 //  2. It writes that state to broker.log.compact, then copies after it
 //     the records written to the old log since from (each batch record
 //     stands alone, so it means the same after the snapshot), and
