@@ -67,14 +67,13 @@ type BrokerOptions struct {
 	// dropped at open, a failed write, compactions). nil: slog.Default().
 	Logger *slog.Logger
 	// KeepState keeps a copy of the whole state in memory for as long as
-	// the store is open, so that every Load reads no file and a
-	// compaction of a small state copies it rather than replay the log.
-	// Without it (the default), the copy that OpenBroker replays the log
-	// into is handed to the first Load and dropped: the broker, which
+	// the store is open, whatever its size, so that every Load reads no
+	// file. Without it (the default), the copy that OpenBroker replays
+	// the log into is handed to the first Load and then dropped once the
+	// state is large (see Memory in the package doc): the broker, which
 	// loads once and keeps its own maps, holds the only copy; a later
-	// Load replays the log from disk, and a compaction always does. A
-	// client's session store (Open) keeps it: it loads at every
-	// reconnection, and its state is one session.
+	// Load replays the log from disk. A client's session store (Open)
+	// keeps it: it loads at every reconnection.
 	KeepState bool
 }
 
@@ -82,7 +81,7 @@ type BrokerOptions struct {
 // append-only log, broker.log, in a directory, rewritten into a new log
 // when the log has grown to about twice the live state. The state is
 // kept in memory from the open to the first Load (messages shared with
-// the broker, by pointer), or for as long as the store is open with
+// the broker, by pointer), and after it while it is small or with
 // BrokerOptions.KeepState.
 type Broker struct {
 	dir, path string
@@ -106,9 +105,13 @@ type Broker struct {
 	base    int64 // size of the log after the last compaction or at open
 	saved   time.Time
 
-	// index is the state of what is written, in log order; nil once the
-	// first Load has handed it over (unless opts.KeepState).
-	index *memory.Broker
+	// index is the state of what is written, in log order. Unless
+	// opts.KeepState, it is dropped once the first Load has handed it
+	// over if the state is large (see small), or at a compaction once it
+	// has grown large; nil from then on.
+	index    *memory.Broker
+	loaded   bool  // the first Load has returned the state
+	smallMax int64 // cloneMax; tests lower it
 
 	syncs       atomic.Int64 // fsyncs of batches that completed
 	synced      atomic.Int64 // with SyncAlways: the size of the log known to be fsynced
@@ -160,7 +163,7 @@ func OpenBroker(dir string, opts BrokerOptions) (*Broker, error) {
 	if opts.CompactBytes == 0 {
 		opts.CompactBytes = DefaultCompactBytes
 	}
-	b := &Broker{dir: dir, path: filepath.Join(dir, BrokerLogName), opts: opts, log: opts.Logger, index: memory.NewBroker()}
+	b := &Broker{dir: dir, path: filepath.Join(dir, BrokerLogName), opts: opts, log: opts.Logger, index: memory.NewBroker(), smallMax: cloneMax}
 	b.cond = sync.NewCond(&b.mu)
 	if b.log == nil {
 		b.log = slog.Default()
@@ -313,9 +316,10 @@ func (b *Broker) create() error {
 
 // Load implements [store.Broker]. The first Load returns the state
 // OpenBroker replayed and, unless BrokerOptions.KeepState, drops the
-// store's copy of it; a later one replays the log from disk (with the
-// writes going on: it sees every Apply that returned before it was
-// called), which costs about what an open does.
+// store's copy of it if the state is large (see small); a Load without
+// that copy replays the log from disk (with the writes going on: it
+// sees every Apply that returned before it was called), which costs
+// about what an open does.
 func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -353,9 +357,8 @@ func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 			return nil, err
 		}
 		st.Saved = b.saved
-		if !b.opts.KeepState {
-			b.index = nil // the caller's copy is the only one from now on
-		}
+		b.loaded = true
+		b.dropLargeIndex()
 		return st, nil
 	}
 	// Read the log through a descriptor of its own, which a compaction

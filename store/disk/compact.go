@@ -19,8 +19,8 @@ import (
 //
 //  1. It notes where the log ends (from) and takes the state at that
 //     point: a copy of the index in memory, taken there and then, if
-//     the store still holds one (before the first Load, or with
-//     KeepState) and the state is small (see cloneMax: a copy of a few
+//     the store still holds one (see dropLargeIndex) and the state is
+//     small (see cloneMax: a copy of a few
 //     milliseconds at most); otherwise, so as not to hold the writes
 //     that long (or because there is no index), it replays the log up
 //     to from into a state of its own, as an open does, with no lock
@@ -49,8 +49,28 @@ const tailInLock = 1 << 20
 // cloneMax: a compaction copies the state from the index, with the
 // writes held, if the log was at most this size after the last one (or
 // at open) and is at most four times this size now; otherwise it
-// replays the log beside the writes.
+// replays the log beside the writes. Past that size, once the state
+// has been loaded, the store drops the index (unless KeepState): it is
+// then a second copy of a large state, and compactions replay anyway.
 const cloneMax = 8 << 20
+
+// small reports whether the state is small enough for a compaction to
+// copy it from the index (see cloneMax); mu is held.
+func (b *Broker) small() bool {
+	return b.base <= b.smallMax && b.end <= 4*b.smallMax
+}
+
+// dropLargeIndex drops the index once the state has been loaded, if it
+// is large and the store is not to keep it; mu is held. A small state's
+// index stays: it costs little memory and spares each compaction a
+// replay of a log that is mostly dead records (under a QoS 1 load, a
+// compaction every few seconds). Once dropped it is not rebuilt, even
+// if the state shrinks again: compactions then replay the log.
+func (b *Broker) dropLargeIndex() {
+	if b.index != nil && b.loaded && !b.opts.KeepState && !b.small() {
+		b.index = nil
+	}
+}
 
 // errStopped: Close stopped the compaction.
 var errStopped = errors.New("store/disk: the store is closing")
@@ -72,7 +92,8 @@ func (b *Broker) startCompact() {
 	b.compactDone = done
 	old, from := b.f, b.end
 	var st *store.BrokerState
-	if b.index != nil && b.base <= cloneMax && b.end <= 4*cloneMax {
+	b.dropLargeIndex()
+	if b.index != nil && b.small() {
 		st, _ = b.index.Load(context.Background()) // nil on error: replayed instead
 	}
 	go func() {

@@ -106,13 +106,19 @@
 //
 // The state an open replays is held in memory (messages by pointer,
 // shared with the broker or client that stored them) until the first
-// Load, which returns it and drops the store's copy: a broker loads
-// once and then keeps its own maps of everything, so after a restart
-// the state is held once, by the broker. The store then keeps none of
-// it: Apply only appends, a later Load (`tern store check`, tests)
-// replays the log from disk as an open does, and a compaction replays
-// the log into a transient state of its own. BrokerOptions.KeepState
-// keeps the copy for the life of the store instead, so that every Load
-// reads no file; a client's session store (Open) does so, since it
-// loads at every reconnection (Outgoing) and its state is one session.
+// Load, which returns it. A broker loads once and then keeps its own
+// maps of everything, so the store's copy would be a second one: if the
+// state is large (a log over 8 MiB after its last compaction or at open,
+// or over 32 MiB now), the first Load drops it, and so does the first
+// compaction after the state has grown that large. The store then keeps
+// none of the state: Apply only appends, a later Load replays the log
+// from disk as an open does, and a compaction replays the log into a
+// transient state of its own (as it did for a large state anyway). A
+// small state's copy is kept: it costs little memory and lets each
+// compaction copy the state rather than replay a log of mostly dead
+// records. Once dropped, the copy is not rebuilt if the state shrinks
+// again. BrokerOptions.KeepState keeps the copy for the life of the
+// store, whatever its size, so that every Load reads no file; a client's
+// session store (Open) does so, since it loads at every reconnection
+// (Outgoing).
 package disk

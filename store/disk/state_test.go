@@ -18,9 +18,9 @@ func hasState(b *Broker) bool {
 }
 
 // TestBrokerDropsStateAfterLoad: the first Load hands over the state the
-// open replayed and the store keeps no copy (unless KeepState); later
-// Loads replay the log and see every Apply that returned, across a
-// compaction and a reopen.
+// open replayed and, the state being large, the store keeps no copy;
+// later Loads replay the log and see every Apply that returned, across
+// a compaction.
 func TestBrokerDropsStateAfterLoad(t *testing.T) {
 	ctx := context.Background()
 	b, err := OpenBroker(t.TempDir(), BrokerOptions{Logger: testLogger(t, nil)})
@@ -28,6 +28,7 @@ func TestBrokerDropsStateAfterLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	b.smallMax = 0 // every state is large
 	applyN(t, b, 1, 10)
 	if !hasState(b) {
 		t.Fatal("no state in memory before the first Load")
@@ -65,13 +66,48 @@ func TestBrokerDropsStateAfterLoad(t *testing.T) {
 	}
 }
 
-// TestBrokerKeepState: with KeepState the state stays in memory.
+// TestBrokerKeepsSmallState: a small state stays in memory after the
+// first Load (a compaction copies it); once it has grown large, the next
+// compaction drops it and replays the log.
+func TestBrokerKeepsSmallState(t *testing.T) {
+	b, err := OpenBroker(t.TempDir(), BrokerOptions{Sync: SyncNone, Logger: testLogger(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.smallMax = 4 << 10
+	applyN(t, b, 1, 5)
+	queued(t, b)
+	if !hasState(b) {
+		t.Fatal("a small state was dropped at the first Load")
+	}
+	if _, _, err := b.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if !hasState(b) {
+		t.Fatal("a small state was dropped at a compaction")
+	}
+	applyN(t, b, 5, 200)
+	if _, _, err := b.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if hasState(b) {
+		t.Fatalf("a state of %d bytes is still held after a compaction", b.Size())
+	}
+	if n := queued(t, b); n != 199 {
+		t.Fatalf("%d queued, want 199", n)
+	}
+}
+
+// TestBrokerKeepState: with KeepState the state stays in memory, however
+// large.
 func TestBrokerKeepState(t *testing.T) {
 	b, err := OpenBroker(t.TempDir(), BrokerOptions{KeepState: true, Logger: testLogger(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	b.smallMax = 0
 	applyN(t, b, 1, 5)
 	queued(t, b)
 	applyN(t, b, 5, 8)
@@ -93,6 +129,7 @@ func TestBrokerLoadDuringWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	b.smallMax = 0 // Loads replay the log
 	if _, err := b.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
