@@ -116,6 +116,7 @@ type Broker struct {
 	syncs       atomic.Int64 // fsyncs of batches that completed
 	synced      atomic.Int64 // with SyncAlways: the size of the log known to be fsynced
 	compactions atomic.Int64
+	adoptions   atomic.Int64 // for tests: indexes rebuilt by adopt
 
 	// Compaction runs in a goroutine of its own, beside the writes (see
 	// compact.go); compacting is set while it does, done is closed when
@@ -250,7 +251,12 @@ func scanBrokerLog(f io.ReaderAt, size int64, path string, apply func([]store.Ch
 		return 0, "", fmt.Errorf("store/disk: %s has format version %d; this Tern reads version %d: run the Tern that wrote it, or move the file away to start afresh",
 			path, binary.LittleEndian.Uint32(hdr[8:]), brokerVersion)
 	}
-	off := int64(headerSize)
+	return scanRecords(r, headerSize, size, path, apply)
+}
+
+// scanRecords reads the records of a broker log from r, which is at
+// offset off of a log of size bytes, as scanBrokerLog does.
+func scanRecords(r io.Reader, off, size int64, path string, apply func([]store.Change) error) (end int64, torn string, err error) {
 	var buf []byte
 	d := decoder{msgs: map[uint64]*message.Message{}}
 	var cs []store.Change

@@ -116,9 +116,10 @@
 // transient state of its own (as it did for a large state anyway). A
 // small state's copy is kept: it costs little memory and lets each
 // compaction copy the state rather than replay a log of mostly dead
-// records. Once dropped, the copy is not rebuilt if the state shrinks
-// again. BrokerOptions.KeepState keeps the copy for the life of the
-// store, whatever its size, so that every Load reads no file; a client's
-// session store (Open) does so, since it loads at every reconnection
-// (Outgoing).
+// records. A compaction that replays a state that has shrunk back to
+// small keeps what it replayed as the copy again, once it has caught up
+// with the writes. BrokerOptions.KeepState keeps the copy for the life
+// of the store, whatever its size, so that every Load reads no file; a
+// client's session store (Open) does so, since it loads at every
+// reconnection (Outgoing).
 package disk

@@ -3,11 +3,16 @@ package disk
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ternmq/tern/store"
+	"github.com/ternmq/tern/store/memory"
 	"github.com/ternmq/tern/store/storetest"
 )
 
@@ -177,4 +182,145 @@ func TestBrokerLoadDuringWrites(t *testing.T) {
 		t.Fatal("no compaction ran under the Loads")
 	}
 	t.Logf("%d Loads, %d compactions", loads, b.compactions.Load())
+}
+
+// TestBrokerReadoptsSmallState: once a dropped state has shrunk back to
+// small, the compaction that replays it keeps it as the copy again.
+func TestBrokerReadoptsSmallState(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBroker(t.TempDir(), BrokerOptions{Sync: SyncNone, Logger: testLogger(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.smallMax = 4 << 10
+	queued(t, b)
+	applyN(t, b, 1, 200)
+	if _, _, err := b.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if hasState(b) {
+		t.Fatal("a large state is still held after a compaction")
+	}
+	for i := 1; i < 198; i++ {
+		if err := b.Apply(ctx, store.Dequeue("c", uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := b.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if !hasState(b) || b.adoptions.Load() != 1 {
+		t.Fatalf("the state, small again, was not kept by the compaction that replayed it (adoptions %d)", b.adoptions.Load())
+	}
+	applyN(t, b, 200, 202)
+	if got, want := stateString(t, loadNow(t, b)), stateString(t, replayNow(t, b)); got != want {
+		t.Fatalf("the state kept differs from the log's:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestBrokerAdoptUnderWrites: a state that grows large and shrinks back
+// while it is written and compacted (automatically, beside the writes)
+// is dropped and kept again, and what is kept is always the log's state.
+func TestBrokerAdoptUnderWrites(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBroker(t.TempDir(), BrokerOptions{Sync: SyncNone, CompactBytes: 4 << 10, Logger: testLogger(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.smallMax = 8 << 10
+	queued(t, b)
+	model := memory.NewBroker() // what the state must be
+	apply := func(c store.Change) {
+		t.Helper()
+		if err := b.Apply(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		model.Apply(ctx, c)
+	}
+	seq := uint64(0)
+	for round := range 20 {
+		first := seq + 1
+		for range 100 { // large
+			seq++
+			apply(store.Enqueue("c", store.Queued{Seq: seq, MsgID: seq, Msg: storetest.FullMessage(seq), QoS: 1}))
+		}
+		for s := first; s < seq; s++ { // small again, one at a time, as PUBACKs come
+			apply(store.Dequeue("c", s))
+		}
+		want, err := model.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stateString(t, replayNow(t, b)); got != stateString(t, want) {
+			t.Fatalf("round %d: the log's state differs from the changes made:\n%s\nwant\n%s", round, got, stateString(t, want))
+		}
+		if hasState(b) {
+			if got := stateString(t, loadNow(t, b)); got != stateString(t, want) {
+				t.Fatalf("round %d: the state kept differs from the changes made:\n%s\nwant\n%s", round, got, stateString(t, want))
+			}
+		}
+	}
+	if b.adoptions.Load() == 0 {
+		t.Fatalf("no state was kept again in %d compactions", b.compactions.Load())
+	}
+	t.Logf("%d compactions, %d states kept again", b.compactions.Load(), b.adoptions.Load())
+}
+
+// loadNow returns the state b holds in memory.
+func loadNow(t *testing.T, b *Broker) *store.BrokerState {
+	t.Helper()
+	b.mu.Lock()
+	idx := b.index
+	b.mu.Unlock()
+	if idx == nil {
+		t.Fatal("the store holds no state")
+	}
+	st, err := idx.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// replayNow returns the state of b's log, read from the file.
+func replayNow(t *testing.T, b *Broker) *store.BrokerState {
+	t.Helper()
+	b.mu.Lock()
+	for b.writing || len(b.pending) > 0 {
+		b.cond.Wait()
+	}
+	f, err := os.Open(b.path)
+	end := b.end
+	b.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := replayTo(context.Background(), f, end, b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// stateString prints st, Saved aside, messages by their content.
+func stateString(t *testing.T, st *store.BrokerState) string {
+	t.Helper()
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "max %d\n", st.MaxMsgID)
+	for _, s := range st.Sessions {
+		fmt.Fprintf(&sb, "session %q %+v subs %v in %v\n", s.ClientID, s.Info, s.Subs, s.Incoming)
+		for _, q := range s.Queue {
+			fmt.Fprintf(&sb, "  %d %d %d %d %v %v %q %q\n", q.Seq, q.MsgID, q.QoS, q.PacketID, q.Released, q.SubIDs, q.Msg.Topic, q.Msg.Payload)
+		}
+	}
+	topics := make([]string, 0, len(st.Retained))
+	for _, m := range st.Retained {
+		topics = append(topics, m.Topic+"="+string(m.Payload))
+	}
+	slices.Sort(topics)
+	fmt.Fprintf(&sb, "retained %v\n", topics)
+	return sb.String()
 }
