@@ -66,12 +66,23 @@ type BrokerOptions struct {
 	// Logger receives what the store reports of itself (a torn tail
 	// dropped at open, a failed write, compactions). nil: slog.Default().
 	Logger *slog.Logger
+	// KeepState keeps a copy of the whole state in memory for as long as
+	// the store is open, whatever its size, so that every Load reads no
+	// file. Without it (the default), the copy that OpenBroker replays
+	// the log into is handed to the first Load and then dropped once the
+	// state is large (see Memory in the package doc): the broker, which
+	// loads once and keeps its own maps, holds the only copy; a later
+	// Load replays the log from disk. A client's session store (Open)
+	// keeps it: it loads at every reconnection.
+	KeepState bool
 }
 
 // Broker is the durable [store.Broker]: the broker's state in one
-// append-only log, broker.log, in a directory. The state is also kept in
-// memory (messages shared with the broker, by pointer), and rewritten
-// into a new log when the log has grown to about twice the live state.
+// append-only log, broker.log, in a directory, rewritten into a new log
+// when the log has grown to about twice the live state. The state is
+// kept in memory from the open to the first Load (messages shared with
+// the broker, by pointer), and after it while it is small or with
+// BrokerOptions.KeepState.
 type Broker struct {
 	dir, path string
 	opts      BrokerOptions
@@ -94,11 +105,18 @@ type Broker struct {
 	base    int64 // size of the log after the last compaction or at open
 	saved   time.Time
 
-	index *memory.Broker // the state of what is written, in log order
+	// index is the state of what is written, in log order. Unless
+	// opts.KeepState, it is dropped once the first Load has handed it
+	// over if the state is large (see small), or at a compaction once it
+	// has grown large; nil from then on.
+	index    *memory.Broker
+	loaded   bool  // the first Load has returned the state
+	smallMax int64 // cloneMax; tests lower it
 
 	syncs       atomic.Int64 // fsyncs of batches that completed
 	synced      atomic.Int64 // with SyncAlways: the size of the log known to be fsynced
 	compactions atomic.Int64
+	adoptions   atomic.Int64 // for tests: indexes rebuilt by adopt
 
 	// Compaction runs in a goroutine of its own, beside the writes (see
 	// compact.go); compacting is set while it does, done is closed when
@@ -146,7 +164,7 @@ func OpenBroker(dir string, opts BrokerOptions) (*Broker, error) {
 	if opts.CompactBytes == 0 {
 		opts.CompactBytes = DefaultCompactBytes
 	}
-	b := &Broker{dir: dir, path: filepath.Join(dir, BrokerLogName), opts: opts, log: opts.Logger, index: memory.NewBroker()}
+	b := &Broker{dir: dir, path: filepath.Join(dir, BrokerLogName), opts: opts, log: opts.Logger, index: memory.NewBroker(), smallMax: cloneMax}
 	b.cond = sync.NewCond(&b.mu)
 	if b.log == nil {
 		b.log = slog.Default()
@@ -233,7 +251,12 @@ func scanBrokerLog(f io.ReaderAt, size int64, path string, apply func([]store.Ch
 		return 0, "", fmt.Errorf("store/disk: %s has format version %d; this Tern reads version %d: run the Tern that wrote it, or move the file away to start afresh",
 			path, binary.LittleEndian.Uint32(hdr[8:]), brokerVersion)
 	}
-	off := int64(headerSize)
+	return scanRecords(r, headerSize, size, path, apply)
+}
+
+// scanRecords reads the records of a broker log from r, which is at
+// offset off of a log of size bytes, as scanBrokerLog does.
+func scanRecords(r io.Reader, off, size int64, path string, apply func([]store.Change) error) (end int64, torn string, err error) {
 	var buf []byte
 	d := decoder{msgs: map[uint64]*message.Message{}}
 	var cs []store.Change
@@ -297,15 +320,30 @@ func (b *Broker) create() error {
 	return nil
 }
 
-// Load implements [store.Broker].
+// Load implements [store.Broker]. The first Load returns the state
+// OpenBroker replayed and, unless BrokerOptions.KeepState, drops the
+// store's copy of it if the state is large (see small); a Load without
+// that copy replays the log from disk (with the writes going on: it
+// sees every Apply that returned before it was called), which costs
+// about what an open does.
 func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			b.mu.Unlock()
+		}
+	}()
 	if b.closed {
 		return nil, store.ErrClosed
 	}
-	// Changes queued and not yet written are not in the index: wait for
-	// them, so that Load sees every Apply that returned.
+	// Changes queued and not yet written are not in the log: wait for
+	// them, so that Load sees every Apply that returned. With no writer,
+	// the log is whole records up to b.end, and b.path is b.f (the
+	// compaction renames its new log over it as the writer).
 	for b.writing || len(b.pending) > 0 {
 		if b.err != nil {
 			return nil, b.err
@@ -319,11 +357,32 @@ func (b *Broker) Load(ctx context.Context) (*store.BrokerState, error) {
 	if b.err != nil { // what is written is unknown: as every Apply, refuse
 		return nil, b.err
 	}
-	st, err := b.index.Load(ctx)
+	if b.index != nil {
+		st, err := b.index.Load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st.Saved = b.saved
+		b.loaded = true
+		b.dropLargeIndex()
+		return st, nil
+	}
+	// Read the log through a descriptor of its own, which a compaction
+	// that replaces the log (or Close) leaves open; bytes up to end are
+	// never rewritten.
+	f, err := os.Open(b.path)
+	end, saved := b.end, b.saved
+	b.mu.Unlock()
+	locked = false
+	if err != nil {
+		return nil, fmt.Errorf("store/disk: reading the broker log: %w", err)
+	}
+	defer f.Close()
+	st, err := replayTo(ctx, f, end, b.path)
 	if err != nil {
 		return nil, err
 	}
-	st.Saved = b.saved
+	st.Saved = saved
 	return st, nil
 }
 
@@ -430,8 +489,10 @@ func (b *Broker) writeBatch() {
 		b.synced.Store(b.end)
 	}
 	b.saved = time.Now()
-	for _, w := range batch {
-		b.index.Apply(context.Background(), w.changes...)
+	if b.index != nil {
+		for _, w := range batch {
+			b.index.Apply(context.Background(), w.changes...)
+		}
 	}
 	b.finish(batch, nil)
 	b.maybeCompact()

@@ -19,10 +19,12 @@ import (
 //
 //  1. It notes where the log ends (from) and takes the state at that
 //     point: a copy of the index in memory, taken there and then, if
-//     the state is small (see cloneMax: a copy of a few milliseconds at
-//     most); otherwise, so
-//     as not to hold the writes that long, it replays the log up to
-//     from into a state of its own, as an open does, with no lock held.
+//     the store still holds one (see dropLargeIndex) and the state is
+//     small (see cloneMax: a copy of a few
+//     milliseconds at most); otherwise, so as not to hold the writes
+//     that long (or because there is no index), it replays the log up
+//     to from into a state of its own, as an open does, with no lock
+//     held. That state lives as long as the compaction.
 //  2. It writes that state to broker.log.compact, then copies after it
 //     the records written to the old log since from (each batch record
 //     stands alone, so it means the same after the snapshot), and
@@ -47,8 +49,28 @@ const tailInLock = 1 << 20
 // cloneMax: a compaction copies the state from the index, with the
 // writes held, if the log was at most this size after the last one (or
 // at open) and is at most four times this size now; otherwise it
-// replays the log beside the writes.
+// replays the log beside the writes. Past that size, once the state
+// has been loaded, the store drops the index (unless KeepState): it is
+// then a second copy of a large state, and compactions replay anyway.
 const cloneMax = 8 << 20
+
+// small reports whether the state is small enough for a compaction to
+// copy it from the index (see cloneMax); mu is held.
+func (b *Broker) small() bool {
+	return b.base <= b.smallMax && b.end <= 4*b.smallMax
+}
+
+// dropLargeIndex drops the index once the state has been loaded, if it
+// is large and the store is not to keep it; mu is held. A small state's
+// index stays: it costs little memory and spares each compaction a
+// replay of a log that is mostly dead records (under a QoS 1 load, a
+// compaction every few seconds). Once dropped, it is rebuilt by the
+// first compaction that finds the state small again (see adopt).
+func (b *Broker) dropLargeIndex() {
+	if b.index != nil && b.loaded && !b.opts.KeepState && !b.small() {
+		b.index = nil
+	}
+}
 
 // errStopped: Close stopped the compaction.
 var errStopped = errors.New("store/disk: the store is closing")
@@ -70,12 +92,17 @@ func (b *Broker) startCompact() {
 	b.compactDone = done
 	old, from := b.f, b.end
 	var st *store.BrokerState
-	if b.base <= cloneMax && b.end <= 4*cloneMax {
+	b.dropLargeIndex()
+	if b.index != nil && b.small() {
 		st, _ = b.index.Load(context.Background()) // nil on error: replayed instead
 	}
 	go func() {
 		start := time.Now()
-		size, err := b.compact(old, from, st)
+		var ad adoption
+		size, err := b.compact(old, from, st, &ad)
+		if err == nil && ad.idx != nil {
+			b.adopt(ad)
+		}
 		b.mu.Lock()
 		b.compacting, b.compactErr = false, err
 		switch {
@@ -98,15 +125,32 @@ func (b *Broker) hook(phase string) {
 	}
 }
 
+// adoption is a state a compaction replayed, kept to become the index
+// again (see adopt): idx is the state at snap bytes into the new log.
+type adoption struct {
+	idx  *memory.Broker
+	snap int64
+}
+
 // compact is the compaction's goroutine: old is the log, from where it
 // ended when the compaction started, st the state there if it was
 // copied (nil: it is replayed from old). It returns the new log's size.
-func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState) (int64, error) {
+// If the store had dropped its index and the state replayed turned out
+// small, it leaves that state in ad, for adopt.
+func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState, ad *adoption) (int64, error) {
 	if st == nil {
-		var err error
-		if st, err = replayTo(old, from, b.path); err != nil {
+		idx, err := replayIndex(context.Background(), old, from, b.path)
+		if err != nil {
 			return 0, err
 		}
+		if st, err = idx.Load(context.Background()); err != nil {
+			return 0, err
+		}
+		b.mu.Lock()
+		if b.index == nil && b.loaded && !b.opts.KeepState {
+			ad.idx = idx
+		}
+		b.mu.Unlock()
 	}
 	tmpPath := filepath.Join(b.dir, brokerCompactName)
 	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
@@ -124,6 +168,10 @@ func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState) (int64
 	st = nil // the copy of the state can go
 	if err != nil {
 		return 0, err
+	}
+	ad.snap = size
+	if size > b.smallMax {
+		ad.idx = nil // large: not to be kept
 	}
 	b.hook("snapshot")
 	// Copy the records written meanwhile, until little is left.
@@ -197,19 +245,72 @@ func (b *Broker) compact(old *os.File, from int64, st *store.BrokerState) (int64
 	return size, nil
 }
 
-// replayTo returns the state of the first size bytes of log f.
-func replayTo(f *os.File, size int64, path string) (*store.BrokerState, error) {
+// replayTo returns the state of the first size bytes of log f, which
+// are whole records (a later Load).
+func replayTo(ctx context.Context, f *os.File, size int64, path string) (*store.BrokerState, error) {
+	state, err := replayIndex(ctx, f, size, path)
+	if err != nil {
+		return nil, err
+	}
+	return state.Load(ctx)
+}
+
+// replayIndex replays the first size bytes of log f, which are whole
+// records, into a state in memory.
+func replayIndex(ctx context.Context, f *os.File, size int64, path string) (*memory.Broker, error) {
 	state := memory.NewBroker()
 	_, torn, err := scanBrokerLog(f, size, path, func(cs []store.Change) error {
-		return state.Apply(context.Background(), cs...)
+		return state.Apply(ctx, cs...) // ctx.Err() once cancelled
 	})
 	if err == nil && torn != "" {
-		err = fmt.Errorf("%s changed under the compaction: %s", path, torn)
+		err = fmt.Errorf("store/disk: %s changed while it was read: %s", path, torn)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return state.Load(context.Background())
+	return state, nil
+}
+
+// adoptRounds bounds adopt's catching up with a log written faster than
+// it reads.
+const adoptRounds = 16
+
+// adopt makes ad.idx, the small state a compaction replayed after the
+// store had dropped its index (a large state that shrank), the index
+// again, so that later compactions copy it rather than replay the log:
+// it applies to it the records the compaction copied after the snapshot
+// and those written since, reading the new log with no lock held, and
+// takes it as the index once it has caught up (under mu, so that the
+// writer applies every later batch to it). The compaction is still
+// running (compacting is set), so the log is not replaced meanwhile. It
+// gives up, leaving the index dropped, if the store stops or fails, or
+// if the writes keep ahead of it.
+func (b *Broker) adopt(ad adoption) {
+	pos := ad.snap
+	for range adoptRounds {
+		b.mu.Lock()
+		if b.stopping || b.closed || b.err != nil || b.index != nil {
+			b.mu.Unlock()
+			return
+		}
+		if pos == b.end {
+			b.index = ad.idx
+			b.adoptions.Add(1)
+			b.mu.Unlock()
+			return
+		}
+		f, end := b.f, b.end
+		b.mu.Unlock()
+		r := bufio.NewReaderSize(io.NewSectionReader(f, pos, end-pos), 1<<20)
+		_, torn, err := scanRecords(r, pos, end, b.path, func(cs []store.Change) error {
+			return ad.idx.Apply(context.Background(), cs...)
+		})
+		if err != nil || torn != "" {
+			b.log.Warn("store/disk: reading back the compacted log failed; compactions replay the log", "path", b.path, "err", err, "torn", torn)
+			return
+		}
+		pos = end
+	}
 }
 
 // syncingWriter writes to f and fsyncs it after every syncEvery bytes:

@@ -69,7 +69,8 @@
 // QoS 2 ids received the session's incoming ids, Clear an
 // OpDeleteSession.
 //
-// Open replays the log into memory (a store/memory Broker). A record
+// Open replays the log into memory (a store/memory Broker), which the
+// first Load hands over (see Memory). A record
 // cut short or failing its checksum at the end is a write a crash tore:
 // it is cut off the file (reported to the Logger with the offset and
 // the bytes dropped), and the log goes on from the last whole record.
@@ -85,8 +86,8 @@
 // twice its size after the last compaction plus CompactBytes (4 MiB by
 // default), it is rewritten with the live state alone, beside the
 // writes, which go on: a goroutine takes the state where the log ended
-// (a copy of the index if the state is small, else a replay of the log
-// up to there), writes it to broker.log.compact, copies after it the
+// (a replay of the log up to there, or, while the store holds the state
+// in memory and it is small, a copy of it), writes it to broker.log.compact, copies after it the
 // batches written meanwhile, and holds the writes only to copy the last
 // MiB or less, fsync, rename the new log over broker.log and fsync the
 // directory (see compact.go). A crash before the rename leaves the old
@@ -103,7 +104,22 @@
 //
 // # Memory
 //
-// The state is held in memory as well (messages by pointer, shared with
-// the broker or client that stored them), so Load and a client
-// session's Outgoing read no file.
+// The state an open replays is held in memory (messages by pointer,
+// shared with the broker or client that stored them) until the first
+// Load, which returns it. A broker loads once and then keeps its own
+// maps of everything, so the store's copy would be a second one: if the
+// state is large (a log over 8 MiB after its last compaction or at open,
+// or over 32 MiB now), the first Load drops it, and so does the first
+// compaction after the state has grown that large. The store then keeps
+// none of the state: Apply only appends, a later Load replays the log
+// from disk as an open does, and a compaction replays the log into a
+// transient state of its own (as it did for a large state anyway). A
+// small state's copy is kept: it costs little memory and lets each
+// compaction copy the state rather than replay a log of mostly dead
+// records. A compaction that replays a state that has shrunk back to
+// small keeps what it replayed as the copy again, once it has caught up
+// with the writes. BrokerOptions.KeepState keeps the copy for the life
+// of the store, whatever its size, so that every Load reads no file; a
+// client's session store (Open) does so, since it loads at every
+// reconnection (Outgoing).
 package disk

@@ -65,7 +65,9 @@ func Open(dir string, opts Options) (*Session, error) {
 	if _, err := os.Stat(old); err == nil {
 		return nil, fmt.Errorf("store/disk: %s is a client session log of the format Tern used before its sessions were kept in the broker log (%s); this Tern does not read it: move it away (or delete the directory) to start the session afresh, or run the Tern that wrote it to send what it holds", old, BrokerLogName)
 	}
-	bopts := BrokerOptions{CompactBytes: opts.CompactBytes, Logger: opts.Logger}
+	// The session loads at every reconnection (Outgoing): keep its state,
+	// which is small, in memory rather than replay the log each time.
+	bopts := BrokerOptions{CompactBytes: opts.CompactBytes, Logger: opts.Logger, KeepState: true}
 	if !opts.Sync {
 		bopts.Sync = SyncNone
 	}
