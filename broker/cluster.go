@@ -15,6 +15,7 @@ import (
 	"path"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ternmq/tern/backplane"
@@ -474,7 +475,9 @@ func (srv *Server) onClusterBatch(ctx context.Context, ds []backplane.Delivery) 
 		if d.Message == nil || srv.closing.Load() {
 			continue
 		}
-		if !d.Plain || len(d.Groups) > 0 || d.Mark.IsZero() {
+		if !d.Plain || len(d.Groups) > 0 || d.Mark.IsZero() || strings.HasPrefix(d.Message.Topic, handoffPrefix) {
+			// Shared groups, unmarked deliveries and a node's handoff of a
+			// session (sharedsession.go) go one by one.
 			flush()
 			srv.onClusterMessage(ctx, d)
 			continue
