@@ -33,13 +33,19 @@ type BackplaneJoin func(ctx context.Context, cfg backplane.Config) (backplane.No
 // that an engine that does not answer cannot hang a connection.
 const clusterTimeout = 5 * time.Second
 
+// joinTimeout bounds the join at start (see joinBackplane).
+const joinTimeout = 30 * time.Second
+
 // errForward is a message that could not be forwarded to the other nodes.
 var errForward = errors.New("broker: the back plane could not forward the message")
 
 // joinBackplane joins the back plane at start, after the store's sessions
 // are restored, and announces their subscriptions.
 func (srv *Server) joinBackplane() error {
-	ctx, cancel := context.WithTimeout(srv.ctx, 2*clusterTimeout)
+	// An engine that starts with the brokers (a JetStream cluster electing
+	// its leaders, on a busy machine) may take a while to answer the
+	// join's first creations: the join may take up to joinTimeout.
+	ctx, cancel := context.WithTimeout(srv.ctx, joinTimeout)
 	defer cancel()
 	srv.bpJoined = make(chan struct{})
 	defer close(srv.bpJoined)

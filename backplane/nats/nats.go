@@ -202,7 +202,13 @@ func Join(ctx context.Context, nc *nats.Conn, cfg Config) (*Node, error) {
 	// Lease), as long as ctx allows; a node whose ID is in use keeps it
 	// fresh.
 	for giveUp := time.Now().Add(bc.Lease * 3 / 2); ; {
-		e, err := n.kvNode.Get(ctx, kvToken(bc.ID))
+		// Each Get with its own deadline, retried: on a JetStream cluster
+		// that is still settling one can go unanswered (see retry).
+		var e jetstream.KeyValueEntry
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			e, err = n.kvNode.Get(ctx, kvToken(bc.ID))
+			return err
+		})
 		if err != nil || string(e.Value()) != bc.ID || time.Since(e.Created()) >= bc.Lease {
 			break
 		}
