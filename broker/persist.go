@@ -520,6 +520,15 @@ func (c *conn) runAcker() {
 			}
 			continue
 		}
+		if len(b.cs) == 0 {
+			// Nothing to store (no store, or nothing kept): b follows
+			// prev at once, without a goroutine for the write.
+			if prev != nil {
+				c.answerBatch(prev, prevErr)
+			}
+			prevErr, prev = nil, &b
+			continue
+		}
 		done := make(chan error, 1)
 		go func(cs []store.Change) { done <- c.srv.persist("messages", cs...) }(b.cs)
 		if prev != nil {
