@@ -177,3 +177,41 @@ func TestClusterBatchRefusesOne(t *testing.T) {
 		t.Errorf("node A forwarded no batch of more than one message")
 	}
 }
+
+// TestClusterBatchRefusesOne311: a 3.1.1 publisher, which cannot be told
+// of a refusal, gets the PUBACKs of the messages before the one the
+// engine refused, and then its connection closes without that one's
+// PUBACK or any later one, so that it sends them again.
+func TestClusterBatchRefusesOne311(t *testing.T) {
+	const n, badAt = 20, 7
+	e := memoryEngine()
+	var na, nb *batchNode
+	bad := func(topic string) bool { return strings.HasSuffix(topic, "/bad") }
+	a := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{
+		Backplane: wrapJoin(e.join(t, nodeName(t, "a")), bad, &na), SysInterval: -1}})
+	b := mqtttest.StartBroker(t, mqtttest.BrokerConfig{Server: &broker.Server{
+		Backplane: wrapJoin(e.join(t, nodeName(t, "b")), nil, &nb), SysInterval: -1}})
+	sub := connect5(t, b, "sub")
+	subscribe5(t, sub, 1, 0, packet.Subscription{Filter: "o/#", QoS: 1})
+	settle(t, a, b)
+	pub := mqtttest.DialRaw(t, a.Addr, packet.V311)
+	pub.Connect(&packet.Connect{ClientID: "pub311", CleanStart: true, KeepAlive: 60})
+	publishBurst(t, pub, n, func(i int) string {
+		if i == badAt {
+			return "o/bad"
+		}
+		return "o/x"
+	})
+	got := pub.ExpectClosed()
+	var acked []uint16
+	for _, p := range got {
+		if ack, ok := p.(*packet.Puback); ok {
+			acked = append(acked, ack.PacketID)
+		}
+	}
+	for i, id := range acked {
+		if id != uint16(i+1) || id >= badAt {
+			t.Fatalf("PUBACKs %v: want ids in order, all below %d", acked, badAt)
+		}
+	}
+}
