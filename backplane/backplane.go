@@ -132,6 +132,40 @@ type Forwarder interface {
 	Forward(ctx context.Context, m *message.Message) error
 }
 
+// BatchForwarder is what an engine may add to Forwarder: ForwardBatch
+// forwards ms, messages published on this node, as Forward would each
+// one, and reaches each node's queue with them in the order of ms (a
+// broker hands it the messages of one connection, whose order it must
+// keep). It returns one error per message, nil where the engine took the
+// message, or a nil slice when it took them all: a failure refuses only
+// the messages it names. An engine sends the batch in one round trip
+// where it can (Redis: one pipeline; NATS: all the publishes, then all
+// the acknowledgements). Safe for concurrent use, as Forward; batches
+// of concurrent calls may interleave on the engine, each in its order.
+// A Node without it is called with Forward, one message after the other.
+type BatchForwarder interface {
+	ForwardBatch(ctx context.Context, ms []*message.Message) []error
+}
+
+// ForwardAll forwards ms through f in order: with ForwardBatch when f
+// has it, else with one Forward after the other. It returns one error
+// per message, or nil when every message was taken.
+func ForwardAll(ctx context.Context, f Forwarder, ms []*message.Message) []error {
+	if bf, ok := f.(BatchForwarder); ok {
+		return bf.ForwardBatch(ctx, ms)
+	}
+	var errs []error
+	for i, m := range ms {
+		if err := f.Forward(ctx, m); err != nil {
+			if errs == nil {
+				errs = make([]error, len(ms))
+			}
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
 // Retained holds the retained messages of the whole topic space.
 type Retained interface {
 	// SetRetained stores m as the retained message of m.Topic, replacing the

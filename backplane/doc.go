@@ -15,7 +15,10 @@
 //     "$share/{group}/{filter}" filters join the node to a shared group.
 //   - Forwarder: Forward hands a message published on this node to the
 //     nodes that have matching interest, and only to them: a node without a
-//     matching subscription gets no traffic for it.
+//     matching subscription gets no traffic for it. An engine may add
+//     BatchForwarder (Redis and NATS do): ForwardBatch takes the messages
+//     of one connection in one round trip, in order, with an error per
+//     message; ForwardAll uses it, or Forward one message after the other.
 //   - Retained: the retained messages of the whole topic space.
 //   - Owner: which node a client identifier is connected to, cluster-wide,
 //     with takeover.

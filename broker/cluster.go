@@ -221,6 +221,75 @@ func (srv *Server) clusterPublish(m *Message) error {
 	return nil
 }
 
+// clusterPublishAll is clusterPublish for the messages of one batch of a
+// connection, in order: the retained messages are set first, one after
+// the other (rare), then every message goes to the engine at once
+// (backplane.ForwardAll: one pipeline or one burst of publishes, in
+// order, where the engine can), so that a busy connection costs one
+// engine round trip per batch, not per message. It returns one error
+// per message of ms, or nil when the engine took them all.
+func (srv *Server) clusterPublishAll(ms []*Message) []error {
+	if srv.bp == nil || len(ms) == 0 {
+		return nil
+	}
+	if len(ms) == 1 {
+		if err := srv.clusterPublish(ms[0]); err != nil {
+			return []error{err}
+		}
+		return nil
+	}
+	ctx, cancel := srv.clusterCtx()
+	defer cancel()
+	var errs []error
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(ms))
+		}
+		errs[i] = fmt.Errorf("%w: %w", errForward, err)
+		srv.stats.bpFailed.Add(1)
+	}
+	send := make([]*Message, 0, len(ms))
+	at := make([]int, 0, len(ms)) // the index in ms of each message in send
+	for i, m := range ms {
+		if clusterLocal(m.Topic) {
+			continue
+		}
+		if m.Retain {
+			err := srv.bp.SetRetained(ctx, m)
+			srv.clusterSeen(err)
+			if err != nil {
+				srv.cfg.log.Warn("back plane: retained message not stored", "topic", m.Topic, "err", err)
+				fail(i, err)
+				continue
+			}
+		}
+		send = append(send, m)
+		at = append(at, i)
+	}
+	if len(send) == 0 {
+		return errs
+	}
+	ferrs := backplane.ForwardAll(ctx, srv.bp, send)
+	var seen error
+	for j, i := range at {
+		var err error
+		if ferrs != nil {
+			err = ferrs[j]
+		}
+		if err != nil {
+			if seen == nil {
+				seen = err
+			}
+			srv.cfg.log.Warn("back plane: message not forwarded", "topic", ms[i].Topic, "qos", ms[i].QoS, "err", err)
+			fail(i, err)
+			continue
+		}
+		srv.stats.bpForwarded.Add(1)
+	}
+	srv.clusterSeen(seen)
+	return errs
+}
+
 // clusterSubscribe announces a new local subscription (not a replaced
 // one) to the back plane. An engine out of reach keeps the count and
 // announces it when it is back: the subscription is granted all the same.

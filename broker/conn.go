@@ -141,7 +141,7 @@ func (c *conn) run() {
 	if !c.guard(func() bool { err = c.readLoop(); return true }) {
 		err = errPanic
 	}
-	if c.srv.Store != nil {
+	if c.srv.batchesPublishes() {
 		// PUBLISHes read before the connection ended are the client's
 		// messages all the same (their QoS 2 ids are taken): stored and
 		// delivered before the teardown, their acknowledgements lost
@@ -648,7 +648,7 @@ var errDisconnect = errors.New("client disconnected")
 
 // handle processes one packet from the client.
 func (c *conn) handle(p packet.Packet) error {
-	if c.srv.Store != nil && p.Type() != packet.PUBLISH {
+	if c.srv.batchesPublishes() && p.Type() != packet.PUBLISH {
 		// The client's PUBLISHes take effect before what it sends next.
 		if err := c.drainPublishes(); err != nil {
 			return err

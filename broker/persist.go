@@ -376,6 +376,16 @@ func (c *conn) queuePublish(p *packet.Publish, route bool, code packet.ReasonCod
 		// [v5 MQTT-3.3.2-17] [v5 MQTT-3.3.2-18] [v5 MQTT-3.3.2-20], but
 		// for the Topic Alias, which belongs to this connection.
 		m := message.FromPublish(p, c.info.ClientID, time.Now())
+		if srv.Store == nil {
+			// Nothing to store: the batch is only forwarded to the other
+			// nodes together (see answerPublishes), and routed here.
+			pp.r = routing{m: m, from: c.sess}
+			c.pend = append(c.pend, pp)
+			if len(c.pend) >= maxPending || c.r.Buffered() == 0 {
+				return c.flushPublishes()
+			}
+			return nil
+		}
 		if p.QoS == 2 && c.sess.durable.Load() {
 			// The packet id is kept with the message: after a restart a
 			// resend of it is still a duplicate [v5 MQTT-4.3.3-10].
@@ -510,6 +520,15 @@ func (c *conn) runAcker() {
 			}
 			continue
 		}
+		if len(b.cs) == 0 {
+			// Nothing to store (no store, or nothing kept): b follows
+			// prev at once, without a goroutine for the write.
+			if prev != nil {
+				c.answerBatch(prev, prevErr)
+			}
+			prevErr, prev = nil, &b
+			continue
+		}
 		done := make(chan error, 1)
 		go func(cs []store.Change) { done <- c.srv.persist("messages", cs...) }(b.cs)
 		if prev != nil {
@@ -545,6 +564,13 @@ func (c *conn) answerBatch(b *pubBatch, err error) {
 // 0x97 Quota exceeded (disk full) or 0x80; a 3.1.1 client, which cannot
 // be told, is disconnected without the acknowledgements, so that it
 // sends the messages again. silent delivers without acknowledging.
+//
+// With a back plane, the messages of the batch are delivered here first,
+// then forwarded to the other nodes all at once (clusterPublishAll: one
+// engine round trip for the batch, in the order received), and only then
+// acknowledged, in order: a message the engine did not take is refused
+// as today (0x80; a 3.1.1 client is disconnected before its
+// acknowledgement), and only that message.
 func (c *conn) answerPublishes(pend []pendingPub, err error, silent bool) error {
 	srv := c.srv
 	v5 := c.version == packet.V5
@@ -562,6 +588,30 @@ func (c *conn) answerPublishes(pend []pendingPub, err error, silent bool) error 
 			return fmt.Errorf("the store could not keep the messages: %w", err)
 		}
 	}
+	var fwd []*Message // the messages routed, in order, for the back plane
+	var matched []int  // per pend entry: sessions matched here
+	if err == nil {
+		matched = make([]int, len(pend))
+		for i := range pend {
+			pp := &pend[i]
+			if !pp.route {
+				continue
+			}
+			if srv.Store == nil {
+				matched[i], _ = srv.publishStored(pp.r.m, pp.r.from, nil)
+			} else {
+				matched[i] = srv.commitRoute(&pp.r)
+			}
+			if srv.backlogged.Load() && srv.backlogged.Swap(false) {
+				runtime.Gosched() // see onPublish
+			}
+			if srv.bp != nil {
+				fwd = append(fwd, pp.r.m)
+			}
+		}
+	}
+	ferrs := srv.clusterPublishAll(fwd) // cluster.go; nil when all were taken
+	k := 0                              // index in fwd and ferrs
 	for i := range pend {
 		pp := &pend[i]
 		code := pp.code
@@ -570,16 +620,24 @@ func (c *conn) answerPublishes(pend []pendingPub, err error, silent bool) error 
 				code = storeCode(err)
 				pp.reason = "the broker could not store the message"
 			} else {
-				n := srv.commitRoute(&pp.r)
-				if srv.backlogged.Load() && srv.backlogged.Swap(false) {
-					runtime.Gosched() // see onPublish
+				var ferr error
+				if srv.bp != nil {
+					if ferrs != nil {
+						ferr = ferrs[k]
+					}
+					k++
 				}
-				if ferr := srv.clusterPublish(pp.r.m); ferr != nil && pp.qos > 0 { // cluster.go
+				if ferr != nil && pp.qos > 0 {
 					if !v5 {
 						return ferr
 					}
 					code, pp.reason = packet.UnspecifiedError, "the broker could not forward the message to its other nodes"
-				} else if n == 0 && pp.qos > 0 && srv.bp == nil {
+					if pp.qos == 2 {
+						c.sess.mu.Lock()
+						c.sess.in.Release(pp.id) // a new message after a PUBREC >= 0x80 [v5 MQTT-4.3.3-9]
+						c.sess.mu.Unlock()
+					}
+				} else if matched[i] == 0 && pp.qos > 0 && srv.bp == nil {
 					code = packet.NoMatchingSubscribers // [v5] section 3.4.2.1
 				}
 				m := pp.r.m

@@ -78,8 +78,8 @@ func (c *conn) onPublish(p *packet.Publish) error {
 		}
 		route = first // [v5 MQTT-4.3.3-10] [v3 MQTT-4.3.3-2] deliver once
 	}
-	if srv.Store != nil {
-		// Stored, acknowledged and delivered in batches: see queuePublish.
+	if srv.batchesPublishes() {
+		// Stored, forwarded, acknowledged and delivered in batches: see queuePublish.
 		return c.queuePublish(p, route, code, reason)
 	}
 	if route {

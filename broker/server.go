@@ -606,3 +606,8 @@ func (s *Server) observe(e Event) {
 		o.Observe(e)
 	}
 }
+
+// batchesPublishes reports whether the PUBLISHes of a connection go
+// through its acker in batches (queuePublish): with a store, to share
+// its writes; with a back plane, to forward a batch to the engine at once.
+func (srv *Server) batchesPublishes() bool { return srv.Store != nil || srv.bp != nil }

@@ -72,6 +72,7 @@ func Run(t *testing.T, newCluster func(t *testing.T) Cluster) {
 		{"ConcurrentInterest", testConcurrentInterest},
 		{"Fidelity", testFidelity},
 		{"Order", testOrder},
+		{"BatchOrder", testBatchOrder},
 		{"Retained", testRetained},
 		{"Ownership", testOwnership},
 		{"SharedGroups", testSharedGroups},
@@ -522,6 +523,62 @@ func testOrder(t *testing.T, e *env) {
 	for i, d := range got {
 		if string(d.Message.Payload) != fmt.Sprint(i) {
 			t.Fatalf("delivery %d carries %q: order per publisher per topic lost", i, d.Message.Payload)
+		}
+	}
+}
+
+// testBatchOrder: batches forwarded with backplane.ForwardAll (an
+// engine's ForwardBatch where it has one), from two goroutines at once,
+// reach each node with every batch in its order, each message once.
+func testBatchOrder(t *testing.T, e *env) {
+	a, b, c := e.join("a"), e.join("b"), e.join("c")
+	e.sub(b, "ob/#")
+	e.sub(c, "ob/+/x")
+	e.sync(b)
+	e.sync(c)
+	const batches, size = 20, 25
+	var wg sync.WaitGroup
+	errc := make(chan error, 2*batches)
+	for _, pub := range []string{"p", "q"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range batches {
+				ms := make([]*message.Message, size)
+				for j := range ms {
+					ms[j] = &message.Message{Topic: "ob/" + pub + "/x", QoS: 1, Payload: []byte(fmt.Sprint(i*size + j)), Created: time.Now()}
+				}
+				for _, err := range backplane.ForwardAll(ctx(t), a, ms) {
+					if err != nil {
+						errc <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatalf("ForwardAll: %v", err)
+	}
+	e.fence(a, b)
+	e.fence(a, c)
+	for _, r := range []*Rec{b, c} {
+		next := map[string]int{}
+		n := 0
+		for _, d := range r.take() {
+			if !strings.HasPrefix(d.Message.Topic, "ob/") {
+				continue
+			}
+			n++
+			if want := fmt.Sprint(next[d.Message.Topic]); string(d.Message.Payload) != want {
+				t.Fatalf("%s: %s carries %q, want %s: a batch's order lost", r.ID(), d.Message.Topic, d.Message.Payload, want)
+			}
+			next[d.Message.Topic]++
+		}
+		if n != 2*batches*size {
+			t.Fatalf("%s: %d deliveries, want %d", r.ID(), n, 2*batches*size)
 		}
 	}
 }

@@ -434,6 +434,96 @@ func (n *Node) Forward(ctx context.Context, m *message.Message) error {
 	return n.send(ctx, m, n.cfg.ID, false)
 }
 
+// ForwardBatch forwards ms: every publish of every message goes out first,
+// in the order of ms under the node's publish lock (so each node's
+// subject has them in that order), then the PubAcks are awaited, all in
+// flight together: one round trip for the batch. QoS 0 messages are not
+// waited for, as in Forward. A message a publish or PubAck failed for
+// gets its error; the others were taken.
+func (n *Node) ForwardBatch(ctx context.Context, ms []*message.Message) []error {
+	all := func(err error) []error {
+		errs := make([]error, len(ms))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	if err := n.check("forward"); err != nil {
+		return all(err)
+	}
+	if n.down.Load() {
+		return all(backplane.Unreachable("forward", errors.New("interest and wills not registered again yet")))
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	self := n.cfg.ID
+	var errs []error
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(ms))
+		}
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	futures := make([][]jetstream.PubAckFuture, len(ms))
+	locals := make([]*backplane.Delivery, len(ms))
+	n.pubMu.Lock() // one node's messages reach JetStream in Forward order
+	for i, m := range ms {
+		routes := n.table.Route(m.Topic, self)
+		ids := make([]string, 0, len(routes))
+		for id := range routes {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			tg := routes[id]
+			if id == self {
+				locals[i] = &backplane.Delivery{Message: m, Node: self, Plain: tg.Plain, Groups: tg.Groups}
+				continue
+			}
+			h := &wire.Header{Node: self, Incarnation: n.inc, Seq: n.seq.Add(1), Plain: tg.Plain, Groups: tg.Groups}
+			b, err := wire.Append([]byte{'M'}, h, m)
+			if err != nil {
+				fail(i, fmt.Errorf("backplane/nats: encoding %q: %w", m.Topic, err))
+				continue
+			}
+			f, err := n.js.PublishMsgAsync(&nats.Msg{Subject: n.queueSubject(id), Data: b})
+			if err != nil {
+				fail(i, n.fail("forward", err))
+				continue
+			}
+			futures[i] = append(futures[i], f)
+		}
+	}
+	n.pubMu.Unlock()
+	for i, m := range ms {
+		if m.QoS > 0 { // QoS 0 is at most once: written in order, not waited for
+		wait:
+			for _, f := range futures[i] {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					fail(i, n.fail("forward", err))
+					break wait
+				case <-ctx.Done():
+					fail(i, n.fail("forward", ctx.Err()))
+					break wait
+				}
+			}
+		}
+		if locals[i] != nil && (errs == nil || errs[i] == nil) {
+			select {
+			case n.lch <- *locals[i]:
+			case <-ctx.Done():
+				fail(i, n.fail("forward", ctx.Err()))
+			}
+		}
+	}
+	return errs
+}
+
 // read is the node's handler goroutine: takeover notices, its queue, and
 // deliveries to itself, in arrival order.
 func (n *Node) read() {

@@ -747,6 +747,80 @@ func (n *Node) Forward(ctx context.Context, m *message.Message) error {
 	return n.send(ctx, m, n.cfg.ID, false)
 }
 
+// ForwardBatch forwards ms in one pipeline (one round trip): the XADDs
+// of every message to every node, in the order of ms, on one connection,
+// so that each node's stream has them in that order. A message whose
+// XADDs failed gets its error; the others were taken.
+func (n *Node) ForwardBatch(ctx context.Context, ms []*message.Message) []error {
+	all := func(err error) []error {
+		errs := make([]error, len(ms))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	if err := n.check("forward"); err != nil {
+		return all(err)
+	}
+	if n.down.Load() {
+		return all(backplane.Unreachable("forward", errors.New("lease not renewed")))
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	self := n.cfg.ID
+	var errs []error
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(ms))
+		}
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	cmds := make([][]goredis.Cmder, len(ms)) // per message: its XADDs
+	locals := make([]func(context.Context), len(ms))
+	// A failure is also set on each command it hit: read there, per message.
+	_, _ = n.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, m := range ms {
+			routes := n.table.Route(m.Topic, self)
+			ids := make([]string, 0, len(routes))
+			for id := range routes {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			for _, id := range ids {
+				tg := routes[id]
+				h := &wire.Header{Node: self, Incarnation: n.inc, Seq: n.seq.Add(1), Plain: tg.Plain, Groups: tg.Groups}
+				if id == self {
+					locals[i] = n.delivery(h, m)
+					continue
+				}
+				f, err := frame(h, m)
+				if err != nil {
+					fail(i, err)
+					continue
+				}
+				cmds[i] = append(cmds[i], p.XAdd(ctx, &goredis.XAddArgs{Stream: n.kNode(id, "q"), MaxLen: n.qlen, Approx: true,
+					Values: []any{queueField, f}}))
+			}
+		}
+		return nil
+	})
+	for i := range ms {
+		for _, c := range cmds[i] {
+			if err := c.Err(); err != nil {
+				fail(i, n.fail("forward", err))
+				break
+			}
+		}
+		if locals[i] != nil && (errs == nil || errs[i] == nil) {
+			n.post(locals[i])
+		}
+	}
+	return errs
+}
+
 // Subscribe announces interest in filter. A count taken while Redis is out
 // of reach is kept (the error wraps ErrUnreachable) and announced when it
 // comes back.
