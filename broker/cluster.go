@@ -15,6 +15,7 @@ import (
 	"path"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ternmq/tern/backplane"
@@ -474,7 +475,11 @@ func (srv *Server) onClusterBatch(ctx context.Context, ds []backplane.Delivery) 
 		if d.Message == nil || srv.closing.Load() {
 			continue
 		}
-		if !d.Plain || len(d.Groups) > 0 || d.Mark.IsZero() {
+		// A handoff message is plain (this node's own subscription to
+		// handoffPrefix+ID+"/#") but no message to route: it ends the
+		// wait of a session moving here (sharedClaim), after what came
+		// before it in the batch.
+		if !d.Plain || len(d.Groups) > 0 || d.Mark.IsZero() || strings.HasPrefix(d.Message.Topic, handoffPrefix) {
 			flush()
 			srv.onClusterMessage(ctx, d)
 			continue
