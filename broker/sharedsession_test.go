@@ -170,22 +170,11 @@ func publish(t *testing.T, c *mqtttest.RawClient, id uint16, topic, payload stri
 }
 
 // runSharedSession runs the engine-independent shared-session tests on e.
-// knownBroken, when not "", skips the takeover tests with that reason.
-func runSharedSession(t *testing.T, e sharedEngine, knownBroken string) {
+func runSharedSession(t *testing.T, e sharedEngine) {
 	for _, v := range []packet.Version{packet.V5, packet.V311} {
 		t.Run(v.String()+"-resume", func(t *testing.T) { testSharedResume(t, e, v) })
-		t.Run(v.String()+"-takeover", func(t *testing.T) {
-			if knownBroken != "" {
-				t.Skip(knownBroken)
-			}
-			testSharedTakeover(t, e, v, false)
-		})
-		t.Run(v.String()+"-move-offline", func(t *testing.T) {
-			if knownBroken != "" {
-				t.Skip(knownBroken)
-			}
-			testSharedTakeover(t, e, v, true)
-		})
+		t.Run(v.String()+"-takeover", func(t *testing.T) { testSharedTakeover(t, e, v, false) })
+		t.Run(v.String()+"-move-offline", func(t *testing.T) { testSharedTakeover(t, e, v, true) })
 	}
 	t.Run("qos2-both-ways-5.0", func(t *testing.T) { testSharedQoS2(t, e, packet.V5) })
 	t.Run("qos2-both-ways-3.1.1", func(t *testing.T) { testSharedQoS2(t, e, packet.V311) })
@@ -201,7 +190,7 @@ func TestSharedSessionRedis(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			sr := startSharedRedis(t, cluster)
-			runSharedSession(t, sr, "")
+			runSharedSession(t, sr)
 			if !cluster {
 				t.Run("old-node-cut-off", func(t *testing.T) { testSharedNodeCutOff(t, sr) })
 				t.Run("dead-node-adopted", func(t *testing.T) { testSharedAdopt(t, sr) })
@@ -220,10 +209,7 @@ func TestSharedSessionNATS(t *testing.T) {
 			name = "cluster"
 		}
 		t.Run(name, func(t *testing.T) {
-			// Known defect (issue 14): a session moved while messages flow
-			// loses the messages queued on the old node before the move and
-			// puts the new node's ahead of the rest.
-			runSharedSession(t, startSharedNATS(t, cluster), "issue 14: takeover while publishing loses and reorders messages on NATS")
+			runSharedSession(t, startSharedNATS(t, cluster))
 		})
 	}
 }
