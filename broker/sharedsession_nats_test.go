@@ -16,6 +16,13 @@ import (
 	storejs "github.com/ternmq/tern/store/jetstream"
 )
 
+// The broker numbers a node's message ids and queue sequences from the
+// block a shared store's MsgIDBase of this shape reserves; without it two
+// nodes reuse each other's queue sequences (the takeover tests fail).
+var _ interface {
+	MsgIDBase(context.Context) (uint64, error)
+} = (*storejs.Store)(nil)
+
 // sharedNATS is an embedded NATS server (or cluster of them) that three
 // Tern nodes use as back plane (backplane/nats) and session store
 // (store/jetstream).
