@@ -32,7 +32,7 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		return closeClient, fmt.Errorf("%s redis keeps sessions on the cluster's Redis, but the cluster has no Redis: give it with cluster.url (--cluster redis://host:port), or drop the session store", c.where("cluster.session_store"))
 	}
 	if c.Cluster.SessionStore == "jetstream" && c.Cluster.URL == "" && !c.embedded() {
-		return closeClient, fmt.Errorf("%s jetstream keeps sessions in the cluster's JetStream, but there is no cluster: give it with cluster.url (--cluster nats://host:port) or the embedded NATS server (--cluster nats-embedded), or drop the session store", c.where("cluster.session_store"))
+		return closeClient, fmt.Errorf("%s jetstream keeps sessions in the cluster's JetStream, but there is no cluster: give it with cluster.url (--cluster nats://host:port) or the embedded NATS server (--cluster-listen host:port --cluster-peers nats://host:port,...), or drop the session store", c.where("cluster.session_store"))
 	}
 	if c.embedded() {
 		if k := c.clusterAuthSet(); k != "" {
