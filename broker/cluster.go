@@ -550,9 +550,11 @@ func (srv *Server) onClusterBatch(ctx context.Context, ds []backplane.Delivery) 
 		if d.Message == nil || srv.closing.Load() {
 			continue
 		}
+		// A handoff message is plain (this node's own subscription to
+		// handoffPrefix+ID+"/#") but no message to route: it ends the
+		// wait of a session moving here (sharedClaim), after what came
+		// before it in the batch.
 		if !d.Plain || len(d.Groups) > 0 || d.Mark.IsZero() || strings.HasPrefix(d.Message.Topic, handoffPrefix) {
-			// Shared groups, unmarked deliveries and a node's handoff of a
-			// session (sharedsession.go) go one by one.
 			flush()
 			srv.onClusterMessage(ctx, d)
 			continue

@@ -77,6 +77,13 @@ func (sr sharedRedis) nodeOn(t *testing.T, name, prefix string, rdb goredis.Univ
 	}})
 }
 
+// sharedEngine is a back plane and session store the shared-session
+// tests run on: three starts three nodes sharing both, on names of the
+// test's own.
+type sharedEngine interface {
+	three(t *testing.T) [3]*mqtttest.Broker
+}
+
 // three starts three nodes on keys of the test's own.
 func (sr sharedRedis) three(t *testing.T) [3]*mqtttest.Broker {
 	p := fmt.Sprintf("%s-%d", sr.prefix, time.Now().UnixNano())
@@ -162,6 +169,18 @@ func publish(t *testing.T, c *mqtttest.RawClient, id uint16, topic, payload stri
 	}
 }
 
+// runSharedSession runs the engine-independent shared-session tests on e.
+func runSharedSession(t *testing.T, e sharedEngine) {
+	for _, v := range []packet.Version{packet.V5, packet.V311} {
+		t.Run(v.String()+"-resume", func(t *testing.T) { testSharedResume(t, e, v) })
+		t.Run(v.String()+"-takeover", func(t *testing.T) { testSharedTakeover(t, e, v, false) })
+		t.Run(v.String()+"-move-offline", func(t *testing.T) { testSharedTakeover(t, e, v, true) })
+	}
+	t.Run("qos2-both-ways-5.0", func(t *testing.T) { testSharedQoS2(t, e, packet.V5) })
+	t.Run("qos2-both-ways-3.1.1", func(t *testing.T) { testSharedQoS2(t, e, packet.V311) })
+	t.Run("clean-start", func(t *testing.T) { testSharedCleanStart(t, e) })
+}
+
 func TestSharedSessionRedis(t *testing.T) {
 	mqtttest.NeedBinary(t, "redis-server", "redis-server")
 	for _, cluster := range []bool{false, true} {
@@ -171,14 +190,7 @@ func TestSharedSessionRedis(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			sr := startSharedRedis(t, cluster)
-			for _, v := range []packet.Version{packet.V5, packet.V311} {
-				t.Run(v.String()+"-resume", func(t *testing.T) { testSharedResume(t, sr, v) })
-				t.Run(v.String()+"-takeover", func(t *testing.T) { testSharedTakeover(t, sr, v, false) })
-				t.Run(v.String()+"-move-offline", func(t *testing.T) { testSharedTakeover(t, sr, v, true) })
-			}
-			t.Run("qos2-both-ways-5.0", func(t *testing.T) { testSharedQoS2(t, sr, packet.V5) })
-			t.Run("qos2-both-ways-3.1.1", func(t *testing.T) { testSharedQoS2(t, sr, packet.V311) })
-			t.Run("clean-start", func(t *testing.T) { testSharedCleanStart(t, sr) })
+			runSharedSession(t, sr)
 			if !cluster {
 				t.Run("old-node-cut-off", func(t *testing.T) { testSharedNodeCutOff(t, sr) })
 				t.Run("dead-node-adopted", func(t *testing.T) { testSharedAdopt(t, sr) })
@@ -187,10 +199,25 @@ func TestSharedSessionRedis(t *testing.T) {
 	}
 }
 
+// TestSharedSessionNATS runs the shared-session tests on backplane/nats
+// and store/jetstream: on one embedded NATS server, and on a cluster of
+// three (each node on its own server, the streams with three replicas).
+func TestSharedSessionNATS(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		name := "single"
+		if cluster {
+			name = "cluster"
+		}
+		t.Run(name, func(t *testing.T) {
+			runSharedSession(t, startSharedNATS(t, cluster))
+		})
+	}
+}
+
 // testSharedResume: a persistent subscriber on A goes offline, messages
 // are published at QoS 1 and 2 on C, the subscriber reconnects to B: its
 // session is present there with every message, in order, once.
-func testSharedResume(t *testing.T, sr sharedRedis, v packet.Version) {
+func testSharedResume(t *testing.T, sr sharedEngine, v packet.Version) {
 	bs := sr.three(t)
 	sub, ack := persistentConnect(t, bs[0].Addr, v, "resume")
 	if ack.SessionPresent {
@@ -252,7 +279,7 @@ func drain(t *testing.T, r *receiver) {
 // connects to B: A closes its connection (0x8E for MQTT 5) and B has the
 // session, with every message exactly once and in order, those published
 // during the move included.
-func testSharedTakeover(t *testing.T, sr sharedRedis, v packet.Version, offline bool) {
+func testSharedTakeover(t *testing.T, sr sharedEngine, v packet.Version, offline bool) {
 	bs := sr.three(t)
 	old, _ := persistentConnect(t, bs[0].Addr, v, "taken")
 	old.Subscribe(1, "take/#", 2)
@@ -321,7 +348,7 @@ func testSharedTakeover(t *testing.T, sr sharedRedis, v packet.Version, offline 
 // client got on A and PUBREC'd is released on B with PUBREL, not sent
 // again. Inbound: a QoS 2 PUBLISH the client sent on A and not released
 // is a duplicate on B: delivered once.
-func testSharedQoS2(t *testing.T, sr sharedRedis, v packet.Version) {
+func testSharedQoS2(t *testing.T, sr sharedEngine, v packet.Version) {
 	bs := sr.three(t)
 	watch := mqtttest.DialRaw(t, bs[2].Addr, packet.V5)
 	watch.Connect(&packet.Connect{ClientID: "q2-watch", CleanStart: true, KeepAlive: 60})
@@ -368,7 +395,7 @@ func testSharedQoS2(t *testing.T, sr sharedRedis, v packet.Version) {
 
 // testSharedCleanStart: a clean start on C deletes the session stored by
 // A: a later resume on B finds none.
-func testSharedCleanStart(t *testing.T, sr sharedRedis) {
+func testSharedCleanStart(t *testing.T, sr sharedEngine) {
 	bs := sr.three(t)
 	c, _ := persistentConnect(t, bs[0].Addr, packet.V5, "clean")
 	c.Subscribe(1, "clean/#", 1)

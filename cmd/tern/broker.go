@@ -461,7 +461,7 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 	broker.Version = versionString()
 	var ds *disk.Broker
 	var dir string
-	if st.cfg.Cluster.SessionStore != "redis" { // else setCluster opens the Redis session store
+	if !st.cfg.sharedStore() { // else setCluster opens the shared session store
 		if ds, dir, err = st.openStore(); err != nil {
 			return err
 		}
@@ -469,7 +469,7 @@ func runBroker(cmd *cobra.Command, o *brokerOptions) error {
 		return err
 	}
 	switch {
-	case st.cfg.Cluster.SessionStore == "redis":
+	case st.cfg.sharedStore():
 		// setCluster opens the store and says where it is (st.data).
 	case ds != nil:
 		srv.Store = ds

@@ -12,6 +12,7 @@ import (
 	"github.com/ternmq/tern/backplane"
 	bpnats "github.com/ternmq/tern/backplane/nats"
 	bpredis "github.com/ternmq/tern/backplane/redis"
+	storejs "github.com/ternmq/tern/store/jetstream"
 	storeredis "github.com/ternmq/tern/store/redis"
 )
 
@@ -29,6 +30,9 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 	}
 	if c.Cluster.SessionStore == "redis" && (c.Cluster.URL == "" || c.embedded()) {
 		return closeClient, fmt.Errorf("%s redis keeps sessions on the cluster's Redis, but the cluster has no Redis: give it with cluster.url (--cluster redis://host:port), or drop the session store", c.where("cluster.session_store"))
+	}
+	if c.Cluster.SessionStore == "jetstream" && c.Cluster.URL == "" && !c.embedded() {
+		return closeClient, fmt.Errorf("%s jetstream keeps sessions in the cluster's JetStream, but there is no cluster: give it with cluster.url (--cluster nats://host:port) or the embedded NATS server (--cluster-listen host:port --cluster-peers nats://host:port,...), or drop the session store", c.where("cluster.session_store"))
 	}
 	if c.embedded() {
 		if k := c.clusterAuthSet(); k != "" {
@@ -53,6 +57,9 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 	where := fmt.Sprintf("%s %s", c.where("cluster.url"), redact(u))
 	switch u.Scheme {
 	case "redis", "rediss":
+		if c.Cluster.SessionStore == "jetstream" {
+			return closeClient, fmt.Errorf("%s jetstream needs a NATS cluster.url, not %s: use --cluster nats://host:port or the embedded NATS server, or session_store redis", c.where("cluster.session_store"), where)
+		}
 		opts, err := goredis.ParseURL(c.Cluster.URL)
 		if err != nil {
 			return closeClient, fmt.Errorf("%s: %w: use redis://[user:password@]host:port[/db]", c.where("cluster.url"), err)
@@ -100,26 +107,48 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 		if err != nil {
 			return closeClient, err
 		}
-		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
-			var err error
+		connect := func() (*natsgo.Conn, error) {
 			// Always reconnect; a publish while disconnected fails
 			// (Forward says unreachable) rather than waiting in a buffer.
-			nc, err = natsgo.Connect(servers, append([]natsgo.Option{natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
+			return natsgo.Connect(servers, append([]natsgo.Option{natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
 				natsgo.Timeout(2 * time.Second), natsgo.Name("tern broker")}, auth...)...)
-			if err != nil {
-				return nil, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, backplane.Unreachable("connect", err))
+		}
+		var ss *storejs.Store
+		if c.Cluster.SessionStore == "jetstream" {
+			// The store must be open before the server starts: the
+			// connection is made now, and the back plane joins on it.
+			if nc, err = connect(); err != nil {
+				return closeClient, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, err)
+			}
+			if ss, err = st.openJetStreamStore(nc, replicas, where); err != nil {
+				nc.Close()
+				return closeClient, err
+			}
+		}
+		st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
+			shared := ss != nil
+			if !shared {
+				var err error
+				if nc, err = connect(); err != nil {
+					return nil, fmt.Errorf("%s (is a NATS server with JetStream running there?): %w", where, backplane.Unreachable("connect", err))
+				}
 			}
 			cfg.ID = node
 			n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg, Replicas: replicas})
 			if err != nil {
-				nc.Close()
-				nc = nil
+				if !shared { // the store's connection stays, for the store
+					nc.Close()
+					nc = nil
+				}
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
 			return n, nil
 		}
 		st.cluster = "nats " + u.Host
 		return func() {
+			if ss != nil {
+				ss.Close()
+			}
 			if nc != nil {
 				nc.Close()
 			}
@@ -131,14 +160,40 @@ func (st *brokerSetup) setCluster() (closeClient func(), err error) {
 // redact is u without its password, for messages.
 func redact(u *url.URL) string { return u.Redacted() }
 
+// sharedStore reports whether the nodes share a session store
+// (cluster.session_store redis or jetstream).
+func (c *brokerConfig) sharedStore() bool {
+	return c.Cluster.SessionStore == "redis" || c.Cluster.SessionStore == "jetstream"
+}
+
 // checkSharedStore refuses a configuration that keeps sessions on Redis
-// and names a local store too.
+// or JetStream and names a local store too. The embedded NATS server may
+// keep its JetStream data in store.data_dir.
 func (st *brokerSetup) checkSharedStore() error {
 	c := st.cfg
-	for _, k := range []string{"store.data_dir", "store.in_memory"} {
+	keys := []string{"store.data_dir", "store.in_memory"}
+	if c.Cluster.SessionStore == "jetstream" && c.embedded() {
+		keys = nil
+	}
+	for _, k := range keys {
 		if _, ok := c.set[k]; ok {
-			return fmt.Errorf("%s and %s redis contradict each other: sessions are kept on Redis, drop %s", c.where(k), c.where("cluster.session_store"), c.where(k))
+			return fmt.Errorf("%s and %s %s contradict each other: sessions are kept on %s, drop %s", c.where(k), c.where("cluster.session_store"),
+				c.Cluster.SessionStore, c.Cluster.SessionStore, c.where(k))
 		}
 	}
 	return nil
+}
+
+// openJetStreamStore opens the JetStream session store on nc, the
+// connection the back plane joins with, and makes it the server's store.
+func (st *brokerSetup) openJetStreamStore(nc *natsgo.Conn, replicas int, where string) (*storejs.Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ss, err := storejs.Open(ctx, nc, storejs.Config{Replicas: replicas})
+	if err != nil {
+		return nil, fmt.Errorf("%s (%s jetstream; is JetStream enabled there, with as many servers as cluster.replicas?): %w", where, st.cfg.where("cluster.session_store"), err)
+	}
+	st.srv.Store = ss
+	st.data = fmt.Sprintf("in JetStream on %s (%s jetstream, %d replicas): shared by the cluster's nodes, as durable as the NATS servers' sync_interval", where, st.cfg.where("cluster.session_store"), max(replicas, 1))
+	return ss, nil
 }

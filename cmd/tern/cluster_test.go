@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -115,7 +116,23 @@ func TestBrokerClusterSessionStore(t *testing.T) {
 	b := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--cluster", r.URL, "--node", "two", "--session-store", "redis")
 	a.waitLog(`msg="joined the back plane" .*node=one`)
 	b.waitLog(`msg="joined the back plane" .*node=two`)
+	roam(t, a, b)
 
+	// A bad combination is refused with the keys named.
+	_, errOut, code := runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--session-store", "redis")
+	if code == 0 || !strings.Contains(errOut, "--session-store") || !strings.Contains(errOut, "--cluster redis://") {
+		t.Fatalf("--session-store redis without --cluster: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", r.URL, "--session-store", "redis")
+	if code == 0 || !strings.Contains(errOut, "--in-memory") || !strings.Contains(errOut, "contradict") {
+		t.Fatalf("--session-store redis with --in-memory: exit %d, %s", code, errOut)
+	}
+}
+
+// roam: a persistent session made on a, offline while QoS 1 messages are
+// published on b, resumes on b with Session Present and the messages.
+func roam(t *testing.T, a, b *brokerProc) {
+	t.Helper()
 	connect := func(addr string) (*mqtttest.RawClient, *packet.Connack) {
 		c := mqtttest.DialRaw(t, addr, packet.V5)
 		cp := &packet.Connect{ClientID: "roamer", KeepAlive: 60}
@@ -149,14 +166,51 @@ func TestBrokerClusterSessionStore(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 	sub.Send(&packet.Puback{PacketID: got.PacketID})
+}
 
-	// A bad combination is refused with the keys named.
-	_, errOut, code := runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--session-store", "redis")
-	if code == 0 || !strings.Contains(errOut, "--session-store") || !strings.Contains(errOut, "--cluster redis://") {
-		t.Fatalf("--session-store redis without --cluster: exit %d, %s", code, errOut)
-	}
-	_, errOut, code = runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", r.URL, "--session-store", "redis")
-	if code == 0 || !strings.Contains(errOut, "--in-memory") || !strings.Contains(errOut, "contradict") {
-		t.Fatalf("--session-store redis with --in-memory: exit %d, %s", code, errOut)
-	}
+// TestBrokerClusterSessionStoreJetStream is TestBrokerClusterSessionStore
+// with --session-store jetstream: two tern broker processes on a NATS
+// server (the nats-server module, in the test's process), then three on
+// their embedded NATS servers, the streams with three replicas.
+func TestBrokerClusterSessionStoreJetStream(t *testing.T) {
+	t.Run("nats-url", func(t *testing.T) {
+		url := mqtttest.StartEmbeddedNATS(t).ClientURL()
+		a := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--cluster", url, "--node", "one", "--session-store", "jetstream")
+		b := startBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--cluster", url, "--node", "two", "--session-store", "jetstream")
+		a.waitLog(`msg="joined the back plane" .*node=one`)
+		b.waitLog(`msg="joined the back plane" .*node=two`)
+		roam(t, a, b)
+
+		_, errOut, code := runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--cluster", url, "--session-store", "jetstream")
+		if code == 0 || !strings.Contains(errOut, "--in-memory") || !strings.Contains(errOut, "contradict") {
+			t.Fatalf("--session-store jetstream with --in-memory: exit %d, %s", code, errOut)
+		}
+	})
+	t.Run("embedded", func(t *testing.T) {
+		var routes, listen []string
+		for range 3 {
+			a := mqtttest.FreeAddr(t)
+			listen = append(listen, a)
+			routes = append(routes, "nats://"+a)
+		}
+		var nodes []*brokerProc
+		for i := range 3 { // all at once: JetStream needs two of them to start
+			nodes = append(nodes, launchBroker(t, "", "--listen", "tcp://127.0.0.1:0", "--in-memory", "--session-store", "jetstream",
+				"--node", fmt.Sprint("node", i+1), "--cluster-listen", listen[i], "--cluster-peers", strings.Join(routes, ",")))
+		}
+		for i, n := range nodes {
+			n.waitLog(fmt.Sprintf(`msg="joined the back plane" .*node=node%d`, i+1))
+		}
+		roam(t, nodes[0], nodes[2])
+	})
+	t.Run("refused", func(t *testing.T) {
+		_, errOut, code := runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--cluster", "redis://127.0.0.1:1", "--session-store", "jetstream")
+		if code == 0 || !strings.Contains(errOut, "--session-store") || !strings.Contains(errOut, "NATS") {
+			t.Fatalf("--session-store jetstream with a redis:// --cluster: exit %d, %s", code, errOut)
+		}
+		_, errOut, code = runTern(t, "", "broker", "--listen", "tcp://127.0.0.1:0", "--session-store", "jetstream")
+		if code == 0 || !strings.Contains(errOut, "--session-store") || !strings.Contains(errOut, "--cluster nats://") {
+			t.Fatalf("--session-store jetstream without --cluster: exit %d, %s", code, errOut)
+		}
+	})
 }

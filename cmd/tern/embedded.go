@@ -17,6 +17,7 @@ import (
 
 	"github.com/ternmq/tern/backplane"
 	bpnats "github.com/ternmq/tern/backplane/nats"
+	storejs "github.com/ternmq/tern/store/jetstream"
 )
 
 // embeddedURL is the cluster.url that names the embedded NATS server.
@@ -176,24 +177,48 @@ func (st *brokerSetup) setEmbedded() (closeAll func(), err error) {
 	}
 	var nc *natsgo.Conn
 	node := c.Cluster.Node
-	st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
-		var err error
-		nc, err = natsgo.Connect("", natsgo.InProcessServer(s), natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
+	connect := func() (*natsgo.Conn, error) {
+		return natsgo.Connect("", natsgo.InProcessServer(s), natsgo.MaxReconnects(-1), natsgo.ReconnectBufSize(-1),
 			natsgo.Timeout(2*time.Second), natsgo.Name("tern broker"))
-		if err != nil {
-			return nil, fmt.Errorf("the embedded NATS server: %w", backplane.Unreachable("connect", err))
+	}
+	var ss *storejs.Store
+	if c.Cluster.SessionStore == "jetstream" {
+		// The store must be open before the server starts: the connection
+		// is made now, and the back plane joins on it.
+		if nc, err = connect(); err != nil {
+			stop()
+			return closeAll, fmt.Errorf("the embedded NATS server: %w", err)
+		}
+		if ss, err = st.openJetStreamStore(nc, replicas, "the embedded NATS server"); err != nil {
+			nc.Close()
+			stop()
+			return closeAll, err
+		}
+	}
+	st.srv.Backplane = func(ctx context.Context, cfg backplane.Config) (backplane.Node, error) {
+		shared := ss != nil
+		if !shared {
+			var err error
+			if nc, err = connect(); err != nil {
+				return nil, fmt.Errorf("the embedded NATS server: %w", backplane.Unreachable("connect", err))
+			}
 		}
 		cfg.ID = node
 		n, err := bpnats.Join(ctx, nc, bpnats.Config{Config: cfg, Replicas: replicas})
 		if err != nil {
-			nc.Close()
-			nc = nil
+			if !shared { // the store's connection stays, for the store
+				nc.Close()
+				nc = nil
+			}
 			return nil, fmt.Errorf("the embedded NATS server: %w", err)
 		}
 		return n, nil
 	}
 	st.cluster = "nats embedded " + s.ClusterAddr().String()
 	return func() {
+		if ss != nil {
+			ss.Close()
+		}
 		if nc != nil {
 			nc.Close()
 		}

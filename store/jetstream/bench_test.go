@@ -31,7 +31,7 @@ func benchApply(b *testing.B, ss []*server.Server, replicas int) {
 		var seq uint64
 		for pb.Next() {
 			seq++
-			cs := []store.Change{store.Enqueue(id, store.Queued{Seq: seq, MsgID: st.MsgIDBase() + seq, Msg: m, QoS: 1})}
+			cs := []store.Change{store.Enqueue(id, store.Queued{Seq: seq, MsgID: st.idBase() + seq, Msg: m, QoS: 1})}
 			if seq > 1 {
 				cs = append(cs, store.Dequeue(id, seq-1))
 			}

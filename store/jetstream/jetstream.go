@@ -391,7 +391,7 @@ func (s *Store) Load(ctx context.Context) (*store.BrokerState, error) {
 		return nil, store.ErrClosed
 	}
 	st := s.v.state()
-	st.MaxMsgID = max(st.MaxMsgID, s.MsgIDBase())
+	st.MaxMsgID = max(st.MaxMsgID, s.idBase())
 	return st, nil
 }
 
@@ -412,8 +412,13 @@ func (s *Store) LoadSession(ctx context.Context, clientID string) (store.StoredS
 
 // MsgIDBase returns the first message id of this open's block: a broker
 // that does not call Load numbers its messages from above it, so that
-// no other node's ids meet its own.
-func (s *Store) MsgIDBase() uint64 { return s.node << blockBits }
+// no other node's ids meet its own. Its signature is store/redis's, the
+// one the broker looks for on a shared store (the block is taken at Open
+// already: ctx is unused and the error always nil).
+func (s *Store) MsgIDBase(context.Context) (uint64, error) { return s.idBase(), nil }
+
+// idBase is the first message id of this open's block.
+func (s *Store) idBase() uint64 { return s.node << blockBits }
 
 // Close implements store.Broker: it stops reading the log and waits for
 // a compaction under way. Every Apply that returned is kept by JetStream

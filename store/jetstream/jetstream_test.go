@@ -178,10 +178,10 @@ func TestOpenTogether(t *testing.T) {
 				t.Fatalf("round %d, node %d: %v", round, i, errs[i])
 			}
 			defer s.Close()
-			if seen[s.MsgIDBase()] {
-				t.Fatalf("two opens with message id base %#x", s.MsgIDBase())
+			if seen[s.idBase()] {
+				t.Fatalf("two opens with message id base %#x", s.idBase())
 			}
-			seen[s.MsgIDBase()] = true
+			seen[s.idBase()] = true
 		}
 	}
 }
