@@ -671,14 +671,15 @@ func (n *Node) Claim(ctx context.Context, clientID string) (string, error) {
 	key := kvToken(clientID)
 	var prev string
 	for {
-		e, err := n.kvOwn.Get(ctx, key)
+		v, rev, found, err := n.ownerOf(ctx, key)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+		case !found:
 			prev = ""
 			_, err = n.kvOwn.Create(ctx, key, []byte(n.cfg.ID))
-		case err == nil:
-			prev = string(e.Value())
-			_, err = n.kvOwn.Update(ctx, key, []byte(n.cfg.ID), e.Revision())
+		default:
+			prev = v
+			_, err = n.kvOwn.Update(ctx, key, []byte(n.cfg.ID), rev)
 		}
 		if err == nil {
 			break
@@ -710,18 +711,40 @@ func (n *Node) Release(ctx context.Context, clientID string) error {
 	return n.release(ctx, clientID)
 }
 
-func (n *Node) release(ctx context.Context, clientID string) error {
-	e, err := n.kvOwn.Get(ctx, kvToken(clientID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
+// ownerOf reads the owner of key from the owners bucket's stream leader.
+// Not KeyValue.Get: on a replicated bucket that is a direct get, which
+// any replica may answer, and a replica behind the leader gives a stale
+// owner (seen on a 3-server cluster: a Release that read the previous
+// owner deleted nothing). found is false for a missing or deleted key.
+func (n *Node) ownerOf(ctx context.Context, key string) (owner string, rev uint64, found bool, err error) {
+	bucket := n.kvOwn.Bucket()
+	st, err := n.js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return "", 0, false, err
 	}
+	m, err := st.GetLastMsgForSubject(ctx, "$KV."+bucket+"."+key)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, err
+	}
+	if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return "", m.Sequence, false, nil
+	}
+	return string(m.Data), m.Sequence, true, nil
+}
+
+func (n *Node) release(ctx context.Context, clientID string) error {
+	key := kvToken(clientID)
+	owner, rev, found, err := n.ownerOf(ctx, key)
 	if err != nil {
 		return n.fail("release", err)
 	}
-	if string(e.Value()) != n.cfg.ID {
+	if !found || owner != n.cfg.ID {
 		return nil
 	}
-	err = n.kvOwn.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision()))
+	err = n.kvOwn.Delete(ctx, key, jetstream.LastRevision(rev))
 	if err != nil && strings.Contains(err.Error(), "wrong last sequence") {
 		return nil // claimed by another node meanwhile
 	}
